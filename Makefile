@@ -1,0 +1,62 @@
+# marketsignal: every developer and CI entry point. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+STACK := deploy/local/stack.sh
+CONFIG ?= deploy/demo/rules.toml
+
+.PHONY: help
+help: ## List the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip==24.3.1
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+.PHONY: install
+install: $(STAMP) ## Create .venv with the marketsignal command and dev tools
+
+.PHONY: lint
+lint: install ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+.PHONY: fmt
+fmt: install ## Format and auto-fix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+.PHONY: unit
+unit: install ## Unit tests (no I/O)
+	$(BIN)/pytest tests/unit -q
+
+.PHONY: schemas
+schemas: install ## Export JSON Schemas of the wire contract to schemas/json/
+	$(BIN)/marketsignal schemas export schemas/json
+
+.PHONY: demo-data
+demo-data: install ## Regenerate the synthetic demo data set (fixed seed)
+	$(PY) deploy/demo/generate.py deploy/demo/ticks.csv
+
+.PHONY: backtest
+backtest: install ## Backtest the demo data set offline
+	$(BIN)/marketsignal backtest deploy/demo/ticks.csv --config $(CONFIG)
+
+.PHONY: bench-backtest
+bench-backtest: install ## Benchmark: backtest ticks/s on 1M generated ticks
+	$(PY) bench/bench_backtest.py
+
+.PHONY: bench
+bench: bench-backtest ## Every benchmark
+
+.PHONY: test
+test: lint ## Lint, unit tests, then integration and e2e tests on the real stack
+	$(BIN)/pytest tests/unit -q
