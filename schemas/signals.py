@@ -1,0 +1,86 @@
+"""The signal kinds the detectors emit (shared/SIGNALS.md is the contract)."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+
+from schemas.tick import SYMBOL_PATTERN
+
+RecordWindow = Literal["all_time", "52w"]
+Phase = Literal["open", "close"]
+Direction = Literal["a_over_b", "b_over_a"]
+DIVERGENCE_WINDOW_PATTERN = r"^(ytd|[1-9][0-9]{0,3}d)$"
+_DIVERGENCE_WINDOW_RE = re.compile(DIVERGENCE_WINDOW_PATTERN)
+
+Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
+
+
+class RecordHigh(BaseModel):
+    """A symbol traded above its highest earlier price in `window`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    kind: Literal["record_high"] = "record_high"
+    symbol: Symbol
+    ts: AwareDatetime
+    price: float
+    window: RecordWindow
+    previous_high: float
+    previous_high_ts: AwareDatetime
+    change_pct: float
+
+    @property
+    def subject(self) -> str:
+        return self.symbol
+
+
+class IndexDivergence(BaseModel):
+    """Two indices' returns over `window` moved apart (`open`) or back together (`close`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    kind: Literal["index_divergence"] = "index_divergence"
+    pair: str
+    a: Symbol
+    b: Symbol
+    ts: AwareDatetime
+    phase: Phase
+    direction: Direction
+    return_a_pct: float
+    return_b_pct: float
+    spread_pp: float
+    threshold_pp: float
+    window: Annotated[str, Field(pattern=DIVERGENCE_WINDOW_PATTERN)]
+
+    @field_validator("pair")
+    @classmethod
+    def _pair_names_both(cls, value: str) -> str:
+        if value.count("/") != 1:
+            raise ValueError("pair must be 'A/B'")
+        return value
+
+    @property
+    def subject(self) -> str:
+        return self.pair
+
+
+Signal = Annotated[RecordHigh | IndexDivergence, Field(discriminator="kind")]
+SignalKind = Literal["record_high", "index_divergence"]
+SIGNAL_KINDS: tuple[str, ...] = ("record_high", "index_divergence")
+SIGNAL_ADAPTER: TypeAdapter[RecordHigh | IndexDivergence] = TypeAdapter(Signal)
+
+
+def signal_ts(signal: RecordHigh | IndexDivergence) -> datetime:
+    return signal.ts
+
+
+def is_divergence_window(text: str) -> bool:
+    return _DIVERGENCE_WINDOW_RE.match(text) is not None
+
+
+def pair_name(a: str, b: str) -> str:
+    return f"{a}/{b}"

@@ -1,0 +1,14 @@
+"""Kafka topic and Redis key names: part of the wire contract, so they live here."""
+
+from __future__ import annotations
+
+TICKS = "ticks"
+TICKS_DLQ = "ticks.dlq"
+SIGNALS = "signals"
+ALERTS_STREAM = "alerts"
+ALERTS_PATTERN = "alerts:*"
+DLQ_REASON_HEADER = "x-dlq-reason"
+
+
+def alert_channel(kind: str, subject: str) -> str:
+    return f"alerts:{kind}:{subject}"

@@ -1,0 +1,1 @@
+"""Offline backtest: the detectors run on a file, no broker."""

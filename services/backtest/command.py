@@ -1,0 +1,53 @@
+"""`marketsignal backtest FILE [--config F] [--strict]`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from services.backtest.run import StrictStop, run_backtest
+from services.cli import add_config_option
+from services.feed import FeedError
+from services.settings import Settings
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", type=Path, help="ticks as CSV (with a header) or JSON Lines")
+    add_config_option(parser)
+    parser.add_argument(
+        "--strict", action="store_true", help="stop with exit 2 at the first malformed or late line"
+    )
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings() if args.config is None else Settings(config=args.config)
+    rules = settings.rules()
+    if not args.file.is_file():
+        print(f"marketsignal: {args.file}: no such file", file=sys.stderr)
+        return 2
+    try:
+        summary = run_backtest(
+            args.file,
+            rules,
+            sys.stdout.buffer,
+            sys.stderr,
+            strict=args.strict,
+            progress=args.progress,
+        )
+    except StrictStop as exc:
+        sys.stdout.flush()
+        print(f"marketsignal: stopped (--strict) at {exc}", file=sys.stderr)
+        return 2
+    except FeedError as exc:
+        print(f"marketsignal: {args.file}: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.flush()
+    print(summary.render(), file=sys.stderr)
+    return 0

@@ -1,0 +1,281 @@
+"""Per-pair index divergence: event-time ordering, bases, spread and hysteresis.
+
+Ticks of the pair's two indices arrive in no fixed order relative to each other, so
+they wait in a reorder buffer until both indices have reached their ts (a watermark)
+or until `max_wait_s` of wall-clock time has passed, and are then evaluated in
+(ts, a-before-b, arrival) order. Without a clock (the backtest) only the watermark
+and a final `flush` release them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from schemas.signals import IndexDivergence
+from services.detection.rules import DivergenceRule
+from services.detection.timeline import ZoneClock, lateness_days
+
+A, B = 0, 1
+# ytd bases need the close of the latest earlier year: a few years is plenty.
+_YEARS_KEPT = 3
+
+
+@dataclass(slots=True)
+class _Pending:
+    ts_us: int
+    side: int
+    seq: int
+    price: float
+    arrived: float | None
+
+    def key(self) -> tuple[int, int, int]:
+        return (self.ts_us, self.side, self.seq)
+
+    def __lt__(self, other: _Pending) -> bool:
+        return self.key() < other.key()
+
+
+class _History:
+    """What one index contributes to the pair: its last price and what bases need."""
+
+    __slots__ = ("close_days", "closes", "last", "years")
+
+    def __init__(self) -> None:
+        self.last: float | None = None
+        # year -> [first price, last price] of ticks dated in that year (ytd)
+        self.years: dict[int, list[float]] = {}
+        # sorted local days and their last price (Nd)
+        self.close_days: list[int] = []
+        self.closes: dict[int, float] = {}
+
+    def add(self, year: int, day: int, price: float, keep_days: int | None) -> None:
+        self.last = price
+        entry = self.years.get(year)
+        if entry is None:
+            self.years[year] = [price, price]
+            if len(self.years) > _YEARS_KEPT:
+                del self.years[min(self.years)]
+        else:
+            entry[1] = price
+        if keep_days is not None:
+            if day not in self.closes:
+                bisect.insort(self.close_days, day)
+                cutoff = self.close_days[-1] - keep_days
+                drop = bisect.bisect_left(self.close_days, cutoff)
+                if drop:
+                    for old in self.close_days[:drop]:
+                        del self.closes[old]
+                    del self.close_days[:drop]
+            self.closes[day] = price
+
+    def ytd_base(self, year: int) -> float | None:
+        earlier = [y for y in self.years if y < year]
+        if earlier:
+            return self.years[max(earlier)][1]
+        entry = self.years.get(year)
+        return entry[0] if entry is not None else None
+
+    def nd_base(self, day: int, n: int) -> float | None:
+        i = bisect.bisect_right(self.close_days, day - n)
+        return self.closes[self.close_days[i - 1]] if i else None
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "last": self.last,
+            "years": [[y, f, la] for y, (f, la) in self.years.items()],
+            "closes": [[d, self.closes[d]] for d in self.close_days],
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _History:
+        h = cls()
+        h.last = state["last"]
+        h.years = {int(y): [float(f), float(la)] for y, f, la in state["years"]}
+        h.closes = {int(d): float(p) for d, p in state["closes"]}
+        h.close_days = sorted(h.closes)
+        return h
+
+
+class PairTracker:
+    """State of one configured pair. Feed it the accepted ticks of `a` and `b`."""
+
+    def __init__(self, rule: DivergenceRule, clocks: tuple[ZoneClock, ZoneClock], lateness_us: int):
+        self.rule = rule
+        self.name = rule.name
+        self.clocks = clocks
+        self._year_of: tuple[int, int] = (0, 0)  # (day, year) memo: a year per tick is costly
+        self._n = rule.window_days
+        # Nd bases look back N days from a tick that may itself lag by the lateness.
+        self._keep_days = None if self._n is None else self._n + lateness_days(lateness_us) + 7
+        self._close_below = rule.threshold_pp * rule.hysteresis
+        self.buffer: list[_Pending] = []
+        self.seq = 0
+        self.seen: list[int | None] = [None, None]
+        self.last_key: tuple[int, int] | None = None
+        self.hist = (_History(), _History())
+        self.open_direction: str | None = None
+        self.last_year: int | None = None
+
+    def side_of(self, symbol: str) -> int:
+        if symbol == self.rule.a:
+            return A
+        if symbol == self.rule.b:
+            return B
+        raise ValueError(f"{symbol} is not in pair {self.name}")
+
+    @property
+    def pending(self) -> int:
+        return len(self.buffer)
+
+    # -- the steps --------------------------------------------------------------------
+
+    def update(
+        self, symbol: str, ts_us: int, price: float, now: float | None = None
+    ) -> list[IndexDivergence]:
+        """Take one accepted tick of `a` or `b` (epoch microseconds); return what it releases."""
+        side = self.side_of(symbol)
+        seen = self.seen[side]
+        if seen is None or ts_us > seen:
+            self.seen[side] = ts_us
+        self.seq += 1
+        item = _Pending(ts_us, side, self.seq, price, now)
+        out: list[IndexDivergence] = []
+        if self.last_key is not None and (ts_us, side) < self.last_key:
+            # The pair was already evaluated past this tick: evaluate it on arrival.
+            self._evaluate(item, out)
+        else:
+            heapq.heappush(self.buffer, item)
+        seen_a, seen_b = self.seen
+        if seen_a is not None and seen_b is not None:
+            watermark = min(seen_a, seen_b)
+            while self.buffer and self.buffer[0].ts_us <= watermark:
+                self._evaluate(heapq.heappop(self.buffer), out)
+        if now is not None:
+            out.extend(self.expire(now))
+        return out
+
+    def expire(self, now: float) -> list[IndexDivergence]:
+        """Release ticks that waited `max_wait_s` (and every tick ordered before them)."""
+        out: list[IndexDivergence] = []
+        if not self.buffer:
+            return out
+        deadline = now - self.rule.max_wait_s
+        due = [p.key() for p in self.buffer if p.arrived is not None and p.arrived <= deadline]
+        if due:
+            upto = max(due)
+            while self.buffer and self.buffer[0].key() <= upto:
+                self._evaluate(heapq.heappop(self.buffer), out)
+        return out
+
+    def flush(self) -> list[IndexDivergence]:
+        """Evaluate everything still held (end of a finite input)."""
+        out: list[IndexDivergence] = []
+        while self.buffer:
+            self._evaluate(heapq.heappop(self.buffer), out)
+        return out
+
+    def _evaluate(self, item: _Pending, out: list[IndexDivergence]) -> None:
+        key = (item.ts_us, item.side)
+        if self.last_key is None or key > self.last_key:
+            self.last_key = key
+        rule = self.rule
+        day = self.clocks[item.side].day(item.ts_us)
+        memo = self._year_of
+        if memo[0] == day:
+            year = memo[1]
+        else:
+            year = date.fromordinal(day).year
+            self._year_of = (day, year)
+        self.hist[item.side].add(year, day, item.price, self._keep_days)
+        if self._n is None and (self.last_year is None or year > self.last_year):
+            if self.last_year is not None:
+                self.open_direction = None  # a new year starts with no open divergence
+            self.last_year = year
+        ha, hb = self.hist
+        if ha.last is None or hb.last is None:
+            return
+        if self._n is None:
+            base_a, base_b = ha.ytd_base(year), hb.ytd_base(year)
+        else:
+            base_a, base_b = ha.nd_base(day, self._n), hb.nd_base(day, self._n)
+        if base_a is None or base_b is None:
+            return
+        r_a = ha.last / base_a - 1.0
+        r_b = hb.last / base_b - 1.0
+        spread = 100.0 * (r_a - r_b)
+        magnitude = abs(spread)
+        beyond = magnitude >= rule.threshold_pp and (
+            not rule.require_opposite_signs or r_a * r_b < 0
+        )
+        direction = "a_over_b" if spread > 0 else "b_over_a"
+        current = self.open_direction
+        if current is None:
+            if beyond:
+                self.open_direction = direction
+                out.append(self._signal(item, "open", direction, r_a, r_b, spread))
+        elif magnitude < self._close_below:
+            self.open_direction = None
+            out.append(self._signal(item, "close", current, r_a, r_b, spread))
+        elif beyond and direction != current:
+            out.append(self._signal(item, "close", current, r_a, r_b, spread))
+            self.open_direction = direction
+            out.append(self._signal(item, "open", direction, r_a, r_b, spread))
+
+    def _signal(
+        self, item: _Pending, phase: str, direction: str, r_a: float, r_b: float, spread: float
+    ) -> IndexDivergence:
+        rule = self.rule
+        return IndexDivergence(
+            pair=self.name,
+            a=rule.a,
+            b=rule.b,
+            ts=self.clocks[item.side].datetime(item.ts_us),
+            phase=phase,
+            direction=direction,
+            return_a_pct=r_a * 100.0,
+            return_b_pct=r_b * 100.0,
+            spread_pp=spread,
+            threshold_pp=rule.threshold_pp,
+            window=rule.window,
+        )
+
+    # -- serialisation ----------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "buffer": [[p.ts_us, p.side, p.seq, p.price, p.arrived] for p in sorted(self.buffer)],
+            "seq": self.seq,
+            "seen": list(self.seen),
+            "last_key": list(self.last_key) if self.last_key is not None else None,
+            "hist": [h.to_state() for h in self.hist],
+            "open": self.open_direction,
+            "last_year": self.last_year,
+        }
+
+    @classmethod
+    def from_state(
+        cls,
+        rule: DivergenceRule,
+        clocks: tuple[ZoneClock, ZoneClock],
+        lateness_us: int,
+        state: dict[str, Any],
+    ) -> PairTracker:
+        t = cls(rule, clocks, lateness_us)
+        t.buffer = [
+            _Pending(int(us), int(side), int(seq), float(price), arr)
+            for us, side, seq, price, arr in state["buffer"]
+        ]
+        heapq.heapify(t.buffer)
+        t.seq = int(state["seq"])
+        t.seen = [None if s is None else int(s) for s in state["seen"]]
+        lk = state["last_key"]
+        t.last_key = None if lk is None else (int(lk[0]), int(lk[1]))
+        t.hist = (_History.from_state(state["hist"][0]), _History.from_state(state["hist"][1]))
+        t.open_direction = state["open"]
+        t.last_year = state["last_year"]
+        return t

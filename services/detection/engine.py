@@ -1,0 +1,119 @@
+"""All detectors for a rules file, wired as the contract orders them.
+
+The backtest drives this directly. The streaming processor splits the same pieces over
+Faust tables (`SymbolTracker` by symbol, `PairTracker` by pair) but runs the very same
+`update` steps, so the two cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import tzinfo
+
+from schemas.signals import IndexDivergence, RecordHigh
+from schemas.tick import Tick
+from schemas.zones import ExchangeZones
+from services.detection.divergence import PairTracker
+from services.detection.record_high import Late, RecordHighConfig, SymbolTracker
+from services.detection.rules import DivergenceRule, Rules
+from services.detection.timeline import US_PER_S, ZoneClock, to_us
+
+AnySignal = RecordHigh | IndexDivergence
+
+
+def record_high_config(rules: Rules) -> RecordHighConfig:
+    return RecordHighConfig(
+        windows=tuple(rules.record_high.windows),
+        step_pct=rules.record_high.step_pct,
+        lateness_us=round(rules.ticks.allowed_lateness_s * US_PER_S),
+    )
+
+
+class Clocks:
+    """One `ZoneClock` per exchange zone, shared by every tracker in a process."""
+
+    def __init__(self, zones: ExchangeZones) -> None:
+        self.zones = zones
+        self._by_zone: dict[tzinfo, ZoneClock] = {}
+        self._by_symbol: dict[str, ZoneClock] = {}
+
+    def for_symbol(self, symbol: str) -> ZoneClock:
+        clock = self._by_symbol.get(symbol)
+        if clock is None:
+            zone = self.zones.zone_for(symbol)
+            clock = self._by_zone.setdefault(zone, ZoneClock(zone))
+            self._by_symbol[symbol] = clock
+        return clock
+
+
+def new_pair_tracker(rules: Rules, rule: DivergenceRule, clocks: Clocks) -> PairTracker:
+    return PairTracker(
+        rule,
+        (clocks.for_symbol(rule.a), clocks.for_symbol(rule.b)),
+        round(rules.ticks.allowed_lateness_s * US_PER_S),
+    )
+
+
+class Engine:
+    """Symbol trackers created on first sight; one pair tracker per configured pair."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
+        self.zones = rules.exchange_zones()
+        self.clocks = Clocks(self.zones)
+        self.config = record_high_config(rules)
+        self.symbols: dict[str, SymbolTracker] = {}
+        self.pairs = [new_pair_tracker(rules, rule, self.clocks) for rule in rules.divergence]
+        self.pairs_by_symbol: dict[str, list[PairTracker]] = {}
+        for pair in self.pairs:
+            self.pairs_by_symbol.setdefault(pair.rule.a, []).append(pair)
+            self.pairs_by_symbol.setdefault(pair.rule.b, []).append(pair)
+
+    def tracker(self, symbol: str) -> SymbolTracker:
+        tracker = self.symbols.get(symbol)
+        if tracker is None:
+            tracker = SymbolTracker(symbol, self.config, self.clocks.for_symbol(symbol))
+            self.symbols[symbol] = tracker
+        return tracker
+
+    def process(self, tick: Tick, now: float | None = None) -> Late | list[AnySignal]:
+        """One tick in arrival order: `Late` if refused, else the signals it caused."""
+        return self.process_values(tick.symbol, to_us(tick.ts), tick.price, now)
+
+    def process_values(
+        self, symbol: str, ts_us: int, price: float, now: float | None = None
+    ) -> Late | list[AnySignal]:
+        tracker = self.symbols.get(symbol)
+        if tracker is None:
+            tracker = self.tracker(symbol)
+        result = tracker.update(ts_us, price)
+        if isinstance(result, Late):
+            return result
+        out: list[AnySignal] = [] if result is None else [result]
+        pairs = self.pairs_by_symbol.get(symbol)
+        if pairs:
+            for pair in pairs:
+                out.extend(pair.update(symbol, ts_us, price, now))
+        return out
+
+    def expire(self, now: float) -> list[AnySignal]:
+        out: list[AnySignal] = []
+        for pair in self.pairs:
+            out.extend(pair.expire(now))
+        return out
+
+    def flush(self) -> list[AnySignal]:
+        out: list[AnySignal] = []
+        for pair in self.pairs:
+            out.extend(pair.flush())
+        return out
+
+    def run(self, ticks: Iterable[Tick]) -> list[AnySignal]:
+        """Every signal of a finite, already valid input (late ticks are skipped)."""
+        out: list[AnySignal] = []
+        for tick in ticks:
+            result = self.process(tick)
+            if not isinstance(result, Late):
+                out.extend(result)
+        out.extend(self.flush())
+        return out

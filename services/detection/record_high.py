@@ -1,0 +1,263 @@
+"""Per-symbol state: the lateness guard and record-high detection (all-time and 52-week).
+
+The 52-week window is answered from daily maxima kept in a monotonic deque, so a tick
+costs O(1) amortised. Only a tick dated before the newest local date seen (possible
+within the allowed lateness, across midnight) needs a look at up to 365 daily maxima.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from schemas.signals import RecordHigh
+from services.detection.timeline import ZoneClock, lateness_days
+
+WINDOW_DAYS = 365
+
+
+@dataclass(frozen=True, slots=True)
+class RecordHighConfig:
+    windows: tuple[str, ...]
+    step_pct: float
+    lateness_us: int
+
+    @property
+    def all_time(self) -> bool:
+        return "all_time" in self.windows
+
+    @property
+    def weeks52(self) -> bool:
+        return "52w" in self.windows
+
+
+@dataclass(frozen=True, slots=True)
+class Late:
+    """A tick refused because it is older than the symbol's newest accepted ts allows."""
+
+    behind_s: float
+    latest: datetime
+
+    def detail(self, allowed_s: float) -> str:
+        return (
+            f"ts is {self.behind_s:g}s before the latest accepted ts "
+            f"{self.latest.isoformat()} of this symbol (allowed lateness {allowed_s:g}s)"
+        )
+
+
+class SymbolTracker:
+    """Everything the contract keeps per symbol. `update` is the only mutator."""
+
+    __slots__ = (
+        "_all_time",
+        "_day",
+        "_deque",
+        "_hi",
+        "_lateness_us",
+        "_lo",
+        "_step",
+        "_today",
+        "_weeks52",
+        "ath",
+        "ath_us",
+        "clock",
+        "config",
+        "days",
+        "debounce",
+        "latest_us",
+        "max_day",
+        "symbol",
+    )
+
+    def __init__(self, symbol: str, config: RecordHighConfig, clock: ZoneClock) -> None:
+        self.symbol = symbol
+        self.config = config
+        self.clock = clock
+        self._step = 1.0 + config.step_pct / 100.0
+        self._all_time = config.all_time
+        self._weeks52 = config.weeks52
+        self._lateness_us = config.lateness_us
+        # The local day of the last tick and the us span it covers: most ticks fall in it.
+        self._day, self._lo, self._hi = 0, 0, 0
+        # [max price, earliest us] of max_day: most ticks do not beat it and change nothing.
+        self._today: list[Any] = [0.0, 0]
+        self.latest_us: int | None = None
+        self.ath = 0.0
+        self.ath_us = 0
+        # local day ordinal -> [highest price that day, earliest ts (us) at that price]
+        self.days: dict[int, list[Any]] = {}
+        # Days whose maximum is not beaten by a later day: front is the window's high.
+        self._deque: deque[int] = deque()
+        self.max_day = 0
+        # window -> (local day, price) of the last emitted signal
+        self.debounce: dict[str, tuple[int, float]] = {}
+
+    # -- the step ---------------------------------------------------------------------
+
+    def update(self, us: int, price: float) -> Late | RecordHigh | None:
+        """Take one tick of this symbol (epoch microseconds, price) in arrival order.
+
+        Returns `Late` if the tick is refused (state untouched), a signal if it is a
+        record high that survives debounce, else None.
+        """
+        latest = self.latest_us
+        if latest is None:
+            self._first(us, self._locate(us), price)
+            return None
+        if us < latest - self._lateness_us:
+            return Late(behind_s=(latest - us) / 1e6, latest=self.clock.datetime(latest))
+        if us > latest:
+            self.latest_us = us
+        day = self._day if self._lo <= us < self._hi else self._locate(us)
+
+        signal: RecordHigh | None = None
+        if self._all_time and price > self.ath:
+            signal = self._emit(us, day, price, "all_time", self.ath, self.ath_us)
+        elif self._weeks52:
+            high = self._window_high(day)
+            if high is not None and price > high[0]:
+                signal = self._emit(us, day, price, "52w", high[0], high[1])
+        if day == self.max_day and price < self._today[0]:
+            return signal  # below today's high, hence below every high: nothing to record
+        self._record(us, day, price)
+        return signal
+
+    def _locate(self, us: int) -> int:
+        self._day, self._lo, self._hi = self.clock.day_span(us)
+        return self._day
+
+    def _first(self, us: int, day: int, price: float) -> None:
+        self.latest_us = us
+        self.ath = price
+        self.ath_us = us
+        self._today = self.days[day] = [price, us]
+        self._deque.append(day)
+        self.max_day = day
+
+    def _emit(
+        self, us: int, day: int, price: float, window: str, prev: float, prev_us: int
+    ) -> RecordHigh | None:
+        last = self.debounce.get(window)
+        if last is not None and last[0] == day and price < last[1] * self._step:
+            return None
+        self.debounce[window] = (day, price)
+        return RecordHigh(
+            symbol=self.symbol,
+            ts=self.clock.datetime(us),
+            price=price,
+            window=window,
+            previous_high=prev,
+            previous_high_ts=self.clock.datetime(prev_us),
+            change_pct=(price / prev - 1.0) * 100.0,
+        )
+
+    def _window_high(self, day: int) -> list[Any] | None:
+        """[price, ts] of the highest earlier tick dated day-364 .. day, or None."""
+        lo = day - (WINDOW_DAYS - 1)
+        if day >= self.max_day:
+            dq = self._deque
+            days = self.days
+            while dq and dq[0] < lo:
+                dq.popleft()
+            return days[dq[0]] if dq else None
+        best: list[Any] | None = None
+        for d, entry in self.days.items():
+            if lo <= d <= day and (
+                best is None or entry[0] > best[0] or (entry[0] == best[0] and entry[1] < best[1])
+            ):
+                best = entry
+        return best
+
+    def _record(self, us: int, day: int, price: float) -> None:
+        if price > self.ath:
+            self.ath = price
+            self.ath_us = us
+        elif price == self.ath and us < self.ath_us:
+            self.ath_us = us
+        days = self.days
+        entry = days.get(day)
+        if day > self.max_day:
+            self._today = days[day] = [price, us]
+            self.max_day = day
+            self._push(day, price)
+            self._trim()
+        elif day == self.max_day:
+            if entry is None:  # unreachable while max_day is kept, but cheap to guard
+                self._today = days[day] = [price, us]
+                self._push(day, price)
+            elif price > entry[0]:
+                entry[0] = price
+                entry[1] = us
+                if self._deque and self._deque[-1] == day:
+                    self._deque.pop()
+                self._push(day, price)
+            elif price == entry[0] and us < entry[1]:
+                entry[1] = us
+        else:
+            if entry is None:
+                days[day] = [price, us]
+            elif price > entry[0]:
+                entry[0] = price
+                entry[1] = us
+            elif price == entry[0] and us < entry[1]:
+                entry[1] = us
+            else:
+                return
+            self._rebuild()
+
+    def _push(self, day: int, price: float) -> None:
+        # Ties stay: the earlier day holds the earliest ts at that price.
+        dq = self._deque
+        days = self.days
+        while dq and days[dq[-1]][0] < price:
+            dq.pop()
+        dq.append(day)
+
+    def _trim(self) -> None:
+        # Keep what a tick still acceptable under the lateness rule could need.
+        keep_from = self.max_day - (WINDOW_DAYS - 1) - lateness_days(self.config.lateness_us)
+        days = self.days
+        while days:
+            first = next(iter(days))
+            if first >= keep_from:
+                break
+            del days[first]
+
+    def _rebuild(self) -> None:
+        """Re-sort daily maxima and rebuild the deque after an out-of-order day changed."""
+        self.days = dict(sorted(self.days.items()))
+        self._deque.clear()
+        for day, entry in self.days.items():
+            if day >= self.max_day - (WINDOW_DAYS - 1):
+                self._push(day, entry[0])
+
+    # -- serialisation ----------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "v": 1,
+            "latest_us": self.latest_us,
+            "ath": self.ath,
+            "ath_us": self.ath_us,
+            "days": [[d, e[0], e[1]] for d, e in self.days.items()],
+            "deque": list(self._deque),
+            "max_day": self.max_day,
+            "debounce": {w: [d, p] for w, (d, p) in self.debounce.items()},
+        }
+
+    @classmethod
+    def from_state(
+        cls, symbol: str, config: RecordHighConfig, clock: ZoneClock, state: dict[str, Any]
+    ) -> SymbolTracker:
+        tracker = cls(symbol, config, clock)
+        tracker.latest_us = state["latest_us"]
+        tracker.ath = float(state["ath"])
+        tracker.ath_us = int(state["ath_us"])
+        tracker.days = {int(d): [float(p), int(u)] for d, p, u in state["days"]}
+        tracker._deque = deque(int(d) for d in state["deque"])
+        tracker.max_day = int(state["max_day"])
+        tracker._today = tracker.days.get(tracker.max_day, [0.0, 0])
+        tracker.debounce = {w: (int(d), float(p)) for w, (d, p) in state["debounce"].items()}
+        return tracker

@@ -1,0 +1,133 @@
+"""Detection rules from TOML (shared/SIGNALS.md, "Configuration"), validated at load."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal, Self
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from schemas.signals import DIVERGENCE_WINDOW_PATTERN, pair_name
+from schemas.tick import SYMBOL_PATTERN
+from schemas.zones import DEFAULT_ZONES, ExchangeZones
+
+RecordWindowName = Literal["all_time", "52w"]
+Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
+
+
+class RulesError(ValueError):
+    """A rules file that cannot be used, with every problem spelled out."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class TickRules(_Strict):
+    allowed_lateness_s: Annotated[float, Field(ge=0)] = 5.0
+
+
+class RecordHighRules(_Strict):
+    windows: tuple[RecordWindowName, ...] = ("all_time", "52w")
+    step_pct: Annotated[float, Field(ge=0)] = 1.0
+
+    @field_validator("windows")
+    @classmethod
+    def _unique(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("windows must not repeat")
+        return value
+
+
+class DivergenceRule(_Strict):
+    a: Symbol = "000688.SH"
+    b: Symbol = "HSTECH.HK"
+    window: Annotated[str, Field(pattern=DIVERGENCE_WINDOW_PATTERN)] = "ytd"
+    threshold_pp: Annotated[float, Field(gt=0)] = 10.0
+    hysteresis: Annotated[float, Field(gt=0, le=1)] = 0.8
+    require_opposite_signs: bool = False
+    max_wait_s: Annotated[float, Field(ge=0)] = 2.0
+
+    @model_validator(mode="after")
+    def _two_indices(self) -> Self:
+        if self.a == self.b:
+            raise ValueError(f"a pair needs two different indices, got {self.a!r} twice")
+        return self
+
+    @property
+    def name(self) -> str:
+        return pair_name(self.a, self.b)
+
+    @property
+    def window_days(self) -> int | None:
+        """N for an `Nd` window, None for `ytd`."""
+        return None if self.window == "ytd" else int(self.window[:-1])
+
+
+def _default_pairs() -> tuple[DivergenceRule, ...]:
+    return (DivergenceRule(),)
+
+
+class Rules(_Strict):
+    ticks: TickRules = TickRules()
+    timezones: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ZONES))
+    record_high: RecordHighRules = RecordHighRules()
+    divergence: tuple[DivergenceRule, ...] = Field(default_factory=_default_pairs)
+
+    @field_validator("timezones")
+    @classmethod
+    def _zones_exist(cls, value: dict[str, str]) -> dict[str, str]:
+        for suffix, zone in value.items():
+            if not suffix.startswith(".") or len(suffix) < 2:
+                raise ValueError(f"suffix {suffix!r} must start with '.', like '.HK'")
+            try:
+                ZoneInfo(zone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"{suffix!r}: {zone!r} is not an IANA time zone") from None
+        # The three defaults stay unless overridden: a file naming only ".T" keeps ".HK".
+        return {**DEFAULT_ZONES, **value}
+
+    @field_validator("divergence")
+    @classmethod
+    def _distinct_pairs(cls, value: tuple[DivergenceRule, ...]) -> tuple[DivergenceRule, ...]:
+        names = [rule.name for rule in value]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"pair {name} is configured twice")
+        return value
+
+    def exchange_zones(self) -> ExchangeZones:
+        return ExchangeZones(self.timezones)
+
+    @classmethod
+    def from_toml_text(cls, text: str, source: str = "<rules>") -> Rules:
+        try:
+            data: dict[str, Any] = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise RulesError(f"{source}: not valid TOML: {exc}") from None
+        return cls.from_mapping(data, source)
+
+    @classmethod
+    def from_mapping(cls, data: dict[str, Any], source: str = "<rules>") -> Rules:
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = []
+            for err in exc.errors():
+                where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+                msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+                problems.append(f"  {where}: {msg}")
+            raise RulesError(f"{source}: invalid rules\n" + "\n".join(problems)) from None
+
+    @classmethod
+    def load(cls, path: str | Path | None) -> Rules:
+        if path is None:
+            return cls()
+        p = Path(path)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RulesError(f"{p}: cannot read rules file: {exc.strerror}") from None
+        return cls.from_toml_text(text, str(p))

@@ -1,0 +1,48 @@
+"""Service settings from the environment (prefix MARKETSIGNAL_), built once and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from schemas import topics
+from services.detection.rules import Rules
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MARKETSIGNAL_", extra="ignore", frozen=True)
+
+    # Rules file (TOML, shared/SIGNALS.md "Configuration"); None means the defaults.
+    config: Path | None = None
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    # Prepended to every topic, consumer group and Redis key: lets tests and parallel
+    # deployments share one broker and one Redis without seeing each other's data.
+    namespace: str = ""
+    partitions: Annotated[int, Field(ge=1)] = 6
+    replication_factor: Annotated[int, Field(ge=1)] = 1
+    state_dir: Path = Path(".local/state")
+
+    def rules(self) -> Rules:
+        return Rules.load(self.config)
+
+    def topic(self, name: str) -> str:
+        return f"{self.namespace}{name}"
+
+    @property
+    def ticks_topic(self) -> str:
+        return self.topic(topics.TICKS)
+
+    @property
+    def dlq_topic(self) -> str:
+        return self.topic(topics.TICKS_DLQ)
+
+    @property
+    def signals_topic(self) -> str:
+        return self.topic(topics.SIGNALS)
+
+    def redis_key(self, name: str) -> str:
+        return f"{self.namespace}{name}"
