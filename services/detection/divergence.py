@@ -107,6 +107,7 @@ class PairTracker:
         self.rule = rule
         self.name = rule.name
         self.clocks = clocks
+        self.lateness_us = lateness_us
         self._year_of: tuple[int, int] = (0, 0)  # (day, year) memo: a year per tick is costly
         self._n = rule.window_days
         # Nd bases look back N days from a tick that may itself lag by the lateness.

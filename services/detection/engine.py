@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import tzinfo
+from typing import Any
 
 from schemas.signals import IndexDivergence, RecordHigh
 from schemas.tick import Tick
@@ -117,3 +118,32 @@ class Engine:
                 out.extend(result)
         out.extend(self.flush())
         return out
+
+    # -- serialisation ----------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """Every tracker's state, JSON-friendly (what the processor keeps in its tables)."""
+        return {
+            "symbols": {s: t.to_state() for s, t in self.symbols.items()},
+            "pairs": {p.name: p.to_state() for p in self.pairs},
+        }
+
+    @classmethod
+    def from_state(cls, rules: Rules, state: dict[str, Any]) -> Engine:
+        engine = cls(rules)
+        for symbol, sstate in state["symbols"].items():
+            engine.symbols[symbol] = SymbolTracker.from_state(
+                symbol, engine.config, engine.clocks.for_symbol(symbol), sstate
+            )
+        restored = []
+        for pair in engine.pairs:
+            pstate = state["pairs"].get(pair.name)
+            if pstate is not None:
+                pair = PairTracker.from_state(pair.rule, pair.clocks, pair.lateness_us, pstate)
+            restored.append(pair)
+        engine.pairs = restored
+        engine.pairs_by_symbol = {}
+        for pair in engine.pairs:
+            engine.pairs_by_symbol.setdefault(pair.rule.a, []).append(pair)
+            engine.pairs_by_symbol.setdefault(pair.rule.b, []).append(pair)
+        return engine
