@@ -23,6 +23,11 @@ class Command(Protocol):
 COMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("services.backtest.command", "run the detectors on a CSV or JSONL file"),
     "schemas": ("services.schemas_command", "export the wire contract as JSON Schema"),
+    "ingest": ("services.ingestor.command", "validate ticks from a file and publish them to Kafka"),
+    "process": ("services.processor.command", "run the faust-streaming detector worker"),
+    "alert": ("services.alerter.command", "deliver signals from Kafka to Redis subscribers"),
+    "tail": ("services.alerter.tail", "print alerts live as a subscriber sees them"),
+    "status": ("services.status", "report each component: up or down, address, lag"),
 }
 
 

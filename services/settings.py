@@ -26,6 +26,24 @@ class Settings(BaseSettings):
     replication_factor: Annotated[int, Field(ge=1)] = 1
     state_dir: Path = Path(".local/state")
 
+    # ingestor
+    ingest_linger_ms: Annotated[int, Field(ge=0)] = 20
+    ingest_batch_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    ingest_compression: str | None = "gzip"
+    ingestor_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9101
+
+    # processor (faust-streaming worker)
+    processor_app_id: str = "marketsignal-processor"
+    processor_web_port: Annotated[int, Field(ge=0, le=65535)] = 6066
+    processor_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9102
+
+    # alerter
+    alerter_group: str = "marketsignal-alerter"
+    alerter_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9103
+    # How long an alert_id stays claimed in Redis: a replay within it is never redelivered.
+    alert_dedupe_ttl_s: Annotated[int, Field(ge=60)] = 30 * 86_400
+    alerts_stream_maxlen: Annotated[int, Field(ge=100)] = 100_000
+
     def rules(self) -> Rules:
         return Rules.load(self.config)
 
