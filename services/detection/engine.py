@@ -136,11 +136,13 @@ class Engine:
                 symbol, engine.config, engine.clocks.for_symbol(symbol), sstate
             )
         restored = []
-        for pair in engine.pairs:
-            pstate = state["pairs"].get(pair.name)
-            if pstate is not None:
-                pair = PairTracker.from_state(pair.rule, pair.clocks, pair.lateness_us, pstate)
-            restored.append(pair)
+        for fresh in engine.pairs:
+            pstate = state["pairs"].get(fresh.name)
+            restored.append(
+                fresh
+                if pstate is None
+                else PairTracker.from_state(fresh.rule, fresh.clocks, fresh.lateness_us, pstate)
+            )
         engine.pairs = restored
         engine.pairs_by_symbol = {}
         for pair in engine.pairs:

@@ -1,0 +1,38 @@
+"""The processor's internal re-keyed topic: accepted index ticks by pair, and heartbeats.
+
+A tick can belong to several pairs, which `group_by` cannot express (one key per event),
+so the symbol stage sends one record per pair, keyed by the pair name, as group_by
+itself would to its repartition topic.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PAIR_FEED_TOPIC = "marketsignal.ticks.by_pair"
+
+
+class PairTick(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    type: Literal["tick"] = "tick"
+    symbol: str
+    ts_us: int
+    price: Annotated[float, Field(gt=0)]
+    # Source partition and offset in `ticks`: a replay after a crash re-sends the same
+    # records, and the pair stage drops what it has already applied.
+    src_partition: int
+    src_offset: int
+
+
+class Heartbeat(BaseModel):
+    """Sent by the leader on a timer so held ticks are released after `max_wait_s`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["heartbeat"] = "heartbeat"
+
+
+PairFeedMessage = Annotated[PairTick | Heartbeat, Field(discriminator="type")]

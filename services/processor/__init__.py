@@ -1,0 +1,1 @@
+"""The streaming processor: a faust-streaming worker around the pure detectors."""

@@ -1,0 +1,161 @@
+"""The faust-streaming app: thin agents that move records between topics, tables and stages.
+
+Built by `build_app(settings, rules)`; nothing here is module-level state.
+
+At-least-once with no lost or repeated alert: each batch's outputs (signals, re-keyed
+ticks, dead letters) are sent and acknowledged *before* the batch's table writes, and
+every state remembers the last source offset it holds. A crash before the table write
+replays the batch and re-sends identical outputs (the alerter drops repeated alert ids,
+the pair stage repeated source offsets); a crash after it skips what state already has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable
+from typing import Any
+
+import faust
+
+from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat
+from services.detection.rules import Rules
+from services.processor.stages import Outputs, PairStage, Record, SymbolStage
+from services.settings import Settings
+
+log = logging.getLogger("marketsignal.processor")
+
+# Batches amortise table writes: a symbol's state is written once per batch, not per tick.
+BATCH_MAX = 1000
+BATCH_WITHIN_S = 0.05
+
+
+def heartbeat_interval(rules: Rules) -> float:
+    waits = [rule.max_wait_s for rule in rules.divergence] or [2.0]
+    return min(max(min(waits) / 4, 0.1), 1.0)
+
+
+def build_app(settings: Settings, rules: Rules, *, web_port: int | None = None) -> faust.App:
+    app_id = settings.namespace + settings.processor_app_id
+    app = faust.App(
+        app_id,
+        broker=f"kafka://{settings.kafka_bootstrap}",
+        store="memory://",
+        autodiscover=False,
+        datadir=str(settings.state_dir / app_id),
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication_factor,
+        # Standbys would hold copies the leader's timer must not touch; recovery from the
+        # changelog is fast at this state size.
+        table_standby_replicas=0,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        processing_guarantee="at_least_once",
+        web_port=settings.processor_web_port if web_port is None else web_port,
+        web_bind="127.0.0.1",
+        web_host="127.0.0.1",
+    )
+
+    def raw_topic(name: str, *, internal: bool = False) -> faust.TopicT:
+        return app.topic(
+            name,
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=settings.partitions,
+            internal=internal,
+        )
+
+    ticks = raw_topic(settings.ticks_topic)
+    signals = raw_topic(settings.signals_topic)
+    dlq = raw_topic(settings.dlq_topic)
+    by_pair = raw_topic(settings.topic(PAIR_FEED_TOPIC), internal=True)
+
+    # use_partitioner: a changelog record goes to the partition its key hashes to, the
+    # same murmur2 partitioning the ingestor used for `ticks` (the key is the symbol) and
+    # the symbol stage for `by_pair` (the key is the pair). Faust's default would take
+    # the partition of the current event, which in a mixed batch is some other key's.
+    symbol_table = app.Table(
+        "symbol-state",
+        default=None,
+        key_type=bytes,
+        key_serializer="raw",
+        value_serializer="json",
+        partitions=settings.partitions,
+        use_partitioner=True,
+    )
+    pair_table = app.Table(
+        "pair-state",
+        default=None,
+        key_type=bytes,
+        key_serializer="raw",
+        value_serializer="json",
+        partitions=settings.partitions,
+        use_partitioner=True,
+    )
+
+    symbol_stage = SymbolStage(rules, settings.ticks_topic)
+    pair_stage = PairStage(rules)
+
+    def load_from(table: Any) -> Any:
+        def load(key: str) -> dict[str, Any] | None:
+            value = table.get(key.encode())
+            return value if isinstance(value, dict) else None
+
+        return load
+
+    async def emit(out: Outputs) -> None:
+        pending: list[Awaitable[Any]] = []
+        for signal in out.signals:
+            pending.append(
+                await signals.send(
+                    key=signal.subject.encode(), value=signal.model_dump_json().encode()
+                )
+            )
+        for pair, payload in out.forwards:
+            pending.append(await by_pair.send(key=pair.encode(), value=payload))
+        for dead in out.dead:
+            pending.append(
+                await dlq.send(
+                    key=dead.symbol.encode() if dead.symbol else None,
+                    value=dead.model_dump_json().encode(),
+                    headers={"x-dlq-reason": dead.reason.encode()},
+                )
+            )
+        if pending:
+            await asyncio.gather(*pending)
+
+    def records(events: list[Any]) -> list[Record]:
+        return [
+            Record(e.message.key, e.message.value, e.message.partition, e.message.offset)
+            for e in events
+        ]
+
+    @app.agent(ticks, name="records", concurrency=1)
+    async def detect_symbols(stream: AsyncIterator[Any]) -> None:
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):  # type: ignore[attr-defined]
+            out = symbol_stage.process(records(events), load_from(symbol_table))
+            await emit(out)
+            for symbol, state in out.states.items():
+                symbol_table[symbol.encode()] = state
+
+    @app.agent(by_pair, name="divergence", concurrency=1)
+    async def detect_pairs(stream: AsyncIterator[Any]) -> None:
+        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):  # type: ignore[attr-defined]
+            out = pair_stage.process(records(events), load_from(pair_table), time.time())
+            await emit(out)
+            for pair, state in out.states.items():
+                pair_table[pair.encode()] = state
+
+    heartbeat = Heartbeat().model_dump_json().encode()
+
+    @app.timer(interval=heartbeat_interval(rules), on_leader=True)
+    async def release_held_ticks() -> None:
+        # Through the topic, not a direct table poke: the worker owning each pair's
+        # partition handles it, in order with that pair's ticks.
+        for rule in rules.divergence:
+            await by_pair.send(key=rule.name.encode(), value=heartbeat)
+
+    return app

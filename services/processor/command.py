@@ -1,0 +1,35 @@
+"""`marketsignal process`: one faust-streaming worker (start several to share the work)."""
+
+from __future__ import annotations
+
+import argparse
+
+from services.cli import add_config_option
+from services.settings import Settings
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_config_option(parser)
+    parser.add_argument(
+        "--web-port", type=int, default=None, help="Faust web port (default: settings, 6066)"
+    )
+    parser.add_argument("--loglevel", default="info", help="worker log level")
+
+
+def run(args: argparse.Namespace) -> int:
+    import faust
+
+    from services.kafka_admin import ensure_topics
+    from services.processor.app import build_app
+
+    settings = Settings() if args.config is None else Settings(config=args.config)
+    rules = settings.rules()
+    ensure_topics(
+        settings,
+        [settings.ticks_topic, settings.dlq_topic, settings.signals_topic],
+        settings.partitions,
+    )
+    app = build_app(settings, rules, web_port=args.web_port)
+    worker = faust.Worker(app, loglevel=args.loglevel)
+    worker.execute_from_commandline()
+    return 0  # pragma: no cover - execute_from_commandline exits

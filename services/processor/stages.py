@@ -1,0 +1,242 @@
+"""The processor's two steps as plain Python: batches of Kafka records in, outputs out.
+
+The Faust agents in `app.py` only move records between topics, tables and these stages,
+so the whole at-least-once logic (skip what state already holds, re-send what a crash
+may have lost) is testable without a broker.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from pydantic import TypeAdapter, ValidationError
+
+from schemas.dead_letter import DeadLetter
+from schemas.pair_feed import Heartbeat, PairFeedMessage, PairTick
+from schemas.signals import IndexDivergence, RecordHigh
+from schemas.tick import Tick
+from services.detection.divergence import PairTracker
+from services.detection.engine import Clocks, new_pair_tracker, record_high_config
+from services.detection.record_high import Late, SymbolTracker
+from services.detection.rules import Rules
+from services.detection.timeline import to_us
+from services.validation import describe
+
+AnySignal = RecordHigh | IndexDivergence
+_PAIR_FEED: TypeAdapter[PairTick | Heartbeat] = TypeAdapter(PairFeedMessage)
+
+
+class Record(NamedTuple):
+    """What the stages need of a Kafka record."""
+
+    key: bytes | None
+    value: bytes
+    partition: int
+    offset: int
+
+
+@dataclass
+class Outputs:
+    signals: list[AnySignal] = field(default_factory=list)
+    # (pair name, PairTick JSON) for the re-keyed topic
+    forwards: list[tuple[str, bytes]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+    # key -> new state, to write only after the outputs above are acknowledged
+    states: dict[str, dict[str, Any]] = field(default_factory=dict)
+    evaluated: int = 0
+
+
+def _text(value: bytes) -> str:
+    return value.decode("utf-8", errors="replace")
+
+
+class SymbolStage:
+    """Lateness, record highs, and the fan-out of index ticks to their pairs."""
+
+    def __init__(self, rules: Rules, source: str) -> None:
+        self.rules = rules
+        self.source = source
+        self.zones = rules.exchange_zones()
+        self.clocks = Clocks(self.zones)
+        self.config = record_high_config(rules)
+        self._context = {"zones": self.zones}
+        self.pairs_of: dict[str, list[str]] = {}
+        for rule in rules.divergence:
+            self.pairs_of.setdefault(rule.a, []).append(rule.name)
+            self.pairs_of.setdefault(rule.b, []).append(rule.name)
+        # symbol -> (the state dict last written, the tracker it describes): saves
+        # rebuilding trackers from the table on every batch.
+        self._cache: dict[str, tuple[dict[str, Any], SymbolTracker]] = {}
+
+    def _tracker(self, symbol: str, state: dict[str, Any] | None) -> SymbolTracker:
+        cached = self._cache.get(symbol)
+        if state is not None and cached is not None and cached[0] is state:
+            return cached[1]
+        clock = self.clocks.for_symbol(symbol)
+        if state is None:
+            return SymbolTracker(symbol, self.config, clock)
+        return SymbolTracker.from_state(symbol, self.config, clock, state["tracker"])
+
+    def process(
+        self, records: list[Record], load: Callable[[str], dict[str, Any] | None]
+    ) -> Outputs:
+        out = Outputs()
+        trackers: dict[str, SymbolTracker] = {}
+        positions: dict[str, tuple[int, int]] = {}
+        now = datetime.now(UTC)
+        for rec in records:
+            where = f"{self.source}[{rec.partition}]@{rec.offset}"
+            try:
+                tick = Tick.model_validate_json(rec.value, context=self._context)
+            except ValidationError as exc:
+                bad = describe(exc)
+                out.dead.append(
+                    DeadLetter(
+                        reason="malformed",
+                        field=bad.field,
+                        detail=bad.detail,
+                        raw=_text(rec.value),
+                        source=where,
+                        received_at=now,
+                    )
+                )
+                continue
+            symbol = tick.symbol
+            if rec.key is not None and rec.key != symbol.encode():
+                # State is partitioned by symbol: a tick keyed otherwise would be judged
+                # against the wrong partition's state.
+                out.dead.append(
+                    DeadLetter(
+                        reason="malformed",
+                        field="key",
+                        detail=f"record key {rec.key!r} is not the tick's symbol",
+                        raw=_text(rec.value),
+                        source=where,
+                        symbol=symbol,
+                        received_at=now,
+                    )
+                )
+                continue
+            tracker = trackers.get(symbol)
+            if tracker is None:
+                state = load(symbol)
+                if state is not None and state["p"] == rec.partition and rec.offset <= state["o"]:
+                    continue  # applied before a restart: its outputs were sent then
+                tracker = self._tracker(symbol, state)
+                trackers[symbol] = tracker
+            us = to_us(tick.ts)
+            result = tracker.update(us, tick.price)
+            positions[symbol] = (rec.partition, rec.offset)
+            if isinstance(result, Late):
+                out.dead.append(
+                    DeadLetter(
+                        reason="late",
+                        field="ts",
+                        detail=result.detail(self.rules.ticks.allowed_lateness_s),
+                        raw=_text(rec.value),
+                        source=where,
+                        symbol=symbol,
+                        received_at=now,
+                    )
+                )
+                continue
+            out.evaluated += 1
+            if result is not None:
+                out.signals.append(result)
+            for pair in self.pairs_of.get(symbol, ()):
+                msg = PairTick(
+                    symbol=symbol,
+                    ts_us=us,
+                    price=tick.price,
+                    src_partition=rec.partition,
+                    src_offset=rec.offset,
+                )
+                out.forwards.append((pair, msg.model_dump_json().encode()))
+        for symbol, tracker in trackers.items():
+            if symbol in positions:
+                p, o = positions[symbol]
+                state = {"p": p, "o": o, "tracker": tracker.to_state()}
+                out.states[symbol] = state
+                self._cache[symbol] = (state, tracker)
+        return out
+
+    def forget(self) -> None:
+        """Drop cached trackers (after a rebalance the table is the only truth)."""
+        self._cache.clear()
+
+
+class PairStage:
+    """Index divergence per pair, fed by the re-keyed topic."""
+
+    def __init__(self, rules: Rules) -> None:
+        clocks = Clocks(rules.exchange_zones())
+        self.rules = {rule.name: rule for rule in rules.divergence}
+        self._new = {
+            rule.name: (lambda r=rule: new_pair_tracker(rules, r, clocks))
+            for rule in rules.divergence
+        }
+        self._cache: dict[str, tuple[dict[str, Any], PairTracker]] = {}
+        self.unknown: int = 0
+
+    def _tracker(self, pair: str, state: dict[str, Any] | None) -> PairTracker:
+        cached = self._cache.get(pair)
+        if state is not None and cached is not None and cached[0] is state:
+            return cached[1]
+        fresh = self._new[pair]()
+        if state is None:
+            return fresh
+        return PairTracker.from_state(fresh.rule, fresh.clocks, fresh.lateness_us, state["tracker"])
+
+    def process(
+        self,
+        records: list[Record],
+        load: Callable[[str], dict[str, Any] | None],
+        now: float,
+    ) -> Outputs:
+        out = Outputs()
+        trackers: dict[str, PairTracker] = {}
+        applied: dict[str, dict[str, int]] = {}
+        changed: set[str] = set()
+        for rec in records:
+            pair = rec.key.decode() if rec.key is not None else ""
+            if pair not in self.rules:
+                self.unknown += 1  # a pair no longer configured: its records are moot
+                continue
+            try:
+                msg = _PAIR_FEED.validate_json(rec.value)
+            except ValidationError:
+                self.unknown += 1
+                continue
+            tracker = trackers.get(pair)
+            if tracker is None:
+                state = load(pair)
+                tracker = self._tracker(pair, state)
+                trackers[pair] = tracker
+                applied[pair] = dict(state["src"]) if state is not None else {}
+            if isinstance(msg, Heartbeat):
+                if tracker.pending:
+                    out.signals.extend(tracker.expire(now))
+                    changed.add(pair)
+                continue
+            src = applied[pair]
+            part = str(msg.src_partition)
+            if msg.src_offset <= src.get(part, -1):
+                continue  # a re-sent record from a symbol-stage replay
+            src[part] = msg.src_offset
+            out.evaluated += 1
+            out.signals.extend(tracker.update(msg.symbol, msg.ts_us, msg.price, now))
+            changed.add(pair)
+        for pair in changed:
+            state = {"src": applied[pair], "tracker": trackers[pair].to_state()}
+            out.states[pair] = state
+            self._cache[pair] = (state, trackers[pair])
+        return out
+
+    def pending(self) -> dict[str, int]:
+        return {pair: tracker.pending for pair, (_, tracker) in self._cache.items()}
+
+    def forget(self) -> None:
+        self._cache.clear()
