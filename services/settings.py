@@ -18,6 +18,8 @@ class Settings(BaseSettings):
     # Rules file (TOML, shared/SIGNALS.md "Configuration"); None means the defaults.
     config: Path | None = None
     kafka_bootstrap: str = "127.0.0.1:9092"
+    # How long a client waits for a first broker: a stopped stack fails fast, not after 30s.
+    kafka_bootstrap_timeout_ms: Annotated[int, Field(ge=100)] = 10_000
     redis_url: str = "redis://127.0.0.1:6379/0"
     # Prepended to every topic, consumer group and Redis key: lets tests and parallel
     # deployments share one broker and one Redis without seeing each other's data.

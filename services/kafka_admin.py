@@ -1,0 +1,57 @@
+"""Topic creation shared by the services: idempotent, so every service can call it at start."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
+
+from services.settings import Settings
+
+
+class BrokerUnavailableError(RuntimeError):
+    """The broker could not be reached or refused the request; the message says which."""
+
+
+def ensure_topics(settings: Settings, names: list[str], partitions: int) -> None:
+    """Create each topic that does not exist yet and wait until all have leaders."""
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=settings.kafka_bootstrap,
+            bootstrap_timeout_ms=settings.kafka_bootstrap_timeout_ms,
+            client_id=f"{settings.namespace}marketsignal-admin",
+        )
+    except KafkaError as exc:
+        raise BrokerUnavailableError(
+            f"Kafka at {settings.kafka_bootstrap} is not reachable ({exc}); "
+            "start the local stack with `make stack-up`"
+        ) from None
+    try:
+        spec: dict[str, dict[str, Any]] = {
+            name: {
+                "num_partitions": partitions,
+                "replication_factor": settings.replication_factor,
+            }
+            for name in names
+        }
+        # raise_errors=False: one existing topic must not stop the others being created.
+        result = admin.create_topics(spec, raise_errors=False)
+        for topic in result.get("topics", []):
+            code = topic.get("error_code", 0)
+            if code == 0:
+                continue
+            error = for_code(code)
+            if error is TopicAlreadyExistsError:
+                continue
+            raise BrokerUnavailableError(
+                f"cannot create topic {topic.get('name')}: {error.__name__} "
+                f"{topic.get('error_message') or ''}".rstrip()
+            )
+        # A created topic can take a moment to get partition leaders (KRaft): a producer or
+        # consumer started before that would see "unknown topic" errors.
+        admin.wait_for_topics(names, timeout_ms=settings.kafka_bootstrap_timeout_ms)
+    except KafkaError as exc:
+        raise BrokerUnavailableError(f"Kafka at {settings.kafka_bootstrap}: {exc}") from None
+    finally:
+        admin.close()
