@@ -99,6 +99,7 @@ def _csv(header_line: str, fh: IO[str]) -> Iterator[RawRecord]:
     width = len(header)
     positions = [header.index(name) if name in header else -1 for name in KNOWN_COLUMNS]
     same_order = header == list(KNOWN_COLUMNS)
+    new = tuple.__new__  # skips NamedTuple's Python-level __new__: once per line
     record = RawRecord
     lineno = 1
     for line in fh:
@@ -114,7 +115,7 @@ def _csv(header_line: str, fh: IO[str]) -> Iterator[RawRecord]:
             continue
         if not same_order:
             cells = [cells[i] if i >= 0 else "" for i in positions]
-        yield record(lineno, text, cells, None)
+        yield new(record, (lineno, text, cells, None))
 
 
 def _chain(first: str, fh: IO[str]) -> Iterator[str]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
@@ -24,19 +23,9 @@ A, B = 0, 1
 _YEARS_KEPT = 3
 
 
-@dataclass(slots=True)
-class _Pending:
-    ts_us: int
-    side: int
-    seq: int
-    price: float
-    arrived: float | None
-
-    def key(self) -> tuple[int, int, int]:
-        return (self.ts_us, self.side, self.seq)
-
-    def __lt__(self, other: _Pending) -> bool:
-        return self.key() < other.key()
+# A held tick: (ts_us, side, seq, price, arrived wall time or None). A plain tuple so the
+# heap compares in C; `seq` is unique, so the order is (ts, a-before-b, arrival).
+_Pending = tuple[int, int, int, float, float | None]
 
 
 class _History:
@@ -143,7 +132,7 @@ class PairTracker:
         if seen is None or ts_us > seen:
             self.seen[side] = ts_us
         self.seq += 1
-        item = _Pending(ts_us, side, self.seq, price, now)
+        item: _Pending = (ts_us, side, self.seq, price, now)
         out: list[IndexDivergence] = []
         if self.last_key is not None and (ts_us, side) < self.last_key:
             # The pair was already evaluated past this tick: evaluate it on arrival.
@@ -153,9 +142,10 @@ class PairTracker:
         seen_a, seen_b = self.seen
         if seen_a is not None and seen_b is not None:
             watermark = min(seen_a, seen_b)
-            while self.buffer and self.buffer[0].ts_us <= watermark:
-                self._evaluate(heapq.heappop(self.buffer), out)
-        if now is not None:
+            buffer = self.buffer
+            while buffer and buffer[0][0] <= watermark:
+                self._evaluate(heapq.heappop(buffer), out)
+        if now is not None and self.buffer:
             out.extend(self.expire(now))
         return out
 
@@ -165,10 +155,10 @@ class PairTracker:
         if not self.buffer:
             return out
         deadline = now - self.rule.max_wait_s
-        due = [p.key() for p in self.buffer if p.arrived is not None and p.arrived <= deadline]
+        due = [p[:3] for p in self.buffer if p[4] is not None and p[4] <= deadline]
         if due:
             upto = max(due)
-            while self.buffer and self.buffer[0].key() <= upto:
+            while self.buffer and self.buffer[0][:3] <= upto:
                 self._evaluate(heapq.heappop(self.buffer), out)
         return out
 
@@ -180,18 +170,19 @@ class PairTracker:
         return out
 
     def _evaluate(self, item: _Pending, out: list[IndexDivergence]) -> None:
-        key = (item.ts_us, item.side)
+        ts_us, side, _, price, _ = item
+        key = (ts_us, side)
         if self.last_key is None or key > self.last_key:
             self.last_key = key
         rule = self.rule
-        day = self.clocks[item.side].day(item.ts_us)
+        day = self.clocks[side].day(ts_us)
         memo = self._year_of
         if memo[0] == day:
             year = memo[1]
         else:
             year = date.fromordinal(day).year
             self._year_of = (day, year)
-        self.hist[item.side].add(year, day, item.price, self._keep_days)
+        self.hist[side].add(year, day, price, self._keep_days)
         if self._n is None and (self.last_year is None or year > self.last_year):
             if self.last_year is not None:
                 self.open_direction = None  # a new year starts with no open divergence
@@ -234,7 +225,7 @@ class PairTracker:
             pair=self.name,
             a=rule.a,
             b=rule.b,
-            ts=self.clocks[item.side].datetime(item.ts_us),
+            ts=self.clocks[item[1]].datetime(item[0]),
             phase=phase,
             direction=direction,
             return_a_pct=r_a * 100.0,
@@ -249,7 +240,7 @@ class PairTracker:
     def to_state(self) -> dict[str, Any]:
         return {
             "v": 1,
-            "buffer": [[p.ts_us, p.side, p.seq, p.price, p.arrived] for p in sorted(self.buffer)],
+            "buffer": [list(p) for p in sorted(self.buffer)],
             "seq": self.seq,
             "seen": list(self.seen),
             "last_key": list(self.last_key) if self.last_key is not None else None,
@@ -268,7 +259,7 @@ class PairTracker:
     ) -> PairTracker:
         t = cls(rule, clocks, lateness_us)
         t.buffer = [
-            _Pending(int(us), int(side), int(seq), float(price), arr)
+            (int(us), int(side), int(seq), float(price), None if arr is None else float(arr))
             for us, side, seq, price, arr in state["buffer"]
         ]
         heapq.heapify(t.buffer)

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Sequence
+from typing import Any, cast
 
 import faust
 
@@ -29,6 +29,11 @@ log = logging.getLogger("marketsignal.processor")
 # Batches amortise table writes: a symbol's state is written once per batch, not per tick.
 BATCH_MAX = 1000
 BATCH_WITHIN_S = 0.05
+
+
+def _batches(stream: faust.StreamT[Any]) -> AsyncIterator[Sequence[Any]]:
+    # take_events lives on the concrete Stream, not on the StreamT interface agents get.
+    return cast(faust.Stream[Any], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S)
 
 
 def heartbeat_interval(rules: Rules) -> float:
@@ -127,23 +132,23 @@ def build_app(settings: Settings, rules: Rules, *, web_port: int | None = None) 
         if pending:
             await asyncio.gather(*pending)
 
-    def records(events: list[Any]) -> list[Record]:
+    def records(events: Sequence[Any]) -> list[Record]:
         return [
             Record(e.message.key, e.message.value, e.message.partition, e.message.offset)
             for e in events
         ]
 
     @app.agent(ticks, name="records", concurrency=1)
-    async def detect_symbols(stream: AsyncIterator[Any]) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):  # type: ignore[attr-defined]
+    async def detect_symbols(stream: faust.StreamT[Any]) -> None:
+        async for events in _batches(stream):
             out = symbol_stage.process(records(events), load_from(symbol_table))
             await emit(out)
             for symbol, state in out.states.items():
                 symbol_table[symbol.encode()] = state
 
     @app.agent(by_pair, name="divergence", concurrency=1)
-    async def detect_pairs(stream: AsyncIterator[Any]) -> None:
-        async for events in stream.take_events(BATCH_MAX, within=BATCH_WITHIN_S):  # type: ignore[attr-defined]
+    async def detect_pairs(stream: faust.StreamT[Any]) -> None:
+        async for events in _batches(stream):
             out = pair_stage.process(records(events), load_from(pair_table), time.time())
             await emit(out)
             for pair, state in out.states.items():
@@ -151,7 +156,7 @@ def build_app(settings: Settings, rules: Rules, *, web_port: int | None = None) 
 
     heartbeat = Heartbeat().model_dump_json().encode()
 
-    @app.timer(interval=heartbeat_interval(rules), on_leader=True)
+    @app.timer(interval=heartbeat_interval(rules), on_leader=True)  # type: ignore[untyped-decorator]
     async def release_held_ticks() -> None:
         # Through the topic, not a direct table poke: the worker owning each pair's
         # partition handles it, in order with that pair's ticks.

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+import faust
+
 from services.cli import add_config_option
+from services.kafka_admin import ensure_topics
+from services.processor.app import build_app
 from services.settings import Settings
 
 
@@ -17,11 +21,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import faust
-
-    from services.kafka_admin import ensure_topics
-    from services.processor.app import build_app
-
     settings = Settings() if args.config is None else Settings(config=args.config)
     rules = settings.rules()
     ensure_topics(
@@ -32,4 +31,3 @@ def run(args: argparse.Namespace) -> int:
     app = build_app(settings, rules, web_port=args.web_port)
     worker = faust.Worker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
-    return 0  # pragma: no cover - execute_from_commandline exits
