@@ -1,0 +1,155 @@
+"""`marketsignal ingest` against the real broker: what lands on `ticks` and `ticks.dlq`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from schemas.dead_letter import DeadLetter
+from schemas.tick import Tick
+from schemas.topics import DLQ_REASON_HEADER
+from services.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+CSV = """\
+symbol,ts,price,volume,kind
+2513.HK,2026-02-13T10:00:00+08:00,400.5,100,trade
+2513.HK,2026-02-13T10:00:01+08:00,abc,100,trade
+2513.HK,2026-02-13T10:00:02+08:00,NaN,100,trade
+bad symbol!,2026-02-13T10:00:00+08:00,1,,
+2513.HK,2026-02-13T10:00:03+08:00,401
+2513.HK,,401,,
+2513.HK,2026-02-30T10:00:00,401,,
+2513.HK,2026-02-13T09:59:00+08:00,399,5,trade
+2513.HK,2026-02-13T09:59:58+08:00,402,5,trade
+000688.SH,1770948000000,1000.25,,index
+HSTECH.HK,2026-02-13T10:00:00,5000,,index
+"""
+
+# line -> (reason, field, symbol)
+EXPECTED_DEAD = {
+    3: ("malformed", "price", "2513.HK"),
+    4: ("malformed", "price", "2513.HK"),
+    5: ("malformed", "symbol", None),
+    6: ("malformed", None, None),  # four cells where the header has five
+    7: ("malformed", "ts", "2513.HK"),
+    8: ("malformed", "ts", "2513.HK"),
+    9: ("late", "ts", "2513.HK"),
+}
+GOOD = [
+    {"symbol": "2513.HK", "ts": "2026-02-13T10:00:00+08:00", "price": 400.5, "volume": 100},
+    {"symbol": "2513.HK", "ts": "2026-02-13T09:59:58+08:00", "price": 402, "volume": 5},
+    {"symbol": "000688.SH", "ts": 1770948000000, "price": 1000.25, "kind": "index"},
+    {"symbol": "HSTECH.HK", "ts": "2026-02-13T10:00:00", "price": 5000, "kind": "index"},
+]
+
+
+def ingest(
+    settings: Settings, *args: str, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {
+        **os.environ,
+        **(env_extra or {}),
+        "MARKETSIGNAL_NAMESPACE": settings.namespace,
+        "MARKETSIGNAL_PARTITIONS": str(settings.partitions),
+        "MARKETSIGNAL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", "ingest", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_csv_goes_to_ticks_and_dead_letters_with_reasons(
+    tmp_path: Path,
+    settings: Callable[..., Settings],
+    read_topic: Callable[..., list[Any]],
+) -> None:
+    s = settings()
+    feed = tmp_path / "feed.csv"
+    feed.write_text(CSV, encoding="utf-8")
+
+    done = ingest(s, str(feed))
+
+    assert done.returncode == 0, done.stderr
+    assert "11 read, 4 published, 7 dead-lettered (late=1, malformed=6)" in done.stderr
+
+    ticks = read_topic(s.ticks_topic, expect=4)
+    # The model itself, not the ingestor's fast path, says what each good line means.
+    expected = [Tick.model_validate(fields) for fields in GOOD]
+    by_symbol: dict[str, list[dict[str, Any]]] = {}
+    for rec in ticks:
+        assert rec.key == json.loads(rec.value)["symbol"].encode()
+        by_symbol.setdefault(rec.key.decode(), []).append(json.loads(rec.value))
+    assert by_symbol == {
+        t.symbol: [json.loads(e.model_dump_json()) for e in expected if e.symbol == t.symbol]
+        for t in expected
+    }
+    assert Tick.model_validate_json(ticks[0].value).ts.utcoffset() is not None
+    assert json.loads(expected[3].model_dump_json())["ts"] == "2026-02-13T10:00:00+08:00"
+
+    dead = read_topic(s.dlq_topic, expect=len(EXPECTED_DEAD))
+    assert len(dead) == len(EXPECTED_DEAD)
+    lines = CSV.splitlines()
+    seen = {}
+    for rec in dead:
+        letter = DeadLetter.model_validate_json(rec.value)
+        assert dict(rec.headers)[DLQ_REASON_HEADER] == letter.reason.encode()
+        assert letter.source == str(feed)
+        assert letter.line is not None
+        assert letter.raw == lines[letter.line - 1]
+        assert rec.key == (letter.symbol.encode() if letter.symbol else None)
+        seen[letter.line] = (letter.reason, letter.field, letter.symbol)
+    assert seen == EXPECTED_DEAD
+
+
+def test_jsonl_with_unreadable_lines(
+    tmp_path: Path,
+    settings: Callable[..., Settings],
+    read_topic: Callable[..., list[Any]],
+) -> None:
+    s = settings()
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text(
+        '{"symbol": "AAPL", "ts": "2026-02-13T15:00:00Z", "price": 250.0}\n'
+        "{not json\n"
+        "[1, 2]\n"
+        '{"symbol": "AAPL", "ts": "2026-02-13T15:00:01Z", "price": -1}\n',
+        encoding="utf-8",
+    )
+
+    done = ingest(s, str(feed), "--rate", "1000")
+
+    assert done.returncode == 0, done.stderr
+    ticks = read_topic(s.ticks_topic, expect=1)
+    assert [json.loads(r.value)["price"] for r in ticks] == [250.0]
+    dead = [DeadLetter.model_validate_json(r.value) for r in read_topic(s.dlq_topic, expect=3)]
+    assert sorted((d.line, d.reason, d.field) for d in dead) == [
+        (2, "malformed", None),
+        (3, "malformed", None),
+        (4, "malformed", "price"),
+    ]
+
+
+def test_broker_down_is_a_clear_error_not_a_traceback(
+    tmp_path: Path, settings: Callable[..., Settings]
+) -> None:
+    feed = tmp_path / "feed.csv"
+    feed.write_text(CSV, encoding="utf-8")
+    s = settings(kafka_bootstrap="127.0.0.1:1")
+    done = ingest(s, str(feed), env_extra={"MARKETSIGNAL_KAFKA_BOOTSTRAP_TIMEOUT_MS": "1000"})
+    assert done.returncode == 1
+    assert "make stack-up" in done.stderr
+    assert "Traceback" not in done.stderr
