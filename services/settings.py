@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     # alerter
     alerter_group: str = "marketsignal-alerter"
     alerter_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9103
+    # Signals per poll, delivered in one Redis round trip and then committed together.
+    alerter_batch_max: Annotated[int, Field(ge=1)] = 500
+    # A crashed alerter holds its partitions this long before a restart can take them
+    # over; the broker's floor is 6 s (group.min.session.timeout.ms).
+    alerter_session_timeout_ms: Annotated[int, Field(ge=6000)] = 10_000
     # How long an alert_id stays claimed in Redis: a replay within it is never redelivered.
     alert_dedupe_ttl_s: Annotated[int, Field(ge=60)] = 30 * 86_400
     alerts_stream_maxlen: Annotated[int, Field(ge=100)] = 100_000

@@ -1,0 +1,1 @@
+"""The alerter: signals from Kafka to Redis subscribers, each alert delivered once."""

@@ -1,0 +1,114 @@
+"""`marketsignal alert [--idle-exit S | --once]`: deliver signals from Kafka to Redis."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from types import FrameType
+
+import redis
+from kafka import KafkaConsumer
+from kafka.errors import KafkaError
+
+from services.alerter.delivery import RedisDelivery
+from services.alerter.relay import AlertRelay, AlertStats
+from services.cli import add_config_option
+from services.kafka_admin import BrokerUnavailableError, ensure_topics
+from services.settings import Settings
+
+log = logging.getLogger("marketsignal.alerter")
+
+# --once: the same as --idle-exit with this quiet period.
+ONCE_IDLE_S = 2.0
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_config_option(parser)
+    stop = parser.add_mutually_exclusive_group()
+    stop.add_argument(
+        "--idle-exit",
+        type=float,
+        metavar="SECONDS",
+        help="exit once no signal has arrived for SECONDS (after joining the group)",
+    )
+    stop.add_argument(
+        "--once",
+        action="store_true",
+        help=f"deliver what is on the topic, then exit (--idle-exit {ONCE_IDLE_S:g})",
+    )
+
+
+def open_consumer(settings: Settings) -> KafkaConsumer:
+    return KafkaConsumer(
+        settings.signals_topic,
+        bootstrap_servers=settings.kafka_bootstrap,
+        bootstrap_timeout_ms=settings.kafka_bootstrap_timeout_ms,
+        client_id=f"{settings.namespace}marketsignal-alerter",
+        group_id=settings.namespace + settings.alerter_group,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=settings.alerter_session_timeout_ms,
+        heartbeat_interval_ms=max(settings.alerter_session_timeout_ms // 5, 1000),
+    )
+
+
+def relay_signals(
+    settings: Settings, stop: threading.Event, idle_exit_s: float | None
+) -> AlertStats:
+    """Run the relay until `stop` or idle. Raises BrokerUnavailableError, redis.RedisError."""
+    ensure_topics(settings, [settings.signals_topic], settings.partitions)
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        client.ping()
+        try:
+            consumer = open_consumer(settings)
+        except KafkaError as exc:
+            raise BrokerUnavailableError(
+                f"Kafka at {settings.kafka_bootstrap} is not reachable ({exc}); "
+                "start the local stack with `make stack-up`"
+            ) from None
+        try:
+            relay = AlertRelay(
+                consumer, RedisDelivery(client, settings), batch_max=settings.alerter_batch_max
+            )
+            return relay.run(stop, idle_exit_s)
+        finally:
+            consumer.close(autocommit=False)
+    finally:
+        client.close()
+
+
+def run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
+    settings = Settings() if args.config is None else Settings(config=args.config)
+    settings.rules()  # a broken rules file should fail here, like every other command
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s: finishing the current batch, then stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    idle = ONCE_IDLE_S if args.once else args.idle_exit
+    try:
+        stats = relay_signals(settings, stop, idle)
+    except BrokerUnavailableError as exc:
+        print(f"marketsignal: {exc}", file=sys.stderr)
+        return 1
+    except redis.RedisError as exc:
+        print(
+            f"marketsignal: Redis at {settings.redis_url} is not reachable ({exc}); "
+            "start the local stack with `make stack-up`",
+            file=sys.stderr,
+        )
+        return 1
+    except KafkaError as exc:
+        print(f"marketsignal: Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
+        return 1
+    print(stats.render(), file=sys.stderr)
+    return 0

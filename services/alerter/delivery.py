@@ -1,0 +1,74 @@
+"""Delivering alerts to Redis: the durable stream, the live channel, and the dedupe claim.
+
+One Lua script does all three for an alert, so no crash can leave an alert claimed but
+not in the stream (a replay would then skip it: lost). Redis does not roll a script back
+when a command in it fails, so the claim is written last, after the XADD succeeded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import redis
+
+from schemas.alert import Alert
+from schemas.topics import ALERTS_STREAM, alert_channel
+from services.settings import Settings
+
+# KEYS: seen key, stream.  ARGV: ttl seconds, stream maxlen, channel, alert JSON.
+# Returns 1 when delivered, 0 when the alert was already delivered.
+DELIVER_ONCE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return 0
+end
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'alert', ARGV[4])
+redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
+return 1
+"""
+
+
+def seen_key(settings: Settings, alert_id: str) -> str:
+    return settings.redis_key(f"alert:seen:{alert_id}")
+
+
+def stream_key(settings: Settings) -> str:
+    return settings.redis_key(ALERTS_STREAM)
+
+
+def channel_for(settings: Settings, alert: Alert) -> str:
+    return settings.redis_key(alert_channel(alert.kind, alert.subject))
+
+
+class RedisDelivery:
+    """Delivers a batch of alerts in one round trip; tells which were new."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self.stream = stream_key(settings)
+        self._script = client.register_script(DELIVER_ONCE)
+
+    def deliver(self, alerts: Sequence[Alert]) -> list[bool]:
+        """True for each alert delivered now, False for each delivered before.
+
+        Raises redis.RedisError if Redis fails; then some alerts of the batch may be
+        delivered and the others not, and delivering the batch again is safe.
+        """
+        if not alerts:
+            return []
+        settings = self.settings
+        # transaction=False: each script is atomic on its own; MULTI would add nothing.
+        pipe = self.client.pipeline(transaction=False)
+        for alert in alerts:
+            self._script(
+                keys=[seen_key(settings, alert.alert_id), self.stream],
+                args=[
+                    settings.alert_dedupe_ttl_s,
+                    settings.alerts_stream_maxlen,
+                    channel_for(settings, alert),
+                    alert.model_dump_json(),
+                ],
+                client=pipe,
+            )
+        return [bool(result) for result in pipe.execute()]

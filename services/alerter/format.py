@@ -1,0 +1,40 @@
+"""One readable line per alert, as `marketsignal tail` prints it. Pure: no I/O."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from schemas.alert import Alert
+from schemas.signals import IndexDivergence, RecordHigh
+
+
+def when(ts: datetime) -> str:
+    """In the signal's own offset (the exchange's), seconds unless the tick had a fraction."""
+    return ts.isoformat(sep=" ", timespec="milliseconds" if ts.microsecond else "seconds")
+
+
+def price(value: float) -> str:
+    # Two decimals read like a quote; sub-unit prices would lose their digits with them.
+    return f"{value:.2f}" if value >= 1 else f"{value:.6g}"
+
+
+def _record_high(s: RecordHigh) -> str:
+    return (
+        f"{when(s.ts)}  RECORD HIGH  {s.symbol}  {price(s.price)}  {s.window}  "
+        f"{s.change_pct:+.2f}% vs {price(s.previous_high)} "
+        f"({s.previous_high_ts.date().isoformat()})"
+    )
+
+
+def _divergence(s: IndexDivergence) -> str:
+    return (
+        f"{when(s.ts)}  DIVERGENCE {s.phase.upper()}  {s.pair}  {s.direction}  "
+        f"spread {s.spread_pp:+.1f}pp (A {s.return_a_pct:+.1f}%, B {s.return_b_pct:+.1f}%)"
+    )
+
+
+def format_alert(alert: Alert) -> str:
+    signal = alert.signal
+    if isinstance(signal, RecordHigh):
+        return _record_high(signal)
+    return _divergence(signal)

@@ -1,0 +1,150 @@
+"""The alerter's loop: poll a batch of signals, deliver it to Redis, then commit offsets.
+
+Offsets are committed only after Redis holds every alert of the batch, so a crash at
+any point replays signals rather than losing them; the delivery's dedupe claim turns
+the replay into nothing new.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import redis
+from kafka.errors import KafkaError
+from pydantic import ValidationError
+
+from schemas.alert import Alert
+from schemas.signals import SIGNAL_ADAPTER
+
+log = logging.getLogger("marketsignal.alerter")
+
+POLL_TIMEOUT_MS = 500
+# Redis down: retry the same batch, backing off to this, never committing past it.
+MAX_BACKOFF_S = 5.0
+
+
+@dataclass
+class AlertStats:
+    consumed: int = 0
+    delivered: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+
+    def render(self) -> str:
+        return (
+            f"alert: {self.consumed} consumed, {self.delivered} delivered, "
+            f"{self.duplicates} duplicates suppressed, {self.invalid} invalid"
+        )
+
+
+class Delivery(Protocol):
+    def deliver(self, alerts: list[Alert]) -> list[bool]: ...
+
+
+class Consumer(Protocol):
+    """The part of kafka-python's KafkaConsumer the relay uses."""
+
+    def poll(self, timeout_ms: int = ..., max_records: int | None = ...) -> dict[Any, Any]: ...
+
+    def commit(self) -> Any: ...
+
+    def assignment(self) -> set[Any]: ...
+
+
+def alerts_of(values: Iterable[bytes | None], now: datetime) -> tuple[list[Alert], int]:
+    """The alerts for a batch of signal values, and how many values were not signals."""
+    alerts: list[Alert] = []
+    invalid = 0
+    for value in values:
+        try:
+            if value is None:
+                raise ValueError("record has no value")
+            signal = SIGNAL_ADAPTER.validate_json(value)
+        except (ValidationError, ValueError) as exc:
+            invalid += 1
+            shown = (value or b"")[:200].decode("utf-8", "replace")
+            log.warning("skipping a value that is not a signal: %s: %r", exc, shown)
+            continue
+        alerts.append(Alert.of(signal, emitted_at=now))
+    return alerts, invalid
+
+
+class AlertRelay:
+    def __init__(
+        self,
+        consumer: Consumer,
+        delivery: Delivery,
+        *,
+        batch_max: int = 500,
+        clock: Callable[[], float] = time.monotonic,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.consumer = consumer
+        self.delivery = delivery
+        self.batch_max = batch_max
+        self.clock = clock
+        self.now = now
+        self.stats = AlertStats()
+
+    def run(self, stop: threading.Event, idle_exit_s: float | None = None) -> AlertStats:
+        """Relay until `stop` is set or, with `idle_exit_s`, the topic has been quiet that long.
+
+        Quiet is counted from the partition assignment: the group join itself can take
+        seconds, and no record can arrive before it.
+        """
+        idle_since: float | None = None
+        while not stop.is_set():
+            polled = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self.batch_max)
+            records = [rec for batch in polled.values() for rec in batch]
+            if records:
+                idle_since = None
+                if not self._handle(records, stop):
+                    break
+                continue
+            if idle_exit_s is None:
+                continue
+            if not self.consumer.assignment():
+                idle_since = None
+                continue
+            now = self.clock()
+            if idle_since is None:
+                idle_since = now
+            elif now - idle_since >= idle_exit_s:
+                break
+        return self.stats
+
+    def _handle(self, records: list[Any], stop: threading.Event) -> bool:
+        """Deliver then commit one batch; False if stopped before Redis took it."""
+        self.stats.consumed += len(records)
+        alerts, invalid = alerts_of((rec.value for rec in records), self.now())
+        self.stats.invalid += invalid
+        delivered = self._deliver(alerts, stop)
+        if delivered is None:
+            return False
+        new = sum(delivered)
+        self.stats.delivered += new
+        self.stats.duplicates += len(delivered) - new
+        try:
+            self.consumer.commit()
+        except KafkaError as exc:
+            # A rebalance or a broker hiccup: the batch will be consumed again, and
+            # delivery will recognise it. Nothing is lost.
+            log.warning("offset commit failed, the batch will be replayed: %s", exc)
+        return True
+
+    def _deliver(self, alerts: list[Alert], stop: threading.Event) -> list[bool] | None:
+        backoff = 0.1
+        while True:
+            try:
+                return self.delivery.deliver(alerts)
+            except redis.RedisError as exc:
+                log.error("Redis delivery failed, retrying in %.1fs: %s", backoff, exc)
+                if stop.wait(backoff):
+                    return None
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
