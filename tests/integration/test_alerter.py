@@ -1,0 +1,294 @@
+"""`marketsignal alert` and `tail` against real Kafka and Redis: each alert delivered once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+import redis
+
+from schemas.alert import Alert, alert_id_for
+from schemas.signals import IndexDivergence, RecordHigh
+from services.alerter.command import relay_signals
+from services.alerter.relay import AlertStats
+from services.kafka_admin import ensure_topics
+from services.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+HKT = timezone(timedelta(hours=8))
+TAIL = [sys.executable, "-m", "services.cli", "tail"]
+Signal = RecordHigh | IndexDivergence
+
+
+def record_high(i: int) -> RecordHigh:
+    prev = 400.0
+    price = prev + 1 + i
+    return RecordHigh(
+        symbol=f"S{i % 7}.HK",
+        ts=datetime(2026, 2, 13, 10, 0, tzinfo=HKT) + timedelta(seconds=i),
+        price=price,
+        window="all_time",
+        previous_high=prev,
+        previous_high_ts=datetime(2026, 2, 12, 15, 0, tzinfo=HKT),
+        change_pct=(price / prev - 1) * 100,
+    )
+
+
+def divergence(i: int) -> IndexDivergence:
+    return IndexDivergence(
+        pair="000688.SH/HSTECH.HK",
+        a="000688.SH",
+        b="HSTECH.HK",
+        ts=datetime(2026, 2, 11, 10, 0, tzinfo=HKT) + timedelta(minutes=i),
+        phase="open" if i % 2 == 0 else "close",
+        direction="a_over_b",
+        return_a_pct=8.1,
+        return_b_pct=-2.1 - i,
+        spread_pp=10.2 + i,
+        threshold_pp=10.0,
+        window="ytd",
+    )
+
+
+def signals(n: int) -> list[Signal]:
+    return [divergence(i) if i % 5 == 4 else record_high(i) for i in range(n)]
+
+
+def wire(items: list[Signal]) -> list[tuple[bytes | None, bytes]]:
+    return [(s.subject.encode(), s.model_dump_json().encode()) for s in items]
+
+
+def stream_ids(client: redis.Redis, s: Settings) -> list[str]:
+    entries: Any = client.xrange(s.redis_key("alerts"))
+    return [json.loads(fields[b"alert"])["alert_id"] for _id, fields in entries]
+
+
+class Subscriber:
+    """PSUBSCRIBE on the namespace's alerts:* in a thread, confirmed before it returns."""
+
+    def __init__(self, client: redis.Redis, s: Settings) -> None:
+        self.pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+        self.pubsub.psubscribe(s.redis_key("alerts:*"))
+        while True:
+            msg = self.pubsub.get_message(timeout=1.0)
+            if msg is not None and msg["type"] == "psubscribe":
+                break
+        self.received: list[dict[str, Any]] = []
+        self.channels: list[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            msg = self.pubsub.get_message(timeout=0.1)
+            if msg is not None and msg["type"] == "pmessage":
+                self.received.append(json.loads(msg["data"]))
+                self.channels.append(msg["channel"].decode())
+
+    def ids(self, settle_s: float = 0.5) -> list[str]:
+        time.sleep(settle_s)  # messages already published are in flight on the socket
+        return [a["alert_id"] for a in self.received]
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.pubsub.close()
+
+
+@pytest.fixture
+def subscriber_for(redis_client: redis.Redis) -> Iterator[Callable[[Settings], Subscriber]]:
+    made: list[Subscriber] = []
+
+    def make(s: Settings) -> Subscriber:
+        made.append(Subscriber(redis_client, s))
+        return made[-1]
+
+    yield make
+    for sub in made:
+        sub.close()
+
+
+def relay(s: Settings, idle_s: float = 1.5) -> AlertStats:
+    return relay_signals(s, threading.Event(), idle_s)
+
+
+def test_each_signal_delivered_once_and_replay_delivers_nothing(
+    settings: Callable[..., Settings],
+    redis_client: redis.Redis,
+    produce: Callable[..., None],
+    subscriber_for: Callable[[Settings], Subscriber],
+) -> None:
+    s = settings()
+    ensure_topics(s, [s.signals_topic], s.partitions)
+    items = signals(20)
+    expected = {alert_id_for(x) for x in items}
+    sub = subscriber_for(s)
+    # The same signal twice (a processor replay) and a value that is no signal at all.
+    produce(s.signals_topic, [*wire(items), *wire(items[:1]), (b"x", b'{"kind": "nope"}')])
+
+    stats = relay(s)
+
+    assert (stats.consumed, stats.delivered, stats.duplicates, stats.invalid) == (22, 20, 1, 1)
+    in_stream = stream_ids(redis_client, s)
+    assert sorted(in_stream) == sorted(expected)
+    live = sub.ids()
+    assert sorted(live) == sorted(expected)
+    for alert, channel in zip(sub.received, sub.channels, strict=True):
+        assert channel == f"{s.namespace}alerts:{alert['kind']}:{alert['subject']}"
+        Alert.model_validate(alert)
+    assert redis_client.exists(s.redis_key(f"alert:seen:{items[0].model_dump_json()}")) == 0
+    ttl = redis_client.ttl(s.redis_key(f"alert:seen:{alert_id_for(items[0])}"))
+    assert 0 < int(ttl) <= s.alert_dedupe_ttl_s  # type: ignore[arg-type]
+
+    # Replay: a new consumer group reads the topic from the start.
+    again = relay(s.model_copy(update={"alerter_group": "replay"}))
+
+    assert (again.consumed, again.delivered, again.duplicates) == (22, 0, 21)
+    assert sorted(stream_ids(redis_client, s)) == sorted(expected)
+    assert len(sub.ids()) == len(expected)
+
+
+def _alerter(s: Settings, *args: str, batch: int = 500) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "MARKETSIGNAL_NAMESPACE": s.namespace,
+        "MARKETSIGNAL_PARTITIONS": str(s.partitions),
+        "MARKETSIGNAL_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+        "MARKETSIGNAL_REDIS_URL": s.redis_url,
+        "MARKETSIGNAL_ALERTER_BATCH_MAX": str(batch),
+        "MARKETSIGNAL_ALERTER_SESSION_TIMEOUT_MS": "6000",
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "alert", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for_stream(client: redis.Redis, s: Settings, at_least: int, timeout_s: float) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        n = int(client.xlen(s.redis_key("alerts")))  # type: ignore[arg-type]
+        if n >= at_least:
+            return n
+        time.sleep(0.005)
+    raise AssertionError(f"fewer than {at_least} alerts after {timeout_s}s")
+
+
+@pytest.mark.parametrize("stop_with", [signal.SIGKILL, signal.SIGTERM], ids=["kill", "term"])
+def test_restart_mid_way_neither_loses_nor_duplicates(
+    stop_with: signal.Signals,
+    settings: Callable[..., Settings],
+    redis_client: redis.Redis,
+    produce: Callable[..., None],
+    subscriber_for: Callable[[Settings], Subscriber],
+) -> None:
+    s = settings()
+    ensure_topics(s, [s.signals_topic], s.partitions)
+    items = signals(3000)
+    expected = sorted(alert_id_for(x) for x in items)
+    sub = subscriber_for(s)
+    produce(s.signals_topic, wire(items))
+
+    # Small batches: many commit points, so the stop lands between two of them.
+    first = _alerter(s, batch=5)
+    try:
+        _wait_for_stream(redis_client, s, 100, timeout_s=60)
+        first.send_signal(stop_with)
+        _out, err = first.communicate(timeout=30)
+    finally:
+        if first.poll() is None:
+            first.kill()
+    delivered_before = int(redis_client.xlen(s.redis_key("alerts")))  # type: ignore[arg-type]
+    assert delivered_before < len(items), "the first run finished: nothing was interrupted"
+    if stop_with == signal.SIGTERM:
+        assert first.returncode == 0, err
+        assert "consumed" in err
+        assert "delivered" in err
+    else:
+        assert first.returncode == -signal.SIGKILL
+
+    second = _alerter(s, "--idle-exit", "2")
+    _out, err = second.communicate(timeout=120)
+
+    assert second.returncode == 0, err
+    assert sorted(stream_ids(redis_client, s)) == expected
+    assert sorted(sub.ids(settle_s=1.0)) == expected
+
+
+def test_tail_from_start_then_live_prints_each_alert_once(
+    settings: Callable[..., Settings],
+    produce: Callable[..., None],
+) -> None:
+    s = settings()
+    ensure_topics(s, [s.signals_topic], s.partitions)
+    items = signals(10)
+    produce(s.signals_topic, wire(items[:6]))
+    relay(s)
+    env = {
+        **os.environ,
+        "MARKETSIGNAL_NAMESPACE": s.namespace,
+        "MARKETSIGNAL_REDIS_URL": s.redis_url,
+    }
+    tail = subprocess.Popen(
+        [*TAIL, "--from-start", "--json", "--count", "10", "--timeout", "60"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert tail.stdout is not None
+        history = [tail.stdout.readline() for _ in range(6)]
+        produce(s.signals_topic, wire(items[6:]))
+        relay(s)
+        out, err = tail.communicate(timeout=60)
+    finally:
+        if tail.poll() is None:
+            tail.kill()
+    assert tail.returncode == 0, err
+    lines = history + out.splitlines()
+    printed = [json.loads(line)["alert_id"] for line in lines]
+    assert sorted(printed[:6]) == sorted(alert_id_for(x) for x in items[:6])
+    assert sorted(printed[6:]) == sorted(alert_id_for(x) for x in items[6:])
+
+
+def test_tail_formats_lines_and_filters_by_pattern(
+    settings: Callable[..., Settings],
+    produce: Callable[..., None],
+) -> None:
+    s = settings()
+    ensure_topics(s, [s.signals_topic], s.partitions)
+    items = signals(10)
+    produce(s.signals_topic, wire(items))
+    relay(s)
+    env = {
+        **os.environ,
+        "MARKETSIGNAL_NAMESPACE": s.namespace,
+        "MARKETSIGNAL_REDIS_URL": s.redis_url,
+    }
+    done = subprocess.run(
+        [*TAIL, "--from-start", "--pattern", "alerts:index_divergence:*", "--timeout", "1"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 2
+    assert all("DIVERGENCE" in line and "000688.SH/HSTECH.HK" in line for line in lines)

@@ -1,0 +1,63 @@
+"""The line `marketsignal tail` prints for each alert."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from schemas.alert import Alert
+from schemas.signals import IndexDivergence, RecordHigh
+from services.alerter.format import format_alert
+
+HKT = timezone(timedelta(hours=8))
+NOW = datetime(2026, 2, 13, 8, 0, tzinfo=UTC)
+
+
+def test_record_high_line() -> None:
+    signal = RecordHigh(
+        symbol="2513.HK",
+        ts=datetime(2026, 2, 13, 15, 58, tzinfo=HKT),
+        price=496.0,
+        window="all_time",
+        previous_high=401.94,
+        previous_high_ts=datetime(2026, 2, 12, 11, 0, tzinfo=HKT),
+        change_pct=23.40,
+    )
+    assert format_alert(Alert.of(signal, NOW)) == (
+        "2026-02-13 15:58:00+08:00  RECORD HIGH  2513.HK  496.00  all_time  "
+        "+23.40% vs 401.94 (2026-02-12)"
+    )
+
+
+def test_divergence_line() -> None:
+    signal = IndexDivergence(
+        pair="000688.SH/HSTECH.HK",
+        a="000688.SH",
+        b="HSTECH.HK",
+        ts=datetime(2026, 2, 11, 10, 30, tzinfo=HKT),
+        phase="open",
+        direction="a_over_b",
+        return_a_pct=8.1,
+        return_b_pct=-2.1,
+        spread_pp=10.2,
+        threshold_pp=10.0,
+        window="ytd",
+    )
+    assert format_alert(Alert.of(signal, NOW)) == (
+        "2026-02-11 10:30:00+08:00  DIVERGENCE OPEN  000688.SH/HSTECH.HK  a_over_b  "
+        "spread +10.2pp (A +8.1%, B -2.1%)"
+    )
+
+
+def test_fractional_seconds_and_small_prices_keep_their_digits() -> None:
+    signal = RecordHigh(
+        symbol="PENNY",
+        ts=datetime(2026, 2, 13, 15, 58, 0, 250_000, tzinfo=UTC),
+        price=0.00123,
+        window="52w",
+        previous_high=0.0012,
+        previous_high_ts=datetime(2026, 1, 2, tzinfo=UTC),
+        change_pct=2.5,
+    )
+    line = format_alert(Alert.of(signal, NOW))
+    assert line.startswith("2026-02-13 15:58:00.250+00:00  RECORD HIGH  PENNY  0.00123  52w  ")
+    assert line.endswith("+2.50% vs 0.0012 (2026-01-02)")
