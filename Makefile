@@ -60,3 +60,20 @@ bench: bench-backtest ## Every benchmark
 .PHONY: test
 test: lint ## Lint, unit tests, then integration and e2e tests on the real stack
 	$(BIN)/pytest tests/unit -q
+
+# Local stack without Docker (deploy/local/README.md). Readiness checks use Java, not the venv.
+.PHONY: stack-up
+stack-up: ## Start Kafka, Redis and Prometheus locally (reuses what already runs)
+	bash $(STACK) up
+
+.PHONY: stack-down
+stack-down: ## Stop the local stack processes started by stack-up
+	bash $(STACK) down
+
+.PHONY: stack-status
+stack-status: ## One line per local stack component: up/down and address
+	bash $(STACK) status
+
+.PHONY: stack-reset
+stack-reset: ## Stop the local stack and delete its Kafka, Redis and Prometheus data
+	bash $(STACK) reset
