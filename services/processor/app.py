@@ -43,12 +43,14 @@ def heartbeat_interval(rules: Rules) -> float:
 
 def build_app(settings: Settings, rules: Rules, *, web_port: int | None = None) -> faust.App:
     app_id = settings.namespace + settings.processor_app_id
+    datadir = (settings.state_dir / app_id).resolve()
+    datadir.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         app_id,
         broker=f"kafka://{settings.kafka_bootstrap}",
         store="memory://",
         autodiscover=False,
-        datadir=str(settings.state_dir / app_id),
+        datadir=str(datadir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication_factor,
         # Standbys would hold copies the leader's timer must not touch; recovery from the
@@ -82,21 +84,21 @@ def build_app(settings: Settings, rules: Rules, *, web_port: int | None = None) 
     # same murmur2 partitioning the ingestor used for `ticks` (the key is the symbol) and
     # the symbol stage for `by_pair` (the key is the pair). Faust's default would take
     # the partition of the current event, which in a mixed batch is some other key's.
+    def state_schema() -> faust.Schema[bytes, Any]:
+        # JSON-plain detector state; raw keys so they hash like the producers' keys.
+        return faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json")
+
     symbol_table = app.Table(
         "symbol-state",
         default=None,
-        key_type=bytes,
-        key_serializer="raw",
-        value_serializer="json",
+        schema=state_schema(),
         partitions=settings.partitions,
         use_partitioner=True,
     )
     pair_table = app.Table(
         "pair-state",
         default=None,
-        key_type=bytes,
-        key_serializer="raw",
-        value_serializer="json",
+        schema=state_schema(),
         partitions=settings.partitions,
         use_partitioner=True,
     )
@@ -112,21 +114,27 @@ def build_app(settings: Settings, rules: Rules, *, web_port: int | None = None) 
         return load
 
     async def emit(out: Outputs) -> None:
+        # force=True: send now and await delivery. Without it Faust "attaches" sends to
+        # the current event and publishes them only at its commit, which this batch's
+        # own await would then wait for forever.
         pending: list[Awaitable[Any]] = []
         for signal in out.signals:
             pending.append(
                 await signals.send(
-                    key=signal.subject.encode(), value=signal.model_dump_json().encode()
+                    key=signal.subject.encode(),
+                    value=signal.model_dump_json().encode(),
+                    force=True,
                 )
             )
         for pair, payload in out.forwards:
-            pending.append(await by_pair.send(key=pair.encode(), value=payload))
+            pending.append(await by_pair.send(key=pair.encode(), value=payload, force=True))
         for dead in out.dead:
             pending.append(
                 await dlq.send(
                     key=dead.symbol.encode() if dead.symbol else None,
                     value=dead.model_dump_json().encode(),
                     headers={"x-dlq-reason": dead.reason.encode()},
+                    force=True,
                 )
             )
         if pending:
