@@ -17,6 +17,13 @@ from services.settings import Settings
 log = logging.getLogger("marketsignal.ingestor")
 
 
+def compression(name: str | None) -> str | None:
+    """An empty or "none" setting means no compression (an env var cannot say None)."""
+    if name is None or name.strip().lower() in ("", "none"):
+        return None
+    return name.strip().lower()
+
+
 class Publisher:
     """Keys ticks by symbol, so one symbol's ticks stay in order on one partition."""
 
@@ -34,7 +41,7 @@ class Publisher:
                 enable_idempotence=True,
                 linger_ms=settings.ingest_linger_ms,
                 batch_size=settings.ingest_batch_bytes,
-                compression_type=settings.ingest_compression,
+                compression_type=compression(settings.ingest_compression),
             )
         except KafkaError as exc:
             raise BrokerUnavailableError(
