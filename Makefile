@@ -58,8 +58,42 @@ bench-backtest: install ## Benchmark: backtest ticks/s on 1M generated ticks
 bench: bench-backtest ## Every benchmark
 
 .PHONY: test
-test: lint ## Lint, unit tests, then integration and e2e tests on the real stack
+test: lint ## Lint, unit tests, then integration and e2e tests on the real stack it starts
 	$(BIN)/pytest tests/unit -q
+	bash $(STACK) up
+	$(BIN)/pytest tests/integration tests/e2e -q
+
+.PHONY: integration
+integration: install ## Integration and e2e tests only (starts the stack if needed)
+	bash $(STACK) up
+	$(BIN)/pytest tests/integration tests/e2e -q
+
+.PHONY: run
+run: install ## Start everything, replay the demo through the pipeline, show alerts live
+	@was_up=$$(bash $(STACK) status | grep -q ' down ' && echo no || echo yes); \
+	bash $(STACK) up && $(PY) deploy/local/run_demo.py; rc=$$?; \
+	if [ "$$was_up" = no ]; then bash $(STACK) down; fi; exit $$rc
+
+.PHONY: up
+up: install ## Stack plus the three services in the background (rules: MARKETSIGNAL_CONFIG)
+	bash $(STACK) up
+	bash deploy/local/services.sh up
+
+.PHONY: down
+down: ## Stop the services and the stack
+	-bash deploy/local/services.sh down
+	bash $(STACK) down
+
+.PHONY: reset
+reset: ## Stop everything and wipe the local stack's data (topics, tables, Redis)
+	-bash deploy/local/services.sh down
+	bash $(STACK) reset
+	rm -rf .local/state
+
+.PHONY: status
+status: install ## Each component: up or down, address, lag
+	bash deploy/local/services.sh status
+	$(BIN)/marketsignal status
 
 # Local stack without Docker (deploy/local/README.md). Readiness checks use Java, not the venv.
 .PHONY: stack-up

@@ -38,6 +38,9 @@ class Settings(BaseSettings):
     processor_app_id: str = "marketsignal-processor"
     processor_web_port: Annotated[int, Field(ge=0, le=65535)] = 6066
     processor_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9102
+    # How soon the group notices a worker that died without leaving (kill -9, power loss)
+    # and hands its partitions to the others.
+    processor_session_timeout_s: Annotated[float, Field(ge=6, le=300)] = 30.0
 
     # alerter
     alerter_group: str = "marketsignal-alerter"
