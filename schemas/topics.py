@@ -5,6 +5,8 @@ from __future__ import annotations
 TICKS = "ticks"
 TICKS_DLQ = "ticks.dlq"
 SIGNALS = "signals"
+# Values on `signals` that are not signals: kept for inspection, never delivered.
+SIGNALS_DLQ = "signals.dlq"
 ALERTS_STREAM = "alerts"
 ALERTS_PATTERN = "alerts:*"
 DLQ_REASON_HEADER = "x-dlq-reason"

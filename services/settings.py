@@ -72,5 +72,9 @@ class Settings(BaseSettings):
     def signals_topic(self) -> str:
         return self.topic(topics.SIGNALS)
 
+    @property
+    def signals_dlq_topic(self) -> str:
+        return self.topic(topics.SIGNALS_DLQ)
+
     def redis_key(self, name: str) -> str:
         return f"{self.namespace}{name}"

@@ -7,6 +7,7 @@ import logging
 import signal
 import sys
 import threading
+from datetime import UTC, datetime
 from types import FrameType
 
 import redis
@@ -14,6 +15,7 @@ from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 
 from services.alerter.delivery import RedisDelivery
+from services.alerter.quarantine import KafkaQuarantine
 from services.alerter.relay import AlertRelay, AlertStats
 from services.cli import add_config_option
 from services.kafka_admin import BrokerUnavailableError, ensure_topics
@@ -59,12 +61,15 @@ def relay_signals(
     settings: Settings, stop: threading.Event, idle_exit_s: float | None
 ) -> AlertStats:
     """Run the relay until `stop` or idle. Raises BrokerUnavailableError, redis.RedisError."""
-    ensure_topics(settings, [settings.signals_topic], settings.partitions)
+    ensure_topics(
+        settings, [settings.signals_topic, settings.signals_dlq_topic], settings.partitions
+    )
     client = redis.Redis.from_url(settings.redis_url)
     try:
         client.ping()
         try:
             consumer = open_consumer(settings)
+            quarantine = KafkaQuarantine(settings, lambda: datetime.now(UTC))
         except KafkaError as exc:
             raise BrokerUnavailableError(
                 f"Kafka at {settings.kafka_bootstrap} is not reachable ({exc}); "
@@ -72,11 +77,15 @@ def relay_signals(
             ) from None
         try:
             relay = AlertRelay(
-                consumer, RedisDelivery(client, settings), batch_max=settings.alerter_batch_max
+                consumer,
+                RedisDelivery(client, settings),
+                quarantine,
+                batch_max=settings.alerter_batch_max,
             )
             return relay.run(stop, idle_exit_s)
         finally:
             consumer.close(autocommit=False)
+            quarantine.close()
     finally:
         client.close()
 

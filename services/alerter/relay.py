@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import redis
 from kafka.errors import KafkaError
@@ -57,22 +57,42 @@ class Consumer(Protocol):
     def assignment(self) -> set[Any]: ...
 
 
-def alerts_of(values: Iterable[bytes | None], now: datetime) -> tuple[list[Alert], int]:
-    """The alerts for a batch of signal values, and how many values were not signals."""
+class Rejected(NamedTuple):
+    """A consumed value that is not a signal, and why."""
+
+    record: Any
+    detail: str
+
+
+class Quarantine(Protocol):
+    """Where rejected values go; `put` returns once they are stored."""
+
+    def put(self, rejected: list[Rejected]) -> None: ...
+
+
+def alerts_of(records: Iterable[Any], now: datetime) -> tuple[list[Alert], list[Rejected]]:
+    """The alerts for a batch of `signals` records, and the records that are not signals."""
     alerts: list[Alert] = []
-    invalid = 0
-    for value in values:
+    rejected: list[Rejected] = []
+    for record in records:
+        value = record.value
         try:
             if value is None:
                 raise ValueError("record has no value")
             signal = SIGNAL_ADAPTER.validate_json(value)
         except (ValidationError, ValueError) as exc:
-            invalid += 1
-            shown = (value or b"")[:200].decode("utf-8", "replace")
-            log.warning("skipping a value that is not a signal: %s: %r", exc, shown)
+            detail = str(exc).replace("\n", " ")[:1000]
+            log.warning(
+                "skipping %s[%s]@%s: not a signal: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                detail,
+            )
+            rejected.append(Rejected(record, detail))
             continue
         alerts.append(Alert.of(signal, emitted_at=now))
-    return alerts, invalid
+    return alerts, rejected
 
 
 class AlertRelay:
@@ -80,6 +100,7 @@ class AlertRelay:
         self,
         consumer: Consumer,
         delivery: Delivery,
+        quarantine: Quarantine | None = None,
         *,
         batch_max: int = 500,
         clock: Callable[[], float] = time.monotonic,
@@ -87,6 +108,7 @@ class AlertRelay:
     ) -> None:
         self.consumer = consumer
         self.delivery = delivery
+        self.quarantine = quarantine
         self.batch_max = batch_max
         self.clock = clock
         self.now = now
@@ -122,8 +144,11 @@ class AlertRelay:
     def _handle(self, records: list[Any], stop: threading.Event) -> bool:
         """Deliver then commit one batch; False if stopped before Redis took it."""
         self.stats.consumed += len(records)
-        alerts, invalid = alerts_of((rec.value for rec in records), self.now())
-        self.stats.invalid += invalid
+        alerts, rejected = alerts_of(records, self.now())
+        self.stats.invalid += len(rejected)
+        if rejected and self.quarantine is not None:
+            # Stored before the commit below, like the alerts: a crash replays them.
+            self.quarantine.put(rejected)
         delivered = self._deliver(alerts, stop)
         if delivered is None:
             return False

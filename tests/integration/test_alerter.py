@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from schemas.alert import Alert, alert_id_for
+from schemas.dead_letter import DeadLetter
 from schemas.signals import IndexDivergence, RecordHigh
 from services.alerter.command import relay_signals
 from services.alerter.relay import AlertStats
@@ -128,6 +129,7 @@ def test_each_signal_delivered_once_and_replay_delivers_nothing(
     redis_client: redis.Redis,
     produce: Callable[..., None],
     subscriber_for: Callable[[Settings], Subscriber],
+    read_topic: Callable[..., list[Any]],
 ) -> None:
     s = settings()
     ensure_topics(s, [s.signals_topic], s.partitions)
@@ -152,6 +154,12 @@ def test_each_signal_delivered_once_and_replay_delivers_nothing(
     assert 0 < int(ttl) <= s.alert_dedupe_ttl_s  # type: ignore[arg-type]
 
     # Replay: a new consumer group reads the topic from the start.
+    dead = read_topic(s.signals_dlq_topic, expect=1)
+    assert len(dead) == 1
+    letter = DeadLetter.model_validate_json(dead[0].value)
+    assert (letter.reason, letter.raw, dead[0].key) == ("malformed", '{"kind": "nope"}', b"x")
+    assert letter.source.startswith(f"{s.signals_topic}[")
+
     again = relay(s.model_copy(update={"alerter_group": "replay"}))
 
     assert (again.consumed, again.delivered, again.duplicates) == (22, 0, 21)
