@@ -29,8 +29,8 @@ class Settings(BaseSettings):
     state_dir: Path = Path(".local/state")
 
     # ingestor
-    ingest_linger_ms: Annotated[int, Field(ge=0)] = 20
-    ingest_batch_bytes: Annotated[int, Field(ge=1024)] = 256 * 1024
+    ingest_linger_ms: Annotated[int, Field(ge=0)] = 50
+    ingest_batch_bytes: Annotated[int, Field(ge=1024)] = 512 * 1024
     ingest_compression: str | None = "gzip"
     ingestor_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9101
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 import faust
 
 from services.cli import add_config_option
-from services.kafka_admin import ensure_topics
+from services.kafka_admin import BrokerUnavailableError, ensure_topics
 from services.processor.app import build_app
 from services.settings import Settings
 
@@ -23,11 +24,15 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = Settings() if args.config is None else Settings(config=args.config)
     rules = settings.rules()
-    ensure_topics(
-        settings,
-        [settings.ticks_topic, settings.dlq_topic, settings.signals_topic],
-        settings.partitions,
-    )
+    try:
+        ensure_topics(
+            settings,
+            [settings.ticks_topic, settings.dlq_topic, settings.signals_topic],
+            settings.partitions,
+        )
+    except BrokerUnavailableError as exc:
+        print(f"marketsignal: {exc}", file=sys.stderr)
+        return 1
     app = build_app(settings, rules, web_port=args.web_port)
     worker = faust.Worker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()
