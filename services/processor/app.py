@@ -82,28 +82,26 @@ def build_app(settings: Settings, rules: Rules, *, web_port: int | None = None) 
     dlq = raw_topic(settings.dlq_topic)
     by_pair = raw_topic(settings.topic(PAIR_FEED_TOPIC), internal=True)
 
+    def state_table(name: str) -> Any:
+        table = cast(
+            faust.Table[bytes, Any],
+            app.Table(name, default=None, partitions=settings.partitions, use_partitioner=True),
+        )
+        # Keys are the raw symbol / pair bytes, as on the source topics, so they hash to
+        # the same partition. A Table derives its key codec from key_type (json unless a
+        # Record says otherwise) and builds its changelog topic in the constructor: both
+        # must be redone, or writes go out raw and recovery, decoding JSON, drops every
+        # record and never completes.
+        table.key_serializer = "raw"
+        table.changelog_topic = table._new_changelog_topic()
+        return table
+
     # use_partitioner: a changelog record goes to the partition its key hashes to, the
     # same murmur2 partitioning the ingestor used for `ticks` (the key is the symbol) and
     # the symbol stage for `by_pair` (the key is the pair). Faust's default would take
     # the partition of the current event, which in a mixed batch is some other key's.
-    def state_schema() -> faust.Schema[bytes, Any]:
-        # JSON-plain detector state; raw keys so they hash like the producers' keys.
-        return faust.Schema(key_type=bytes, key_serializer="raw", value_serializer="json")
-
-    symbol_table = app.Table(
-        "symbol-state",
-        default=None,
-        schema=state_schema(),
-        partitions=settings.partitions,
-        use_partitioner=True,
-    )
-    pair_table = app.Table(
-        "pair-state",
-        default=None,
-        schema=state_schema(),
-        partitions=settings.partitions,
-        use_partitioner=True,
-    )
+    symbol_table = state_table("symbol-state")
+    pair_table = state_table("pair-state")
 
     symbol_stage = SymbolStage(rules, settings.ticks_topic)
     pair_stage = PairStage(rules)

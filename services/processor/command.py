@@ -35,4 +35,5 @@ def run(args: argparse.Namespace) -> int:
         return 1
     app = build_app(settings, rules, web_port=args.web_port)
     worker = faust.Worker(app, loglevel=args.loglevel)
-    worker.execute_from_commandline()
+    worker.execute_from_commandline()  # exits the process when the worker stops
+    return 0

@@ -8,6 +8,7 @@ the same signals, in the same order per subject, each delivered exactly once.
 from __future__ import annotations
 
 import io
+import os
 import subprocess
 import sys
 import threading
@@ -29,8 +30,9 @@ from tests.integration.conftest import SettingsFactory, read_all
 
 pytestmark = pytest.mark.e2e
 
-DEMO = ROOT / "deploy" / "demo" / "ticks.csv"
-DEMO_RULES = ROOT / "deploy" / "demo" / "rules.toml"
+# E2E_TICKS / E2E_RULES run the same checks on another replay file.
+DEMO = Path(os.environ.get("E2E_TICKS") or ROOT / "deploy" / "demo" / "ticks.csv")
+DEMO_RULES = Path(os.environ.get("E2E_RULES") or ROOT / "deploy" / "demo" / "rules.toml")
 # The replay is paced so the processor keeps up: the divergence reorder buffer's
 # wall-clock timeout (max_wait_s) must not fire on a backlog, or the stream would
 # legitimately evaluate in another order than the backtest.
@@ -41,6 +43,8 @@ MAX_WAIT_S = 5.0
 def paced_rules(tmp_path: Path) -> Path:
     text = DEMO_RULES.read_text(encoding="utf-8")
     text = text.replace("max_wait_s = 2.0", f"max_wait_s = {MAX_WAIT_S}")
+    if "max_wait_s" not in text:
+        text += f"\n[[divergence]]\nmax_wait_s = {MAX_WAIT_S}\n"
     path = tmp_path / "rules.toml"
     path.write_text(text, encoding="utf-8")
     assert Rules.load(path).divergence[0].max_wait_s == MAX_WAIT_S
