@@ -44,7 +44,7 @@ schemas: install ## Export JSON Schemas of the wire contract to schemas/json/
 
 .PHONY: demo-data
 demo-data: install ## Regenerate the synthetic demo data set (fixed seed)
-	$(PY) deploy/demo/generate.py deploy/demo/ticks.csv
+	$(PY) deploy/demo/generate.py deploy/demo/ticks.csv --jsonl deploy/demo/ticks.jsonl
 
 .PHONY: backtest
 backtest: install ## Backtest the demo data set offline

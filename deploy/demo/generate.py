@@ -1,0 +1,215 @@
+"""Generate the SYNTHETIC demo data set: the January-February 2026 story, fixed seed.
+
+Every price here is made up by a seeded random walk bent through a few anchor points
+(listing day, record, year-to-date moves); nothing is market data. Usage:
+
+    python deploy/demo/generate.py deploy/demo/ticks.csv [--jsonl deploy/demo/ticks.jsonl]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import random
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+SEED = 20260213
+HK = ZoneInfo("Asia/Hong_Kong")
+SH = ZoneInfo("Asia/Shanghai")
+START = date(2025, 12, 1)
+END = date(2026, 2, 13)
+HOLIDAYS = {date(2025, 12, 25), date(2025, 12, 26), date(2026, 1, 1)}
+HK_SESSIONS = ((time(9, 30), time(12, 0)), (time(13, 0), time(16, 0)))
+SH_SESSIONS = ((time(9, 30), time(11, 30)), (time(13, 0), time(15, 0)))
+
+
+class Instrument:
+    def __init__(
+        self,
+        symbol: str,
+        kind: str,
+        zone: ZoneInfo,
+        step_min: int,
+        anchors: dict[date, float],
+        vol: float,
+        listed: date = START,
+    ) -> None:
+        self.symbol, self.kind, self.zone, self.step_min = symbol, kind, zone, step_min
+        self.anchors, self.vol, self.listed = anchors, vol, listed
+
+    @property
+    def sessions(self) -> tuple[tuple[time, time], ...]:
+        return HK_SESSIONS if self.zone is HK else SH_SESSIONS
+
+
+def trading_days() -> list[date]:
+    days, d = [], START
+    while d <= END:
+        if d.weekday() < 5 and d not in HOLIDAYS:
+            days.append(d)
+        d += timedelta(days=1)
+    return days
+
+
+def closes(inst: Instrument, days: list[date], rng: random.Random) -> dict[date, float]:
+    """Daily closes: a random walk in log space, bent to pass through every anchor."""
+    live = [d for d in days if d >= inst.listed]
+    anchors = sorted(inst.anchors.items())
+    out: dict[date, float] = {}
+    for (d0, p0), (d1, p1) in itertools.pairwise(anchors):
+        span = [d for d in live if d0 <= d <= d1]
+        n = len(span) - 1
+        walk = [0.0]
+        for _ in range(n):
+            walk.append(walk[-1] + rng.gauss(0, inst.vol))
+        for i, d in enumerate(span):
+            frac = i / n if n else 1.0
+            # Brownian bridge: the walk minus its straight line, plus the anchors' line.
+            bridge = walk[i] - frac * walk[-1]
+            out[d] = math.exp(math.log(p0) + frac * (math.log(p1) - math.log(p0)) + bridge)
+    return out
+
+
+def minutes(inst: Instrument, day: date) -> list[datetime]:
+    out = []
+    for start, end in inst.sessions:
+        t = datetime.combine(day, start, inst.zone)
+        stop = datetime.combine(day, end, inst.zone)
+        while t <= stop:
+            out.append(t)
+            t += timedelta(minutes=inst.step_min)
+    return out
+
+
+def intraday(open_: float, close: float, n: int, vol: float, rng: random.Random) -> list[float]:
+    walk = [0.0]
+    for _ in range(n - 1):
+        walk.append(walk[-1] + rng.gauss(0, vol))
+    return [
+        math.exp(
+            math.log(open_)
+            + (i / (n - 1)) * (math.log(close) - math.log(open_))
+            + walk[i]
+            - (i / (n - 1)) * walk[-1]
+        )
+        for i in range(n)
+    ]
+
+
+def zhipu_day_13(times: list[datetime], prev_close: float, rng: random.Random) -> list[float]:
+    """13 February: a 23.4% run from the previous close to the record HK$496.00 at 15:10."""
+    peak_at = next(i for i, t in enumerate(times) if t.time() >= time(15, 10))
+    rise = intraday(prev_close * 1.01, 488.0, peak_at, 0.004, rng)
+    # Kept under 496/1.01 so the record itself clears the 1% same-day debounce.
+    prices = [min(p, 490.0) for p in rise] + [496.00]
+    fade = intraday(494.0, 489.6, len(times) - peak_at - 1, 0.002, rng)
+    return prices + [min(p, 495.5) for p in fade]
+
+
+def build(rng: random.Random) -> list[tuple[datetime, Instrument, float]]:
+    days = trading_days()
+    y25 = date(2025, 12, 31)
+    insts = [
+        Instrument(
+            "2513.HK",
+            "trade",
+            HK,
+            2,
+            {date(2026, 1, 8): 118.0, date(2026, 2, 12): 401.94},
+            0.035,
+            listed=date(2026, 1, 8),
+        ),
+        Instrument(
+            "000688.SH",
+            "index",
+            SH,
+            2,
+            {START: 1012.0, y25: 1000.0, date(2026, 1, 30): 1042.0, date(2026, 2, 13): 1091.0},
+            0.006,
+        ),
+        Instrument(
+            "HSTECH.HK",
+            "index",
+            HK,
+            2,
+            {START: 5580.0, y25: 5600.0, date(2026, 1, 30): 5535.0, date(2026, 2, 13): 5430.0},
+            0.006,
+        ),
+        Instrument(
+            "HSI.HK",
+            "index",
+            HK,
+            2,
+            {START: 25800.0, y25: 25600.0, date(2026, 2, 13): 26400.0},
+            0.005,
+        ),
+        Instrument(
+            "0700.HK", "trade", HK, 3, {START: 612.0, y25: 598.0, date(2026, 2, 13): 640.0}, 0.011
+        ),
+        Instrument(
+            "9988.HK", "trade", HK, 3, {START: 152.0, y25: 158.0, date(2026, 2, 13): 149.0}, 0.014
+        ),
+        Instrument(
+            "600519.SH",
+            "trade",
+            SH,
+            3,
+            {START: 1460.0, y25: 1420.0, date(2026, 2, 13): 1475.0},
+            0.008,
+        ),
+        Instrument(
+            "688981.SH", "trade", SH, 3, {START: 112.0, y25: 118.0, date(2026, 2, 13): 131.0}, 0.02
+        ),
+    ]
+    rows: list[tuple[datetime, Instrument, float]] = []
+    for inst in insts:
+        daily = closes(inst, days, rng)
+        prev = None
+        for day in days:
+            if day not in daily and not (inst.symbol == "2513.HK" and day == END):
+                continue
+            times = minutes(inst, day)
+            if inst.symbol == "2513.HK" and day == END:
+                prices = zhipu_day_13(times, prev or 401.94, rng)
+            else:
+                open_ = (prev or daily[day]) * math.exp(rng.gauss(0, inst.vol / 3))
+                prices = intraday(open_, daily[day], len(times), inst.vol / 8, rng)
+            rows.extend((t, inst, p) for t, p in zip(times, prices, strict=True))
+            prev = prices[-1]
+    rows.sort(key=lambda r: (r[0], r[1].symbol))
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("csv", type=Path)
+    parser.add_argument("--jsonl", type=Path)
+    args = parser.parse_args()
+    rows = build(random.Random(SEED))
+    rng = random.Random(SEED + 1)
+    volumes = [rng.randint(1, 50) * 100 for _ in rows]
+    with args.csv.open("w", encoding="utf-8", newline="\n") as fh:
+        fh.write("symbol,ts,price,volume,kind\n")
+        for (t, inst, p), v in zip(rows, volumes, strict=True):
+            vol = 0 if inst.kind == "index" else v
+            fh.write(f"{inst.symbol},{t.isoformat()},{p:.2f},{vol},{inst.kind}\n")
+    if args.jsonl:
+        with args.jsonl.open("w", encoding="utf-8", newline="\n") as fh:
+            for (t, inst, p), v in zip(rows, volumes, strict=True):
+                vol = 0 if inst.kind == "index" else v
+                record = {
+                    "symbol": inst.symbol,
+                    "ts": t.isoformat(),
+                    "price": round(p, 2),
+                    "volume": vol,
+                    "kind": inst.kind,
+                }
+                fh.write(json.dumps(record) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+"""The demo data set and its backtest, pinned: the story the README tells must hold.
+
+If the contract changes on purpose, refresh the golden file with
+    .venv/bin/marketsignal backtest deploy/demo/ticks.csv --config deploy/demo/rules.toml \\
+        > tests/unit/golden/demo_signals.jsonl
+and if the generator changes, `make demo-data` first.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from schemas.signals import SIGNAL_ADAPTER, IndexDivergence, RecordHigh
+from services.backtest.run import Summary, run_backtest
+from services.detection.rules import Rules
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "deploy" / "demo"
+GOLDEN = Path(__file__).parent / "golden" / "demo_signals.jsonl"
+REFRESH = "refresh: marketsignal backtest deploy/demo/ticks.csv --config deploy/demo/rules.toml"
+
+
+def backtest(path: Path) -> tuple[list[str], Summary]:
+    out = io.BytesIO()
+    summary = run_backtest(path, Rules.load(DEMO / "rules.toml"), out, io.StringIO())
+    return out.getvalue().decode().splitlines(), summary
+
+
+def test_generator_is_deterministic_and_matches_the_committed_files(tmp_path: Path) -> None:
+    subprocess.run(
+        [
+            sys.executable,
+            str(DEMO / "generate.py"),
+            str(tmp_path / "t.csv"),
+            "--jsonl",
+            str(tmp_path / "t.jsonl"),
+        ],
+        check=True,
+    )
+    assert (tmp_path / "t.csv").read_bytes() == (DEMO / "ticks.csv").read_bytes()
+    assert (tmp_path / "t.jsonl").read_bytes() == (DEMO / "ticks.jsonl").read_bytes()
+
+
+def test_backtest_of_the_demo_matches_the_golden_file() -> None:
+    lines, summary = backtest(DEMO / "ticks.csv")
+    assert (summary.malformed, summary.late) == (0, 0)
+    assert lines == GOLDEN.read_text().splitlines(), REFRESH
+
+
+def test_csv_and_jsonl_inputs_give_identical_output() -> None:
+    csv_lines, _ = backtest(DEMO / "ticks.csv")
+    jsonl_lines, summary = backtest(DEMO / "ticks.jsonl")
+    assert summary.lines == 48_397
+    assert jsonl_lines == csv_lines
+
+
+def test_the_story_zhipu_record_and_the_star_hstech_divergence() -> None:
+    signals = [SIGNAL_ADAPTER.validate_json(line) for line in GOLDEN.read_text().splitlines()]
+    zhipu = [s for s in signals if isinstance(s, RecordHigh) and s.symbol == "2513.HK"]
+    assert len(zhipu) > 20
+    assert all(s.window == "all_time" for s in zhipu)
+    record = zhipu[-1]
+    assert record.price == 496.0
+    assert record.ts.date() == date(2026, 2, 13)
+    assert record.change_pct == pytest.approx((496.0 / record.previous_high - 1) * 100)
+    # +320% from the debut (the first tick of 2513.HK, on its listing day).
+    first = next(
+        line for line in (DEMO / "ticks.csv").read_text().splitlines() if line.startswith("2513")
+    )
+    debut = float(first.split(",")[2])
+    assert first.split(",")[1].startswith("2026-01-08")
+    assert 4.1 < 496.0 / debut < 4.3
+    divergences = [s for s in signals if isinstance(s, IndexDivergence)]
+    opened = [s for s in divergences if s.phase == "open"]
+    assert opened, "the STAR 50 / HSTECH divergence must open"
+    assert opened[0].pair == "000688.SH/HSTECH.HK"
+    assert opened[0].direction == "a_over_b"
+    assert opened[0].spread_pp >= 10.0
+    assert opened[0].ts.date() >= date(2026, 2, 1)
+    assert opened[0].return_a_pct > 0 > opened[0].return_b_pct
+
+
+def test_the_cli_prints_the_same_lines() -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "backtest",
+            str(DEMO / "ticks.csv"),
+            "--config",
+            str(DEMO / "rules.toml"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == GOLDEN.read_text().splitlines()
+    assert "0 malformed, 0 late" in proc.stderr
