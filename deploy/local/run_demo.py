@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -45,6 +46,13 @@ def topic_size(settings: Settings, topic: str) -> int:
         return int(sum(ends.values()))
     finally:
         consumer.close()
+
+
+def free_port() -> int:
+    # Faust refuses port 0; ask the OS for a free one so a running `make up` is no bother.
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def start(name: str, args: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
@@ -94,7 +102,7 @@ def main() -> int:
     client = redis.Redis.from_url(settings.redis_url)
     live = client.pubsub(ignore_subscribe_messages=True)
     live.psubscribe(f"{namespace}alerts:*")
-    processor = start("processor", ["process", "--web-port", "0"], env, logs)
+    processor = start("processor", ["process", "--web-port", str(free_port())], env, logs)
     alerter = start("alerter", ["alert"], env, logs)
     feed = start("ingest", ["ingest", str(DEMO), "--rate", RATE], env, logs)
     seen: set[str] = set()
