@@ -54,8 +54,10 @@ class _History:
             if day not in self.closes:
                 bisect.insort(self.close_days, day)
                 cutoff = self.close_days[-1] - keep_days
-                drop = bisect.bisect_left(self.close_days, cutoff)
-                if drop:
+                # The newest day before the cutoff stays: after a gap in the feed it is
+                # still "the latest local date <= D - N" for the days to come.
+                drop = bisect.bisect_left(self.close_days, cutoff) - 1
+                if drop > 0:
                     for old in self.close_days[:drop]:
                         del self.closes[old]
                     del self.close_days[:drop]

@@ -224,6 +224,10 @@ class SymbolTracker:
             if first >= keep_from:
                 break
             del days[first]
+        # The deque only ever names kept days (it is read from both ends).
+        dq = self._deque
+        while dq and dq[0] < keep_from:
+            dq.popleft()
 
     def _rebuild(self) -> None:
         """Re-sort daily maxima and rebuild the deque after an out-of-order day changed."""
