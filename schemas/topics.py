@@ -10,6 +10,9 @@ SIGNALS_DLQ = "signals.dlq"
 ALERTS_STREAM = "alerts"
 ALERTS_PATTERN = "alerts:*"
 DLQ_REASON_HEADER = "x-dlq-reason"
+# On `signals` (and the processor's re-keyed topic): when the tick behind the record
+# entered the pipeline, epoch milliseconds as ASCII digits (the tick's Kafka timestamp).
+INGESTED_AT_HEADER = "x-ingested-at"
 
 
 def alert_channel(kind: str, subject: str) -> str:

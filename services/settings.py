@@ -27,6 +27,12 @@ class Settings(BaseSettings):
     partitions: Annotated[int, Field(ge=1)] = 6
     replication_factor: Annotated[int, Field(ge=1)] = 1
     state_dir: Path = Path(".local/state")
+    # Address the /metrics, /healthz, /readyz servers bind (0.0.0.0 in containers).
+    # Ports below: 0 means any free port (tests); the bound one is logged.
+    metrics_host: str = "127.0.0.1"
+    # Symbols whose feed staleness the processor reports; empty: the divergence rules'
+    # indices (a divergence needs both feeds live).
+    watch_symbols: tuple[str, ...] = ()
 
     # ingestor
     ingest_linger_ms: Annotated[int, Field(ge=0)] = 50

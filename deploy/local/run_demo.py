@@ -83,6 +83,9 @@ def main() -> int:
     rules_path = Path(os.environ.get("MARKETSIGNAL_CONFIG") or RULES)
     settings = Settings(namespace=namespace, config=rules_path)
     env = dict(os.environ, MARKETSIGNAL_NAMESPACE=namespace, MARKETSIGNAL_CONFIG=str(rules_path))
+    # Metrics on any free port, so a running `make up` (9101-9103) is no bother.
+    for service in ("INGESTOR", "PROCESSOR", "ALERTER"):
+        env[f"MARKETSIGNAL_{service}_METRICS_PORT"] = "0"
     logs = ROOT / ".local" / "logs" / namespace.rstrip(".")
     logs.mkdir(parents=True, exist_ok=True)
 

@@ -13,12 +13,16 @@ from types import FrameType
 import redis
 from kafka import KafkaConsumer
 from kafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
 
 from services.alerter.delivery import RedisDelivery
+from services.alerter.metrics import AlertMetrics
 from services.alerter.quarantine import KafkaQuarantine
 from services.alerter.relay import AlertRelay, AlertStats
 from services.cli import add_config_option
 from services.kafka_admin import BrokerUnavailableError, ensure_topics
+from services.lag import LagCollector
+from services.observability import serve
 from services.settings import Settings
 
 log = logging.getLogger("marketsignal.alerter")
@@ -41,6 +45,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help=f"deliver what is on the topic, then exit (--idle-exit {ONCE_IDLE_S:g})",
     )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="/metrics, /healthz, /readyz port (default: settings, 9103; 0: any free port)",
+    )
 
 
 def open_consumer(settings: Settings) -> KafkaConsumer:
@@ -58,7 +68,10 @@ def open_consumer(settings: Settings) -> KafkaConsumer:
 
 
 def relay_signals(
-    settings: Settings, stop: threading.Event, idle_exit_s: float | None
+    settings: Settings,
+    stop: threading.Event,
+    idle_exit_s: float | None,
+    metrics: AlertMetrics | None = None,
 ) -> AlertStats:
     """Run the relay until `stop` or idle. Raises BrokerUnavailableError, redis.RedisError."""
     ensure_topics(
@@ -81,6 +94,7 @@ def relay_signals(
                 RedisDelivery(client, settings),
                 quarantine,
                 batch_max=settings.alerter_batch_max,
+                metrics=metrics,
             )
             return relay.run(stop, idle_exit_s)
         finally:
@@ -104,8 +118,19 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     idle = ONCE_IDLE_S if args.once else args.idle_exit
+    registry = CollectorRegistry()
+    metrics = AlertMetrics(registry)
+    registry.register(
+        LagCollector(
+            settings.kafka_bootstrap,
+            settings.namespace + settings.alerter_group,
+            [settings.signals_topic],
+        )
+    )
+    port = settings.alerter_metrics_port if args.metrics_port is None else args.metrics_port
+    serve("alert", registry, settings.metrics_host, port, metrics.ready)
     try:
-        stats = relay_signals(settings, stop, idle)
+        stats = relay_signals(settings, stop, idle, metrics)
     except BrokerUnavailableError as exc:
         print(f"marketsignal: {exc}", file=sys.stderr)
         return 1

@@ -21,6 +21,7 @@ from pydantic import ValidationError
 
 from schemas.alert import Alert
 from schemas.signals import SIGNAL_ADAPTER
+from services.alerter.metrics import AlertMetrics
 
 log = logging.getLogger("marketsignal.alerter")
 
@@ -105,7 +106,9 @@ class AlertRelay:
         batch_max: int = 500,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        metrics: AlertMetrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.consumer = consumer
         self.delivery = delivery
         self.quarantine = quarantine
@@ -121,6 +124,8 @@ class AlertRelay:
         seconds, and no record can arrive before it.
         """
         idle_since: float | None = None
+        if self.metrics is not None:
+            self.metrics.ready.set(True, "consuming signals, Redis reachable")
         while not stop.is_set():
             polled = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self.batch_max)
             records = [rec for batch in polled.values() for rec in batch]
@@ -155,6 +160,8 @@ class AlertRelay:
         new = sum(delivered)
         self.stats.delivered += new
         self.stats.duplicates += len(delivered) - new
+        if self.metrics is not None:
+            self.metrics.batch(records, alerts, delivered, len(rejected))
         try:
             self.consumer.commit()
         except KafkaError as exc:
@@ -169,6 +176,8 @@ class AlertRelay:
             try:
                 return self.delivery.deliver(alerts)
             except redis.RedisError as exc:
+                if self.metrics is not None:
+                    self.metrics.redis_failed(exc)
                 log.error("Redis delivery failed, retrying in %.1fs: %s", backoff, exc)
                 if stop.wait(backoff):
                     return None

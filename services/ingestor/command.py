@@ -10,14 +10,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from kafka.errors import KafkaError
+from prometheus_client import CollectorRegistry
 
 from services.cli import add_config_option
 from services.feed import FeedError
 from services.ingestor.ingest import ingest_file
+from services.ingestor.metrics import IngestMetrics, MeteredSink
 from services.ingestor.pacing import Pacer
 from services.ingestor.publish import Publisher
 from services.ingestor.screening import Screener
 from services.kafka_admin import BrokerUnavailableError, ensure_topics
+from services.observability import ReadyFlag, serve
 from services.settings import Settings
 
 
@@ -35,6 +38,13 @@ def configure(parser: argparse.ArgumentParser) -> None:
     pace.add_argument("--rate", type=_positive, help="publish at most N ticks per second")
     pace.add_argument(
         "--speed", type=_positive, help="replay at X times event-time speed (ts gaps / X)"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve /metrics, /healthz, /readyz here while the replay runs "
+        "(default: $MARKETSIGNAL_INGESTOR_METRICS_PORT, 9101; 0: any free port; -1: none)",
     )
 
 
@@ -55,6 +65,27 @@ def run(args: argparse.Namespace) -> int:
         lambda: datetime.now(UTC),
     )
     pacer = Pacer(rate=args.rate, speed=args.speed)
+    registry = CollectorRegistry()
+    metrics = IngestMetrics(registry)
+    port = settings.ingestor_metrics_port if args.metrics_port is None else args.metrics_port
+    # Ready once the producer is connected; a batch job has nothing else to wait for.
+    ready = ReadyFlag("connecting to Kafka")
+    server = serve("ingest", registry, settings.metrics_host, port, ready) if port >= 0 else None
+    try:
+        return _replay(settings, path, screener, pacer, metrics, ready)
+    finally:
+        if server is not None:
+            server.stop()
+
+
+def _replay(
+    settings: Settings,
+    path: Path,
+    screener: Screener,
+    pacer: Pacer,
+    metrics: IngestMetrics,
+    ready: ReadyFlag,
+) -> int:
     started = time.perf_counter()
     try:
         ensure_topics(
@@ -62,12 +93,13 @@ def run(args: argparse.Namespace) -> int:
             [settings.ticks_topic, settings.dlq_topic, settings.signals_topic],
             settings.partitions,
         )
-        publisher = Publisher(settings)
+        publisher = Publisher(settings, metrics)
+        ready.set(True, "producer connected")
     except BrokerUnavailableError as exc:
         print(f"marketsignal: {exc}", file=sys.stderr)
         return 1
     try:
-        summary = ingest_file(path, screener, pacer, publisher)
+        summary = ingest_file(path, screener, pacer, MeteredSink(publisher, metrics))
         publisher.flush()
     except FeedError as exc:
         print(f"marketsignal: {path}: {exc}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
 from kafka import KafkaProducer
@@ -11,6 +12,7 @@ from kafka.errors import KafkaError
 from schemas.dead_letter import DeadLetter
 from schemas.tick import Tick
 from schemas.topics import DLQ_REASON_HEADER
+from services.ingestor.metrics import IngestMetrics
 from services.kafka_admin import BrokerUnavailableError
 from services.settings import Settings
 
@@ -27,7 +29,8 @@ def compression(name: str | None) -> str | None:
 class Publisher:
     """Keys ticks by symbol, so one symbol's ticks stay in order on one partition."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, metrics: IngestMetrics | None = None) -> None:
+        self.metrics = metrics
         self.ticks_topic = settings.ticks_topic
         self.dlq_topic = settings.dlq_topic
         self.failed = 0
@@ -62,10 +65,15 @@ class Publisher:
     ) -> None:
         future = self.producer.send(topic, key=key, value=value, headers=headers)
         future.add_errback(self._failed)
+        if self.metrics is not None:
+            metrics, is_ticks, sent = self.metrics, topic == self.ticks_topic, time.perf_counter()
+            future.add_callback(lambda _md: metrics.acked(is_ticks, time.perf_counter() - sent))
 
     def _failed(self, exc: Any) -> None:
         # Runs on the producer's I/O thread: count and remember, the caller reports.
         self.failed += 1
+        if self.metrics is not None:
+            self.metrics.producer_errors.inc()
         if self.first_error is None:
             self.first_error = str(exc)
             log.error("delivery failed: %s", exc)

@@ -20,7 +20,9 @@ from typing import Any, cast
 import faust
 
 from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat
+from schemas.topics import INGESTED_AT_HEADER
 from services.detection.rules import Rules
+from services.processor.metrics import ProcessorMetrics
 from services.processor.stages import Outputs, PairStage, Record, SymbolStage
 from services.settings import Settings
 
@@ -41,7 +43,29 @@ def heartbeat_interval(rules: Rules) -> float:
     return min(max(min(waits) / 4, 0.1), 1.0)
 
 
-def build_app(settings: Settings, rules: Rules, *, web_port: int | None = None) -> faust.App:
+def ingested_at(message: Any) -> int | None:
+    """The tick's ingest time (epoch ms): our header if set, else the Kafka timestamp."""
+    for name, value in message.headers or ():
+        if name == INGESTED_AT_HEADER and value:
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    timestamp = message.timestamp  # seconds (float), as faust converts it
+    return round(timestamp * 1000) if timestamp is not None else None
+
+
+def _origin_headers(origin_ms: int | None) -> dict[str, bytes] | None:
+    return None if origin_ms is None else {INGESTED_AT_HEADER: str(origin_ms).encode()}
+
+
+def build_app(
+    settings: Settings,
+    rules: Rules,
+    *,
+    web_port: int | None = None,
+    metrics: ProcessorMetrics | None = None,
+) -> faust.App:
     app_id = settings.namespace + settings.processor_app_id
     datadir = (settings.state_dir / app_id).resolve()
     datadir.mkdir(parents=True, exist_ok=True)
@@ -118,16 +142,21 @@ def build_app(settings: Settings, rules: Rules, *, web_port: int | None = None) 
         # the current event and publishes them only at its commit, which this batch's
         # own await would then wait for forever.
         pending: list[Awaitable[Any]] = []
-        for signal in out.signals:
+        for signal, origin in zip(out.signals, out.signal_origins, strict=True):
             pending.append(
                 await signals.send(
                     key=signal.subject.encode(),
                     value=signal.model_dump_json().encode(),
+                    headers=_origin_headers(origin),
                     force=True,
                 )
             )
-        for pair, payload in out.forwards:
-            pending.append(await by_pair.send(key=pair.encode(), value=payload, force=True))
+        for (pair, payload), origin in zip(out.forwards, out.forward_origins, strict=True):
+            pending.append(
+                await by_pair.send(
+                    key=pair.encode(), value=payload, headers=_origin_headers(origin), force=True
+                )
+            )
         for dead in out.dead:
             pending.append(
                 await dlq.send(
@@ -142,14 +171,34 @@ def build_app(settings: Settings, rules: Rules, *, web_port: int | None = None) 
 
     def records(events: Sequence[Any]) -> list[Record]:
         return [
-            Record(e.message.key, e.message.value, e.message.partition, e.message.offset)
+            Record(
+                e.message.key,
+                e.message.value,
+                e.message.partition,
+                e.message.offset,
+                ingested_at(e.message),
+            )
             for e in events
         ]
 
     @app.agent(ticks, name="records", concurrency=1)
     async def detect_symbols(stream: faust.StreamT[Any]) -> None:
         async for events in _batches(stream):
-            out = symbol_stage.process(records(events), load_from(symbol_table))
+            batch = records(events)
+            started = time.perf_counter()
+            out = symbol_stage.process(batch, load_from(symbol_table))
+            if metrics is not None:
+                metrics.batch(
+                    "symbol",
+                    len(batch),
+                    time.perf_counter() - started,
+                    out.evaluated,
+                    out.signals,
+                    out.dead,
+                )
+                metrics.staleness.seen(
+                    r.key.decode(errors="replace") for r in batch if r.key is not None
+                )
             await emit(out)
             for symbol, state in out.states.items():
                 symbol_table[symbol.encode()] = state
@@ -157,7 +206,13 @@ def build_app(settings: Settings, rules: Rules, *, web_port: int | None = None) 
     @app.agent(by_pair, name="divergence", concurrency=1)
     async def detect_pairs(stream: faust.StreamT[Any]) -> None:
         async for events in _batches(stream):
-            out = pair_stage.process(records(events), load_from(pair_table), time.time())
+            batch = records(events)
+            started = time.perf_counter()
+            out = pair_stage.process(batch, load_from(pair_table), time.time())
+            if metrics is not None:
+                elapsed = time.perf_counter() - started
+                metrics.batch("pair", len(batch), elapsed, out.evaluated, out.signals, [])
+                metrics.buffers(pair_stage.pending())
             await emit(out)
             for pair, state in out.states.items():
                 pair_table[pair.encode()] = state

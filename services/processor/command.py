@@ -4,19 +4,43 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 import faust
+from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import CollectorRegistry
 
+from schemas.pair_feed import PAIR_FEED_TOPIC
 from services.cli import add_config_option
 from services.kafka_admin import BrokerUnavailableError, ensure_topics
+from services.lag import LagCollector
+from services.observability import serve
 from services.processor.app import build_app
+from services.processor.metrics import ProcessorMetrics
 from services.settings import Settings
+
+
+def readiness(app: Any) -> tuple[bool, str]:
+    """Ready: the worker joined the group and its tables' recovery finished."""
+    if app.rebalancing:
+        return False, "rebalancing"
+    if app.in_recovery:
+        return False, "recovering tables from their changelogs"
+    if not app.tables.recovery.completed.is_set():
+        return False, "waiting for the partition assignment and table recovery"
+    return True, "partitions assigned, tables recovered"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
     parser.add_argument(
         "--web-port", type=int, default=None, help="Faust web port (default: settings, 6066)"
+    )
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="/metrics, /healthz, /readyz port (default: settings, 9102; 0: any free port)",
     )
     parser.add_argument("--loglevel", default="info", help="worker log level")
 
@@ -33,7 +57,25 @@ def run(args: argparse.Namespace) -> int:
     except BrokerUnavailableError as exc:
         print(f"marketsignal: {exc}", file=sys.stderr)
         return 1
-    app = build_app(settings, rules, web_port=args.web_port)
+    registry = CollectorRegistry()
+    watch = settings.watch_symbols or tuple(
+        dict.fromkeys(s for rule in rules.divergence for s in (rule.a, rule.b))
+    )
+    metrics = ProcessorMetrics(registry, watch)
+    app = build_app(settings, rules, web_port=args.web_port, metrics=metrics)
+    # faust's own sensor (messages, commit latency, rebalances, ...), in our registry; the
+    # fixed prefix keeps metric names independent of the namespace and app id. It also
+    # serves the registry on the Faust web port's /metrics; the port to scrape is 9102.
+    setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
+    registry.register(
+        LagCollector(
+            settings.kafka_bootstrap,
+            settings.namespace + settings.processor_app_id,
+            [settings.ticks_topic, settings.topic(PAIR_FEED_TOPIC)],
+        )
+    )
+    port = settings.processor_metrics_port if args.metrics_port is None else args.metrics_port
+    serve("process", registry, settings.metrics_host, port, lambda: readiness(app))
     worker = faust.Worker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()  # exits the process when the worker stops
     return 0

@@ -7,7 +7,7 @@ may have lost) is testable without a broker.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -36,17 +36,27 @@ class Record(NamedTuple):
     value: bytes
     partition: int
     offset: int
+    # When the tick entered the pipeline (the ingestor's Kafka record timestamp, epoch ms),
+    # carried to the alerter for the tick-to-alert latency; None when unknown.
+    ingested_ms: int | None = None
 
 
 @dataclass
 class Outputs:
     signals: list[AnySignal] = field(default_factory=list)
+    # ingested_ms of the tick behind each signal (parallel to `signals`)
+    signal_origins: list[int | None] = field(default_factory=list)
     # (pair name, PairTick JSON) for the re-keyed topic
     forwards: list[tuple[str, bytes]] = field(default_factory=list)
+    forward_origins: list[int | None] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
     # key -> new state, to write only after the outputs above are acknowledged
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
     evaluated: int = 0
+
+    def add_signals(self, signals: Sequence[AnySignal], origin_ms: int | None) -> None:
+        self.signals.extend(signals)
+        self.signal_origins.extend([origin_ms] * len(signals))
 
 
 def _text(value: bytes) -> str:
@@ -145,7 +155,7 @@ class SymbolStage:
                 continue
             out.evaluated += 1
             if result is not None:
-                out.signals.append(result)
+                out.add_signals([result], rec.ingested_ms)
             for pair in self.pairs_of.get(symbol, ()):
                 msg = PairTick(
                     symbol=symbol,
@@ -155,6 +165,7 @@ class SymbolStage:
                     src_offset=rec.offset,
                 )
                 out.forwards.append((pair, msg.model_dump_json().encode()))
+                out.forward_origins.append(rec.ingested_ms)
         for symbol, tracker in trackers.items():
             if symbol in positions:
                 p, o = positions[symbol]
@@ -218,7 +229,8 @@ class PairStage:
                 applied[pair] = dict(state["src"]) if state is not None else {}
             if isinstance(msg, Heartbeat):
                 if tracker.pending:
-                    out.signals.extend(tracker.expire(now))
+                    # Released by the reorder timer: no single tick is behind them.
+                    out.add_signals(tracker.expire(now), None)
                     changed.add(pair)
                 continue
             src = applied[pair]
@@ -227,7 +239,7 @@ class PairStage:
                 continue  # a re-sent record from a symbol-stage replay
             src[part] = msg.src_offset
             out.evaluated += 1
-            out.signals.extend(tracker.update(msg.symbol, msg.ts_us, msg.price, now))
+            out.add_signals(tracker.update(msg.symbol, msg.ts_us, msg.price, now), rec.ingested_ms)
             changed.add(pair)
         for pair in changed:
             state = {"src": applied[pair], "tracker": trackers[pair].to_state()}

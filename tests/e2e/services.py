@@ -31,6 +31,10 @@ def service_env(settings: Settings, rules: Path) -> dict[str, str]:
         MARKETSIGNAL_PARTITIONS=str(settings.partitions),
         MARKETSIGNAL_CONFIG=str(rules),
         MARKETSIGNAL_STATE_DIR=str(ROOT / ".local" / "state" / "e2e"),
+        # Any free port: tests never clash with `make up` or with each other.
+        MARKETSIGNAL_INGESTOR_METRICS_PORT="0",
+        MARKETSIGNAL_PROCESSOR_METRICS_PORT="0",
+        MARKETSIGNAL_ALERTER_METRICS_PORT="0",
     )
     return env
 
