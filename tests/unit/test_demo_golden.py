@@ -23,7 +23,19 @@ from services.detection.rules import Rules
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "deploy" / "demo"
 GOLDEN = Path(__file__).parent / "golden" / "demo_signals.jsonl"
-REFRESH = "refresh: marketsignal backtest deploy/demo/ticks.csv --config deploy/demo/rules.toml"
+REGENERATE = (
+    "the committed demo data differ from what deploy/demo/generate.py writes; if the generator "
+    "changed on purpose, run `make demo-data` and then refresh the golden file with "
+    "`.venv/bin/marketsignal backtest deploy/demo/ticks.csv --config deploy/demo/rules.toml "
+    "> tests/unit/golden/demo_signals.jsonl`"
+)
+REFRESH = (
+    "the backtest of the demo no longer gives tests/unit/golden/demo_signals.jsonl; if the "
+    "signal contract or the detectors changed on purpose, refresh it with "
+    "`.venv/bin/marketsignal backtest deploy/demo/ticks.csv --config deploy/demo/rules.toml "
+    "> tests/unit/golden/demo_signals.jsonl` (after `make demo-data` if the generator changed), "
+    "check the story in deploy/demo/README.md still holds, and review the diff"
+)
 
 
 def backtest(path: Path) -> tuple[list[str], Summary]:
@@ -43,8 +55,8 @@ def test_generator_is_deterministic_and_matches_the_committed_files(tmp_path: Pa
         ],
         check=True,
     )
-    assert (tmp_path / "t.csv").read_bytes() == (DEMO / "ticks.csv").read_bytes()
-    assert (tmp_path / "t.jsonl").read_bytes() == (DEMO / "ticks.jsonl").read_bytes()
+    assert (tmp_path / "t.csv").read_bytes() == (DEMO / "ticks.csv").read_bytes(), REGENERATE
+    assert (tmp_path / "t.jsonl").read_bytes() == (DEMO / "ticks.jsonl").read_bytes(), REGENERATE
 
 
 def test_backtest_of_the_demo_matches_the_golden_file() -> None:
@@ -57,6 +69,7 @@ def test_csv_and_jsonl_inputs_give_identical_output() -> None:
     csv_lines, _ = backtest(DEMO / "ticks.csv")
     jsonl_lines, summary = backtest(DEMO / "ticks.jsonl")
     assert summary.lines == 48_397
+    assert (summary.malformed, summary.late) == (0, 0)
     assert jsonl_lines == csv_lines
 
 
@@ -70,19 +83,24 @@ def test_the_story_zhipu_record_and_the_star_hstech_divergence() -> None:
     assert record.ts.date() == date(2026, 2, 13)
     assert record.change_pct == pytest.approx((496.0 / record.previous_high - 1) * 100)
     # +320% from the debut (the first tick of 2513.HK, on its listing day).
-    first = next(
-        line for line in (DEMO / "ticks.csv").read_text().splitlines() if line.startswith("2513")
-    )
-    debut = float(first.split(",")[2])
-    assert first.split(",")[1].startswith("2026-01-08")
-    assert 4.1 < 496.0 / debut < 4.3
+    ticks = [
+        line.split(",")
+        for line in (DEMO / "ticks.csv").read_text().splitlines()
+        if line.startswith("2513.HK,")
+    ]
+    assert ticks[0][1].startswith("2026-01-08")
+    assert 4.1 < 496.0 / float(ticks[0][2]) < 4.3
+    # 13 February: a 23.4% jump from the previous close, and 496.00 is the day's high.
+    prev_close = float([t for t in ticks if t[1].startswith("2026-02-12")][-1][2])
+    assert round((496.0 / prev_close - 1) * 100, 1) == 23.4
+    assert max(float(t[2]) for t in ticks if t[1].startswith("2026-02-13")) == 496.0
     divergences = [s for s in signals if isinstance(s, IndexDivergence)]
     opened = [s for s in divergences if s.phase == "open"]
     assert opened, "the STAR 50 / HSTECH divergence must open"
     assert opened[0].pair == "000688.SH/HSTECH.HK"
     assert opened[0].direction == "a_over_b"
     assert opened[0].spread_pp >= 10.0
-    assert opened[0].ts.date() >= date(2026, 2, 1)
+    assert (opened[0].ts.year, opened[0].ts.month) == (2026, 2)
     assert opened[0].return_a_pct > 0 > opened[0].return_b_pct
 
 
@@ -103,5 +121,5 @@ def test_the_cli_prints_the_same_lines() -> None:
         cwd=ROOT,
     )
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == GOLDEN.read_text().splitlines()
+    assert proc.stdout.splitlines() == GOLDEN.read_text().splitlines(), REFRESH
     assert "0 malformed, 0 late" in proc.stderr
