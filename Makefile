@@ -38,6 +38,11 @@ fmt: install ## Format and auto-fix with ruff
 unit: install ## Unit tests (no I/O)
 	$(BIN)/pytest tests/unit -q
 
+.PHONY: prometheus-check
+prometheus-check: ## promtool: check both scrape configs, the alert rules, and run their unit tests
+	cd deploy/prometheus && promtool check config prometheus.yml && promtool check config prometheus.compose.yml
+	cd deploy/prometheus && promtool check rules rules.yml && promtool test rules rules_test.yml
+
 .PHONY: schemas
 schemas: install ## Export JSON Schemas of the wire contract to schemas/json/
 	$(BIN)/marketsignal schemas export schemas/json

@@ -280,6 +280,12 @@ prom_up() {
   ensure_cmd curl curl
   if pid="$(live_pid "$PROM_PID" prometheus)"; then
     prom_wait "$pid" "$t0" reused
+    # Started before deploy/prometheus/prometheus.yml existed (or with another file):
+    # it does not scrape the services until restarted (`stack.sh down; stack.sh up`).
+    if [[ -f "$ROOT/deploy/prometheus/prometheus.yml" ]] &&
+      ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "--config.file=$ROOT/deploy/prometheus/prometheus.yml"; then
+      say "prometheus: NOTE pid $pid runs another config than deploy/prometheus/prometheus.yml; restart it to scrape the services"
+    fi
     return
   fi
   if port_open "$PROMETHEUS_PORT"; then
