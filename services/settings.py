@@ -60,6 +60,19 @@ class Settings(BaseSettings):
     alert_dedupe_ttl_s: Annotated[int, Field(ge=60)] = 30 * 86_400
     alerts_stream_maxlen: Annotated[int, Field(ge=100)] = 100_000
 
+    # subscriptions (docs/subscriptions.md)
+    # Cap of each `alerts:sub:{id}` stream and webhook outbox (XADD MAXLEN ~).
+    sub_stream_maxlen: Annotated[int, Field(ge=10)] = 10_000
+    # Subscriptions HTTP API, in the alerter process. Bearer tokens, as a JSON list in
+    # MARKETSIGNAL_API_TOKENS; none configured: the API binds 127.0.0.1 only, unauthenticated.
+    api_host: str = "0.0.0.0"
+    api_port: Annotated[int, Field(ge=0, le=65535)] = 9110
+    api_tokens: tuple[str, ...] = ()
+    webhook_timeout_s: Annotated[float, Field(gt=0)] = 5.0
+    webhook_max_attempts: Annotated[int, Field(ge=1)] = 6
+    webhook_backoff_s: Annotated[float, Field(gt=0)] = 0.5
+    webhook_backoff_max_s: Annotated[float, Field(gt=0)] = 30.0
+
     def rules(self) -> Rules:
         return Rules.load(self.config)
 

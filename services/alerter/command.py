@@ -15,7 +15,9 @@ from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
+from services.alerter.background import Background
 from services.alerter.delivery import RedisDelivery
+from services.alerter.fanout import SubscriptionDelivery
 from services.alerter.metrics import AlertMetrics
 from services.alerter.quarantine import KafkaQuarantine
 from services.alerter.relay import AlertRelay, AlertStats
@@ -50,6 +52,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=None,
         help="/metrics, /healthz, /readyz port (default: settings, 9103; 0: any free port)",
+    )
+    parser.add_argument(
+        "--no-api",
+        action="store_true",
+        help="do not serve the subscriptions HTTP API (webhooks are still delivered)",
     )
 
 
@@ -91,7 +98,8 @@ def relay_signals(
         try:
             relay = AlertRelay(
                 consumer,
-                RedisDelivery(client, settings),
+                # The shared stream and channels, then each matching subscription.
+                SubscriptionDelivery(RedisDelivery(client, settings), client, settings),
                 quarantine,
                 batch_max=settings.alerter_batch_max,
                 metrics=metrics,
@@ -129,6 +137,14 @@ def run(args: argparse.Namespace) -> int:
     )
     port = settings.alerter_metrics_port if args.metrics_port is None else args.metrics_port
     serve("alert", registry, settings.metrics_host, port, metrics.ready)
+    # Subscriptions API and webhook worker, on their own thread (docs/subscriptions.md).
+    background = Background(settings, metrics, api=not args.no_api)
+    try:
+        background.start()
+    except OSError as exc:
+        # Alerts matter more than the API: deliver them (webhooks too) without it.
+        log.error("subscriptions API not started (%s); delivering alerts without it", exc)
+        background = Background(settings, metrics, api=False).start()
     try:
         stats = relay_signals(settings, stop, idle, metrics)
     except BrokerUnavailableError as exc:
@@ -144,5 +160,7 @@ def run(args: argparse.Namespace) -> int:
     except KafkaError as exc:
         print(f"marketsignal: Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
         return 1
+    finally:
+        background.stop()
     print(stats.render(), file=sys.stderr)
     return 0

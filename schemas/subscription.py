@@ -1,0 +1,156 @@
+"""Subscription: who gets which alert, how often, and where (docs/subscriptions.md).
+
+A subscription is what a user writes (`SubscriptionSpec`: name, filters, frequency,
+expiry, delivery) plus what the registry adds (`id`, `created_at`). Every filter left
+empty selects everything; a filter that belongs to one kind of signal (windows, pairs,
+phases, minimum change or spread) restricts only alerts of that kind.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Annotated, Literal, Self
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from schemas.signals import (
+    DIVERGENCE_WINDOW_PATTERN,
+    Direction,
+    Phase,
+    RecordWindow,
+    SignalKind,
+)
+
+# A symbol, or a glob over symbols: `*` any run of characters, `?` one character.
+SYMBOL_GLOB_PATTERN = r"^[A-Za-z0-9.^_\-*?]{1,32}$"
+PAIR_PATTERN = r"^[A-Za-z0-9.^_\-]{1,32}/[A-Za-z0-9.^_\-]{1,32}$"
+SUBSCRIPTION_ID_PATTERN = r"^[a-f0-9]{16}$"
+_SUBSCRIPTION_ID_RE = re.compile(SUBSCRIPTION_ID_PATTERN)
+WEBHOOK_URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
+# Bounds that keep one subscription small: the registry holds thousands of them.
+MAX_LIST = 200
+
+SymbolGlob = Annotated[str, Field(pattern=SYMBOL_GLOB_PATTERN)]
+PairName = Annotated[str, Field(pattern=PAIR_PATTERN)]
+FrequencyMode = Literal["every", "once_per_day", "cooldown"]
+Channel = Literal["stream", "pubsub", "webhook"]
+
+
+def is_subscription_id(text: str) -> bool:
+    return _SUBSCRIPTION_ID_RE.match(text) is not None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+class Filters(_Strict):
+    """Which alerts: every non-empty field must accept the alert (AND); values in a list: OR."""
+
+    # record_high: the symbol; index_divergence: either index of the pair.
+    symbols: Annotated[tuple[SymbolGlob, ...], Field(max_length=MAX_LIST)] = ()
+    kinds: Annotated[tuple[SignalKind, ...], Field(max_length=2)] = ()
+    # record_high only
+    windows: Annotated[tuple[RecordWindow, ...], Field(max_length=2)] = ()
+    min_change_pct: Annotated[float, Field(ge=0, le=1e6)] | None = None
+    # index_divergence only
+    pairs: Annotated[tuple[PairName, ...], Field(max_length=MAX_LIST)] = ()
+    phases: Annotated[tuple[Phase, ...], Field(max_length=2)] = ()
+    directions: Annotated[tuple[Direction, ...], Field(max_length=2)] = ()
+    divergence_windows: Annotated[
+        tuple[Annotated[str, Field(pattern=DIVERGENCE_WINDOW_PATTERN)], ...],
+        Field(max_length=MAX_LIST),
+    ] = ()
+    # |spread_pp| at least this
+    min_spread_pp: Annotated[float, Field(ge=0, le=1e6)] | None = None
+
+
+class Webhook(_Strict):
+    url: Annotated[str, Field(pattern=WEBHOOK_URL_PATTERN, max_length=2048)]
+
+
+class DeliverySpec(_Strict):
+    """Where a subscription's alerts go: at least one of the three."""
+
+    stream: bool = True
+    pubsub: bool = False
+    webhook: Webhook | None = None
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> Self:
+        if not (self.stream or self.pubsub or self.webhook is not None):
+            raise ValueError("delivery needs at least one of stream, pubsub, webhook")
+        return self
+
+    @property
+    def channels(self) -> tuple[Channel, ...]:
+        out: list[Channel] = []
+        if self.stream:
+            out.append("stream")
+        if self.pubsub:
+            out.append("pubsub")
+        if self.webhook is not None:
+            out.append("webhook")
+        return tuple(out)
+
+
+class SubscriptionSpec(_Strict):
+    """What a client sends to create or replace a subscription."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    filters: Filters = Filters()
+    # every: each matching alert; once_per_day: the first per subject and local date
+    # (the subject's exchange zone); cooldown: then none for `cooldown_s` of event time.
+    frequency: FrequencyMode = "every"
+    cooldown_s: Annotated[int | None, Field(ge=1, le=366 * 86_400, validate_default=True)] = None
+    expires_at: AwareDatetime | None = None
+    delivery: DeliverySpec = DeliverySpec()
+
+    @field_validator("cooldown_s")
+    @classmethod
+    def _cooldown_iff_mode(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # A field validator, not a model one, so the error names `cooldown_s`.
+        frequency = info.data.get("frequency")
+        if frequency == "cooldown" and value is None:
+            raise ValueError("required when frequency is 'cooldown'")
+        if frequency not in (None, "cooldown") and value is not None:
+            raise ValueError("only allowed when frequency is 'cooldown'")
+        return value
+
+
+class Subscription(SubscriptionSpec):
+    id: Annotated[str, Field(pattern=SUBSCRIPTION_ID_PATTERN)]
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+
+    def expired(self, now: datetime) -> bool:
+        return self.expires_at is not None and self.expires_at <= now
+
+    @property
+    def spec(self) -> SubscriptionSpec:
+        return SubscriptionSpec.model_validate(
+            self.model_dump(exclude={"id", "created_at", "updated_at"})
+        )
+
+
+class CreatedSubscription(_Strict):
+    """The answer to a create: the subscription and, once only, its webhook secret."""
+
+    subscription: Subscription
+    # HMAC-SHA256 key of the X-Marketsignal-Signature header of webhook deliveries;
+    # generated at creation (webhook or not, so one added later has it), returned once.
+    webhook_secret: str
+
+
+def sub_stream(sub_id: str) -> str:
+    """Redis stream and pub/sub channel of one subscription (before the namespace)."""
+    return f"alerts:sub:{sub_id}"

@@ -1,0 +1,118 @@
+"""The alerter's asyncio side: the subscriptions API and the webhook worker.
+
+The relay stays a synchronous kafka-python loop on the main thread; this runs beside it
+on one thread with its own event loop, so neither an HTTP client nor a slow webhook
+receiver can ever hold up Kafka consumption, and the relay never waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+
+import redis
+from aiohttp import web
+
+from services.alerter.api import build_app
+from services.alerter.metrics import AlertMetrics
+from services.alerter.subscriptions import SubscriptionRegistry
+from services.alerter.webhook import WebhookWorker
+from services.settings import Settings
+
+log = logging.getLogger("marketsignal.alerter")
+LOCAL_ONLY = "127.0.0.1"
+
+
+def api_host(settings: Settings) -> str:
+    """Without a token the API is unauthenticated, so it is reachable from this host only."""
+    return settings.api_host if settings.api_tokens else LOCAL_ONLY
+
+
+class Background:
+    """`start()` returns once the API listens (`port`) and the webhook worker runs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: AlertMetrics | None = None,
+        *,
+        api: bool = True,
+        webhooks: bool = True,
+        port: int | None = None,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.api = api
+        self.webhooks = webhooks
+        self.port = settings.api_port if port is None else port
+        self.worker = WebhookWorker(settings, metrics) if webhooks else None
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="alerter-async", daemon=True)
+        self._started = threading.Event()
+        self._stop: asyncio.Event | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> Background:
+        self._thread.start()
+        self._started.wait()
+        if self._error is not None:
+            raise self._error
+        return self
+
+    def stop(self) -> None:
+        if self._stop is not None and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            self._loop.run_until_complete(self._main())
+        except BaseException as exc:  # reported by start() when it happens before serving
+            self._error = exc
+            self._started.set()
+        finally:
+            self._loop.close()
+
+    async def _main(self) -> None:
+        self._stop = asyncio.Event()
+        runner: web.AppRunner | None = None
+        client: redis.Redis | None = None
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            if self.api:
+                client = redis.Redis.from_url(self.settings.redis_url)
+                runner = web.AppRunner(
+                    build_app(SubscriptionRegistry(client, self.settings), self.settings),
+                    access_log=None,
+                )
+                await runner.setup()
+                host = api_host(self.settings)
+                site = web.TCPSite(runner, host, self.port)
+                await site.start()
+                server = site._server
+                sockets = getattr(server, "sockets", None) or []
+                if sockets:
+                    self.port = int(sockets[0].getsockname()[1])
+                if self.settings.api_tokens:
+                    log.info("subscriptions API on http://%s:%d (bearer tokens)", host, self.port)
+                else:
+                    log.warning(
+                        "subscriptions API on http://%s:%d: no token configured "
+                        "(MARKETSIGNAL_API_TOKENS), so it listens on 127.0.0.1 only, "
+                        "without authentication",
+                        host,
+                        self.port,
+                    )
+            if self.worker is not None:
+                tasks.append(asyncio.create_task(self.worker.run(), name="webhooks"))
+            self._started.set()
+            await self._stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if runner is not None:
+                await runner.cleanup()
+            if client is not None:
+                client.close()

@@ -1,0 +1,147 @@
+"""The subscription index returns exactly what a scan of every subscription returns."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from schemas.signals import IndexDivergence, RecordHigh
+from schemas.subscription import Filters, Subscription, SubscriptionSpec
+from services.alerter.matching import SubscriptionIndex, accepts, symbol_matches
+
+T0 = datetime(2026, 2, 13, 2, 0, tzinfo=UTC)
+SYMBOLS = ["2513.HK", "0700.HK", "000688.SH", "HSTECH.HK", "600000.SH", "AAPL", "HSI.HK"]
+PAIRS = ["000688.SH/HSTECH.HK", "600000.SH/HSI.HK"]
+PATTERNS = [*SYMBOLS, "*.HK", "*.SH", "0*", "2513*", "*", "?700.HK", "*00*", "HS?.*", "*.SZ"]
+
+record_highs = st.builds(
+    lambda sym, window, chg: RecordHigh(
+        symbol=sym,
+        ts=T0,
+        price=100 * (1 + chg / 100),
+        window=window,
+        previous_high=100.0,
+        previous_high_ts=T0 - timedelta(days=1),
+        change_pct=chg,
+    ),
+    st.sampled_from(SYMBOLS),
+    st.sampled_from(["all_time", "52w"]),
+    st.floats(0, 30),
+)
+divergences = st.builds(
+    lambda pair, phase, direction, spread: IndexDivergence(
+        pair=pair,
+        a=pair.split("/")[0],
+        b=pair.split("/")[1],
+        ts=T0,
+        phase=phase,
+        direction=direction,
+        return_a_pct=spread,
+        return_b_pct=0.0,
+        spread_pp=spread,
+        threshold_pp=10.0,
+        window="ytd",
+    ),
+    st.sampled_from(PAIRS),
+    st.sampled_from(["open", "close"]),
+    st.sampled_from(["a_over_b", "b_over_a"]),
+    st.floats(-30, 30),
+)
+signals = st.one_of(record_highs, divergences)
+
+
+def _subset(values: list[str], max_size: int = 3) -> st.SearchStrategy[tuple[str, ...]]:
+    return st.lists(st.sampled_from(values), max_size=max_size, unique=True).map(tuple)
+
+
+filters = st.builds(
+    Filters,
+    symbols=_subset(PATTERNS),
+    kinds=_subset(["record_high", "index_divergence"], 2),
+    windows=_subset(["all_time", "52w"], 2),
+    min_change_pct=st.none() | st.floats(0, 20),
+    pairs=_subset(PAIRS, 2),
+    phases=_subset(["open", "close"], 2),
+    directions=_subset(["a_over_b", "b_over_a"], 2),
+    min_spread_pp=st.none() | st.floats(0, 20),
+)
+
+
+def subscription(i: int, f: Filters) -> Subscription:
+    return Subscription(id=f"{i:016x}", name=f"s{i}", filters=f, created_at=T0, updated_at=T0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(filters, max_size=40), st.lists(signals, min_size=1, max_size=20))
+def test_index_returns_exactly_what_a_scan_returns(
+    all_filters: list[Filters], sample: list[RecordHigh | IndexDivergence]
+) -> None:
+    subs = [subscription(i, f) for i, f in enumerate(all_filters)]
+    index = SubscriptionIndex(subs)
+    for signal in sample:
+        scanned = [s.id for s in subs if accepts(s.filters, signal)]
+        assert [s.id for s in index.match(signal)] == sorted(scanned)
+
+
+@pytest.mark.parametrize(
+    ("pattern", "symbol", "expected"),
+    [
+        ("*.HK", "2513.HK", True),
+        ("*.HK", "000688.SH", False),
+        ("2513.HK", "2513.HK", True),
+        ("2513.HK", "2513.hk", False),
+        ("?700.HK", "0700.HK", True),
+        ("0*", "0700.HK", True),
+        ("*", "AAPL", True),
+    ],
+)
+def test_symbol_globs(pattern: str, symbol: str, expected: bool) -> None:
+    assert symbol_matches(pattern, symbol) is expected
+
+
+def test_divergence_matches_a_symbol_filter_on_either_index() -> None:
+    div = IndexDivergence(
+        pair="000688.SH/HSTECH.HK",
+        a="000688.SH",
+        b="HSTECH.HK",
+        ts=T0,
+        phase="open",
+        direction="a_over_b",
+        return_a_pct=8,
+        return_b_pct=-3,
+        spread_pp=11,
+        threshold_pp=10,
+        window="ytd",
+    )
+    assert accepts(Filters(symbols=("HSTECH.HK",)), div)
+    assert accepts(Filters(symbols=("*.SH",), min_spread_pp=11), div)
+    assert not accepts(Filters(symbols=("*.SH",), min_spread_pp=11.5), div)
+    assert not accepts(Filters(symbols=("2513.HK",)), div)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"name": ""}, "name"),
+        ({"name": "x", "filters": {"symbols": ["bad symbol"]}}, "filters.symbols.0"),
+        ({"name": "x", "filters": {"kinds": ["nope"]}}, "filters.kinds.0"),
+        ({"name": "x", "filters": {"min_change_pct": -1}}, "filters.min_change_pct"),
+        ({"name": "x", "filters": {"pairs": ["A"]}}, "filters.pairs.0"),
+        ({"name": "x", "frequency": "cooldown"}, "cooldown_s"),
+        ({"name": "x", "cooldown_s": 5}, "cooldown_s"),
+        ({"name": "x", "frequency": "hourly"}, "frequency"),
+        ({"name": "x", "expires_at": "2026-01-01T00:00:00"}, "expires_at"),
+        ({"name": "x", "delivery": {"stream": False}}, "delivery"),
+        ({"name": "x", "delivery": {"webhook": {"url": "ftp://x"}}}, "delivery.webhook.url"),
+        ({"name": "x", "colour": "red"}, "colour"),
+    ],
+)
+def test_spec_errors_name_the_field(body: dict[str, object], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        SubscriptionSpec.model_validate(body)
+    locs = {".".join(str(p) for p in e["loc"]) for e in info.value.errors()}
+    assert field in locs
