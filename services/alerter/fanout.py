@@ -53,9 +53,9 @@ if mode == 'once_per_day' then
     return 2
   end
 elseif mode == 'cooldown' then
-  last = redis.call('HGET', KEYS[4], ARGV[11])
-  if last then
-    last = tonumber(last)
+  local raw = redis.call('HGET', KEYS[4], ARGV[11])
+  if raw then
+    last = tonumber(raw)
     if ts - last < tonumber(ARGV[9]) then
       redis.call('SET', KEYS[2], 's', 'EX', ARGV[2])
       return 2

@@ -1,0 +1,353 @@
+"""Subscriptions on real Redis, Kafka and HTTP: filters, frequency, runtime changes, webhooks."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from aiohttp import web
+
+from schemas.alert import Alert, alert_id_for
+from schemas.signals import SIGNAL_ADAPTER, IndexDivergence, RecordHigh
+from schemas.subscription import SubscriptionSpec
+from services.alerter.background import Background
+from services.alerter.command import relay_signals
+from services.alerter.delivery import RedisDelivery
+from services.alerter.fanout import SubscriptionDelivery
+from services.alerter.subscriptions import SubscriptionKeys, SubscriptionRegistry
+from services.alerter.webhook import SIGNATURE_HEADER, verify
+from services.kafka_admin import ensure_topics
+from services.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+HKT = timezone(timedelta(hours=8))
+Signal = RecordHigh | IndexDivergence
+
+
+def spec(**data: Any) -> SubscriptionSpec:
+    return SubscriptionSpec.model_validate({"name": "t", **data})
+
+
+def sub_ids(client: redis.Redis, s: Settings, sub_id: str) -> list[str]:
+    entries: Any = client.xrange(SubscriptionKeys(s).stream(sub_id))
+    return [json.loads(fields[b"alert"])["alert_id"] for _id, fields in entries]
+
+
+def backtest_signals() -> list[Signal]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "backtest",
+            "deploy/demo/ticks.csv",
+            "--config",
+            "deploy/demo/rules.toml",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    return [SIGNAL_ADAPTER.validate_json(line) for line in out.splitlines()]
+
+
+def wants(f: dict[str, Any], sig: dict[str, Any]) -> bool:
+    """The filter rules of docs/subscriptions.md, written again here from the doc."""
+    import fnmatch
+
+    def sym_ok(symbol: str) -> bool:
+        return any(fnmatch.fnmatchcase(symbol, p) for p in f.get("symbols", []))
+
+    if f.get("kinds") and sig["kind"] not in f["kinds"]:
+        return False
+    if sig["kind"] == "record_high":
+        if f.get("symbols") and not sym_ok(sig["symbol"]):
+            return False
+        if f.get("windows") and sig["window"] not in f["windows"]:
+            return False
+        return sig["change_pct"] >= f.get("min_change_pct", float("-inf"))
+    if f.get("symbols") and not (sym_ok(sig["a"]) or sym_ok(sig["b"])):
+        return False
+    if f.get("pairs") and sig["pair"] not in f["pairs"]:
+        return False
+    if f.get("phases") and sig["phase"] not in f["phases"]:
+        return False
+    return abs(sig["spread_pp"]) >= f.get("min_spread_pp", 0)
+
+
+def test_each_subscription_stream_holds_exactly_what_its_filters_select(
+    settings: Callable[..., Settings],
+    redis_client: redis.Redis,
+    produce: Callable[..., None],
+) -> None:
+    s = settings()
+    ensure_topics(s, [s.signals_topic], s.partitions)
+    items = backtest_signals()
+    assert len(items) > 100
+    registry = SubscriptionRegistry(redis_client, s)
+    overlapping: list[dict[str, Any]] = [
+        {},
+        {"symbols": ["2513.HK", "0700.HK"], "kinds": ["record_high"], "min_change_pct": 1},
+        {"symbols": ["*.HK"]},
+        {"symbols": ["*.SH"], "kinds": ["record_high"]},
+        {"symbols": ["2513*"], "min_change_pct": 5},
+        {"kinds": ["index_divergence"], "phases": ["open"]},
+        {"symbols": ["HSTECH.HK"]},  # its record highs and the pair it belongs to
+        {"pairs": ["000688.SH/HSTECH.HK"], "min_spread_pp": 1000},  # divergences: none
+        {"symbols": ["9988.HK", "?700.HK"], "windows": ["52w"]},
+    ]
+    subs = [registry.create(spec(filters=f))[0] for f in overlapping]
+    produce(s.signals_topic, [(x.subject.encode(), x.model_dump_json().encode()) for x in items])
+
+    stats = relay_signals(s, threading.Event(), 1.5)
+
+    assert stats.delivered == len(items)
+    for sub, f in zip(subs, overlapping, strict=True):
+        expected = [alert_id_for(x) for x in items if wants(f, x.model_dump(mode="json"))]
+        got = sub_ids(redis_client, s, sub.id)
+        assert sorted(got) == sorted(expected), f
+        assert len(got) == len(set(got)), "delivered twice"
+    # Per subject, the order of the signals is kept.
+    got_2513 = sub_ids(redis_client, s, subs[2].id)
+    want_2513 = [alert_id_for(x) for x in items if x.subject.endswith(".HK")]
+    by_subject = {alert_id_for(x): x.subject for x in items}
+    for subject in ("2513.HK", "0700.HK"):
+        assert [i for i in got_2513 if by_subject[i] == subject] == [
+            i for i in want_2513 if by_subject[i] == subject
+        ]
+
+    # Replay from the start in a new group: nothing new anywhere.
+    again = relay_signals(s.model_copy(update={"alerter_group": "replay"}), threading.Event(), 1.5)
+    assert again.delivered == 0
+    for sub, f in zip(subs, overlapping, strict=True):
+        n = sum(wants(f, x.model_dump(mode="json")) for x in items)
+        assert len(sub_ids(redis_client, s, sub.id)) == n
+
+
+def rh(symbol: str, ts: datetime, price: float = 110.0) -> RecordHigh:
+    return RecordHigh(
+        symbol=symbol,
+        ts=ts,
+        price=price,
+        window="all_time",
+        previous_high=100.0,
+        previous_high_ts=ts - timedelta(days=1),
+        change_pct=(price / 100 - 1) * 100,
+    )
+
+
+def alerts(items: list[Signal]) -> list[Alert]:
+    return [Alert.of(x, datetime.now(UTC)) for x in items]
+
+
+def fanout(client: redis.Redis, s: Settings) -> SubscriptionDelivery:
+    return SubscriptionDelivery(RedisDelivery(client, s), client, s)
+
+
+def test_once_per_day_in_the_exchange_zone_and_cooldown_on_event_time(
+    settings: Callable[..., Settings], redis_client: redis.Redis
+) -> None:
+    s = settings()
+    registry = SubscriptionRegistry(redis_client, s)
+    daily, _ = registry.create(spec(frequency="once_per_day"))
+    cool, _ = registry.create(spec(frequency="cooldown", cooldown_s=600))
+    every, _ = registry.create(spec())
+    day1 = datetime(2026, 2, 12, 9, 30, tzinfo=HKT)
+    items: list[Signal] = [
+        rh("2513.HK", day1, 110),  # daily: first of 2026-02-12 HKT; cool: first
+        rh("2513.HK", day1 + timedelta(minutes=5), 111),  # cool: 300 s after: no
+        rh("0700.HK", day1 + timedelta(minutes=6), 112),  # another subject: both yes
+        rh("2513.HK", day1 + timedelta(minutes=10), 113),  # cool: exactly 600 s: yes
+        rh("2513.HK", day1 + timedelta(minutes=19), 114),  # cool: 540 s after: no
+        # 23:59 HKT is 15:59 UTC: still 2026-02-12 in Hong Kong, so no daily alert.
+        rh("2513.HK", datetime(2026, 2, 12, 23, 59, tzinfo=HKT), 115),
+        # 00:01 HKT on the 13th is 16:01 UTC on the 12th: a new day in Hong Kong.
+        rh("2513.HK", datetime(2026, 2, 13, 0, 1, tzinfo=HKT), 116),
+        rh("2513.HK", datetime(2026, 2, 13, 0, 5, tzinfo=HKT), 117),  # cool: 360 s: no
+    ]
+    batch = alerts(items)
+    ids = [a.alert_id for a in batch]
+
+    # Two batches, as the relay would deliver them, then the whole lot again (a replay),
+    # then again through a fresh delivery object (a restart): the same decisions.
+    first = fanout(redis_client, s)
+    first.deliver(batch[:3])
+    first.deliver(batch[3:])
+    first.deliver(batch)
+    fanout(redis_client, s).deliver(batch)
+
+    assert sub_ids(redis_client, s, every.id) == ids
+    assert sub_ids(redis_client, s, daily.id) == [ids[0], ids[2], ids[6]]
+    # 23:59 is hours after 09:40: delivered; 00:01 and 00:05 are within 600 s of it.
+    assert sub_ids(redis_client, s, cool.id) == [ids[0], ids[2], ids[3], ids[5]]
+    assert first.stats.suppressed == 5 + 4
+    assert first.stats.delivered == 8 + 3 + 4
+
+
+def test_created_while_alerts_flow_takes_effect_within_a_second_and_deleted_stops(
+    settings: Callable[..., Settings],
+    redis_client: redis.Redis,
+    produce: Callable[..., None],
+) -> None:
+    s = settings(alerter_batch_max=50)
+    ensure_topics(s, [s.signals_topic], s.partitions)
+    stop = threading.Event()
+    relay = threading.Thread(target=relay_signals, args=(s, stop, None), daemon=True)
+    relay.start()
+    t0 = datetime(2026, 2, 13, 10, 0, tzinfo=HKT)
+    sent = 0
+
+    def feed(n: int, pause_s: float = 0.02) -> None:
+        nonlocal sent
+        for _ in range(n):
+            x = rh("2513.HK", t0 + timedelta(seconds=sent), 110 + sent * 0.01)
+            produce(s.signals_topic, [(b"2513.HK", x.model_dump_json().encode())])
+            sent += 1
+            time.sleep(pause_s)
+
+    registry = SubscriptionRegistry(redis_client, s)
+    try:
+        feed(20)  # alerts are flowing: the group has joined and delivers
+        _wait(lambda: int(redis_client.xlen(s.redis_key("alerts"))) >= 20, 60)  # type: ignore[arg-type]
+        sub, _ = registry.create(spec(filters={"symbols": ["2513.HK"]}))
+        created = time.monotonic()
+        stream = SubscriptionKeys(s).stream(sub.id)
+        pump = threading.Thread(target=feed, args=(100,), daemon=True)
+        pump.start()
+        _wait(lambda: int(redis_client.xlen(stream)) > 0, 10)  # type: ignore[arg-type]
+        took = time.monotonic() - created
+        assert took < 1.0, f"first alert after {took:.2f}s"
+        pump.join()
+        _wait(lambda: int(redis_client.xlen(s.redis_key("alerts"))) >= sent, 30)  # type: ignore[arg-type]
+        assert int(redis_client.xlen(stream)) > 50  # type: ignore[arg-type]
+
+        assert registry.delete(sub.id)
+        deleted_at = sent
+        feed(40)
+        _wait(lambda: int(redis_client.xlen(s.redis_key("alerts"))) >= sent, 30)  # type: ignore[arg-type]
+        assert sent == deleted_at + 40
+        assert redis_client.exists(stream) == 0, "a deleted subscription kept receiving"
+        assert registry.get(sub.id) is None
+    finally:
+        stop.set()
+        relay.join(timeout=30)
+
+
+def _wait(condition: Callable[[], bool], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout_s}s")
+        time.sleep(0.005)
+
+
+class Receiver:
+    """A local HTTP server: records each POST; `plan` answers (status or 'hang') in turn."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[float, dict[str, str], bytes]] = []
+        self.plans: dict[str, list[int | str]] = {}
+        self.loop = asyncio.new_event_loop()
+        self.port = 0
+        ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
+        self.thread.start()
+        ready.wait(10)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}/{path}"
+
+    def _run(self, ready: threading.Event) -> None:
+        async def handle(request: web.Request) -> web.Response:
+            body = await request.read()
+            path = request.match_info["path"]
+            plan = self.plans.get(path, [])
+            answer = plan.pop(0) if plan else 200
+            self.received.append((time.monotonic(), dict(request.headers), body))
+            self.received[-1][1]["path"] = path
+            if answer == "hang":
+                await asyncio.sleep(3600)
+            return web.Response(status=int(answer))
+
+        async def main() -> None:
+            app = web.Application()
+            app.router.add_post("/{path}", handle)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+            ready.set()
+            await asyncio.Event().wait()
+
+        self.loop.run_until_complete(main())
+
+    def bodies(self, path: str, status_ok: bool = True) -> list[bytes]:
+        return [b for _t, h, b in self.received if h["path"] == path]
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    made = Receiver()
+    yield made
+    made.loop.call_soon_threadsafe(made.loop.stop)
+
+
+def test_webhooks_signed_retried_once_and_a_dead_receiver_slows_no_one(
+    settings: Callable[..., Settings], redis_client: redis.Redis, receiver: Receiver
+) -> None:
+    s = settings(webhook_backoff_s=0.05, webhook_timeout_s=30.0, webhook_max_attempts=5)
+    registry = SubscriptionRegistry(redis_client, s)
+    good, good_secret = registry.create(spec(delivery={"webhook": {"url": receiver.url("good")}}))
+    flaky, _ = registry.create(spec(delivery={"webhook": {"url": receiver.url("flaky")}}))
+    dead, _ = registry.create(spec(delivery={"webhook": {"url": receiver.url("dead")}}))
+    receiver.plans["flaky"] = [500, 503]  # fails twice, then succeeds
+    receiver.plans["dead"] = ["hang"] * 10  # never answers
+    background = Background(s, api=False).start()
+    try:
+        t0 = datetime(2026, 2, 13, 10, 0, tzinfo=HKT)
+        batch = alerts([rh("2513.HK", t0 + timedelta(seconds=i), 110 + i) for i in range(5)])
+        sent_at = time.monotonic()
+        fanout(redis_client, s).deliver(batch)
+
+        _wait(lambda: len(receiver.bodies("good")) == 5, 10)
+        good_took = time.monotonic() - sent_at
+        _wait(lambda: len(receiver.bodies("flaky")) == 5 + 2, 10)
+        time.sleep(0.5)
+    finally:
+        background.stop()
+
+    # The dead receiver holds its first POST forever; the others were not held up.
+    assert good_took < 2.0, f"good receiver waited {good_took:.2f}s"
+    assert len(receiver.bodies("dead")) == 1
+    good_posts = [(h, b) for _t, h, b in receiver.received if h["path"] == "good"]
+    assert [json.loads(b)["alert_id"] for _h, b in good_posts] == [a.alert_id for a in batch]
+    for headers, body in good_posts:
+        assert verify(good_secret, body, headers[SIGNATURE_HEADER])
+        assert not verify("wrong", body, headers[SIGNATURE_HEADER])
+        assert headers["X-Marketsignal-Subscription"] == good.id
+        assert Alert.model_validate_json(body).alert_id == headers["X-Marketsignal-Alert-Id"]
+    flaky_ids = [json.loads(b)["alert_id"] for b in receiver.bodies("flaky")]
+    # The first alert three times (500, 503, then 200), each later one once, in order.
+    first = batch[0].alert_id
+    assert flaky_ids[:3] == [first] * 3
+    assert flaky_ids[3:] == [a.alert_id for a in batch[1:]]
+    keys = SubscriptionKeys(s)
+    assert int(redis_client.get(keys.webhook_failures(flaky.id)) or 0) == 2  # type: ignore[arg-type]
+    assert int(redis_client.xlen(keys.outbox(good.id))) == 0  # type: ignore[arg-type]
+    # The dead receiver's alerts wait in its outbox for a later worker: none lost.
+    assert int(redis_client.xlen(keys.outbox(dead.id))) == 5  # type: ignore[arg-type]
