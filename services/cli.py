@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "process": ("services.processor.command", "run the faust-streaming detector worker"),
     "alert": ("services.alerter.command", "deliver signals from Kafka to Redis subscribers"),
     "tail": ("services.alerter.tail", "print alerts live as a subscriber sees them"),
+    "subscribe": ("services.subscribe_command", "create an alert subscription, then tail it"),
+    "subscriptions": ("services.subscriptions_command", "list, show or delete subscriptions"),
     "status": ("services.status", "report each component: up or down, address, lag"),
 }
 

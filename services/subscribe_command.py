@@ -1,0 +1,146 @@
+"""`marketsignal subscribe --symbols 2513.HK,0700.HK --kinds record_high ...`: create, then tail.
+
+Writes to the subscription registry in Redis directly (the running alerter picks the new
+subscription up with its next batch), prints the id and the webhook secret (shown once)
+on stderr, then prints the subscription's alerts as they land in `alerts:sub:{id}`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+import redis
+from pydantic import ValidationError
+
+from schemas.alert import Alert
+from schemas.subscription import SubscriptionSpec
+from services.alerter.format import format_alert
+from services.alerter.subscriptions import SubscriptionKeys, SubscriptionRegistry
+from services.cli import add_config_option
+from services.settings import Settings
+
+BLOCK_MS = 200
+
+
+def _csv(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_config_option(parser)
+    parser.add_argument("--name", help="a name for the subscription (default: its filters)")
+    parser.add_argument("--symbols", type=_csv, default=[], help="symbols or globs: 2513.HK,*.SH")
+    parser.add_argument(
+        "--kinds", type=_csv, default=[], help="record_high,index_divergence (default: all)"
+    )
+    parser.add_argument(
+        "--windows", type=_csv, default=[], help="record-high windows: all_time,52w"
+    )
+    parser.add_argument("--pairs", type=_csv, default=[], help="divergence pairs: A/B,C/D")
+    parser.add_argument("--phases", type=_csv, default=[], help="divergence phases: open,close")
+    parser.add_argument("--min-change", type=float, help="record highs: change_pct at least")
+    parser.add_argument("--min-spread", type=float, help="divergences: |spread_pp| at least")
+    freq = parser.add_mutually_exclusive_group()
+    freq.add_argument(
+        "--once-per-day", action="store_true", help="first alert per subject and local day"
+    )
+    freq.add_argument("--cooldown", type=int, metavar="S", help="then none for S s (event time)")
+    parser.add_argument("--webhook", metavar="URL", help="also POST each alert to URL (signed)")
+    parser.add_argument("--pubsub", action="store_true", help="also PUBLISH on alerts:sub:{id}")
+    parser.add_argument("--no-tail", action="store_true", help="create and exit")
+    parser.add_argument("--json", action="store_true", help="print each alert as JSON")
+    parser.add_argument("--count", type=int, metavar="N", help="exit after N alerts")
+    parser.add_argument("--timeout", type=float, metavar="S", help="exit after S seconds")
+
+
+def spec_of(args: argparse.Namespace) -> dict[str, Any]:
+    filters: dict[str, Any] = {
+        "symbols": args.symbols,
+        "kinds": args.kinds,
+        "windows": args.windows,
+        "pairs": args.pairs,
+        "phases": args.phases,
+        "min_change_pct": args.min_change,
+        "min_spread_pp": args.min_spread,
+    }
+    filters = {k: v for k, v in filters.items() if v not in (None, [])}
+    shown = (",".join(v) if isinstance(v, list) else f"{k}>={v:g}" for k, v in filters.items())
+    name = args.name or (" ".join(shown) or "everything")
+    spec: dict[str, Any] = {"name": name[:200], "filters": filters}
+    if args.once_per_day:
+        spec["frequency"] = "once_per_day"
+    elif args.cooldown is not None:
+        spec.update(frequency="cooldown", cooldown_s=args.cooldown)
+    delivery: dict[str, Any] = {"stream": True, "pubsub": args.pubsub}
+    if args.webhook:
+        delivery["webhook"] = {"url": args.webhook}
+    spec["delivery"] = delivery
+    return spec
+
+
+def tail(
+    client: redis.Redis,
+    stream: str,
+    *,
+    as_json: bool,
+    count: int | None,
+    timeout_s: float | None,
+) -> int:
+    """Print the stream's alerts from its start; the number printed."""
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    last = "0-0"
+    printed = 0
+    while count is None or printed < count:
+        if deadline is not None and time.monotonic() >= deadline:
+            break
+        read: Any = client.xread({stream: last}, count=100, block=BLOCK_MS)
+        for _name, entries in read or ():
+            for entry_id, fields in entries:
+                last = entry_id
+                raw = fields.get(b"alert")
+                if raw is None:
+                    continue
+                text = raw.decode() if as_json else format_alert(Alert.model_validate_json(raw))
+                print(text, flush=True)
+                printed += 1
+                if count is not None and printed >= count:
+                    return printed
+    return printed
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings() if args.config is None else Settings(config=args.config)
+    try:
+        spec = SubscriptionSpec.model_validate(spec_of(args))
+    except ValidationError as exc:
+        for error in exc.errors():
+            field = ".".join(str(p) for p in error["loc"])
+            print(f"marketsignal: {field}: {error['msg']}", file=sys.stderr)
+        return 2
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        sub, secret = SubscriptionRegistry(client, settings).create(spec)
+        print(f"subscription {sub.id} created: {sub.name}", file=sys.stderr)
+        if sub.delivery.webhook is not None:
+            print(f"webhook secret (shown once): {secret}", file=sys.stderr)
+        if args.no_tail:
+            print(sub.id)
+            return 0
+        printed = tail(
+            client,
+            SubscriptionKeys(settings).stream(sub.id),
+            as_json=args.json,
+            count=args.count,
+            timeout_s=args.timeout,
+        )
+    except redis.RedisError as exc:
+        print(f"marketsignal: Redis at {settings.redis_url}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        client.close()
+    return 1 if args.count is not None and printed < args.count else 0

@@ -1,0 +1,56 @@
+"""`marketsignal subscriptions list|show ID|delete ID`: the registry in Redis."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+import redis
+
+from services.alerter.subscriptions import SubscriptionRegistry
+from services.cli import add_config_option
+from services.settings import Settings
+
+
+def configure(parser: argparse.ArgumentParser) -> None:
+    add_config_option(parser)
+    action = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+    listing = action.add_parser("list", help="one line per subscription")
+    listing.add_argument("--json", action="store_true", help="one JSON object per line")
+    action.add_parser("show", help="a subscription as JSON").add_argument("id")
+    action.add_parser("delete", help="delete a subscription and its stream").add_argument("id")
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = Settings() if args.config is None else Settings(config=args.config)
+    client = redis.Redis.from_url(settings.redis_url)
+    registry = SubscriptionRegistry(client, settings)
+    try:
+        if args.action == "list":
+            for sub in registry.list_all():
+                if args.json:
+                    print(sub.model_dump_json())
+                else:
+                    f = sub.filters.model_dump(exclude_defaults=True)
+                    print(
+                        f"{sub.id}  {sub.frequency:<12} {','.join(sub.delivery.channels):<20} "
+                        f"{sub.name}  {f}"
+                    )
+            return 0
+        if args.action == "show":
+            found = registry.get(args.id)
+            if found is None:
+                print(f"marketsignal: no subscription {args.id!r}", file=sys.stderr)
+                return 1
+            print(found.model_dump_json(indent=2))
+            return 0
+        if not registry.delete(args.id):
+            print(f"marketsignal: no subscription {args.id!r}", file=sys.stderr)
+            return 1
+        print(f"subscription {args.id} deleted", file=sys.stderr)
+        return 0
+    except redis.RedisError as exc:
+        print(f"marketsignal: Redis at {settings.redis_url}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        client.close()

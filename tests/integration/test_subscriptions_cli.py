@@ -1,0 +1,110 @@
+"""`marketsignal subscribe` and `marketsignal subscriptions` against real Redis."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis
+
+from schemas.alert import Alert
+from schemas.signals import RecordHigh
+from services.alerter.delivery import RedisDelivery
+from services.alerter.fanout import SubscriptionDelivery
+from services.alerter.subscriptions import SubscriptionRegistry
+from services.settings import Settings
+
+pytestmark = pytest.mark.integration
+CLI = [sys.executable, "-m", "services.cli"]
+
+
+def test_subscribe_creates_and_tails_then_list_show_delete(
+    settings: Callable[..., Settings], redis_client: redis.Redis
+) -> None:
+    s = settings()
+    env = {
+        **os.environ,
+        "MARKETSIGNAL_NAMESPACE": s.namespace,
+        "MARKETSIGNAL_REDIS_URL": s.redis_url,
+    }
+    sub = subprocess.Popen(
+        [
+            *CLI,
+            "subscribe",
+            "--symbols",
+            "2513.HK,0700.HK",
+            "--kinds",
+            "record_high",
+            "--min-change",
+            "1",
+            "--once-per-day",
+            "--json",
+            "--count",
+            "2",
+            "--timeout",
+            "30",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    registry = SubscriptionRegistry(redis_client, s)
+    deadline = time.monotonic() + 20
+    while not registry.list_all():
+        assert time.monotonic() < deadline, "subscribe created nothing"
+        time.sleep(0.05)
+    (created,) = registry.list_all()
+    assert created.frequency == "once_per_day"
+    assert created.filters.symbols == ("2513.HK", "0700.HK")
+    assert created.filters.min_change_pct == 1
+    ts = datetime(2026, 2, 13, 2, 0, tzinfo=UTC)
+
+    def high(symbol: str, change: float, day: int = 0) -> RecordHigh:
+        return RecordHigh(
+            symbol=symbol,
+            ts=ts + timedelta(days=day),
+            price=100 + change,
+            window="all_time",
+            previous_high=100.0,
+            previous_high_ts=ts,
+            change_pct=change,
+        )
+
+    items = [
+        high("2513.HK", 0.5),
+        high("2513.HK", 2),
+        high("2513.HK", 3),
+        high("9988.HK", 5),
+        high("0700.HK", 1.5),
+    ]
+    delivery = SubscriptionDelivery(RedisDelivery(redis_client, s), redis_client, s)
+    delivery.deliver([Alert.of(x, datetime.now(UTC)) for x in items])
+    out, err = sub.communicate(timeout=60)
+    assert sub.returncode == 0, err
+    assert f"subscription {created.id} created" in err
+    printed = [json.loads(line)["signal"] for line in out.splitlines()]
+    assert [(p["symbol"], p["change_pct"]) for p in printed] == [("2513.HK", 2), ("0700.HK", 1.5)]
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    listed = cli("subscriptions", "list")
+    assert listed.returncode == 0
+    assert created.id in listed.stdout
+    shown = cli("subscriptions", "show", created.id)
+    assert json.loads(shown.stdout)["id"] == created.id
+    assert cli("subscriptions", "delete", created.id).returncode == 0
+    assert cli("subscriptions", "show", created.id).returncode == 1
+    assert cli("subscriptions", "delete", created.id).returncode == 1
+    bad = cli("subscribe", "--kinds", "record_low", "--no-tail")
+    assert bad.returncode == 2
+    assert "filters.kinds.0" in bad.stderr
