@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
@@ -59,12 +60,29 @@ def _origin_headers(origin_ms: int | None) -> dict[str, bytes] | None:
     return None if origin_ms is None else {INGESTED_AT_HEADER: str(origin_ms).encode()}
 
 
+@dataclass
+class Readiness:
+    """The worker's readiness, written on the event loop and read by the /readyz thread.
+
+    Faust's services (tables, recovery) are created lazily and bound to the loop that
+    first touches them: probing them from the HTTP thread could create them there and
+    stall the worker, so only this plain snapshot crosses threads.
+    """
+
+    ready: bool = False
+    reason: str = "starting"
+
+    def check(self) -> tuple[bool, str]:
+        return self.ready, self.reason
+
+
 def build_app(
     settings: Settings,
     rules: Rules,
     *,
     web_port: int | None = None,
     metrics: ProcessorMetrics | None = None,
+    readiness: Readiness | None = None,
 ) -> faust.App:
     app_id = settings.namespace + settings.processor_app_id
     datadir = (settings.state_dir / app_id).resolve()
@@ -225,5 +243,17 @@ def build_app(
         # partition handles it, in order with that pair's ticks.
         for rule in rules.divergence:
             await by_pair.send(key=rule.name.encode(), value=heartbeat)
+
+    if readiness is not None:
+        probe = readiness
+
+        @app.timer(interval=0.5)  # type: ignore[untyped-decorator]
+        async def refresh_readiness() -> None:
+            if app.rebalancing:
+                probe.ready, probe.reason = False, "rebalancing"
+            elif app.in_recovery or not cast(Any, app.tables).recovery.completed.is_set():
+                probe.ready, probe.reason = False, "recovering tables from their changelogs"
+            else:
+                probe.ready, probe.reason = True, "partitions assigned, tables recovered"
 
     return app

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
@@ -15,20 +14,9 @@ from services.cli import add_config_option
 from services.kafka_admin import BrokerUnavailableError, ensure_topics
 from services.lag import LagCollector
 from services.observability import serve
-from services.processor.app import build_app
+from services.processor.app import Readiness, build_app
 from services.processor.metrics import ProcessorMetrics
 from services.settings import Settings
-
-
-def readiness(app: Any) -> tuple[bool, str]:
-    """Ready: the worker joined the group and its tables' recovery finished."""
-    if app.rebalancing:
-        return False, "rebalancing"
-    if app.in_recovery:
-        return False, "recovering tables from their changelogs"
-    if not app.tables.recovery.completed.is_set():
-        return False, "waiting for the partition assignment and table recovery"
-    return True, "partitions assigned, tables recovered"
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
         dict.fromkeys(s for rule in rules.divergence for s in (rule.a, rule.b))
     )
     metrics = ProcessorMetrics(registry, watch)
-    app = build_app(settings, rules, web_port=args.web_port, metrics=metrics)
+    readiness = Readiness()
+    app = build_app(settings, rules, web_port=args.web_port, metrics=metrics, readiness=readiness)
     # faust's own sensor (messages, commit latency, rebalances, ...), in our registry; the
     # fixed prefix keeps metric names independent of the namespace and app id. It also
     # serves the registry on the Faust web port's /metrics; the port to scrape is 9102.
@@ -75,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         )
     )
     port = settings.processor_metrics_port if args.metrics_port is None else args.metrics_port
-    serve("process", registry, settings.metrics_host, port, lambda: readiness(app))
+    serve("process", registry, settings.metrics_host, port, readiness.check)
     worker = faust.Worker(app, loglevel=args.loglevel)
     worker.execute_from_commandline()  # exits the process when the worker stops
     return 0
