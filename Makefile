@@ -59,8 +59,13 @@ backtest: install ## Backtest the demo data set offline
 bench-backtest: install ## Benchmark: backtest ticks/s on 1M generated ticks
 	$(PY) bench/bench_backtest.py
 
+.PHONY: bench-alerter
+bench-alerter: install ## Benchmark: alerter alerts/s with 1, 100 and 10,000 subscriptions (real Redis)
+	bash $(STACK) up
+	$(PY) bench/bench_alerter.py
+
 .PHONY: bench
-bench: bench-backtest ## Every benchmark
+bench: bench-backtest bench-alerter ## Every benchmark
 
 .PHONY: test
 test: lint ## Lint, unit tests, then integration and e2e tests on the real stack it starts
