@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import subprocess
 import sys
@@ -294,7 +295,8 @@ class Receiver:
             ready.set()
             await asyncio.Event().wait()
 
-        self.loop.run_until_complete(main())
+        with contextlib.suppress(RuntimeError):  # the fixture stops the loop at teardown
+            self.loop.run_until_complete(main())
 
     def bodies(self, path: str, status_ok: bool = True) -> list[bytes]:
         return [b for _t, h, b in self.received if h["path"] == path]
