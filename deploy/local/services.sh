@@ -27,8 +27,11 @@ start() {
     echo "$name already running (pid $(cat "$RUN/$name.pid"))"
     return 0
   fi
-  (cd "$ROOT" && nohup "${CLI[@]}" "$@" >>"$LOGS/$name.log" 2>&1 &
-    echo $! >"$RUN/$name.pid")
+  # cd first, then start: `cd && cmd &` would background a subshell and $! would be its
+  # pid, not the service's, and `down` would leave the service running.
+  cd "$ROOT"
+  nohup "${CLI[@]}" "$@" >>"$LOGS/$name.log" 2>&1 &
+  echo $! >"$RUN/$name.pid"
   echo "$name started (pid $(cat "$RUN/$name.pid")), log .local/logs/$name.log"
 }
 

@@ -17,6 +17,10 @@ PROM = ROOT / "deploy" / "prometheus"
 GRAFANA = ROOT / "deploy" / "grafana"
 
 
+# promtool comes with the prometheus package that `make stack-up` installs, so these run
+# with the integration tests, after the stack is up.
+pytestmark = pytest.mark.integration
+
 def promtool(*args: str) -> str:
     exe = shutil.which("promtool")
     assert exe, "promtool not found: `make stack-up` installs Debian's prometheus package"
