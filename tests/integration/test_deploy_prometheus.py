@@ -21,6 +21,7 @@ GRAFANA = ROOT / "deploy" / "grafana"
 # with the integration tests, after the stack is up.
 pytestmark = pytest.mark.integration
 
+
 def promtool(*args: str) -> str:
     exe = shutil.which("promtool")
     assert exe, "promtool not found: `make stack-up` installs Debian's prometheus package"

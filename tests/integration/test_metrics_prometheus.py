@@ -25,7 +25,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.services import ROOT, Service, free_port, service_env, wait_for
 from tests.integration.conftest import SettingsFactory
-from tests.unit.test_deploy_prometheus import used_metric_names
+from tests.integration.test_deploy_prometheus import used_metric_names
 
 pytestmark = pytest.mark.integration
 
