@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
+from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat
 from schemas.topics import INGESTED_AT_HEADER
@@ -32,6 +33,24 @@ log = logging.getLogger("marketsignal.processor")
 # Batches amortise table writes: a symbol's state is written once per batch, not per tick.
 BATCH_MAX = 1000
 BATCH_WITHIN_S = 0.05
+
+
+class StateTable(faust.Table):  # type: ignore[type-arg]
+    """A table whose changelog partition is its key's murmur2 partition, computed here.
+
+    That is the partition the producers' default partitioner gives the same key on the
+    source topic, so a key's state is recovered by the worker that owns its ticks.
+    Faust's own `use_partitioner` asks the producer's metadata for the changelog topic,
+    which on a fresh start may not know the just-created topic yet: the write then fails
+    and the agent crashes.
+    """
+
+    _partitioner = DefaultPartitioner()
+
+    def partition_for_key(self, key: Any) -> int | None:
+        n = self.partitions or 1
+        raw = key if isinstance(key, bytes) else str(key).encode()
+        return int(self._partitioner(raw, list(range(n)), list(range(n))))
 
 
 def _batches(stream: faust.StreamT[Any]) -> AsyncIterator[Sequence[Any]]:
@@ -125,10 +144,15 @@ def build_app(
     by_pair = raw_topic(settings.topic(PAIR_FEED_TOPIC), internal=True)
 
     def state_table(name: str) -> Any:
-        table = cast(
-            faust.Table[bytes, Any],
-            app.Table(name, default=None, partitions=settings.partitions, use_partitioner=True),
+        table = StateTable(
+            app,
+            name=name,
+            default=None,
+            partitions=settings.partitions,
+            beacon=app.tables.beacon,
+            use_partitioner=True,
         )
+        app.tables.add(table)
         # Keys are the raw symbol / pair bytes, as on the source topics, so they hash to
         # the same partition. A Table derives its key codec from key_type (json unless a
         # Record says otherwise) and builds its changelog topic in the constructor: both
