@@ -73,6 +73,11 @@ class Settings(BaseSettings):
     webhook_backoff_s: Annotated[float, Field(gt=0)] = 0.5
     webhook_backoff_max_s: Annotated[float, Field(gt=0)] = 30.0
 
+    @classmethod
+    def for_config(cls, config: Path | None) -> Settings:
+        """Settings from the environment; a `--config` given on the command line wins."""
+        return cls() if config is None else cls(config=config)
+
     def rules(self) -> Rules:
         return Rules.load(self.config)
 

@@ -94,7 +94,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = Settings() if args.config is None else Settings(config=args.config)
+    settings = Settings.for_config(args.config)
     lines = [kafka_line(settings), redis_line(settings)]
     lines.append(http_line("prometheus", args.prometheus.rstrip("/") + "/-/ready"))
     if lines[0].up:

@@ -112,7 +112,7 @@ def tail(
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = Settings() if args.config is None else Settings(config=args.config)
+    settings = Settings.for_config(args.config)
     try:
         spec = SubscriptionSpec.model_validate(spec_of(args))
     except ValidationError as exc:

@@ -22,7 +22,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = Settings() if args.config is None else Settings(config=args.config)
+    settings = Settings.for_config(args.config)
     client = redis.Redis.from_url(settings.redis_url)
     registry = SubscriptionRegistry(client, settings)
     try:

@@ -115,7 +115,7 @@ def relay_signals(
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
-    settings = Settings() if args.config is None else Settings(config=args.config)
+    settings = Settings.for_config(args.config)
     settings.rules()  # a broken rules file should fail here, like every other command
     stop = threading.Event()
 

@@ -152,7 +152,7 @@ def _matches(raw: bytes, prefix: str, full_pattern: str) -> bool:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = Settings() if args.config is None else Settings(config=args.config)
+    settings = Settings.for_config(args.config)
     client = redis.Redis.from_url(settings.redis_url)
     printer = Printer(sys.stdout, sys.stderr, args.json, args.count)
     try:

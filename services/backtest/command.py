@@ -27,7 +27,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = Settings() if args.config is None else Settings(config=args.config)
+    settings = Settings.for_config(args.config)
     rules = settings.rules()
     if not args.file.is_file():
         print(f"marketsignal: {args.file}: no such file", file=sys.stderr)

@@ -65,10 +65,14 @@ class Engine:
         self.config = record_high_config(rules)
         self.symbols: dict[str, SymbolTracker] = {}
         self.pairs = [new_pair_tracker(rules, rule, self.clocks) for rule in rules.divergence]
-        self.pairs_by_symbol: dict[str, list[PairTracker]] = {}
-        for pair in self.pairs:
-            self.pairs_by_symbol.setdefault(pair.rule.a, []).append(pair)
-            self.pairs_by_symbol.setdefault(pair.rule.b, []).append(pair)
+        self.pairs_by_symbol = self._index(self.pairs)
+
+    def _index(self, pairs: list[PairTracker]) -> dict[str, list[PairTracker]]:
+        by_name = {pair.name: pair for pair in pairs}
+        return {
+            symbol: [by_name[rule.name] for rule in rules]
+            for symbol, rules in self.rules.pairs_of().items()
+        }
 
     def tracker(self, symbol: str) -> SymbolTracker:
         tracker = self.symbols.get(symbol)
@@ -144,8 +148,5 @@ class Engine:
                 else PairTracker.from_state(fresh.rule, fresh.clocks, fresh.lateness_us, pstate)
             )
         engine.pairs = restored
-        engine.pairs_by_symbol = {}
-        for pair in engine.pairs:
-            engine.pairs_by_symbol.setdefault(pair.rule.a, []).append(pair)
-            engine.pairs_by_symbol.setdefault(pair.rule.b, []).append(pair)
+        engine.pairs_by_symbol = engine._index(restored)
         return engine

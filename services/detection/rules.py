@@ -98,6 +98,14 @@ class Rules(_Strict):
                 raise ValueError(f"pair {name} is configured twice")
         return value
 
+    def pairs_of(self) -> dict[str, list[DivergenceRule]]:
+        """Symbol -> the configured pairs it is an index of (a tick may feed several)."""
+        out: dict[str, list[DivergenceRule]] = {}
+        for rule in self.divergence:
+            out.setdefault(rule.a, []).append(rule)
+            out.setdefault(rule.b, []).append(rule)
+        return out
+
     def exchange_zones(self) -> ExchangeZones:
         return ExchangeZones(self.timezones)
 

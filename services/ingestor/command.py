@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Broker trouble is reported once, below, as a clear message: not as retry chatter.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    settings = Settings() if args.config is None else Settings(config=args.config)
+    settings = Settings.for_config(args.config)
     rules = settings.rules()
     path: Path = args.file
     if not path.is_file():

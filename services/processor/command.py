@@ -34,7 +34,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = Settings() if args.config is None else Settings(config=args.config)
+    settings = Settings.for_config(args.config)
     rules = settings.rules()
     try:
         ensure_topics(

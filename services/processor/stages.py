@@ -73,10 +73,7 @@ class SymbolStage:
         self.clocks = Clocks(self.zones)
         self.config = record_high_config(rules)
         self._context = {"zones": self.zones}
-        self.pairs_of: dict[str, list[str]] = {}
-        for rule in rules.divergence:
-            self.pairs_of.setdefault(rule.a, []).append(rule.name)
-            self.pairs_of.setdefault(rule.b, []).append(rule.name)
+        self.pairs_of = {s: [r.name for r in rs] for s, rs in rules.pairs_of().items()}
         # symbol -> (the state dict last written, the tracker it describes): saves
         # rebuilding trackers from the table on every batch.
         self._cache: dict[str, tuple[dict[str, Any], SymbolTracker]] = {}
