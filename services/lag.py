@@ -35,11 +35,13 @@ class PartitionLag:
     topic: str
     partition: int
     end: int
-    committed: int | None
+    committed: int | None  # None: the group never committed on this partition
+    start: int = 0
 
     @property
     def lag(self) -> int:
-        return max(0, self.end - (self.committed or 0))
+        base = self.start if self.committed is None else self.committed
+        return max(0, self.end - base)
 
 
 def compute_lag(admin: Any, consumer: Any, group: str, topics: Sequence[str]) -> list[PartitionLag]:
@@ -64,7 +66,8 @@ def compute_lag(admin: Any, consumer: Any, group: str, topics: Sequence[str]) ->
                 tp.topic,
                 tp.partition,
                 int(ends[tp]),
-                offset if offset is not None else int(starts[tp]),
+                offset,
+                int(starts[tp]),
             )
         )
     return out

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import urllib.request
 from dataclasses import dataclass
-from typing import Any
 
 import redis
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.errors import KafkaError
 
 from services.cli import add_config_option
+from services.lag import compute_lag
 from services.settings import Settings
 
 
@@ -32,20 +32,13 @@ def group_lag(settings: Settings, group: str, topics: list[str]) -> int | None:
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, request_timeout_ms=5000)
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
     try:
-        committed: dict[TopicPartition, Any] = admin.list_group_offsets(group).get(group, {})
-        if not committed:
-            return None
-        tps = [
-            TopicPartition(t, p) for t in topics for p in (consumer.partitions_for_topic(t) or ())
-        ]
-        ends: dict[TopicPartition, int] = consumer.end_offsets(tps)
-        return sum(
-            max(0, end - (int(committed[tp].offset) if tp in committed else 0))
-            for tp, end in ends.items()
-        )
+        lags = compute_lag(admin, consumer, group, topics)
     finally:
         admin.close()
         consumer.close()
+    if all(p.committed is None for p in lags):
+        return None
+    return sum(p.lag for p in lags)
 
 
 def kafka_line(settings: Settings) -> Line:
