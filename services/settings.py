@@ -45,8 +45,15 @@ class Settings(BaseSettings):
     processor_web_port: Annotated[int, Field(ge=0, le=65535)] = 6066
     processor_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9102
     # How soon the group notices a worker that died without leaving (kill -9, power loss)
-    # and hands its partitions to the others.
-    processor_session_timeout_s: Annotated[float, Field(ge=6, le=300)] = 30.0
+    # and hands its partitions to the others; heartbeats go every tenth of it.
+    processor_session_timeout_s: Annotated[float, Field(ge=6, le=300)] = 10.0
+    # Static group membership (Kafka's group.instance.id), unique per worker: a worker
+    # restarted under the same id takes its partitions back at once, without waiting
+    # for the session timeout to evict its dead self. None: dynamic membership.
+    processor_instance_id: str | None = None
+    # A SIGTERM'd worker that has not stopped gracefully within this exits hard
+    # (at-least-once makes that safe: nothing is acked before it is durable).
+    processor_stop_grace_s: Annotated[float, Field(gt=0, le=60)] = 8.0
 
     # alerter
     alerter_group: str = "marketsignal-alerter"
@@ -56,6 +63,8 @@ class Settings(BaseSettings):
     # A crashed alerter holds its partitions this long before a restart can take them
     # over; the broker's floor is 6 s (group.min.session.timeout.ms).
     alerter_session_timeout_ms: Annotated[int, Field(ge=6000)] = 10_000
+    # Static group membership for the alerter (see processor_instance_id).
+    alerter_instance_id: str | None = None
     # How long an alert_id stays claimed in Redis: a replay within it is never redelivered.
     alert_dedupe_ttl_s: Annotated[int, Field(ge=60)] = 30 * 86_400
     alerts_stream_maxlen: Annotated[int, Field(ge=100)] = 100_000

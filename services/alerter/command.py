@@ -71,6 +71,9 @@ def open_consumer(settings: Settings) -> KafkaConsumer:
         auto_offset_reset="earliest",
         session_timeout_ms=settings.alerter_session_timeout_ms,
         heartbeat_interval_ms=max(settings.alerter_session_timeout_ms // 5, 1000),
+        # Static membership: a restart under the same id gets its partitions back at
+        # once instead of waiting for the session timeout to evict the dead member.
+        group_instance_id=settings.alerter_instance_id,
     )
 
 

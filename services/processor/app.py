@@ -3,10 +3,12 @@
 Built by `build_app(settings, rules)`; nothing here is module-level state.
 
 At-least-once with no lost or repeated alert: each batch's outputs (signals, re-keyed
-ticks, dead letters) are sent and acknowledged *before* the batch's table writes, and
-every state remembers the last source offset it holds. A crash before the table write
-replays the batch and re-sends identical outputs (the alerter drops repeated alert ids,
-the pair stage repeated source offsets); a crash after it skips what state already has.
+ticks, dead letters) are sent and acknowledged *before* the batch's state records, the
+state records are acknowledged before the batch's events are acked (so before any offset
+commit can cover them), and every state remembers the last source offset it holds. A
+crash before the state write replays the batch and re-sends identical outputs (the
+alerter drops repeated alert ids, the pair stage repeated source offsets); a crash after
+it skips what state already has.
 """
 
 from __future__ import annotations
@@ -122,6 +124,7 @@ def build_app(
         processing_guarantee="at_least_once",
         broker_session_timeout=settings.processor_session_timeout_s,
         broker_heartbeat_interval=settings.processor_session_timeout_s / 10,
+        consumer_group_instance_id=settings.processor_instance_id,
         web_port=settings.processor_web_port if web_port is None else web_port,
         web_bind="127.0.0.1",
         web_host="127.0.0.1",
@@ -171,6 +174,31 @@ def build_app(
 
     symbol_stage = SymbolStage(rules, settings.ticks_topic)
     pair_stage = PairStage(rules)
+
+    async def write_states(table: Any, states: dict[str, dict[str, Any]]) -> None:
+        # Not `table[key] = state`: Faust queues that changelog record in its producer
+        # buffer and commits offsets after a `producer.flush()` that can return with
+        # records still queued (ProducerBuffer.flush_atmost gives up after 0.1 s without
+        # a send, and does not see the record its sender task has already dequeued). A
+        # kill -9 then leaves a committed offset ahead of the recovered state: the ticks
+        # in between are never evaluated (lost alerts) and later ticks are judged against
+        # the older state (extra alerts). Sent and awaited here, the state is on the
+        # broker before this batch's events are acked, hence before any commit covers them.
+        if not states:
+            return
+        topic = table.changelog_topic
+        pending: list[Awaitable[Any]] = []
+        for key, state in states.items():
+            raw = key.encode()
+            pending.append(
+                await topic.send(
+                    key=raw, value=state, partition=table.partition_for_key(raw), force=True
+                )
+            )
+        await asyncio.gather(*pending)
+        data = table.data  # the store, written without a second changelog record
+        for key, state in states.items():
+            data[key.encode()] = state
 
     def load_from(table: Any) -> Any:
         def load(key: str) -> dict[str, Any] | None:
@@ -242,8 +270,7 @@ def build_app(
                     r.key.decode(errors="replace") for r in batch if r.key is not None
                 )
             await emit(out)
-            for symbol, state in out.states.items():
-                symbol_table[symbol.encode()] = state
+            await write_states(symbol_table, out.states)
 
     @app.agent(by_pair, name="divergence", concurrency=1)
     async def detect_pairs(stream: faust.StreamT[Any]) -> None:
@@ -256,8 +283,7 @@ def build_app(
                 metrics.batch("pair", len(batch), elapsed, out.evaluated, out.signals, [])
                 metrics.buffers(pair_stage.pending())
             await emit(out)
-            for pair, state in out.states.items():
-                pair_table[pair.encode()] = state
+            await write_states(pair_table, out.states)
 
     heartbeat = Heartbeat().model_dump_json().encode()
 

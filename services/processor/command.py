@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
+from typing import Any
 
 import faust
 from faust.sensors.prometheus import setup_prometheus_sensors
@@ -17,6 +21,36 @@ from services.observability import serve
 from services.processor.app import Readiness, build_app
 from services.processor.metrics import ProcessorMetrics
 from services.settings import Settings
+
+
+class BoundedStopWorker(faust.Worker):
+    """faust's Worker with a deadline on stopping.
+
+    A graceful stop waits in `Consumer.wait_empty` for every message that started
+    processing to be acked; an agent that can no longer ack (its buffered events were
+    dropped when it stopped) keeps it there until the supervisor's SIGKILL. Past
+    `grace_s` after the first SIGTERM or SIGINT the process exits hard instead: safe,
+    since no event is acked (so no offset committed) before its outputs and state are
+    on the broker.
+    """
+
+    grace_s: float = 8.0
+    _deadline: threading.Timer | None = None
+
+    def _schedule_shutdown(self, signum: signal.Signals) -> None:  # mode's signal hook
+        if self._deadline is None:
+            self._deadline = threading.Timer(self.grace_s, self._exit_hard)
+            self._deadline.daemon = True
+            self._deadline.start()
+        super()._schedule_shutdown(signum)
+
+    def _exit_hard(self) -> None:
+        print(
+            f"marketsignal process: not stopped {self.grace_s:g}s after the signal, exiting",
+            file=sys.stderr,
+            flush=True,
+        )
+        os._exit(1)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -65,6 +99,7 @@ def run(args: argparse.Namespace) -> int:
     )
     port = settings.processor_metrics_port if args.metrics_port is None else args.metrics_port
     serve("process", registry, settings.metrics_host, port, readiness.check)
-    worker = faust.Worker(app, loglevel=args.loglevel)
+    worker: Any = BoundedStopWorker(app, loglevel=args.loglevel)
+    worker.grace_s = settings.processor_stop_grace_s
     worker.execute_from_commandline()  # exits the process when the worker stops
     return 0
