@@ -173,7 +173,7 @@ def build_app(
     pair_table = state_table("pair-state")
 
     symbol_stage = SymbolStage(rules, settings.ticks_topic)
-    pair_stage = PairStage(rules)
+    pair_stage = PairStage(rules, settings.topic(PAIR_FEED_TOPIC))
 
     async def write_states(table: Any, states: dict[str, dict[str, Any]]) -> None:
         # Not `table[key] = state`: Faust queues that changelog record in its producer
@@ -243,7 +243,7 @@ def build_app(
         return [
             Record(
                 e.message.key,
-                e.message.value,
+                e.message.value or b"",  # a tombstone from some other client: malformed
                 e.message.partition,
                 e.message.offset,
                 ingested_at(e.message),

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.dead_letter import DeadLetter
-from schemas.pair_feed import Heartbeat, PairFeedMessage, PairTick
+from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat, PairFeedMessage, PairTick
 from schemas.signals import IndexDivergence, RecordHigh
 from schemas.tick import Tick
 from services.detection.divergence import PairTracker
@@ -59,7 +59,16 @@ class Outputs:
         self.signal_origins.extend([origin_ms] * len(signals))
 
 
+# A dead letter quotes at most this much of the rejected record: a poison record near
+# the broker's 1 MB limit would otherwise make a dead letter over it, whose send fails
+# and crashes the worker on every restart.
+RAW_MAX = 64 * 1024
+
+
 def _text(value: bytes) -> str:
+    if len(value) > RAW_MAX:
+        head = value[:RAW_MAX].decode("utf-8", errors="replace")
+        return f"{head}... [truncated: {len(value)} bytes]"
     return value.decode("utf-8", errors="replace")
 
 
@@ -179,7 +188,8 @@ class SymbolStage:
 class PairStage:
     """Index divergence per pair, fed by the re-keyed topic."""
 
-    def __init__(self, rules: Rules) -> None:
+    def __init__(self, rules: Rules, source: str = PAIR_FEED_TOPIC) -> None:
+        self.source = source
         clocks = Clocks(rules.exchange_zones())
         self.rules = {rule.name: rule for rule in rules.divergence}
         self._new = {
@@ -208,15 +218,32 @@ class PairStage:
         trackers: dict[str, PairTracker] = {}
         applied: dict[str, dict[str, int]] = {}
         changed: set[str] = set()
+        now_dt: datetime | None = None
         for rec in records:
-            pair = rec.key.decode() if rec.key is not None else ""
-            if pair not in self.rules:
-                self.unknown += 1  # a pair no longer configured: its records are moot
-                continue
             try:
                 msg = _PAIR_FEED.validate_json(rec.value)
-            except ValidationError:
-                self.unknown += 1
+                if isinstance(msg, PairTick) and rec.key is not None:
+                    rule = self.rules.get(rec.key.decode(errors="replace"))
+                    if rule is not None and msg.symbol not in (rule.a, rule.b):
+                        raise ValueError(f"{msg.symbol} is not in pair {rule.name}")
+            except (ValidationError, ValueError) as exc:
+                # Written by some other client: dead-lettered with the reason, never fatal.
+                now_dt = now_dt or datetime.now(UTC)
+                bad = describe(exc) if isinstance(exc, ValidationError) else None
+                out.dead.append(
+                    DeadLetter(
+                        reason="malformed",
+                        field=bad.field if bad else "symbol",
+                        detail=bad.detail if bad else str(exc),
+                        raw=_text(rec.value),
+                        source=f"{self.source}[{rec.partition}]@{rec.offset}",
+                        received_at=now_dt,
+                    )
+                )
+                continue
+            pair = rec.key.decode(errors="replace") if rec.key is not None else ""
+            if pair not in self.rules:
+                self.unknown += 1  # a pair no longer configured: its records are moot
                 continue
             tracker = trackers.get(pair)
             if tracker is None:

@@ -11,7 +11,7 @@ from schemas.tick import Tick
 from services.detection.engine import Engine
 from services.detection.record_high import Late
 from services.detection.rules import DivergenceRule, Rules
-from services.processor.stages import Outputs, PairStage, Record, SymbolStage
+from services.processor.stages import RAW_MAX, Outputs, PairStage, Record, SymbolStage
 
 RULES = Rules(divergence=(DivergenceRule(a="AAA.SH", b="BBB.HK", threshold_pp=2.0),))
 
@@ -147,3 +147,28 @@ def test_bad_records_go_to_dead_letters_with_reasons() -> None:
     assert out.dead[1].raw == "not json"
     assert "60s before" in out.dead[3].detail
     assert out.states["CCC.HK"]["o"] == 14
+
+
+def test_poison_on_the_pair_feed_is_dead_lettered_not_fatal() -> None:
+    pair = b"AAA.SH/BBB.HK"
+    good = b'{"type":"tick","symbol":"AAA.SH","ts_us":1767578400000000,"price":10.0,'
+    good += b'"src_partition":0,"src_offset":1}'
+    records = [
+        Record(pair, b"\xff not json", 1, 1),
+        Record(pair, b'{"type":"tick","symbol":7,"ts_us":"x","price":1}', 1, 2),
+        Record(pair, good.replace(b"AAA.SH", b"ZZZ.HK"), 1, 3),
+        Record(pair, b'{"type":"tick","price":1e400}', 1, 4),
+        Record(pair, b"x" * (RAW_MAX + 10), 1, 5),
+        Record(b"no/such-pair", good, 1, 6),  # a pair no longer configured: moot, not poison
+        Record(pair, good, 1, 7),
+    ]
+    stage = PairStage(RULES, "by_pair")
+    out = stage.process(records, {}.get, now=0.0)
+    assert [(d.reason, d.source) for d in out.dead] == [
+        ("malformed", f"by_pair[1]@{n}") for n in range(1, 6)
+    ]
+    assert out.dead[2].field == "symbol"
+    assert out.dead[4].raw.endswith(f"[truncated: {RAW_MAX + 10} bytes]")
+    assert len(out.dead[4].raw) < RAW_MAX + 100
+    assert stage.unknown == 1
+    assert out.evaluated == 1
