@@ -21,3 +21,19 @@ class DeadLetter(BaseModel):
     line: int | None = None
     symbol: str | None = None
     received_at: AwareDatetime
+
+
+# A dead letter quotes at most this much of the rejected record: a poison record near the
+# broker's 1 MB limit would otherwise make a dead letter over it, whose send fails (and a
+# consumer that must dead-letter before it commits would fail on it forever).
+RAW_MAX = 64 * 1024
+
+
+def quote_raw(value: bytes | None) -> str:
+    """The rejected record as text for `DeadLetter.raw`, cut at RAW_MAX bytes."""
+    if value is None:
+        return ""
+    if len(value) > RAW_MAX:
+        head = value[:RAW_MAX].decode("utf-8", errors="replace")
+        return f"{head}... [truncated: {len(value)} bytes]"
+    return value.decode("utf-8", errors="replace")

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from kafka import KafkaProducer
 
-from schemas.dead_letter import DeadLetter
+from schemas.dead_letter import DeadLetter, quote_raw
 from schemas.topics import DLQ_REASON_HEADER
 from services.alerter.relay import Rejected
 from services.settings import Settings
@@ -36,7 +36,7 @@ class KafkaQuarantine:
             dead = DeadLetter(
                 reason="malformed",
                 detail=item.detail,
-                raw=(rec.value or b"").decode("utf-8", "replace"),
+                raw=quote_raw(rec.value),
                 source=f"{rec.topic}[{rec.partition}]@{rec.offset}",
                 received_at=self.now(),
             )

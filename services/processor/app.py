@@ -16,7 +16,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -58,6 +59,24 @@ class StateTable(faust.Table):  # type: ignore[type-arg]
 def _batches(stream: faust.StreamT[Any]) -> AsyncIterator[Sequence[Any]]:
     # take_events lives on the concrete Stream, not on the StreamT interface agents get.
     return cast(faust.Stream[Any], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S)
+
+
+@contextmanager
+def unacked_unless_done(events: Sequence[Any]) -> Iterator[None]:
+    """Keep a batch from being committed unless its processing finished.
+
+    `take_events` acks the batch it yielded in a `finally`: also when the agent was
+    cancelled half-way (a worker stopping) or raised. The next commit (a stop commits)
+    would then cover events whose outputs or state were never written: lost. Marking
+    their messages acked without telling the consumer makes that later ack a no-op, so
+    their offsets are never committed and a restart redelivers them.
+    """
+    try:
+        yield
+    except BaseException:
+        for event in events:
+            event.message.acked = True
+        raise
 
 
 def heartbeat_interval(rules: Rules) -> float:
@@ -254,36 +273,38 @@ def build_app(
     @app.agent(ticks, name="records", concurrency=1)
     async def detect_symbols(stream: faust.StreamT[Any]) -> None:
         async for events in _batches(stream):
-            batch = records(events)
-            started = time.perf_counter()
-            out = symbol_stage.process(batch, load_from(symbol_table))
-            if metrics is not None:
-                metrics.batch(
-                    "symbol",
-                    len(batch),
-                    time.perf_counter() - started,
-                    out.evaluated,
-                    out.signals,
-                    out.dead,
-                )
-                metrics.staleness.seen(
-                    r.key.decode(errors="replace") for r in batch if r.key is not None
-                )
-            await emit(out)
-            await write_states(symbol_table, out.states)
+            with unacked_unless_done(events):
+                batch = records(events)
+                started = time.perf_counter()
+                out = symbol_stage.process(batch, load_from(symbol_table))
+                if metrics is not None:
+                    metrics.batch(
+                        "symbol",
+                        len(batch),
+                        time.perf_counter() - started,
+                        out.evaluated,
+                        out.signals,
+                        out.dead,
+                    )
+                    metrics.staleness.seen(
+                        r.key.decode(errors="replace") for r in batch if r.key is not None
+                    )
+                await emit(out)
+                await write_states(symbol_table, out.states)
 
     @app.agent(by_pair, name="divergence", concurrency=1)
     async def detect_pairs(stream: faust.StreamT[Any]) -> None:
         async for events in _batches(stream):
-            batch = records(events)
-            started = time.perf_counter()
-            out = pair_stage.process(batch, load_from(pair_table), time.time())
-            if metrics is not None:
-                elapsed = time.perf_counter() - started
-                metrics.batch("pair", len(batch), elapsed, out.evaluated, out.signals, [])
-                metrics.buffers(pair_stage.pending())
-            await emit(out)
-            await write_states(pair_table, out.states)
+            with unacked_unless_done(events):
+                batch = records(events)
+                started = time.perf_counter()
+                out = pair_stage.process(batch, load_from(pair_table), time.time())
+                if metrics is not None:
+                    elapsed = time.perf_counter() - started
+                    metrics.batch("pair", len(batch), elapsed, out.evaluated, out.signals, out.dead)
+                    metrics.buffers(pair_stage.pending())
+                await emit(out)
+                await write_states(pair_table, out.states)
 
     heartbeat = Heartbeat().model_dump_json().encode()
 

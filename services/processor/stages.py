@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
-from schemas.dead_letter import DeadLetter
+from schemas.dead_letter import DeadLetter, quote_raw
 from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat, PairFeedMessage, PairTick
 from schemas.signals import IndexDivergence, RecordHigh
 from schemas.tick import Tick
@@ -59,17 +59,8 @@ class Outputs:
         self.signal_origins.extend([origin_ms] * len(signals))
 
 
-# A dead letter quotes at most this much of the rejected record: a poison record near
-# the broker's 1 MB limit would otherwise make a dead letter over it, whose send fails
-# and crashes the worker on every restart.
-RAW_MAX = 64 * 1024
-
-
 def _text(value: bytes) -> str:
-    if len(value) > RAW_MAX:
-        head = value[:RAW_MAX].decode("utf-8", errors="replace")
-        return f"{head}... [truncated: {len(value)} bytes]"
-    return value.decode("utf-8", errors="replace")
+    return quote_raw(value)
 
 
 class SymbolStage:

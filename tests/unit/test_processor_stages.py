@@ -6,12 +6,13 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from schemas.dead_letter import RAW_MAX
 from schemas.signals import SIGNAL_ADAPTER
 from schemas.tick import Tick
 from services.detection.engine import Engine
 from services.detection.record_high import Late
 from services.detection.rules import DivergenceRule, Rules
-from services.processor.stages import RAW_MAX, Outputs, PairStage, Record, SymbolStage
+from services.processor.stages import Outputs, PairStage, Record, SymbolStage
 
 RULES = Rules(divergence=(DivergenceRule(a="AAA.SH", b="BBB.HK", threshold_pp=2.0),))
 

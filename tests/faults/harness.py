@@ -1,0 +1,381 @@
+"""Run the pipeline as a deployment would, break it, and hold the result to the backtest.
+
+`Pipeline` starts real processor and alerter processes (static group members, as under
+the supervisor), replays a tick file with the real ingestor, and offers the faults:
+kill -9 or SIGTERM of a service, and a restart of Kafka or Redis through
+deploy/local/stack.sh. `outcome()` waits until everything the feed caused is processed
+and delivered (committed offsets, not sleeps), then counts missing, extra and
+duplicated alerts against the backtest. `recovery_s()` measures, from the Redis stream's
+entry times, how long after a fault the next alert arrived.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import redis
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+
+from schemas.alert import alert_id_for
+from schemas.pair_feed import PAIR_FEED_TOPIC
+from schemas.signals import SIGNAL_ADAPTER
+from schemas.subscription import SubscriptionSpec
+from services.alerter.subscriptions import SubscriptionKeys, SubscriptionRegistry
+from services.backtest.run import run_backtest
+from services.detection.rules import Rules
+from services.lag import compute_lag
+from services.settings import Settings
+from tests.e2e.services import ROOT, Service, free_port, service_env, wait_for
+
+STACK = ROOT / "deploy" / "local" / "stack.sh"
+
+
+def backtest_ids(ticks: Path, rules: Path) -> list[tuple[str, str]]:
+    """(alert_id, subject) of every signal the backtest finds, in its order."""
+    out = io.BytesIO()
+    run_backtest(ticks, Rules.load(rules), out, io.StringIO(), progress=False)
+    signals = [SIGNAL_ADAPTER.validate_json(line) for line in out.getvalue().splitlines()]
+    return [(alert_id_for(s), s.subject) for s in signals]
+
+
+def stack_owns(component: str) -> bool:
+    """True when this clone's stack.sh started `component` (so a test may restart it)."""
+    proc = subprocess.run(
+        ["bash", str(STACK), "status"],
+        env={**_environ(), "STACK_COMPONENTS": component},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return proc.returncode == 0 and " pid " in proc.stdout and " up " in proc.stdout
+
+
+def restart_component(component: str) -> tuple[float, float]:
+    """Stop `component` with stack.sh, start it again; (stopped at, ready at) epoch seconds.
+
+    `down` returns once the process is gone, `up` once the component answers a real
+    request: no sleeps.
+    """
+    env = {**_environ(), "STACK_COMPONENTS": component}
+    subprocess.run(["bash", str(STACK), "down"], env=env, check=True, capture_output=True)
+    stopped = time.time()
+    subprocess.run(["bash", str(STACK), "up"], env=env, check=True, capture_output=True)
+    return stopped, time.time()
+
+
+def _environ() -> dict[str, str]:
+    return dict(os.environ)
+
+
+@dataclass
+class Fault:
+    """One fault: what, when (epoch s), and which `signals` partitions it interrupted."""
+
+    what: str
+    at: float
+    partitions: set[int] | None = None  # None: all of them
+    # `signals` end offsets when the fault struck: signals first produced at or past
+    # these came from the work done after it.
+    ends: dict[int, int] = field(default_factory=dict)
+
+
+@dataclass
+class Outcome:
+    expected: int
+    delivered: int
+    missing: int
+    extra: int
+    duplicates: int
+    order_kept: bool
+    subscription_missing: int
+    subscription_extra: int
+    subscription_duplicates: int
+    # subject -> alerts missing, for the failure message
+    missing_by_subject: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def exact(self) -> bool:
+        return (
+            self.delivered == self.expected
+            and self.missing == self.extra == self.duplicates == 0
+            and self.order_kept
+            and self.subscription_missing
+            == self.subscription_extra
+            == self.subscription_duplicates
+            == 0
+        )
+
+
+class Pipeline:
+    def __init__(
+        self,
+        settings: Settings,
+        ticks: Path,
+        rules: Path,
+        logs: Path,
+        client: redis.Redis,
+    ) -> None:
+        self.s = settings
+        self.ticks = ticks
+        self.rules = rules
+        self.logs = logs
+        self.client = client
+        self.env = service_env(settings, rules)
+        self.expected = backtest_ids(ticks, rules)
+        self.processors: dict[str, Service] = {}
+        self.alerter: Service | None = None
+        self.feed: subprocess.Popen[bytes] | None = None
+        self.faults: list[Fault] = []
+        self._runs: Counter[str] = Counter()
+        self._ports: dict[str, int] = {}
+        self.stream = settings.redis_key("alerts")
+        self.group = settings.namespace + settings.processor_app_id
+        self.alerter_group = settings.namespace + settings.alerter_group
+        # A catch-all subscription: its own stream must hold every alert once too.
+        self.subscription, _ = SubscriptionRegistry(client, settings).create(
+            SubscriptionSpec.model_validate({"name": "faults"})
+        )
+        self.consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
+        self.admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+
+    # -- services ----------------------------------------------------------------------
+
+    def services(self) -> list[Service]:
+        return [*self.processors.values(), *([self.alerter] if self.alerter else [])]
+
+    def _log_name(self, name: str) -> str:
+        self._runs[name] += 1
+        return f"{name}.{self._runs[name]}"
+
+    def start_processor(self, instance: str) -> Service:
+        env = {**self.env, "MARKETSIGNAL_PROCESSOR_INSTANCE_ID": instance}
+        # Same instance, same web port, as under the supervisor: Faust's assignor refuses
+        # an assignment made for another URL, and a static member that rejoins gets the
+        # assignment made for its previous self.
+        port = self._ports.setdefault(instance, free_port())
+        svc = Service(
+            self._log_name(instance), ["process", "--web-port", str(port)], env, self.logs
+        )
+        self.processors[instance] = svc
+        return svc
+
+    def start_alerter(self) -> Service:
+        env = {**self.env, "MARKETSIGNAL_ALERTER_INSTANCE_ID": "alerter-1"}
+        self.alerter = Service(self._log_name("alerter"), ["alert", "--no-api"], env, self.logs)
+        return self.alerter
+
+    def start_feed(self, rate: int) -> None:
+        self.feed = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "ingest", str(self.ticks), "--rate", str(rate)],
+            cwd=ROOT,
+            env=self.env,
+            stdout=(self.logs / "ingest.log").open("ab"),
+            stderr=subprocess.STDOUT,
+        )
+
+    def feed_running(self) -> bool:
+        return self.feed is not None and self.feed.poll() is None
+
+    def stop_all(self) -> None:
+        if self.feed is not None and self.feed.poll() is None:
+            self.feed.kill()
+            self.feed.wait()
+        for svc in self.services():
+            svc.stop()
+        self.consumer.close()
+        self.admin.close()
+
+    # -- observations ------------------------------------------------------------------
+
+    def signal_ends(self) -> dict[int, int]:
+        parts = self.consumer.partitions_for_topic(self.s.signals_topic) or set()
+        tps = [TopicPartition(self.s.signals_topic, p) for p in sorted(parts)]
+        return {tp.partition: off for tp, off in self.consumer.end_offsets(tps).items()}
+
+    def owned_partitions(self, instance: str) -> set[int]:
+        """Partitions of `ticks` and of the pair feed that worker `instance` holds."""
+        desc = self.admin.describe_groups([self.group])[self.group]
+        mine: set[int] = set()
+        pair_topic = self.s.topic(PAIR_FEED_TOPIC)
+        for member in desc["members"]:
+            # A static member's id is its group.instance.id, a dash and a UUID.
+            if not str(member["member_id"]).startswith(f"{instance}-"):
+                continue
+            for a in member["member_assignment"]["assigned_partitions"]:
+                if a["topic"] in (self.s.ticks_topic, pair_topic):
+                    mine.update(a["partitions"])
+        return mine
+
+    def stream_len(self) -> int:
+        return int(self.client.xlen(self.stream))
+
+    def wait_alerts(self, at_least: int, timeout_s: float = 120) -> None:
+        wait_for(
+            f"{at_least} alerts in {self.stream}",
+            lambda: self.stream_len() >= at_least,
+            timeout_s,
+            self.services(),
+        )
+
+    def wait_new_signals(self, fault: Fault, timeout_s: float = 60) -> None:
+        """Until a signal lands past the fault's end offsets on its partitions."""
+
+        def produced() -> bool:
+            ends = self.signal_ends()
+            parts = fault.partitions if fault.partitions is not None else set(ends)
+            return any(ends.get(p, 0) > fault.ends.get(p, 0) for p in parts)
+
+        wait_for(f"signals after {fault.what}", produced, timeout_s, self.services())
+
+    # -- faults ------------------------------------------------------------------------
+
+    def kill_processor(self, instance: str, sig: int = signal.SIGKILL) -> Fault:
+        parts = self.owned_partitions(instance) if len(self.processors) > 1 else None
+        svc = self.processors[instance]
+        at = time.time()
+        svc.stop(sig, timeout_s=30)
+        fault = Fault(f"processor {instance} {signal.Signals(sig).name}", at, parts)
+        fault.ends = self.signal_ends()
+        self.faults.append(fault)
+        return fault
+
+    def kill_alerter(self, sig: int = signal.SIGKILL) -> Fault:
+        assert self.alerter is not None
+        at = time.time()
+        self.alerter.stop(sig, timeout_s=30)
+        fault = Fault(f"alerter {signal.Signals(sig).name}", at)
+        fault.ends = self.signal_ends()
+        self.faults.append(fault)
+        return fault
+
+    # -- the verdict -------------------------------------------------------------------
+
+    def settle(self, timeout_s: float = 240) -> None:
+        """Wait until every tick is processed and every signal delivered (committed)."""
+        assert self.feed is not None
+        deadline = time.monotonic() + timeout_s
+        while self.feed.poll() is None:
+            assert time.monotonic() < deadline, "the feed did not finish"
+            time.sleep(0.5)
+        assert self.feed.returncode == 0, (self.logs / "ingest.log").read_text()[-2000:]
+
+        def caught_up(group: str, topics: list[str]) -> bool:
+            lags = compute_lag(self.admin, self.consumer, group, topics)
+            return bool(lags) and all(x.lag == 0 for x in lags if x.topic != pair_topic)
+
+        pair_topic = self.s.topic(PAIR_FEED_TOPIC)
+        wait_for(
+            "the processors to commit every tick",
+            lambda: caught_up(self.group, [self.s.ticks_topic]),
+            timeout_s,
+            self.services(),
+        )
+        # The pair feed never rests (leader heartbeats): its records up to now must be
+        # committed, which covers every tick forwarded before.
+        pair_ends = self._ends(pair_topic)
+        wait_for(
+            "the processors to commit the pair feed",
+            lambda: self._committed(self.group, pair_topic, pair_ends),
+            timeout_s,
+            self.services(),
+        )
+        signal_ends = self._ends(self.s.signals_topic)
+        wait_for(
+            "the alerter to commit every signal",
+            lambda: self._committed(self.alerter_group, self.s.signals_topic, signal_ends),
+            timeout_s,
+            self.services(),
+        )
+
+    def _ends(self, topic: str) -> dict[int, int]:
+        parts = self.consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        return {tp.partition: off for tp, off in self.consumer.end_offsets(tps).items()}
+
+    def _committed(self, group: str, topic: str, ends: dict[int, int]) -> bool:
+        got = self.admin.list_group_offsets(group).get(group, {})
+        offsets = {tp.partition: meta.offset for tp, meta in got.items() if tp.topic == topic}
+        return all(offsets.get(p, 0) >= end for p, end in ends.items() if end > 0)
+
+    def stream_entries(self, key: str) -> list[tuple[float, str]]:
+        """(entry time in epoch s, alert_id) of every entry of a Redis stream."""
+        out = []
+        for entry_id, fields in self.client.xrange(key, "-", "+"):
+            ms = int(entry_id.split(b"-")[0])
+            out.append((ms / 1000, json.loads(fields[b"alert"])["alert_id"]))
+        return out
+
+    def outcome(self) -> Outcome:
+        want = Counter(i for i, _ in self.expected)
+        entries = self.stream_entries(self.stream)
+        got = Counter(i for _, i in entries)
+        subject = dict(self.expected)
+        # Per subject, the stream keeps the backtest's order.
+        order_kept = True
+        for name in set(subject.values()):
+            mine = [i for _, i in entries if subject.get(i) == name]
+            order_kept &= list(dict.fromkeys(mine)) == [i for i, s in self.expected if s == name]
+        sub = Counter(
+            i for _, i in self.stream_entries(SubscriptionKeys(self.s).stream(self.subscription.id))
+        )
+        return Outcome(
+            expected=len(self.expected),
+            delivered=len(entries),
+            missing=sum((want - got).values()),
+            extra=sum(n for i, n in got.items() if i not in want),
+            duplicates=sum(n - 1 for n in got.values() if n > 1),
+            order_kept=order_kept,
+            subscription_missing=sum((want - sub).values()),
+            subscription_extra=sum(n for i, n in sub.items() if i not in want),
+            subscription_duplicates=sum(n - 1 for n in sub.values() if n > 1),
+            missing_by_subject=dict(Counter(subject[i] for i in (want - got).elements())),
+        )
+
+    def recovery_s(self, fault: Fault) -> float:
+        """From the fault to the first alert whose signal was first produced after it.
+
+        Alerts re-sent by a replay (already delivered before the fault) do not count:
+        the first *new* alert is the one a subscriber was waiting for.
+        """
+        first_new: set[str] = set()
+        for p, values in self._signals_by_partition().items():
+            if fault.partitions is not None and p not in fault.partitions:
+                continue
+            before = {v for off, v in values if off < fault.ends.get(p, 0)}
+            first_new.update(v for off, v in values if off >= fault.ends.get(p, 0))
+            first_new -= before
+        times = [t for t, i in self.stream_entries(self.stream) if i in first_new and t > fault.at]
+        assert times, f"no alert after {fault.what}"
+        return min(times) - fault.at
+
+    def _signals_by_partition(self) -> dict[int, list[tuple[int, str]]]:
+        topic = self.s.signals_topic
+        tps = [TopicPartition(topic, p) for p in sorted(self.consumer.partitions_for_topic(topic))]
+        reader = KafkaConsumer(bootstrap_servers=self.s.kafka_bootstrap, group_id=None)
+        try:
+            reader.assign(tps)
+            reader.seek_to_beginning(*tps)
+            ends = reader.end_offsets(tps)
+            out: dict[int, list[tuple[int, str]]] = {tp.partition: [] for tp in tps}
+            deadline = time.monotonic() + 60
+            while any(reader.position(tp) < ends[tp] for tp in tps):
+                assert time.monotonic() < deadline, "could not read the signals topic"
+                for tp, records in reader.poll(timeout_ms=200).items():
+                    for r in records:
+                        try:
+                            sig = SIGNAL_ADAPTER.validate_json(r.value)
+                        except ValueError:
+                            continue  # poison written by a test, not a signal
+                        out[tp.partition].append((r.offset, alert_id_for(sig)))
+            return out
+        finally:
+            reader.close()
