@@ -67,11 +67,30 @@ bench-alerter: install ## Benchmark: alerter alerts/s with 1, 100 and 10,000 sub
 .PHONY: bench
 bench: bench-backtest bench-alerter ## Every benchmark
 
+# Components that are down now: the ones `stack.sh up` is about to start, hence the only
+# ones the fault suite may restart (a stack that was already up may serve others).
+STARTS = $$(bash $(STACK) status | awk '$$2 == "down" {printf "%s ", $$1}')
+
 .PHONY: test
-test: lint ## Lint, unit tests, then integration and e2e tests on the real stack it starts
+test: lint ## Lint, unit tests, then integration, e2e and fault tests on the real stack it starts
 	$(BIN)/pytest tests/unit -q
+	starts="$(STARTS)"; bash $(STACK) up && \
+	FAULT_RESTARTS="$$starts" FAULT_KILLS=$${FAULT_KILLS:-2} \
+	$(BIN)/pytest tests/integration tests/e2e tests/faults -q
+
+.PHONY: test-faults
+test-faults: install ## Fault suite: kills, broker and Redis restarts, poison (tests/faults; FAULT_KILLS=3)
+	starts="$(STARTS)"; bash $(STACK) up && \
+	FAULT_RESTARTS="$$starts" $(BIN)/pytest tests/faults -q
+
+SOAK_RUNS ?= 3
+.PHONY: soak
+soak: install ## Processor kill -9 soak: SOAK_RUNS x (6 kills, one worker + 6 kills, two workers)
 	bash $(STACK) up
-	$(BIN)/pytest tests/integration tests/e2e -q
+	for run in $$(seq $(SOAK_RUNS)); do \
+	  echo "== soak run $$run of $(SOAK_RUNS)"; \
+	  FAULT_KILLS=$${FAULT_KILLS:-6} $(BIN)/pytest tests/faults -q -k processor || exit 1; \
+	done
 
 .PHONY: integration
 integration: install ## Integration and e2e tests only (starts the stack if needed)
@@ -85,12 +104,12 @@ run: install ## Start everything, replay the demo through the pipeline, show ale
 	if [ "$$was_up" = no ]; then bash $(STACK) down; fi; exit $$rc
 
 .PHONY: up
-up: install ## Stack plus the three services in the background (rules: MARKETSIGNAL_CONFIG)
+up: install ## Stack plus the three services under supervisord (rules: MARKETSIGNAL_CONFIG)
 	bash $(STACK) up
 	bash deploy/local/services.sh up
 
 .PHONY: down
-down: ## Stop the services and the stack
+down: ## Stop the services, their supervisor and the stack
 	-bash deploy/local/services.sh down
 	bash $(STACK) down
 

@@ -1,74 +1,74 @@
 #!/usr/bin/env bash
-# The three marketsignal services in the background, on the local stack.
+# The three marketsignal services in the background, on the local stack, under supervisord.
 #
-#   services.sh up      start processor and alerter (if not running), then replay $FEED
-#                       (default deploy/demo/ticks.csv) with the ingestor in the background
-#   services.sh down    stop them (SIGTERM, then SIGKILL after 30 s)
-#   services.sh status  one line per service
+#   services.sh up      start supervisord with processor, alerter and ingestor (the ingestor
+#                       replays $FEED, default deploy/demo/ticks.csv, once); if it already
+#                       runs, start whatever is stopped, exited or FATAL
+#   services.sh down    stop the services (SIGTERM, SIGKILL after 15 s) and supervisord
+#   services.sh status  one line per service (supervisorctl status)
+#   services.sh ctl ... any supervisorctl command, e.g. `ctl tail -f processor`
 #
-# Pids and logs live in .local/run/ and .local/logs/. Rules come from MARKETSIGNAL_CONFIG
+# supervisord restarts a crashed processor or alerter at once, and retries a start that
+# keeps failing with a growing delay (deploy/local/supervisord.conf). Logs: .local/logs/
+# (SV_LOGS), socket and pid file: .local/run/ (SV_RUN). Rules come from MARKETSIGNAL_CONFIG
 # when set, else deploy/demo/rules.toml; every other setting from MARKETSIGNAL_* as usual.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-RUN="$ROOT/.local/run"
-LOGS="$ROOT/.local/logs"
-CLI=("$ROOT/.venv/bin/marketsignal")
+export SV_ROOT="$ROOT"
+export SV_RUN="${SV_RUN:-$ROOT/.local/run}"
+export SV_LOGS="${SV_LOGS:-$ROOT/.local/logs}"
+export SV_FEED="${FEED:-$ROOT/deploy/demo/ticks.csv}"
+export SV_PROCESSOR_ID="${SV_PROCESSOR_ID:-processor-1}"
+export SV_ALERTER_ID="${SV_ALERTER_ID:-alerter-1}"
 export MARKETSIGNAL_CONFIG="${MARKETSIGNAL_CONFIG:-$ROOT/deploy/demo/rules.toml}"
-FEED="${FEED:-$ROOT/deploy/demo/ticks.csv}"
-mkdir -p "$RUN" "$LOGS"
+CONF="$ROOT/deploy/local/supervisord.conf"
+SUPERVISORD="$ROOT/.venv/bin/supervisord"
+CTL=("$ROOT/.venv/bin/supervisorctl" -c "$CONF")
+mkdir -p "$SV_RUN" "$SV_LOGS"
 
-alive() { [[ -f "$RUN/$1.pid" ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
-
-start() {
-  local name=$1
-  shift
-  if alive "$name"; then
-    echo "$name already running (pid $(cat "$RUN/$name.pid"))"
-    return 0
-  fi
-  # cd first, then start: `cd && cmd &` would background a subshell and $! would be its
-  # pid, not the service's, and `down` would leave the service running.
-  cd "$ROOT"
-  nohup "${CLI[@]}" "$@" >>"$LOGS/$name.log" 2>&1 &
-  echo $! >"$RUN/$name.pid"
-  echo "$name started (pid $(cat "$RUN/$name.pid")), log .local/logs/$name.log"
-}
-
-stop() {
-  local name=$1 pid waited=0
-  alive "$name" || { rm -f "$RUN/$name.pid"; return 0; }
-  pid=$(cat "$RUN/$name.pid")
-  kill -TERM "$pid" 2>/dev/null || true
-  while kill -0 "$pid" 2>/dev/null && ((waited < 300)); do
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-  if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
-  rm -f "$RUN/$name.pid"
-  echo "$name stopped"
-}
+# supervisord answers on its socket (a stale socket or pid file does not count).
+running() { "${CTL[@]}" pid >/dev/null 2>&1; }
 
 case "${1:-}" in
   up)
-    start processor process
-    start alerter alert
-    start ingestor ingest "$FEED"
+    if running; then
+      # `start` is a no-op for what runs; it brings back what exited or went FATAL.
+      "${CTL[@]}" start processor alerter >/dev/null 2>&1 || true
+      "${CTL[@]}" start ingestor >/dev/null 2>&1 || true
+    else
+      rm -f "$SV_RUN/supervisor.sock"
+      "$SUPERVISORD" -c "$CONF"
+      for _ in $(seq 100); do running && break; sleep 0.1; done
+      running || { echo "supervisord did not start; see $SV_LOGS/supervisord.log" >&2; exit 1; }
+    fi
+    "${CTL[@]}" status || true
     ;;
   down)
-    for name in ingestor alerter processor; do stop "$name"; done
+    if running; then
+      # Stops every program (stopwaitsecs each), then supervisord exits.
+      "${CTL[@]}" stop all
+      pid=$("${CTL[@]}" pid)
+      "${CTL[@]}" shutdown >/dev/null
+      while kill -0 "$pid" 2>/dev/null; do sleep 0.1; done
+      echo "services and supervisord stopped"
+    else
+      echo "supervisord not running"
+    fi
     ;;
   status)
-    for name in processor alerter ingestor; do
-      if alive "$name"; then
-        printf '%-10s up        pid %s\n' "$name" "$(cat "$RUN/$name.pid")"
-      else
-        printf '%-10s down\n' "$name"
-      fi
-    done
+    if running; then
+      "${CTL[@]}" status || true # exit status 3 when a program is not RUNNING
+    else
+      for name in processor alerter ingestor; do printf '%-10s down (supervisord not running)\n' "$name"; done
+    fi
+    ;;
+  ctl)
+    shift
+    exec "${CTL[@]}" "$@"
     ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

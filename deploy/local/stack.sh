@@ -239,7 +239,11 @@ redis_up() {
   port_open "$REDIS_PORT" && die "port $REDIS_PORT is taken by something that does not answer PING"
   mkdir -p "$REDIS_DIR" "$LOGS" "$RUN"
   rm -f "$REDIS_PID"
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
+  # AOF, fsynced every second (as in docker-compose.yml): the alerts stream, the dedupe
+  # claims and the subscriptions survive a restart. A clean stop (SIGTERM) fsyncs
+  # everything; a crash of Redis or the machine loses at most the last second of writes.
+  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
+    --appendonly yes --appendfsync everysec \
     --daemonize yes --pidfile "$REDIS_PID" --logfile "$REDIS_LOG" --dir "$REDIS_DIR" \
     --notify-keyspace-events KEA ||
     { tail_log "$REDIS_LOG"; die "redis-server failed to start"; }

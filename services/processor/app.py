@@ -23,10 +23,12 @@ from typing import Any, cast
 
 import faust
 from aiokafka.partitioner import DefaultPartitioner
+from faust.types import TP
 
 from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat
 from schemas.topics import INGESTED_AT_HEADER
 from services.detection.rules import Rules
+from services.processor.continuity import Continuity
 from services.processor.metrics import ProcessorMetrics
 from services.processor.stages import Outputs, PairStage, Record, SymbolStage
 from services.settings import Settings
@@ -258,6 +260,29 @@ def build_app(
         if pending:
             await asyncio.gather(*pending)
 
+    # One per agent: each sees its own topic's partitions.
+    symbol_continuity, pair_continuity = Continuity(), Continuity()
+
+    @app.on_partitions_revoked.connect
+    def forget_positions(_sender: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:
+        symbol_continuity.forget()
+        pair_continuity.forget()
+
+    async def without_gaps(
+        events: Sequence[Any], continuity: Continuity, topic: str
+    ) -> Sequence[Any]:
+        admitted, rewind = continuity.admit([e.message for e in events])
+        for event, ok in zip(events, admitted, strict=True):
+            if not ok:
+                # Never committed: fetched again after the seek below.
+                event.message.acked = True
+        for partition, offset in rewind.items():
+            log.warning(
+                "%s[%d]: records missing from %d on, seeking back", topic, partition, offset
+            )
+            await app.consumer.seek(TP(topic, partition), offset)
+        return [e for e, ok in zip(events, admitted, strict=True) if ok]
+
     def records(events: Sequence[Any]) -> list[Record]:
         return [
             Record(
@@ -274,7 +299,8 @@ def build_app(
     async def detect_symbols(stream: faust.StreamT[Any]) -> None:
         async for events in _batches(stream):
             with unacked_unless_done(events):
-                batch = records(events)
+                kept = await without_gaps(events, symbol_continuity, settings.ticks_topic)
+                batch = records(kept)
                 started = time.perf_counter()
                 out = symbol_stage.process(batch, load_from(symbol_table))
                 if metrics is not None:
@@ -296,7 +322,8 @@ def build_app(
     async def detect_pairs(stream: faust.StreamT[Any]) -> None:
         async for events in _batches(stream):
             with unacked_unless_done(events):
-                batch = records(events)
+                kept = await without_gaps(events, pair_continuity, by_pair.get_topic_name())
+                batch = records(kept)
                 started = time.perf_counter()
                 out = pair_stage.process(batch, load_from(pair_table), time.time())
                 if metrics is not None:

@@ -39,16 +39,27 @@ from tests.e2e.services import ROOT, Service, free_port, service_env, wait_for
 STACK = ROOT / "deploy" / "local" / "stack.sh"
 
 
-def backtest_ids(ticks: Path, rules: Path) -> list[tuple[str, str]]:
-    """(alert_id, subject) of every signal the backtest finds, in its order."""
+def backtest(ticks: Path, rules: Path) -> list[tuple[str, str, str]]:
+    """(alert_id, subject, JSON) of every signal the backtest finds, in its order."""
     out = io.BytesIO()
     run_backtest(ticks, Rules.load(rules), out, io.StringIO(), progress=False)
     signals = [SIGNAL_ADAPTER.validate_json(line) for line in out.getvalue().splitlines()]
-    return [(alert_id_for(s), s.subject) for s in signals]
+    return [(alert_id_for(s), s.subject, s.model_dump_json()) for s in signals]
+
+
+def may_restart(component: str) -> bool:
+    """Whether a test may restart `component`.
+
+    Only when the make target that runs the suite started it (FAULT_RESTARTS lists
+    those: `make test` and `make test-faults` set it), and this clone's stack.sh runs
+    it: a stack that was already up may be serving others.
+    """
+    allowed = os.environ.get("FAULT_RESTARTS", "").split()
+    return component in allowed and stack_owns(component)
 
 
 def stack_owns(component: str) -> bool:
-    """True when this clone's stack.sh started `component` (so a test may restart it)."""
+    """True when this clone's stack.sh started `component`."""
     proc = subprocess.run(
         ["bash", str(STACK), "status"],
         env={**_environ(), "STACK_COMPONENTS": component},
@@ -99,8 +110,8 @@ class Outcome:
     subscription_missing: int
     subscription_extra: int
     subscription_duplicates: int
-    # subject -> alerts missing, for the failure message
-    missing_by_subject: dict[str, int] = field(default_factory=dict)
+    # for the failure message: the signals missing and extra, and what happened
+    details: list[str] = field(default_factory=list)
 
     @property
     def exact(self) -> bool:
@@ -130,7 +141,9 @@ class Pipeline:
         self.logs = logs
         self.client = client
         self.env = service_env(settings, rules)
-        self.expected = backtest_ids(ticks, rules)
+        found = backtest(ticks, rules)
+        self.expected = [(i, subject) for i, subject, _ in found]
+        self._expected_json = [(i, text) for i, _, text in found]
         self.processors: dict[str, Service] = {}
         self.alerter: Service | None = None
         self.feed: subprocess.Popen[bytes] | None = None
@@ -337,8 +350,20 @@ class Pipeline:
             subscription_missing=sum((want - sub).values()),
             subscription_extra=sum(n for i, n in sub.items() if i not in want),
             subscription_duplicates=sum(n - 1 for n in sub.values() if n > 1),
-            missing_by_subject=dict(Counter(subject[i] for i in (want - got).elements())),
+            details=self._details(want, got),
         )
+
+    def _details(self, want: Counter[str], got: Counter[str]) -> list[str]:
+        if want == got:
+            return []
+        signals = {}
+        for p, values in self._signals_by_partition().items():
+            for off, (i, text) in values:
+                signals.setdefault(i, f"signals[{p}]@{off} {text}")
+        lines = [f"missing: {text}" for i, text in self._expected_json if i in (want - got)]
+        lines += [f"extra: {signals.get(i, i)}" for i in got if i not in want]
+        lines += [f"fault: {f.what} at {f.at:.3f} partitions {f.partitions}" for f in self.faults]
+        return lines
 
     def recovery_s(self, fault: Fault) -> float:
         """From the fault to the first alert whose signal was first produced after it.
@@ -350,14 +375,14 @@ class Pipeline:
         for p, values in self._signals_by_partition().items():
             if fault.partitions is not None and p not in fault.partitions:
                 continue
-            before = {v for off, v in values if off < fault.ends.get(p, 0)}
-            first_new.update(v for off, v in values if off >= fault.ends.get(p, 0))
+            before = {v for off, (v, _) in values if off < fault.ends.get(p, 0)}
+            first_new.update(v for off, (v, _) in values if off >= fault.ends.get(p, 0))
             first_new -= before
         times = [t for t, i in self.stream_entries(self.stream) if i in first_new and t > fault.at]
         assert times, f"no alert after {fault.what}"
         return min(times) - fault.at
 
-    def _signals_by_partition(self) -> dict[int, list[tuple[int, str]]]:
+    def _signals_by_partition(self) -> dict[int, list[tuple[int, tuple[str, str]]]]:
         topic = self.s.signals_topic
         tps = [TopicPartition(topic, p) for p in sorted(self.consumer.partitions_for_topic(topic))]
         reader = KafkaConsumer(bootstrap_servers=self.s.kafka_bootstrap, group_id=None)
@@ -365,7 +390,7 @@ class Pipeline:
             reader.assign(tps)
             reader.seek_to_beginning(*tps)
             ends = reader.end_offsets(tps)
-            out: dict[int, list[tuple[int, str]]] = {tp.partition: [] for tp in tps}
+            out: dict[int, list[tuple[int, tuple[str, str]]]] = {tp.partition: [] for tp in tps}
             deadline = time.monotonic() + 60
             while any(reader.position(tp) < ends[tp] for tp in tps):
                 assert time.monotonic() < deadline, "could not read the signals topic"
@@ -375,7 +400,7 @@ class Pipeline:
                             sig = SIGNAL_ADAPTER.validate_json(r.value)
                         except ValueError:
                             continue  # poison written by a test, not a signal
-                        out[tp.partition].append((r.offset, alert_id_for(sig)))
+                        out[tp.partition].append((r.offset, (alert_id_for(sig), r.value.decode())))
             return out
         finally:
             reader.close()

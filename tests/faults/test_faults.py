@@ -29,7 +29,7 @@ from schemas.dead_letter import DeadLetter
 from schemas.pair_feed import PAIR_FEED_TOPIC
 from services.detection.rules import Rules
 from services.settings import Settings
-from tests.faults.harness import Fault, Pipeline, restart_component, stack_owns
+from tests.faults.harness import Fault, Pipeline, may_restart, restart_component
 from tests.faults.workload import write_workload
 from tests.integration.conftest import SettingsFactory, read_all
 
@@ -199,10 +199,10 @@ def _restart_test(
     tmp_path: Path,
     report: Report,
 ) -> None:
-    if not stack_owns(component):
+    if not may_restart(component):
         pytest.skip(
-            f"{component} was not started by this clone's deploy/local/stack.sh: "
-            "restarting someone else's server is not this test's to do"
+            f"{component} was not started by this run's `make test` / `make test-faults` "
+            "(FAULT_RESTARTS): restarting a server that may serve others is not ours to do"
         )
     s = fault_settings(settings)
     ticks, rules = workload(tmp_path, 60)
