@@ -216,16 +216,23 @@ class Pipeline:
 
     def owned_partitions(self, instance: str) -> set[int]:
         """Partitions of `ticks` and of the pair feed that worker `instance` holds."""
-        desc = self.admin.describe_groups([self.group])[self.group]
         mine: set[int] = set()
-        pair_topic = self.s.topic(PAIR_FEED_TOPIC)
-        for member in desc["members"]:
-            # A static member's id is its group.instance.id, a dash and a UUID.
-            if not str(member["member_id"]).startswith(f"{instance}-"):
-                continue
-            for a in member["member_assignment"]["assigned_partitions"]:
-                if a["topic"] in (self.s.ticks_topic, pair_topic):
-                    mine.update(a["partitions"])
+
+        def stable() -> bool:
+            desc = self.admin.describe_groups([self.group])[self.group]
+            if desc["group_state"] != "Stable":
+                return False  # assignments are only readable in a stable group
+            pair_topic = self.s.topic(PAIR_FEED_TOPIC)
+            for member in desc["members"]:
+                # A static member's id is its group.instance.id, a dash and a UUID.
+                if not str(member["member_id"]).startswith(f"{instance}-"):
+                    continue
+                for a in member["member_assignment"]["assigned_partitions"]:
+                    if a["topic"] in (self.s.ticks_topic, pair_topic):
+                        mine.update(a["partitions"])
+            return bool(mine)
+
+        wait_for(f"the partitions of {instance}", stable, 60, self.services())
         return mine
 
     def stream_len(self) -> int:
