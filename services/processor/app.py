@@ -271,7 +271,14 @@ def build_app(
     async def without_gaps(
         events: Sequence[Any], continuity: Continuity, topic: str
     ) -> Sequence[Any]:
-        admitted, rewind = continuity.admit([e.message for e in events])
+        # Where Faust sought each partition to after its assignment.
+        committed = cast(Any, app.consumer)._committed_offset
+
+        def start(partition: int) -> int | None:
+            offset = committed.get(TP(topic, partition))
+            return int(offset) if offset is not None else None
+
+        admitted, rewind = continuity.admit([e.message for e in events], start)
         for event, ok in zip(events, admitted, strict=True):
             if not ok:
                 # Never committed: fetched again after the seek below.

@@ -10,16 +10,20 @@ skipped as "already applied" forever (lost alerts), and later ticks judged again
 state that never saw them (wrong alerts). The hole's offsets are never acked either, so
 Faust's commit stops at its start for good.
 
-`Continuity` remembers, per source partition, the offset that must come next. A record
-past it is held back with everything after it in the batch, and the partition is sought
-back to the missing offset: the records are fetched again, in order. A record at or
-before it (a replay after a rebalance's seek to the committed offset) is fine: the
-stages skip what state already holds.
+Faust's `_drain_messages` makes it worse: a jump in offsets is taken for a compacted
+range and "acked" (`_add_gap`), so the commit may pass over the hole.
+
+`Continuity` remembers, per source partition, the offset that must come next (for the
+first record after an assignment: the committed offset Faust sought to). A record past
+it is held back with everything after it in the batch, and the partition is sought back
+to the missing offset: the records are fetched again, in order. A record at or before
+it (a replay after a rebalance's seek to the committed offset) is fine: the stages skip
+what state already holds.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 
@@ -36,11 +40,17 @@ class Continuity:
         self.next: dict[int, int] = {}
         self.rewinds = 0  # how many holes were found (a metric for the logs and tests)
 
-    def admit(self, records: Sequence[Positioned]) -> tuple[list[bool], dict[int, int]]:
+    def admit(
+        self,
+        records: Sequence[Positioned],
+        start: Callable[[int], int | None] = lambda _p: None,
+    ) -> tuple[list[bool], dict[int, int]]:
         """Which records to process now, and the partitions to seek back to an offset.
 
-        Order within a partition is kept: once a record of a partition is held back, so
-        is every later one of that partition in this batch.
+        `start(partition)`: where a partition not seen since the last `forget` must
+        begin (its committed offset), None if unknown. Order within a partition is kept:
+        once a record of a partition is held back, so is every later one of that
+        partition in this batch.
         """
         admitted: list[bool] = []
         rewind: dict[int, int] = {}
@@ -50,6 +60,8 @@ class Continuity:
                 admitted.append(False)
                 continue
             expected = self.next.get(p)
+            if expected is None:
+                expected = start(p)
             if expected is not None and rec.offset > expected:
                 rewind[p] = expected
                 admitted.append(False)

@@ -64,6 +64,8 @@ def check(pipe: Pipeline, report: Report) -> None:
         f"subscription stream: {got.subscription_missing} missing, {got.subscription_extra} "
         f"extra, {got.subscription_duplicates} duplicates"
     )
+    for line in got.details:
+        report(line)
     assert got.exact, got
 
 

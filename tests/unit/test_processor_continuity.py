@@ -59,3 +59,11 @@ def test_admitted_records_of_a_partition_never_skip_an_offset(offsets: list[int]
     # Every admitted record follows the previous one or goes back (a replay).
     for before, after in pairwise(seen):
         assert after <= before + 1
+
+
+def test_the_first_record_after_an_assignment_must_be_the_committed_offset() -> None:
+    c = Continuity()
+    committed = {0: 40}
+    ok, rewind = c.admit([Rec(0, 45), Rec(1, 9)], committed.get)
+    assert (ok, rewind) == ([False, True], {0: 40})
+    assert c.admit([Rec(0, 40)], committed.get) == ([True], {})
