@@ -287,7 +287,10 @@ def build_app(
             log.warning(
                 "%s[%d]: records missing from %d on, seeking back", topic, partition, offset
             )
-            await app.consumer.seek(TP(topic, partition), offset)
+            try:
+                await app.consumer.seek(TP(topic, partition), offset)
+            except Exception as exc:  # e.g. a stale record of a partition revoked meanwhile
+                log.warning("%s[%d]: seek failed (%r); records held back", topic, partition, exc)
         return [e for e, ok in zip(events, admitted, strict=True) if ok]
 
     def records(events: Sequence[Any]) -> list[Record]:
