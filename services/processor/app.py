@@ -24,10 +24,12 @@ from typing import Any, cast
 import faust
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP
+from kafka import KafkaAdminClient
 
 from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat
 from schemas.topics import INGESTED_AT_HEADER
 from services.detection.rules import Rules
+from services.processor.assignment import unassigned
 from services.processor.continuity import Continuity
 from services.processor.metrics import ProcessorMetrics
 from services.processor.stages import Outputs, PairStage, Record, SymbolStage
@@ -351,6 +353,37 @@ def build_app(
         # partition handles it, in order with that pair's ticks.
         for rule in rules.divergence:
             await by_pair.send(key=rule.name.encode(), value=heartbeat)
+
+    group = app_id
+    sources = [settings.ticks_topic, by_pair.get_topic_name()]
+    admin: list[Any] = []  # created on first use, in a worker thread
+    strikes = [0]
+
+    def describe_group() -> Any:
+        if not admin:
+            admin.append(KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap))
+        return admin[0].describe_groups([group])[group]
+
+    @app.timer(interval=5.0, on_leader=True)  # type: ignore[untyped-decorator]
+    async def check_assignment() -> None:
+        try:
+            missing = unassigned(
+                await asyncio.to_thread(describe_group), sources, settings.partitions
+            )
+        except Exception as exc:  # the broker may be restarting: next time
+            log.debug("group check failed: %r", exc)
+            return
+        strikes[0] = strikes[0] + 1 if missing else 0
+        if strikes[0] >= 2:  # two checks 5 s apart: not a rebalance in flight
+            log.error("partitions held by no worker: %s; rejoining to rebalance", missing)
+            strikes[0] = 0
+            thread = cast(Any, app.consumer)._thread
+            coordinator = thread._ensure_consumer()._coordinator
+
+            async def rejoin() -> None:
+                coordinator.request_rejoin()
+
+            await thread.call_thread(rejoin)
 
     if readiness is not None:
         probe = readiness
