@@ -378,10 +378,13 @@ def build_app(
             log.error("partitions held by no worker: %s; rejoining to rebalance", missing)
             strikes[0] = 0
             thread = cast(Any, app.consumer)._thread
-            coordinator = thread._ensure_consumer()._coordinator
+            consumer = thread._ensure_consumer()
 
             async def rejoin() -> None:
-                coordinator.request_rejoin()
+                # Fresh metadata first: a topic missing from it is what the assignor
+                # leaves out; then rejoin, which makes the broker rebalance.
+                await consumer._client.force_metadata_update()
+                consumer._coordinator.request_rejoin()
 
             await thread.call_thread(rejoin)
 

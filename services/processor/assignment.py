@@ -1,11 +1,12 @@
 """Source partitions no worker holds, from the group description the broker gives.
 
-The fault suite caught a group in which nobody held `marketsignal.ticks.by_pair` after a
-restarted leader computed the assignment (faust-streaming 0.15.3's assignor left the
-topic out, although every member subscribed to it): no divergence was evaluated until
-the next rebalance, and with static membership a restart no longer causes one. The Faust
-leader therefore checks the group on a timer and rejoins (which makes the broker
-rebalance) when a source partition stays unassigned.
+The fault suite caught groups in which nobody held `marketsignal.ticks.by_pair`: the
+leader's consumer metadata did not know the topic yet (Faust creates it after the
+consumer fetched metadata), so the assignor left it out, and nothing changed until the
+next metadata refresh, 5 minutes later: no divergence was evaluated meanwhile. The
+processor now creates the topic before it starts; as a safety net the Faust leader
+checks the group on a timer and, when a source partition stays unassigned, refreshes its
+metadata and rejoins (which makes the broker rebalance).
 """
 
 from __future__ import annotations

@@ -71,9 +71,17 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.for_config(args.config)
     rules = settings.rules()
     try:
+        # The pair feed too, although Faust would create it: created by Faust, it is
+        # missing from the consumer's first metadata, and the group's assignment then
+        # leaves it out until the next metadata refresh (5 min): no divergence meanwhile.
         ensure_topics(
             settings,
-            [settings.ticks_topic, settings.dlq_topic, settings.signals_topic],
+            [
+                settings.ticks_topic,
+                settings.dlq_topic,
+                settings.signals_topic,
+                settings.topic(PAIR_FEED_TOPIC),
+            ],
             settings.partitions,
         )
     except BrokerUnavailableError as exc:

@@ -136,7 +136,9 @@ def test_processor_kill9_one_worker(
     finally:
         pipe.stop_all()
     report(f"{len(faults)} kill -9 of the only worker, every run exact")
-    times = recoveries(pipe, [*faults, term, killed_stop], report)
+    times = recoveries(pipe, [*faults, killed_stop], report)
+    # The limit is for a kill -9; after a SIGTERM the figure includes the stop itself.
+    recoveries(pipe, [term], report)
     assert max(times) <= RECOVERY_LIMIT_S, times
 
 
@@ -207,7 +209,7 @@ def _restart_test(
             "(FAULT_RESTARTS): restarting a server that may serve others is not ours to do"
         )
     s = fault_settings(settings)
-    ticks, rules = workload(tmp_path, 60)
+    ticks, rules = workload(tmp_path, 120)
     pipe = Pipeline(s, ticks, rules, tmp_path, redis_client)
     rng = random.Random(SEED + 3)
     try:
@@ -216,10 +218,10 @@ def _restart_test(
         pipe.start_feed(RATE)
         pipe.wait_alerts(1)
         time.sleep(rng.uniform(2.0, 8.0))  # a random point of the replay
+        assert pipe.feed_running(), "the feed ended before the fault: lengthen the workload"
         stopped, ready = restart_component(component)
         report(f"{component} down at +0.0 s, ready again at +{ready - stopped:.1f} s")
         fault = Fault(f"{component} restart", ready, None, pipe.signal_ends())
-        assert pipe.feed_running(), "the feed ended before the fault: lengthen the workload"
         check(pipe, report)
     finally:
         pipe.stop_all()
