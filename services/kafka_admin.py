@@ -14,8 +14,16 @@ class BrokerUnavailableError(RuntimeError):
     """The broker could not be reached or refused the request; the message says which."""
 
 
-def ensure_topics(settings: Settings, names: list[str], partitions: int) -> None:
-    """Create each topic that does not exist yet and wait until all have leaders."""
+def ensure_topics(
+    settings: Settings,
+    names: list[str],
+    partitions: int,
+    configs: dict[str, dict[str, str]] | None = None,
+) -> None:
+    """Create each topic that does not exist yet and wait until all have leaders.
+
+    `configs`: topic configs by topic name (e.g. compaction for a changelog).
+    """
     try:
         admin = KafkaAdminClient(
             bootstrap_servers=settings.kafka_bootstrap,
@@ -32,6 +40,7 @@ def ensure_topics(settings: Settings, names: list[str], partitions: int) -> None
             name: {
                 "num_partitions": partitions,
                 "replication_factor": settings.replication_factor,
+                **({"configs": configs[name]} if configs and name in configs else {}),
             }
             for name in names
         }

@@ -38,6 +38,10 @@ from services.settings import Settings
 log = logging.getLogger("marketsignal.processor")
 
 # Batches amortise table writes: a symbol's state is written once per batch, not per tick.
+# The changelog-backed tables; `marketsignal process` creates their changelog topics
+# ({app id}-{name}-changelog, compacted) before the worker starts.
+STATE_TABLES = ("symbol-state", "pair-state")
+
 BATCH_MAX = 1000
 BATCH_WITHIN_S = 0.05
 
@@ -192,8 +196,7 @@ def build_app(
     # same murmur2 partitioning the ingestor used for `ticks` (the key is the symbol) and
     # the symbol stage for `by_pair` (the key is the pair). Faust's default would take
     # the partition of the current event, which in a mixed batch is some other key's.
-    symbol_table = state_table("symbol-state")
-    pair_table = state_table("pair-state")
+    symbol_table, pair_table = (state_table(name) for name in STATE_TABLES)
 
     symbol_stage = SymbolStage(rules, settings.ticks_topic)
     pair_stage = PairStage(rules, settings.topic(PAIR_FEED_TOPIC))

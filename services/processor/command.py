@@ -18,7 +18,7 @@ from services.cli import add_config_option
 from services.kafka_admin import BrokerUnavailableError, ensure_topics
 from services.lag import LagCollector
 from services.observability import serve
-from services.processor.app import Readiness, build_app
+from services.processor.app import STATE_TABLES, Readiness, build_app
 from services.processor.metrics import ProcessorMetrics
 from services.settings import Settings
 
@@ -71,9 +71,12 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.for_config(args.config)
     rules = settings.rules()
     try:
-        # The pair feed too, although Faust would create it: created by Faust, it is
-        # missing from the consumer's first metadata, and the group's assignment then
-        # leaves it out until the next metadata refresh (5 min): no divergence meanwhile.
+        # The pair feed and the changelogs too, although Faust would create them: created
+        # by Faust, a topic can be missing from the consumer's first metadata, and the
+        # group's assignment then leaves it out until the next metadata refresh (5 min):
+        # no divergence, or no state recovered, meanwhile.
+        app_id = settings.namespace + settings.processor_app_id
+        changelogs = [f"{app_id}-{name}-changelog" for name in STATE_TABLES]
         ensure_topics(
             settings,
             [
@@ -81,9 +84,13 @@ def run(args: argparse.Namespace) -> int:
                 settings.dlq_topic,
                 settings.signals_topic,
                 settings.topic(PAIR_FEED_TOPIC),
+                *changelogs,
             ],
             settings.partitions,
+            configs={name: {"cleanup.policy": "compact"} for name in changelogs},
         )
+        # Faust's leader election topic: whoever holds its one partition runs the timers.
+        ensure_topics(settings, [f"{app_id}-__assignor-__leader"], 1)
     except BrokerUnavailableError as exc:
         print(f"marketsignal: {exc}", file=sys.stderr)
         return 1
