@@ -1,20 +1,19 @@
-"""Per-pair index divergence: event-time ordering, bases, spread and hysteresis.
+"""Per-pair index divergence: bases, spread and hysteresis, in event-time order.
 
-Ticks of the pair's two indices arrive in no fixed order relative to each other, so
-they wait in a reorder buffer until both indices have reached their ts (a watermark)
-or until `max_wait_s` of wall-clock time has passed, and are then evaluated in
-(ts, a-before-b, arrival) order. Without a clock (the backtest) only the watermark
-and a final `flush` release them.
+Ticks of the pair's two indices arrive in no fixed order relative to each other; the
+shared reorder buffer (`ordering.EventOrder`, legs a=0 and b=1) releases them in
+(ts, a-before-b, arrival) order once both indices have reached their ts or
+`max_wait_s` has passed, and `flush` releases the rest at the end of a finite input.
 """
 
 from __future__ import annotations
 
 import bisect
-import heapq
 from datetime import date
 from typing import Any
 
 from schemas.signals import IndexDivergence
+from services.detection.ordering import EventOrder, Held
 from services.detection.rules import DivergenceRule
 from services.detection.timeline import ZoneClock, lateness_days
 
@@ -22,10 +21,7 @@ A, B = 0, 1
 # ytd bases need the close of the latest earlier year: a few years is plenty.
 _YEARS_KEPT = 3
 
-
-# A held tick: (ts_us, side, seq, price, arrived wall time or None). A plain tuple so the
-# heap compares in C; `seq` is unique, so the order is (ts, a-before-b, arrival).
-_Pending = tuple[int, int, int, float, float | None]
+_Pending = Held
 
 
 class _History:
@@ -104,10 +100,7 @@ class PairTracker:
         # Nd bases look back N days from a tick that may itself lag by the lateness.
         self._keep_days = None if self._n is None else self._n + lateness_days(lateness_us) + 7
         self._close_below = rule.threshold_pp * rule.hysteresis
-        self.buffer: list[_Pending] = []
-        self.seq = 0
-        self.seen: list[int | None] = [None, None]
-        self.last_key: tuple[int, int] | None = None
+        self.order = EventOrder(2, rule.max_wait_s)
         self.hist = (_History(), _History())
         self.open_direction: str | None = None
         self.last_year: int | None = None
@@ -121,7 +114,7 @@ class PairTracker:
 
     @property
     def pending(self) -> int:
-        return len(self.buffer)
+        return self.order.pending
 
     # -- the steps --------------------------------------------------------------------
 
@@ -129,53 +122,27 @@ class PairTracker:
         self, symbol: str, ts_us: int, price: float, now: float | None = None
     ) -> list[IndexDivergence]:
         """Take one accepted tick of `a` or `b` (epoch microseconds); return what it releases."""
-        side = self.side_of(symbol)
-        seen = self.seen[side]
-        if seen is None or ts_us > seen:
-            self.seen[side] = ts_us
-        self.seq += 1
-        item: _Pending = (ts_us, side, self.seq, price, now)
         out: list[IndexDivergence] = []
-        if self.last_key is not None and (ts_us, side) < self.last_key:
-            # The pair was already evaluated past this tick: evaluate it on arrival.
+        for item in self.order.push(self.side_of(symbol), ts_us, price, now):
             self._evaluate(item, out)
-        else:
-            heapq.heappush(self.buffer, item)
-        seen_a, seen_b = self.seen
-        if seen_a is not None and seen_b is not None:
-            watermark = min(seen_a, seen_b)
-            buffer = self.buffer
-            while buffer and buffer[0][0] <= watermark:
-                self._evaluate(heapq.heappop(buffer), out)
-        if now is not None and self.buffer:
-            out.extend(self.expire(now))
         return out
 
     def expire(self, now: float) -> list[IndexDivergence]:
         """Release ticks that waited `max_wait_s` (and every tick ordered before them)."""
         out: list[IndexDivergence] = []
-        if not self.buffer:
-            return out
-        deadline = now - self.rule.max_wait_s
-        due = [p[:3] for p in self.buffer if p[4] is not None and p[4] <= deadline]
-        if due:
-            upto = max(due)
-            while self.buffer and self.buffer[0][:3] <= upto:
-                self._evaluate(heapq.heappop(self.buffer), out)
+        for item in self.order.expire(now):
+            self._evaluate(item, out)
         return out
 
     def flush(self) -> list[IndexDivergence]:
         """Evaluate everything still held (end of a finite input)."""
         out: list[IndexDivergence] = []
-        while self.buffer:
-            self._evaluate(heapq.heappop(self.buffer), out)
+        for item in self.order.flush():
+            self._evaluate(item, out)
         return out
 
     def _evaluate(self, item: _Pending, out: list[IndexDivergence]) -> None:
         ts_us, side, _, price, _ = item
-        key = (ts_us, side)
-        if self.last_key is None or key > self.last_key:
-            self.last_key = key
         rule = self.rule
         day = self.clocks[side].day(ts_us)
         memo = self._year_of
@@ -242,10 +209,7 @@ class PairTracker:
     def to_state(self) -> dict[str, Any]:
         return {
             "v": 1,
-            "buffer": [list(p) for p in sorted(self.buffer)],
-            "seq": self.seq,
-            "seen": list(self.seen),
-            "last_key": list(self.last_key) if self.last_key is not None else None,
+            **self.order.to_state(),
             "hist": [h.to_state() for h in self.hist],
             "open": self.open_direction,
             "last_year": self.last_year,
@@ -260,15 +224,7 @@ class PairTracker:
         state: dict[str, Any],
     ) -> PairTracker:
         t = cls(rule, clocks, lateness_us)
-        t.buffer = [
-            (int(us), int(side), int(seq), float(price), None if arr is None else float(arr))
-            for us, side, seq, price, arr in state["buffer"]
-        ]
-        heapq.heapify(t.buffer)
-        t.seq = int(state["seq"])
-        t.seen = [None if s is None else int(s) for s in state["seen"]]
-        lk = state["last_key"]
-        t.last_key = None if lk is None else (int(lk[0]), int(lk[1]))
+        t.order = EventOrder.from_state(2, rule.max_wait_s, state)
         t.hist = (_History.from_state(state["hist"][0]), _History.from_state(state["hist"][1]))
         t.open_direction = state["open"]
         t.last_year = state["last_year"]

@@ -16,7 +16,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from schemas.dead_letter import DeadLetter
-from schemas.signals import IndexDivergence, RecordHigh
+from schemas.signals import AhPremium, AnySignal
 
 STALENESS_METRIC = "marketsignal_feed_staleness_seconds"
 
@@ -84,7 +84,7 @@ class ProcessorMetrics:
         )
         self.signals = Counter(
             "marketsignal_processor_signals",
-            "Signals emitted, by kind and window",
+            "Signals emitted, by kind and window (empty for ah_premium)",
             ["kind", "window"],
             registry=registry,
         )
@@ -120,7 +120,7 @@ class ProcessorMetrics:
         records: int,
         seconds: float,
         evaluated: int,
-        signals: Sequence[RecordHigh | IndexDivergence],
+        signals: Sequence[AnySignal],
         dead: Sequence[DeadLetter],
     ) -> None:
         if records:
@@ -128,7 +128,9 @@ class ProcessorMetrics:
         if evaluated:
             self.evaluated.labels(stage).inc(evaluated)
         for signal in signals:
-            self.signals.labels(signal.kind, signal.window).inc()
+            # An A/H premium has no window: an empty label, as Prometheus reads an absent one.
+            window = "" if isinstance(signal, AhPremium) else signal.window
+            self.signals.labels(signal.kind, window).inc()
         for letter in dead:
             self.dead_letters.labels(letter.reason).inc()
 

@@ -16,7 +16,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from schemas.dead_letter import DeadLetter
 from schemas.pair_feed import Heartbeat, PairFeedMessage, PairTick
-from schemas.signals import IndexDivergence, RecordHigh
+from schemas.signals import AnySignal
 from schemas.tick import Tick
 from services.detection.divergence import PairTracker
 from services.detection.engine import Clocks, new_pair_tracker, record_high_config
@@ -25,7 +25,6 @@ from services.detection.rules import Rules
 from services.detection.timeline import to_us
 from services.validation import describe
 
-AnySignal = RecordHigh | IndexDivergence
 _PAIR_FEED: TypeAdapter[PairTick | Heartbeat] = TypeAdapter(PairFeedMessage)
 
 
