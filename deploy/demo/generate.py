@@ -18,13 +18,32 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 SEED = 20260213
+# The dual listing (0981.HK, CNYHKD) draws from its own stream so the original eight
+# series stay what they were before it was added.
+AH_SEED = SEED + 2
 HK = ZoneInfo("Asia/Hong_Kong")
 SH = ZoneInfo("Asia/Shanghai")
+UTC = ZoneInfo("UTC")
 START = date(2025, 12, 1)
 END = date(2026, 2, 13)
 HOLIDAYS = {date(2025, 12, 25), date(2025, 12, 26), date(2026, 1, 1)}
 HK_SESSIONS = ((time(9, 30), time(12, 0)), (time(13, 0), time(16, 0)))
 SH_SESSIONS = ((time(9, 30), time(11, 30)), (time(13, 0), time(15, 0)))
+# CNYHKD is quoted round the clock on weekdays; the demo keeps 01:00-08:30 UTC (09:00-16:30
+# in Hong Kong), which covers both exchanges' sessions, to stay small.
+FX_SESSIONS = ((time(1, 0), time(8, 30)),)
+# The A/H premium of SMIC (688981.SH over 0981.HK, in %) at a few dates: the H share's
+# closes are drawn so the premium swings across the demo rule's 30% threshold (and back
+# under its 24% close level) a few times. Made up, like every price here.
+AH_PREMIUM_ANCHORS = {
+    date(2025, 12, 1): 22.0,
+    date(2025, 12, 11): 34.0,
+    date(2025, 12, 23): 19.0,
+    date(2026, 1, 9): 35.0,
+    date(2026, 1, 21): 20.0,
+    date(2026, 2, 4): 36.0,
+    date(2026, 2, 13): 32.0,
+}
 
 
 class Instrument:
@@ -43,6 +62,8 @@ class Instrument:
 
     @property
     def sessions(self) -> tuple[tuple[time, time], ...]:
+        if self.zone is UTC:
+            return FX_SESSIONS
         return HK_SESSIONS if self.zone is HK else SH_SESSIONS
 
 
@@ -166,8 +187,10 @@ def build(rng: random.Random) -> list[tuple[datetime, Instrument, float]]:
         ),
     ]
     rows: list[tuple[datetime, Instrument, float]] = []
+    dailies: dict[str, dict[date, float]] = {}
     for inst in insts:
         daily = closes(inst, days, rng)
+        dailies[inst.symbol] = daily
         prev = None
         for day in days:
             if day not in daily and not (inst.symbol == "2513.HK" and day == END):
@@ -180,8 +203,59 @@ def build(rng: random.Random) -> list[tuple[datetime, Instrument, float]]:
                 prices = intraday(open_, daily[day], len(times), inst.vol / 8, rng)
             rows.extend((t, inst, p) for t, p in zip(times, prices, strict=True))
             prev = prices[-1]
+    rows.extend(dual_listing(days, dailies["688981.SH"], random.Random(AH_SEED)))
     rows.sort(key=lambda r: (r[0], r[1].symbol))
     return rows
+
+
+def interpolate(anchors: dict[date, float], day: date) -> float:
+    """Straight line between the anchors around `day` (by calendar days)."""
+    points = sorted(anchors.items())
+    for (d0, v0), (d1, v1) in itertools.pairwise(points):
+        if d0 <= day <= d1:
+            return v0 + (v1 - v0) * (day - d0).days / (d1 - d0).days
+    return points[0][1] if day < points[0][0] else points[-1][1]
+
+
+def dual_listing(
+    days: list[date], a_closes: dict[date, float], rng: random.Random
+) -> list[tuple[datetime, Instrument, float]]:
+    """0981.HK (SMIC's H share) and CNYHKD (HKD per CNY), both SYNTHETIC.
+
+    CNYHKD walks between 1.08 and 1.10; the H share's close is the A share's close in HKD
+    divided by (1 + premium), the premium following AH_PREMIUM_ANCHORS with some noise.
+    """
+    fx = Instrument(
+        "CNYHKD",
+        "index",
+        UTC,
+        5,
+        {START: 1.092, date(2025, 12, 31): 1.085, date(2026, 1, 30): 1.097, END: 1.089},
+        0.0015,
+    )
+    h = Instrument("0981.HK", "trade", HK, 3, {}, 0.012)
+    fx_daily = closes(fx, days, rng)
+    h_daily = {
+        d: a_closes[d]
+        * fx_daily[d]
+        / (1 + (interpolate(AH_PREMIUM_ANCHORS, d) + rng.gauss(0, 1.0)) / 100)
+        for d in days
+    }
+    rows: list[tuple[datetime, Instrument, float]] = []
+    for inst, daily in ((fx, fx_daily), (h, h_daily)):
+        prev = None
+        for day in days:
+            times = minutes(inst, day)
+            open_ = (prev or daily[day]) * math.exp(rng.gauss(0, inst.vol / 3))
+            prices = intraday(open_, daily[day], len(times), inst.vol / 8, rng)
+            rows.extend((t, inst, p) for t, p in zip(times, prices, strict=True))
+            prev = prices[-1]
+    return rows
+
+
+def digits(inst: Instrument) -> int:
+    """Decimals of a quote: an exchange rate needs four, prices two."""
+    return 4 if inst.zone is UTC else 2
 
 
 def main() -> None:
@@ -196,7 +270,7 @@ def main() -> None:
         fh.write("symbol,ts,price,volume,kind\n")
         for (t, inst, p), v in zip(rows, volumes, strict=True):
             vol = 0 if inst.kind == "index" else v
-            fh.write(f"{inst.symbol},{t.isoformat()},{p:.2f},{vol},{inst.kind}\n")
+            fh.write(f"{inst.symbol},{t.isoformat()},{p:.{digits(inst)}f},{vol},{inst.kind}\n")
     if args.jsonl:
         with args.jsonl.open("w", encoding="utf-8", newline="\n") as fh:
             for (t, inst, p), v in zip(rows, volumes, strict=True):
@@ -204,7 +278,7 @@ def main() -> None:
                 record = {
                     "symbol": inst.symbol,
                     "ts": t.isoformat(),
-                    "price": round(p, 2),
+                    "price": round(p, digits(inst)),
                     "volume": vol,
                     "kind": inst.kind,
                 }

@@ -59,7 +59,9 @@ def _batches(stream: faust.StreamT[Any]) -> AsyncIterator[Sequence[Any]]:
 
 
 def heartbeat_interval(rules: Rules) -> float:
-    waits = [rule.max_wait_s for rule in rules.divergence] or [2.0]
+    waits = [rule.max_wait_s for rule in rules.divergence]
+    waits += [rule.max_wait_s for rule in rules.ah]
+    waits = waits or [2.0]
     return min(max(min(waits) / 4, 0.1), 1.0)
 
 
@@ -265,8 +267,8 @@ def build_app(
     async def release_held_ticks() -> None:
         # Through the topic, not a direct table poke: the worker owning each pair's
         # partition handles it, in order with that pair's ticks.
-        for rule in rules.divergence:
-            await by_pair.send(key=rule.name.encode(), value=heartbeat)
+        for key in pair_stage.subjects():
+            await by_pair.send(key=key.encode(), value=heartbeat)
 
     if readiness is not None:
         probe = readiness

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
@@ -18,8 +19,9 @@ from schemas.dead_letter import DeadLetter
 from schemas.pair_feed import Heartbeat, PairFeedMessage, PairTick
 from schemas.signals import AnySignal
 from schemas.tick import Tick
+from services.detection.ah_premium import AhTracker
 from services.detection.divergence import PairTracker
-from services.detection.engine import Clocks, new_pair_tracker, record_high_config
+from services.detection.engine import Clocks, new_ah_tracker, new_pair_tracker, record_high_config
 from services.detection.record_high import Late, SymbolTracker
 from services.detection.rules import Rules
 from services.detection.timeline import to_us
@@ -58,6 +60,23 @@ class Outputs:
         self.signal_origins.extend([origin_ms] * len(signals))
 
 
+# An A/H listing's key on the re-keyed topic and in the pair table: a divergence pair
+# and a listing may name the same two symbols, and their states must not meet.
+AH_KEY_PREFIX = "ah:"
+
+
+def ah_key(listing: str) -> str:
+    return AH_KEY_PREFIX + listing
+
+
+def feeds_of(rules: Rules) -> dict[str, list[str]]:
+    """Symbol -> the keys (divergence pairs, A/H listings) its accepted ticks are sent to."""
+    out = {s: [r.name for r in rs] for s, rs in rules.pairs_of().items()}
+    for symbol, listings in rules.listings_of().items():
+        out.setdefault(symbol, []).extend(ah_key(r.name) for r in listings)
+    return out
+
+
 def _text(value: bytes) -> str:
     return value.decode("utf-8", errors="replace")
 
@@ -72,7 +91,7 @@ class SymbolStage:
         self.clocks = Clocks(self.zones)
         self.config = record_high_config(rules)
         self._context = {"zones": self.zones}
-        self.pairs_of = {s: [r.name for r in rs] for s, rs in rules.pairs_of().items()}
+        self.pairs_of = feeds_of(rules)
         # symbol -> (the state dict last written, the tracker it describes): saves
         # rebuilding trackers from the table on every batch.
         self._cache: dict[str, tuple[dict[str, Any], SymbolTracker]] = {}
@@ -176,25 +195,32 @@ class SymbolStage:
 
 
 class PairStage:
-    """Index divergence per pair, fed by the re-keyed topic."""
+    """Index divergence per pair and A/H premium per listing, fed by the re-keyed topic."""
 
     def __init__(self, rules: Rules) -> None:
         clocks = Clocks(rules.exchange_zones())
-        self.rules = {rule.name: rule for rule in rules.divergence}
-        self._new = {
-            rule.name: (lambda r=rule: new_pair_tracker(rules, r, clocks))
-            for rule in rules.divergence
-        }
-        self._cache: dict[str, tuple[dict[str, Any], PairTracker]] = {}
+        self._new: dict[str, Callable[[], PairTracker | AhTracker]] = {}
+        for rule in rules.divergence:
+            self._new[rule.name] = partial(new_pair_tracker, rules, rule, clocks)
+        for listing in rules.ah:
+            self._new[ah_key(listing.name)] = partial(new_ah_tracker, listing, clocks)
+        self.rules = set(self._new)
+        self._cache: dict[str, tuple[dict[str, Any], PairTracker | AhTracker]] = {}
         self.unknown: int = 0
 
-    def _tracker(self, pair: str, state: dict[str, Any] | None) -> PairTracker:
+    def subjects(self) -> list[str]:
+        """Every configured pair and listing, as keyed on the re-keyed topic."""
+        return list(self._new)
+
+    def _tracker(self, pair: str, state: dict[str, Any] | None) -> PairTracker | AhTracker:
         cached = self._cache.get(pair)
         if state is not None and cached is not None and cached[0] is state:
             return cached[1]
         fresh = self._new[pair]()
         if state is None:
             return fresh
+        if isinstance(fresh, AhTracker):
+            return AhTracker.from_state(fresh.rule, fresh.clocks, state["tracker"])
         return PairTracker.from_state(fresh.rule, fresh.clocks, fresh.lateness_us, state["tracker"])
 
     def process(
@@ -204,7 +230,7 @@ class PairStage:
         now: float,
     ) -> Outputs:
         out = Outputs()
-        trackers: dict[str, PairTracker] = {}
+        trackers: dict[str, PairTracker | AhTracker] = {}
         applied: dict[str, dict[str, int]] = {}
         changed: set[str] = set()
         for rec in records:

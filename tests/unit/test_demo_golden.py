@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.signals import SIGNAL_ADAPTER, IndexDivergence, RecordHigh
+from schemas.signals import SIGNAL_ADAPTER, AhPremium, IndexDivergence, RecordHigh
 from services.backtest.run import Summary, run_backtest
 from services.detection.rules import Rules
 
@@ -68,7 +68,7 @@ def test_backtest_of_the_demo_matches_the_golden_file() -> None:
 def test_csv_and_jsonl_inputs_give_identical_output() -> None:
     csv_lines, _ = backtest(DEMO / "ticks.csv")
     jsonl_lines, summary = backtest(DEMO / "ticks.jsonl")
-    assert summary.lines == 48_397
+    assert summary.lines == 58_953
     assert (summary.malformed, summary.late) == (0, 0)
     assert jsonl_lines == csv_lines
 
@@ -102,6 +102,31 @@ def test_the_story_zhipu_record_and_the_star_hstech_divergence() -> None:
     assert opened[0].spread_pp >= 10.0
     assert (opened[0].ts.year, opened[0].ts.month) == (2026, 2)
     assert opened[0].return_a_pct > 0 > opened[0].return_b_pct
+
+
+def test_the_story_smic_a_h_premium_crosses_its_threshold_a_few_times() -> None:
+    signals = [SIGNAL_ADAPTER.validate_json(line) for line in GOLDEN.read_text().splitlines()]
+    ah = [s for s in signals if isinstance(s, AhPremium)]
+    rule = Rules.load(DEMO / "rules.toml").ah[0]
+    assert {s.pair for s in ah} == {"688981.SH/0981.HK"} == {rule.name}
+    phases = [s.phase for s in ah]
+    # open, close, open, ... : it crosses 30% at least three times and closes in between
+    assert phases.count("open") >= 3
+    assert phases == ["open", "close"] * (len(ah) // 2) + ["open"] * (len(ah) % 2)
+    for s in ah:
+        assert s.premium_pct == pytest.approx(100 * (s.price_a * s.fx / s.price_h - 1))
+        if s.phase == "open":
+            assert s.premium_pct >= rule.threshold_pct
+        else:
+            assert s.premium_pct < rule.threshold_pct * rule.hysteresis
+    # the synthetic CNYHKD series stays in its labelled 1.08-1.10 band
+    fx = [
+        float(line.split(",")[2])
+        for line in (DEMO / "ticks.csv").read_text().splitlines()
+        if line.startswith("CNYHKD,")
+    ]
+    assert len(fx) > 1000
+    assert 1.08 <= min(fx) < max(fx) <= 1.10
 
 
 def test_the_cli_prints_the_same_lines() -> None:

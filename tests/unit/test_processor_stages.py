@@ -147,3 +147,49 @@ def test_bad_records_go_to_dead_letters_with_reasons() -> None:
     assert out.dead[1].raw == "not json"
     assert "60s before" in out.dead[3].detail
     assert out.states["CCC.HK"]["o"] == 14
+
+
+def test_a_h_listings_ride_the_pair_stage_apart_from_a_pair_of_the_same_symbols() -> None:
+    from services.detection.ah_premium import AhTracker
+    from services.detection.rules import AhRule
+    from services.processor.stages import ah_key
+
+    rules = Rules(
+        divergence=(DivergenceRule(a="AAA.SH", b="BBB.HK", threshold_pp=2.0),),
+        ah=(
+            # the same two symbols as the divergence pair: a separate key and state
+            AhRule(a="AAA.SH", h="BBB.HK", fx_rate=1.0, threshold_pct=3.0),
+            AhRule(a="AAA.SH", h="CCC.HK", fx="FX", threshold_pct=3.0, hysteresis=0.5),
+        ),
+    )
+    rng = random.Random(11)
+    prices = {"AAA.SH": 100.0, "BBB.HK": 100.0, "CCC.HK": 100.0, "FX": 1.09}
+    t = datetime(2025, 12, 29, 2, 0, tzinfo=UTC)
+    ticks = []
+    for _ in range(2000):
+        symbol = rng.choice(list(prices))
+        prices[symbol] *= 1 + rng.gauss(0, 0.002 if symbol == "FX" else 0.01)
+        t += timedelta(seconds=rng.randint(1, 3600))
+        ticks.append(Tick(symbol=symbol, ts=t, price=round(prices[symbol], 4)))
+    tables = Tables()
+    pair_stage = PairStage(rules)
+    assert sorted(pair_stage.subjects()) == sorted(
+        ["AAA.SH/BBB.HK", ah_key("AAA.SH/BBB.HK"), ah_key("AAA.SH/CCC.HK")]
+    )
+    signals, out = run_stages(as_records(ticks), tables, SymbolStage(rules, "ticks"), pair_stage)
+    assert {key for key, _ in out.forwards} == set(pair_stage.subjects())
+    for key in pair_stage.subjects():
+        tracker = PairStage(rules)._tracker(key, tables.pairs[key])
+        assert isinstance(tracker, AhTracker) == key.startswith("ah:")
+        signals += [s.model_dump_json() for s in tracker.flush()]
+    engine = Engine(rules)
+    expected = [
+        s.model_dump_json()
+        for tick in ticks
+        for s in engine.process(tick)  # type: ignore[union-attr]
+    ] + [s.model_dump_json() for s in engine.flush()]
+    assert per_subject(signals) == per_subject(expected)
+    kinds = {SIGNAL_ADAPTER.validate_json(s).kind for s in signals}
+    assert kinds == {"record_high", "index_divergence", "ah_premium"}
+    ah_pairs = {SIGNAL_ADAPTER.validate_json(s).subject for s in signals if '"ah_premium"' in s}
+    assert ah_pairs == {"AAA.SH/BBB.HK", "AAA.SH/CCC.HK"}
