@@ -82,7 +82,16 @@ integration: install ## Integration and e2e tests only (starts the stack if need
 run: install ## Start everything, replay the demo through the pipeline, show alerts live
 	@was_up=$$(bash $(STACK) status | grep -q ' down ' && echo no || echo yes); \
 	bash $(STACK) up && $(PY) deploy/local/run_demo.py; rc=$$?; \
-	if [ "$$was_up" = no ]; then bash $(STACK) down; fi; exit $$rc
+	if [ "$$was_up" = no ]; then bash $(STACK) down; fi; \
+	[ $$rc -eq 0 ] || exit $$rc; $(MAKE) --no-print-directory charts
+
+.PHONY: charts
+charts: install ## PNG charts of the demo's signals in .local/charts (backtest --plot)
+	@mkdir -p .local
+	@$(BIN)/marketsignal backtest deploy/demo/ticks.csv --config $(CONFIG) \
+		--plot .local/charts > /dev/null 2> .local/charts.log \
+		|| { cat .local/charts.log; exit 1; }
+	@echo "charts of the demo's signals:"; sed -n 's/^chart: /  /p' .local/charts.log
 
 .PHONY: up
 up: install ## Stack plus the three services in the background (rules: MARKETSIGNAL_CONFIG)

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from services.backtest.charts import DEFAULT_LIMIT, ChartData, write_charts
 from services.backtest.run import StrictStop, run_backtest
 from services.cli import add_config_option
 from services.feed import FeedError
@@ -17,6 +18,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
     parser.add_argument(
         "--strict", action="store_true", help="stop with exit 2 at the first malformed or late line"
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="DIR",
+        help="also write one PNG chart per subject that fired into DIR",
+    )
+    parser.add_argument(
+        "--plot-symbols",
+        type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
+        metavar="LIST",
+        help=(
+            "with --plot: chart these subjects (symbols, globs like *.HK, pairs A/B) instead "
+            f"of the default: every pair and listing that fired, then the symbols with the "
+            f"most record highs, {DEFAULT_LIMIT} charts in all"
+        ),
     )
     parser.add_argument(
         "--progress",
@@ -32,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.file.is_file():
         print(f"marketsignal: {args.file}: no such file", file=sys.stderr)
         return 2
+    charts = ChartData(rules) if args.plot is not None else None
     try:
         summary = run_backtest(
             args.file,
@@ -40,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr,
             strict=args.strict,
             progress=args.progress,
+            charts=charts,
         )
     except StrictStop as exc:
         sys.stdout.flush()
@@ -50,4 +69,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
     sys.stdout.flush()
     print(summary.render(), file=sys.stderr)
+    if charts is not None:
+        for path in write_charts(charts, args.plot, args.plot_symbols):
+            print(f"chart: {path}", file=sys.stderr)
     return 0

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
+from services.backtest.charts import ChartData
 from services.detection.engine import Engine
 from services.detection.record_high import Late
 from services.detection.rules import Rules
@@ -72,9 +73,15 @@ def run_backtest(
     *,
     strict: bool = False,
     progress: bool | None = None,
+    charts: ChartData | None = None,
 ) -> Summary:
-    """Run the detectors over `path`. Raises StrictStop on the first bad line if `strict`."""
+    """Run the detectors over `path`. Raises StrictStop on the first bad line if `strict`.
+
+    With `charts`, also gathers what `services.backtest.charts` draws.
+    """
     engine = Engine(rules)
+    if charts is not None:
+        charts.attach(engine)
     parser = TickParser(engine.zones)
     allowed = rules.ticks.allowed_lateness_s
     summary = Summary()
@@ -120,10 +127,16 @@ def run_backtest(
                 continue
             accepted += 1
             assert type(result) is list
+            if charts is not None:
+                charts.tick(tick.symbol, tick.ts_us, tick.price)
+                for signal in result:
+                    charts.signal(signal)
             for signal in result:
                 counts[signal.kind] += 1
                 write(signal.model_dump_json().encode() + b"\n")
         for signal in engine.flush():
+            if charts is not None:
+                charts.signal(signal)
             counts[signal.kind] += 1
             write(signal.model_dump_json().encode() + b"\n")
     finally:

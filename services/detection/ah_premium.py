@@ -35,6 +35,8 @@ class AhTracker:
         # as-of last price per leg, in evaluation order (a fixed rate is always there)
         self.last: list[float | None] = [None, None, rule.fx_rate]
         self.open_direction: str | None = None
+        # When a list (charts), every evaluation appends (ts_us, premium_pct).
+        self.trace: list[tuple[int, float]] | None = None
 
     def side_of(self, symbol: str) -> int:
         leg = self._legs.get(symbol)
@@ -79,6 +81,8 @@ class AhTracker:
         if price_a is None or price_h is None or fx is None:
             return
         premium = 100.0 * (price_a * fx / price_h - 1.0)
+        if self.trace is not None:
+            self.trace.append((item[0], premium))
         magnitude = abs(premium)
         beyond = magnitude >= self.rule.threshold_pct
         direction = "a_premium" if premium > 0 else "h_premium"

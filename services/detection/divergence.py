@@ -101,6 +101,8 @@ class PairTracker:
         self._keep_days = None if self._n is None else self._n + lateness_days(lateness_us) + 7
         self._close_below = rule.threshold_pp * rule.hysteresis
         self.order = EventOrder(2, rule.max_wait_s)
+        # When a list (charts), every evaluation appends (ts_us, r_a %, r_b %, spread_pp).
+        self.trace: list[tuple[int, float, float, float]] | None = None
         self.hist = (_History(), _History())
         self.open_direction: str | None = None
         self.last_year: int | None = None
@@ -168,6 +170,8 @@ class PairTracker:
         r_a = ha.last / base_a - 1.0
         r_b = hb.last / base_b - 1.0
         spread = 100.0 * (r_a - r_b)
+        if self.trace is not None:
+            self.trace.append((ts_us, r_a * 100.0, r_b * 100.0, spread))
         magnitude = abs(spread)
         beyond = magnitude >= rule.threshold_pp and (
             not rule.require_opposite_signs or r_a * r_b < 0
