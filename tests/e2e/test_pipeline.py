@@ -58,11 +58,11 @@ def backtest(path: Path, rules: Path) -> list[str]:
     return out.getvalue().decode().splitlines()
 
 
-def by_subject(lines: list[str]) -> dict[str, list[str]]:
-    grouped: dict[str, list[str]] = {}
+def by_subject(lines: list[str]) -> dict[tuple[str, str], list[str]]:
+    grouped: dict[tuple[str, str], list[str]] = {}
     for line in lines:
         signal = SIGNAL_ADAPTER.validate_json(line)
-        grouped.setdefault(signal.subject, []).append(signal.model_dump_json())
+        grouped.setdefault((signal.kind, signal.subject), []).append(signal.model_dump_json())
     return grouped
 
 
@@ -125,6 +125,10 @@ def test_demo_replay_reaches_subscribers_exactly_as_the_backtest_says(
     rules = paced_rules(tmp_path)
     expected = backtest(DEMO, rules)
     assert len(expected) > 20
+    kinds = {SIGNAL_ADAPTER.validate_json(line).kind for line in expected}
+    if not os.environ.get("E2E_TICKS"):
+        # the demo has every kind: record highs, the divergence, the A/H premium
+        assert kinds == {"record_high", "index_divergence", "ah_premium"}
     env = service_env(s, rules)
     live = Subscriber(redis_client, f"{s.namespace}alerts:*")
     processor = start_processor("processor", env, tmp_path)
@@ -155,6 +159,9 @@ def test_demo_replay_reaches_subscribers_exactly_as_the_backtest_says(
     for channel, data in live.messages:
         alert = Alert.model_validate_json(data)
         assert channel == f"{s.namespace}alerts:{alert.kind}:{alert.subject}"
+    if "ah_premium" in kinds and not os.environ.get("E2E_TICKS"):
+        premium_channels = {c for c, _ in live.messages if ":ah_premium:" in c}
+        assert premium_channels == {f"{s.namespace}alerts:ah_premium:688981.SH/0981.HK"}
 
 
 def test_two_workers_split_the_work_and_agree_with_the_backtest(
