@@ -46,8 +46,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"marketsignal: {exc}", file=sys.stderr)
         return 1
     registry = CollectorRegistry()
+    # A stalled leg holds its pair's or listing's ticks: watch every leg by default.
     watch = settings.watch_symbols or tuple(
-        dict.fromkeys(s for rule in rules.divergence for s in (rule.a, rule.b))
+        dict.fromkeys(
+            [s for rule in rules.divergence for s in (rule.a, rule.b)]
+            + [s for rule in rules.ah for s in rule.legs]
+        )
     )
     metrics = ProcessorMetrics(registry, watch)
     readiness = Readiness()
