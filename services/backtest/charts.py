@@ -150,8 +150,13 @@ class SessionAxis:
             if day not in seen:
                 seen.add(day)
                 firsts.append((day, x))
-        step = max(1, -(-len(firsts) // max_labels))
-        shown = firsts[::step]
+        # Thinned by distance on the axis, not by count: collapsed days (history bars,
+        # a run of holidays) are narrow and would crowd their labels together.
+        span = (self._x[-1] - self._x[0]) if self._x else 0.0
+        shown: list[tuple[date, float]] = []
+        for day, x in firsts:
+            if not shown or x - shown[-1][1] >= span / max_labels:
+                shown.append((day, x))
         ax.set_xticks([x for _, x in shown])
         ax.set_xticklabels([d.strftime("%d %b\n%Y") for d, _ in shown], fontsize=8)
         ax.set_xticks([x for _, x in firsts], minor=True)
