@@ -1,8 +1,9 @@
-"""The processor's internal re-keyed topic: accepted index ticks by pair, and heartbeats.
+"""The processor's internal re-keyed topic: accepted ticks by pair or listing, and heartbeats.
 
-A tick can belong to several pairs, which `group_by` cannot express (one key per event),
-so the symbol stage sends one record per pair, keyed by the pair name, as group_by
-itself would to its repartition topic.
+A tick can belong to several divergence pairs and A/H listings, which `group_by` cannot
+express (one key per event), so the symbol stage sends one record per pair (keyed by the
+pair name) and per listing (keyed `ah:A/H`), as group_by itself would to its
+repartition topic.
 """
 
 from __future__ import annotations
