@@ -11,16 +11,24 @@ that arrives after the rule was evaluated past its (ts, leg) is released on arri
 
 from __future__ import annotations
 
-import heapq
-from typing import Any, cast
+from heapq import heapify, heappop, heappush
+from typing import Any
 
 # A held tick: (ts_us, leg, seq, price, arrived wall time or None). A plain tuple so the
 # heap compares in C; `seq` is unique, so the order is (ts, leg, arrival).
 Held = tuple[int, int, int, float, float | None]
+# `seen` of a leg with no tick yet: below every instant (ticks are from 1970 on), so the
+# watermark min(seen) holds everything until every leg has ticked.
+_UNSEEN = -1
 
 
 class EventOrder:
-    """The reorder buffer of one rule with `legs` legs (0 = first leg, e.g. a)."""
+    """The reorder buffer of one rule with `legs` legs (0 = first leg, e.g. a).
+
+    Released ticks come out of the heap in non-decreasing (ts, leg) order (a tick is
+    only held if it sorts at or after everything released so far), so the furthest
+    key released is always the last one popped.
+    """
 
     __slots__ = ("buffer", "last_key", "legs", "max_wait_s", "seen", "seq")
 
@@ -30,7 +38,7 @@ class EventOrder:
         self.buffer: list[Held] = []
         self.seq = 0
         # the greatest ts seen per leg (held or released): the watermark is their minimum
-        self.seen: list[int | None] = [None] * legs
+        self.seen: list[int] = [_UNSEEN] * legs
         # (ts, leg) of the furthest tick released so far
         self.last_key: tuple[int, int] | None = None
 
@@ -38,31 +46,26 @@ class EventOrder:
     def pending(self) -> int:
         return len(self.buffer)
 
-    def _release(self, item: Held, out: list[Held]) -> None:
-        key = (item[0], item[1])
-        if self.last_key is None or key > self.last_key:
-            self.last_key = key
-        out.append(item)
-
     def push(self, leg: int, ts_us: int, price: float, now: float | None = None) -> list[Held]:
         """Take one accepted tick of `leg`; return the ticks to evaluate now, in order."""
         seen = self.seen
-        latest = seen[leg]
-        if latest is None or ts_us > latest:
-            seen[leg] = ts_us
+        seen[leg] = max(seen[leg], ts_us)
         self.seq += 1
         item: Held = (ts_us, leg, self.seq, price, now)
-        out: list[Held] = []
         buffer = self.buffer
-        if self.last_key is not None and (ts_us, leg) < self.last_key:
-            # The rule was already evaluated past this tick: evaluate it on arrival.
-            self._release(item, out)
+        last_key = self.last_key
+        out: list[Held]
+        if last_key is not None and (ts_us, leg) < last_key:
+            out = [item]  # the rule was already evaluated past this tick: on arrival
         else:
-            heapq.heappush(buffer, item)
-        if None not in seen:
-            watermark = min(cast(list[int], seen))
+            heappush(buffer, item)
+            out = []
+        watermark = min(seen)
+        if buffer and buffer[0][0] <= watermark:
             while buffer and buffer[0][0] <= watermark:
-                self._release(heapq.heappop(buffer), out)
+                out.append(heappop(buffer))
+            top = out[-1]
+            self.last_key = (top[0], top[1])
         if now is not None and buffer:
             out.extend(self.expire(now))
         return out
@@ -78,14 +81,18 @@ class EventOrder:
         if due:
             upto = max(due)
             while buffer and buffer[0][:3] <= upto:
-                self._release(heapq.heappop(buffer), out)
+                out.append(heappop(buffer))
+            top = out[-1]
+            self.last_key = (top[0], top[1])
         return out
 
     def flush(self) -> list[Held]:
         """Release everything still held (end of a finite input)."""
-        out: list[Held] = []
-        while self.buffer:
-            self._release(heapq.heappop(self.buffer), out)
+        buffer = self.buffer
+        out = [heappop(buffer) for _ in range(len(buffer))]
+        if out:
+            top = out[-1]
+            self.last_key = (top[0], top[1])
         return out
 
     # -- serialisation ----------------------------------------------------------------
@@ -94,7 +101,7 @@ class EventOrder:
         return {
             "buffer": [list(p) for p in sorted(self.buffer)],
             "seq": self.seq,
-            "seen": list(self.seen),
+            "seen": [None if s == _UNSEEN else s for s in self.seen],
             "last_key": list(self.last_key) if self.last_key is not None else None,
         }
 
@@ -105,9 +112,9 @@ class EventOrder:
             (int(us), int(leg), int(seq), float(price), None if arr is None else float(arr))
             for us, leg, seq, price, arr in state["buffer"]
         ]
-        heapq.heapify(order.buffer)
+        heapify(order.buffer)
         order.seq = int(state["seq"])
-        seen = [None if s is None else int(s) for s in state["seen"]]
+        seen = [_UNSEEN if s is None else int(s) for s in state["seen"]]
         if len(seen) != legs:
             raise ValueError(f"state has {len(seen)} legs, the rule {legs}")
         order.seen = seen
