@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from services.backtest.charts import DEFAULT_LIMIT, ChartData, write_charts
+from services.backtest.chart_data import DEFAULT_LIMIT, ChartData
 from services.backtest.run import StrictStop, run_backtest
 from services.cli import add_config_option
 from services.feed import FeedError
@@ -70,6 +70,8 @@ def run(args: argparse.Namespace) -> int:
     sys.stdout.flush()
     print(summary.render(), file=sys.stderr)
     if charts is not None:
+        from services.backtest.charts import write_charts  # noqa: PLC0415 - matplotlib: only when asked
+
         for path in write_charts(charts, args.plot, args.plot_symbols):
             print(f"chart: {path}", file=sys.stderr)
     return 0

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from services.backtest.charts import ChartData
+from services.backtest.chart_data import ChartData
 from services.detection.engine import Engine
 from services.detection.record_high import Late
 from services.detection.rules import Rules

@@ -19,15 +19,12 @@ from matplotlib.figure import Figure
 from matplotlib.image import imread
 
 from schemas.signals import SIGNAL_ADAPTER
+from services.backtest.chart_data import DEFAULT_LIMIT, ChartData, choose, file_name
 from services.backtest.charts import (
-    DEFAULT_LIMIT,
     FIGURES,
     GAP_WIDTH_S,
     MARKER_GID,
-    ChartData,
     SessionAxis,
-    choose,
-    file_name,
     write_charts,
 )
 from services.backtest.run import run_backtest
