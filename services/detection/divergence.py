@@ -21,8 +21,6 @@ A, B = 0, 1
 # ytd bases need the close of the latest earlier year: a few years is plenty.
 _YEARS_KEPT = 3
 
-_Pending = Held
-
 
 class _History:
     """What one index contributes to the pair: its last price and what bases need."""
@@ -143,7 +141,7 @@ class PairTracker:
             self._evaluate(item, out)
         return out
 
-    def _evaluate(self, item: _Pending, out: list[IndexDivergence]) -> None:
+    def _evaluate(self, item: Held, out: list[IndexDivergence]) -> None:
         ts_us, side, _, price, _ = item
         rule = self.rule
         day = self.clocks[side].day(ts_us)
@@ -191,7 +189,7 @@ class PairTracker:
             out.append(self._signal(item, "open", direction, r_a, r_b, spread))
 
     def _signal(
-        self, item: _Pending, phase: str, direction: str, r_a: float, r_b: float, spread: float
+        self, item: Held, phase: str, direction: str, r_a: float, r_b: float, spread: float
     ) -> IndexDivergence:
         rule = self.rule
         return IndexDivergence(
