@@ -6,6 +6,8 @@ import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from schemas.signals import SIGNAL_ADAPTER
 from schemas.tick import Tick
 from services.detection.engine import Engine
@@ -193,3 +195,37 @@ def test_a_h_listings_ride_the_pair_stage_apart_from_a_pair_of_the_same_symbols(
     assert kinds == {"record_high", "index_divergence", "ah_premium"}
     ah_pairs = {SIGNAL_ADAPTER.validate_json(s).subject for s in signals if '"ah_premium"' in s}
     assert ah_pairs == {"AAA.SH/BBB.HK", "AAA.SH/CCC.HK"}
+
+
+def test_a_heartbeat_releases_a_listing_s_held_legs_after_max_wait_s() -> None:
+    from schemas.pair_feed import Heartbeat
+    from services.detection.rules import AhRule
+    from services.processor.stages import ah_key
+
+    rules = Rules(
+        divergence=(),
+        ah=(AhRule(a="AAA.SH", h="BBB.HK", fx="FX", threshold_pct=20.0, max_wait_s=2.0),),
+    )
+    t0 = datetime(2026, 1, 5, 2, 0, tzinfo=UTC)
+    ticks = [
+        Tick(symbol="FX", ts=t0, price=1.1),
+        Tick(symbol="BBB.HK", ts=t0, price=80.0),
+        Tick(symbol="AAA.SH", ts=t0, price=100.0),  # all legs at t0: premium +37.5%, open
+        Tick(symbol="BBB.HK", ts=t0 + timedelta(minutes=1), price=100.0),  # +10%: held
+    ]
+    out = SymbolStage(rules, "ticks").process(as_records(ticks), {}.get)
+    key = ah_key("AAA.SH/BBB.HK")
+    assert [k for k, _ in out.forwards] == [key] * 4
+    forwards = [Record(k.encode(), v, 0, i) for i, (k, v) in enumerate(out.forwards)]
+    table: dict[str, Any] = {}
+    stage = PairStage(rules)
+    first = stage.process(forwards, table.get, now=100.0)
+    table.update(first.states)
+    assert [(s.kind, s.phase) for s in first.signals] == [("ah_premium", "open")]
+    assert stage.pending() == {key: 1}  # a and fx have not reached minute 1
+    beat = [Record(key.encode(), Heartbeat().model_dump_json().encode(), 0, 99)]
+    early = stage.process(beat, table.get, now=101.9)
+    assert early.signals == []
+    late = PairStage(rules).process(beat, table.get, now=102.0)  # restored from the table
+    assert [(s.phase, s.premium_pct) for s in late.signals] == [("close", pytest.approx(10.0))]
+    assert late.states[key]["tracker"]["buffer"] == []
