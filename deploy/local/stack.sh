@@ -143,11 +143,14 @@ ensure_cmd() { # ensure_cmd COMMAND PACKAGE
 kafka_libs() { "$HERE/kafka.sh" libs; } # prints the libs path (installs maven itself if needed)
 
 # A real client request: ApiVersions to the broker through the Java admin client on the cached
-# class path (kafka.sh picks the class of KAFKA_VERSION: it moved in 4.0). It works without the
-# project venv; about 1.5s per attempt, so the loop first waits for the port (cheap) and only
-# then asks the broker.
+# class path $1 (kafka.sh names the class of KAFKA_VERSION: it moved in 4.0). It works without
+# the project venv; about 1.5s per attempt, so the loop first waits for the port (cheap) and
+# only then asks the broker.
 kafka_answers() {
-  timeout 30 "$HERE/kafka.sh" run api-versions --bootstrap-server "$KAFKA_BOOTSTRAP" >/dev/null 2>&1
+  local libs=$1 cls opt
+  cls="$("$HERE/kafka.sh" class api-versions)" && opt="$("$HERE/kafka.sh" log-opt tool)" || return 1
+  timeout 30 java -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC "$opt" -cp "$libs/*" \
+    "$cls" --bootstrap-server "$KAFKA_BOOTSTRAP" >/dev/null 2>&1
 }
 
 # The version of the broker with pid $1 that this script started: the file written at start,
@@ -206,7 +209,7 @@ kafka_up() {
   fi
   libs="$(kafka_libs)"
   if port_open "$KAFKA_PORT"; then
-    kafka_answers || die "port $KAFKA_PORT is taken by something that is not Kafka"
+    kafka_answers "$libs" || die "port $KAFKA_PORT is taken by something that is not Kafka"
     say "kafka: reusing a broker not started by this script on $KAFKA_BOOTSTRAP"
     return
   fi
@@ -240,7 +243,7 @@ kafka_up() {
 
 kafka_wait() {
   local libs=$1 pid=$2 t0=$3 how=$4 deadline=$((SECONDS + READY_TIMEOUT))
-  until port_open "$KAFKA_PORT" && kafka_answers; do
+  until port_open "$KAFKA_PORT" && kafka_answers "$libs"; do
     if ! alive "$pid"; then
       tail_log "$KAFKA_LOG"
       rm -f "$KAFKA_PID" "$KAFKA_RUNNING_VERSION"
@@ -390,7 +393,7 @@ kafka_status_probe() {
   # Ask the broker only if the libs are already cached; status never downloads anything.
   local libs="${MARKETSIGNAL_CACHE:-$HOME/.cache/marketsignal}/kafka-$KAFKA_VERSION/libs"
   [[ -d "$libs" ]] || return 0
-  kafka_answers
+  kafka_answers "$libs"
 }
 
 kafka_status() {
