@@ -68,10 +68,31 @@ bench-alerter: install ## Benchmark: alerter alerts/s with 1, 100 and 10,000 sub
 bench: bench-backtest bench-alerter ## Every benchmark
 
 .PHONY: test
-test: lint ## Lint, unit tests, then integration and e2e tests on the real stack it starts
+test: lint ## Lint, unit tests, integration and e2e tests on the real stack it starts, then on the other Kafka line
 	$(BIN)/pytest tests/unit -q
 	bash $(STACK) up
 	$(BIN)/pytest tests/integration tests/e2e -q
+	$(MAKE) --no-print-directory test-kafka-compat
+
+# The other supported Kafka line (deploy/local/kafka.sh: 4.x is the default, 3.9 the other):
+# a second broker of that version on its own ports and state directory, beside the main stack's
+# Redis and Prometheus. It is formatted fresh for each run and stopped (and wiped) after it.
+KAFKA_COMPAT_VERSION ?= 3.9.2
+KAFKA_COMPAT_PORT ?= 19092
+KAFKA_COMPAT_CONTROLLER_PORT ?= 19093
+COMPAT_TESTS ?= tests/integration tests/e2e
+COMPAT_STACK := KAFKA_VERSION=$(KAFKA_COMPAT_VERSION) KAFKA_PORT=$(KAFKA_COMPAT_PORT) \
+	KAFKA_CONTROLLER_PORT=$(KAFKA_COMPAT_CONTROLLER_PORT) STACK_STATE=.local/compat \
+	STACK_COMPONENTS=kafka bash $(STACK)
+
+.PHONY: test-kafka-compat
+test-kafka-compat: install ## Integration and e2e tests against the other Kafka line (KAFKA_COMPAT_VERSION, 3.9.2)
+	STACK_COMPONENTS="redis prometheus" bash $(STACK) up
+	$(COMPAT_STACK) reset
+	@echo "== integration and e2e tests against Kafka $(KAFKA_COMPAT_VERSION) on 127.0.0.1:$(KAFKA_COMPAT_PORT)"
+	$(COMPAT_STACK) up && KAFKA_VERSION=$(KAFKA_COMPAT_VERSION) \
+		MARKETSIGNAL_KAFKA_BOOTSTRAP=127.0.0.1:$(KAFKA_COMPAT_PORT) $(BIN)/pytest $(COMPAT_TESTS) -q; \
+		rc=$$?; $(COMPAT_STACK) reset; exit $$rc
 
 .PHONY: integration
 integration: install ## Integration and e2e tests only (starts the stack if needed)

@@ -37,9 +37,18 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.for_config(args.config)
     rules = settings.rules()
     try:
+        # by_pair too, though Faust would declare it: a worker that joins the group before
+        # its metadata lists the topic is assigned none of its partitions, and nothing
+        # corrects that until a metadata refresh (5 min): no divergence is evaluated until
+        # then. Two workers starting together on a fresh Kafka 4.4.0 broker hit it (2 of 2 runs).
         ensure_topics(
             settings,
-            [settings.ticks_topic, settings.dlq_topic, settings.signals_topic],
+            [
+                settings.ticks_topic,
+                settings.dlq_topic,
+                settings.signals_topic,
+                settings.topic(PAIR_FEED_TOPIC),
+            ],
             settings.partitions,
         )
     except BrokerUnavailableError as exc:
