@@ -21,6 +21,7 @@ silent:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
@@ -211,13 +212,22 @@ class NaiveDivergence:
 def engine_view(result: Late | list[Any]) -> Any:
     if isinstance(result, Late):
         return "late"
-    return [s.model_dump(mode="json") for s in result if isinstance(s, IndexDivergence)]
+    return per_pair(s for s in result if isinstance(s, IndexDivergence))
 
 
 def reference_view(result: str | list[IndexDivergence]) -> Any:
     if isinstance(result, str):
         return result
-    return [s.model_dump(mode="json") for s in result]
+    return per_pair(result)
+
+
+def per_pair(signals: Iterable[IndexDivergence]) -> dict[str, list[Any]]:
+    # The contract orders signals within a pair; across pairs any order is valid (two rules
+    # over the same feeds, sides swapped, may release held ticks in either order).
+    grouped: dict[str, list[Any]] = {}
+    for s in signals:
+        grouped.setdefault(s.pair, []).append(s.model_dump(mode="json"))
+    return grouped
 
 
 # -- random scenarios -----------------------------------------------------------------
