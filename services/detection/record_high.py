@@ -91,8 +91,9 @@ class SymbolTracker:
         # Days whose maximum is not beaten by a later day: front is the window's high.
         self._deque: deque[int] = deque()
         self.max_day = 0
-        # window -> (local day, price) of the last emitted signal
-        self.debounce: dict[str, tuple[int, float]] = {}
+        # window -> local day -> price of the last signal emitted on that day. Per day, so
+        # a late tick of yesterday neither uses nor resets today's memory.
+        self.debounce: dict[str, dict[int, float]] = {}
 
     # -- the step ---------------------------------------------------------------------
 
@@ -139,10 +140,18 @@ class SymbolTracker:
     def _emit(
         self, us: int, day: int, price: float, window: str, prev: float, prev_us: int
     ) -> RecordHigh | None:
-        last = self.debounce.get(window)
-        if last is not None and last[0] == day and price < last[1] * self._step:
+        memory = self.debounce.get(window)
+        if memory is None:
+            memory = self.debounce[window] = {}
+        last = memory.get(day)
+        if last is not None and price < last * self._step:
             return None
-        self.debounce[window] = (day, price)
+        memory[day] = price
+        if len(memory) > 1:
+            # Only a date an acceptable (not late) tick can still have needs its memory.
+            keep_from = max(day, self.max_day) - lateness_days(self._lateness_us)
+            for old in [d for d in memory if d < keep_from]:
+                del memory[old]
         return RecordHigh(
             symbol=self.symbol,
             ts=self.clock.datetime(us),
@@ -241,14 +250,14 @@ class SymbolTracker:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "v": 1,
+            "v": 2,
             "latest_us": self.latest_us,
             "ath": self.ath,
             "ath_us": self.ath_us,
             "days": [[d, e[0], e[1]] for d, e in self.days.items()],
             "deque": list(self._deque),
             "max_day": self.max_day,
-            "debounce": {w: [d, p] for w, (d, p) in self.debounce.items()},
+            "debounce": {w: [[d, p] for d, p in m.items()] for w, m in self.debounce.items()},
         }
 
     @classmethod
@@ -263,5 +272,12 @@ class SymbolTracker:
         tracker._deque = deque(int(d) for d in state["deque"])
         tracker.max_day = int(state["max_day"])
         tracker._today = tracker.days.get(tracker.max_day, [0.0, 0])
-        tracker.debounce = {w: (int(d), float(p)) for w, (d, p) in state["debounce"].items()}
+        tracker.debounce = {w: _debounce_memory(m) for w, m in state["debounce"].items()}
         return tracker
+
+
+def _debounce_memory(saved: list[Any]) -> dict[int, float]:
+    """Per-day debounce memory; a version-1 state held one [day, price] pair per window."""
+    if len(saved) == 2 and not isinstance(saved[0], list):
+        return {int(saved[0]): float(saved[1])}
+    return {int(d): float(p) for d, p in saved}
