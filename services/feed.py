@@ -11,8 +11,10 @@ input, a followed file (fed one complete line at a time) and WebSocket messages.
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
+import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,3 +245,8 @@ def read_stream(
         if record is not None:
             yield record
     reader.lineno = lineno
+
+
+def stdin_text() -> IO[str]:
+    """Standard input as UTF-8 text with line endings kept, whatever the locale says."""
+    return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", newline="")

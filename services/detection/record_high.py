@@ -3,6 +3,10 @@
 The 52-week window is answered from daily maxima kept in a monotonic deque, so a tick
 costs O(1) amortised. Only a tick dated before the newest local date seen (possible
 within the allowed lateness, across midnight) needs a look at up to 365 daily maxima.
+
+History (daily bars) is merged as accepted earlier prices: a bar's `high` at 00:00 local
+time of its date, only for dates before the symbol's first accepted tick. Bars that come
+before any tick wait (`pending`) until that first tick fixes the date they must precede.
 """
 
 from __future__ import annotations
@@ -10,12 +14,16 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from schemas.signals import RecordHigh
 from services.detection.timeline import ZoneClock, lateness_days
 
 WINDOW_DAYS = 365
+
+# What became of a bar: waiting for the first tick, merged, dated on or after the first
+# tick's date (ticks are the truth there), or a second bar for a date that has one.
+BarOutcome = Literal["held", "applied", "overlap", "duplicate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +70,16 @@ class SymbolTracker:
         "_weeks52",
         "ath",
         "ath_us",
+        "bar_days",
         "clock",
         "config",
         "days",
         "debounce",
+        "first_day",
         "latest_us",
         "max_day",
+        "overlap",
+        "pending",
         "symbol",
     )
 
@@ -94,6 +106,13 @@ class SymbolTracker:
         # window -> local day -> price of the last signal emitted on that day. Per day, so
         # a late tick of yesterday neither uses nor resets today's memory.
         self.debounce: dict[str, dict[int, float]] = {}
+        # History: bars held until the first tick (day -> high), the first tick's local
+        # day, the days that have had a bar (a bitmap from the first such day, so a
+        # second bar is known whatever the trimming), and how many bars overlapped ticks.
+        self.pending: dict[int, float] | None = None
+        self.first_day: int | None = None
+        self.bar_days: tuple[int, int] = (0, 0)
+        self.overlap = 0
 
     # -- the step ---------------------------------------------------------------------
 
@@ -105,8 +124,13 @@ class SymbolTracker:
         """
         latest = self.latest_us
         if latest is None:
-            self._first(us, self._locate(us), price)
-            return None
+            day = self._locate(us)
+            self.first_day = day
+            if not self._apply_pending(day):
+                self._first(us, day, price)
+                return None
+            # With history the first tick is judged like any other: bars are its baseline.
+            latest = self.latest_us = us
         if us < latest - self._lateness_us:
             return Late(behind_s=(latest - us) / 1e6, latest=self.clock.datetime(latest))
         if us > latest:
@@ -124,6 +148,65 @@ class SymbolTracker:
             return signal  # below today's high, hence below every high: nothing to record
         self._record(us, day, price)
         return signal
+
+    # -- history ----------------------------------------------------------------------
+
+    def add_bar(self, day: int, high: float) -> BarOutcome:
+        """Merge a daily bar (local day ordinal, high) under the contract's history rules."""
+        if self._has_bar(day):
+            return "duplicate"
+        if self.first_day is None:
+            if self.pending is None:
+                self.pending = {}
+            if day in self.pending:
+                return "duplicate"
+            self.pending[day] = high
+            return "held"
+        if day >= self.first_day:
+            self.overlap += 1
+            return "overlap"
+        self._seed(day, high)
+        return "applied"
+
+    def _has_bar(self, day: int) -> bool:
+        lo, bits = self.bar_days
+        return bits != 0 and day >= lo and (bits >> (day - lo)) & 1 == 1
+
+    def _mark_bar(self, day: int) -> None:
+        lo, bits = self.bar_days
+        if bits == 0:
+            self.bar_days = (day, 1)
+        elif day < lo:
+            self.bar_days = (day, (bits << (lo - day)) | 1)
+        else:
+            self.bar_days = (lo, bits | (1 << (day - lo)))
+
+    def _apply_pending(self, first_day: int) -> bool:
+        """At the first tick: merge held bars dated before its day; True if any was."""
+        pending, self.pending = self.pending, None
+        if not pending:
+            return False
+        applied = False
+        for day in sorted(pending):
+            if day >= first_day:
+                self.overlap += 1
+            else:
+                self._seed(day, pending[day])
+                applied = True
+        return applied
+
+    def _seed(self, day: int, high: float) -> None:
+        """A bar as an accepted earlier price `high` at 00:00 local time of `day`."""
+        self._mark_bar(day)
+        us = self.clock.midnight_us(day)
+        if self.days and day < self.max_day - (WINDOW_DAYS - 1) - lateness_days(self._lateness_us):
+            # Older than any 52w window still to come: only the all-time high can use it.
+            if high > self.ath or (high == self.ath and us < self.ath_us):
+                self.ath, self.ath_us = high, us
+            return
+        if not self.days:
+            self.ath, self.ath_us = high, us
+        self._record(us, day, high)
 
     def _locate(self, us: int) -> int:
         self._day, self._lo, self._hi = self.clock.day_span(us)
@@ -258,6 +341,10 @@ class SymbolTracker:
             "deque": list(self._deque),
             "max_day": self.max_day,
             "debounce": {w: [[d, p] for d, p in m.items()] for w, m in self.debounce.items()},
+            "pending": None if self.pending is None else [[d, h] for d, h in self.pending.items()],
+            "first_day": self.first_day,
+            "bar_days": [self.bar_days[0], format(self.bar_days[1], "x")],
+            "overlap": self.overlap,
         }
 
     @classmethod
@@ -273,6 +360,15 @@ class SymbolTracker:
         tracker.max_day = int(state["max_day"])
         tracker._today = tracker.days.get(tracker.max_day, [0.0, 0])
         tracker.debounce = {w: _debounce_memory(m) for w, m in state["debounce"].items()}
+        pending = state.get("pending")
+        tracker.pending = None if pending is None else {int(d): float(h) for d, h in pending}
+        first_day = state.get("first_day")
+        if first_day is None and tracker.latest_us is not None:
+            first_day = min(tracker.days, default=None)  # a state from before history
+        tracker.first_day = first_day
+        lo, bits = state.get("bar_days", [0, "0"])
+        tracker.bar_days = (int(lo), int(bits, 16))
+        tracker.overlap = int(state.get("overlap", 0))
         return tracker
 
 
