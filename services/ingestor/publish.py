@@ -9,6 +9,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from schemas.bar import Bar
 from schemas.dead_letter import DeadLetter
 from schemas.tick import Tick
 from schemas.topics import DLQ_REASON_HEADER
@@ -54,6 +55,10 @@ class Publisher:
 
     def tick(self, tick: Tick) -> None:
         self._send(self.ticks_topic, tick.symbol.encode(), tick.model_dump_json().encode(), None)
+
+    def bar(self, bar: Bar, topic: str) -> None:
+        """A daily bar to the history topic, keyed by symbol like the ticks."""
+        self._send(topic, bar.symbol.encode(), bar.model_dump_json().encode(), None)
 
     def dead_letter(self, dead: DeadLetter) -> None:
         key = dead.symbol.encode() if dead.symbol else None
