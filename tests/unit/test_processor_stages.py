@@ -197,7 +197,8 @@ def test_history_then_ticks_through_the_stages_match_the_engine() -> None:
         ]
         pair_out = pair_stage.process(forwarded, tables.pairs.get, now=0.0)
         tables.pairs.update(pair_out.states)
-        assert out.signals == [] and pair_out.signals == []  # bars are never signals
+        assert out.signals == []  # bars are never signals
+        assert pair_out.signals == []
     assert out.bars["duplicate"] == len(bars)
     signals, _ = run_stages(as_records(ticks), tables, symbol_stage, pair_stage)
     got.extend(signals)
