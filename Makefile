@@ -48,12 +48,16 @@ schemas: install ## Export JSON Schemas of the wire contract to schemas/json/
 	$(BIN)/marketsignal schemas export schemas/json
 
 .PHONY: demo-data
-demo-data: install ## Regenerate the synthetic demo data set (fixed seed)
-	$(PY) deploy/demo/generate.py deploy/demo/ticks.csv --jsonl deploy/demo/ticks.jsonl
+demo-data: install ## Regenerate the synthetic demo data (fixed seed) and its golden backtest
+	$(PY) deploy/demo/generate.py deploy/demo/ticks.csv --jsonl deploy/demo/ticks.jsonl \
+		--bars deploy/demo/bars.csv
+	$(BIN)/marketsignal backtest deploy/demo/ticks.csv --config deploy/demo/rules.toml \
+		--history deploy/demo/bars.csv > tests/unit/golden/demo_signals.jsonl
 
 .PHONY: backtest
 backtest: install ## Backtest the demo data set offline
-	$(BIN)/marketsignal backtest deploy/demo/ticks.csv --config $(CONFIG)
+	$(BIN)/marketsignal backtest deploy/demo/ticks.csv --config $(CONFIG) \
+		--history deploy/demo/bars.csv
 
 .PHONY: bench-backtest
 bench-backtest: install ## Benchmark: backtest ticks/s on 1M generated ticks
