@@ -123,10 +123,11 @@ def _with_non_finite(text: str) -> Any:
 class CsvDecoder:
     """Rows under a header. Built from the header line (its physical line number aside)."""
 
-    __slots__ = ("columns", "header", "positions", "same_order", "width")
+    __slots__ = ("columns", "header", "header_line", "positions", "same_order", "width")
 
     def __init__(self, header_line: str, columns: Columns = TICK_COLUMNS) -> None:
-        header = [h.strip().lower() for h in next(csv.reader([header_line.lstrip(BOM)]))]
+        self.header_line = header_line.lstrip(BOM)
+        header = [h.strip().lower() for h in next(csv.reader([self.header_line]))]
         missing = [c for c in columns.required if c not in header]
         if missing:
             raise FeedError(
