@@ -48,7 +48,9 @@ class _History:
         self.close_days: list[int] = []
         self.closes: dict[int, float] = {}
 
-    def add_bar(self, year: int, day: int, close: float, keep_days: int | None) -> None:
+    def add_bar(
+        self, year: int, day: int, close: float, keep_days: int | None, other: int | None
+    ) -> None:
         entry = self.bar_years.get(year)
         if entry is None:
             self.bar_years[year] = [day, close, day, close]
@@ -62,10 +64,15 @@ class _History:
         if keep_days is not None and day not in self.closes:
             bisect.insort(self.close_days, day)
             self.closes[day] = close
-            self._trim(keep_days)  # drops it again if it is older than what is kept
+            self._trim(keep_days, other)  # drops it again if older than what is kept
 
-    def _trim(self, keep_days: int) -> None:
-        cutoff = self.close_days[-1] - keep_days
+    def _trim(self, keep_days: int, other: int | None) -> None:
+        """Drop days no evaluation can need. `other` is the other index's newest day: a
+        tick of it is judged against this index's days up to N before *its* date, so
+        while it lags (or has not begun) they stay: one price per day, not per tick."""
+        if other is None:
+            return
+        cutoff = min(self.close_days[-1], other) - keep_days
         # The newest day before the cutoff stays: after a gap in the feed it is
         # still "the latest local date <= D - N" for the days to come.
         drop = bisect.bisect_left(self.close_days, cutoff) - 1
@@ -74,7 +81,9 @@ class _History:
                 del self.closes[old]
             del self.close_days[:drop]
 
-    def add(self, year: int, day: int, price: float, keep_days: int | None) -> None:
+    def add(
+        self, year: int, day: int, price: float, keep_days: int | None, other: int | None
+    ) -> None:
         self.last = price
         entry = self.years.get(year)
         if entry is None:
@@ -87,7 +96,7 @@ class _History:
             if day not in self.closes:
                 bisect.insort(self.close_days, day)
                 self.closes[day] = price
-                self._trim(keep_days)
+                self._trim(keep_days, other)
             self.closes[day] = price
 
     def ytd_base(self, year: int) -> float | None:
@@ -182,7 +191,13 @@ class PairTracker:
             self._merge_bar(side, day, close)
 
     def _merge_bar(self, side: int, day: int, close: float) -> None:
-        self.hist[side].add_bar(date.fromordinal(day).year, day, close, self._keep_days)
+        self.hist[side].add_bar(
+            date.fromordinal(day).year, day, close, self._keep_days, self._newest(1 - side)
+        )
+
+    def _newest(self, side: int) -> int | None:
+        days = self.hist[side].close_days
+        return days[-1] if days else None
 
     def _first_tick(self, side: int, ts_us: int) -> None:
         first = self.first_day[side] = self.clocks[side].day(ts_us)
@@ -257,7 +272,7 @@ class PairTracker:
         else:
             year = date.fromordinal(day).year
             self._year_of = (day, year)
-        self.hist[side].add(year, day, price, self._keep_days)
+        self.hist[side].add(year, day, price, self._keep_days, self._newest(1 - side))
         if self._n is None and (self.last_year is None or year > self.last_year):
             if self.last_year is not None:
                 self.open_direction = None  # a new year starts with no open divergence
