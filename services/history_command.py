@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import time
 from pathlib import Path
 
 from kafka.errors import KafkaError
@@ -20,6 +21,7 @@ from services.feed import FORMATS, FeedError, stdin_text
 from services.history import BadBar, read_bars, read_bars_stream
 from services.ingestor.publish import Publisher
 from services.kafka_admin import BrokerUnavailableError, ensure_topics
+from services.lag import caught_up
 from services.settings import Settings
 
 
@@ -36,6 +38,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     load.add_argument("--format", choices=FORMATS, default=None, help="default: sniffed")
     load.add_argument(
         "--strict", action="store_true", help="publish nothing, exit 2, if any bar is bad"
+    )
+    load.add_argument(
+        "--wait",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="then wait until the processor group has consumed the history topic "
+        "(exit 1 if it has not within SECONDS): start the ticks after that",
     )
 
 
@@ -89,4 +99,22 @@ def run(args: argparse.Namespace) -> int:
     if publisher.failed:
         print(f"marketsignal: delivery failed: {publisher.first_error}", file=sys.stderr)
         return 1
+    if args.wait is not None:
+        return _wait_merged(settings, args.wait)
+    return 0
+
+
+def _wait_merged(settings: Settings, timeout_s: float) -> int:
+    group = settings.namespace + settings.processor_app_id
+    deadline = time.monotonic() + timeout_s
+    while not caught_up(settings.kafka_bootstrap, group, [settings.history_topic]):
+        if time.monotonic() > deadline:
+            print(
+                f"marketsignal: the processor group {group} has not consumed "
+                f"{settings.history_topic} within {timeout_s:g}s (is it running?)",
+                file=sys.stderr,
+            )
+            return 1
+        time.sleep(0.5)
+    print(f"history: merged by {group}", file=sys.stderr)
     return 0
