@@ -39,7 +39,12 @@ def run(args: argparse.Namespace) -> int:
     try:
         ensure_topics(
             settings,
-            [settings.ticks_topic, settings.dlq_topic, settings.signals_topic],
+            [
+                settings.ticks_topic,
+                settings.dlq_topic,
+                settings.signals_topic,
+                settings.history_topic,
+            ],
             settings.partitions,
         )
     except BrokerUnavailableError as exc:
