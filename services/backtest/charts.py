@@ -204,7 +204,8 @@ def record_high_figure(data: ChartData, symbol: str) -> Figure:
             fontsize=8,
             arrowprops={"arrowstyle": "->", "linewidth": 0.6},
         )
-    ax.set_title(f"{symbol}: {len(signals)} record highs", fontsize=11)
+    n = len(signals)
+    ax.set_title(f"{symbol}: {n} record high{'' if n == 1 else 's'}", fontsize=11)
     ax.set_ylabel("price")
     ax.grid(alpha=0.3)
     ax.legend(loc="upper left", fontsize=8)
@@ -271,7 +272,8 @@ def divergence_figure(data: ChartData, pair: str) -> Figure:
         for ax in (top, bottom):
             ax.axvspan(axis.x(start), axis.x(end), color="#d62728", alpha=0.08, linewidth=0)
     top.set_title(
-        f"{rule.a} vs {rule.b}: {rule.window} returns and spread ({len(signals)} signals)",
+        f"{rule.a} vs {rule.b}: {rule.window} returns and spread "
+        f"({len(signals)} signal{'' if len(signals) == 1 else 's'})",
         fontsize=11,
     )
     top.set_ylabel("return (%)")
