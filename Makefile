@@ -48,12 +48,16 @@ schemas: install ## Export JSON Schemas of the wire contract to schemas/json/
 	$(BIN)/marketsignal schemas export schemas/json
 
 .PHONY: demo-data
-demo-data: install ## Regenerate the synthetic demo data set (fixed seed)
-	$(PY) deploy/demo/generate.py deploy/demo/ticks.csv --jsonl deploy/demo/ticks.jsonl
+demo-data: install ## Regenerate the synthetic demo data (fixed seed) and its golden backtest
+	$(PY) deploy/demo/generate.py deploy/demo/ticks.csv --jsonl deploy/demo/ticks.jsonl \
+		--bars deploy/demo/bars.csv
+	$(BIN)/marketsignal backtest deploy/demo/ticks.csv --config deploy/demo/rules.toml \
+		--history deploy/demo/bars.csv > tests/unit/golden/demo_signals.jsonl
 
 .PHONY: backtest
 backtest: install ## Backtest the demo data set offline
-	$(BIN)/marketsignal backtest deploy/demo/ticks.csv --config $(CONFIG)
+	$(BIN)/marketsignal backtest deploy/demo/ticks.csv --config $(CONFIG) \
+		--history deploy/demo/bars.csv
 
 .PHONY: bench-backtest
 bench-backtest: install ## Benchmark: backtest ticks/s on 1M generated ticks
@@ -64,8 +68,12 @@ bench-alerter: install ## Benchmark: alerter alerts/s with 1, 100 and 10,000 sub
 	bash $(STACK) up
 	$(PY) bench/bench_alerter.py
 
+.PHONY: bench-history
+bench-history: install ## Benchmark: memory of 10,000 symbols x 400 daily bars
+	$(PY) bench/bench_history_memory.py
+
 .PHONY: bench
-bench: bench-backtest bench-alerter ## Every benchmark
+bench: bench-backtest bench-alerter bench-history ## Every benchmark
 
 .PHONY: test
 test: lint ## Lint, unit tests, integration and e2e tests on the real stack it starts, then on the other Kafka line
@@ -110,6 +118,7 @@ run: install ## Start everything, replay the demo through the pipeline, show ale
 charts: install ## PNG charts of the demo's signals in .local/charts (backtest --plot)
 	@mkdir -p .local
 	@$(BIN)/marketsignal backtest deploy/demo/ticks.csv --config $(CONFIG) \
+		--history deploy/demo/bars.csv \
 		--plot .local/charts > /dev/null 2> .local/charts.log \
 		|| { cat .local/charts.log; exit 1; }
 	@echo "charts of the demo's signals:"; sed -n 's/^chart: /  /p' .local/charts.log

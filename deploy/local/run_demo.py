@@ -1,8 +1,10 @@
 """`make run`: replay the demo data set through the real pipeline, alerts shown live.
 
 Starts a processor and an alerter (on the local stack `make stack-up` started),
-subscribes to `alerts:*` like any subscriber, replays deploy/demo/ticks.csv with the
-ingestor, prints every alert as it arrives, then a summary, and stops what it started.
+subscribes to `alerts:*` like any subscriber, seeds the processor with the daily history
+deploy/demo/bars.csv (`marketsignal history load`, waiting until it is merged), replays
+deploy/demo/ticks.csv with the ingestor, prints every alert as it arrives, then a
+summary, and stops what it started.
 
 Each run uses a fresh namespace (topics, consumer groups, Redis keys) unless
 MARKETSIGNAL_NAMESPACE is set: alerts are de-duplicated by id, so a second run in the
@@ -28,10 +30,12 @@ from schemas.alert import Alert
 from services.alerter.format import format_alert
 from services.backtest.run import run_backtest
 from services.detection.rules import Rules
+from services.lag import caught_up
 from services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "deploy" / "demo" / "ticks.csv"
+BARS = ROOT / "deploy" / "demo" / "bars.csv"
 RULES = ROOT / "deploy" / "demo" / "rules.toml"
 TIMEOUT_S = float(os.environ.get("DEMO_TIMEOUT_S", "300"))
 # Paced so alerts arrive at a readable speed and the processor is never backlogged.
@@ -90,7 +94,7 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
 
     expected = run_backtest(
-        DEMO, Rules.load(rules_path), io.BytesIO(), io.StringIO(), progress=False
+        DEMO, Rules.load(rules_path), io.BytesIO(), io.StringIO(), progress=False, history=BARS
     )
     n_expected = sum(expected.signals.values())
     print(
@@ -98,8 +102,9 @@ def main() -> int:
         f"logs in {logs.relative_to(ROOT)}/"
     )
     print(
-        f"replaying {DEMO.relative_to(ROOT)} ({expected.lines:,} ticks; the backtest of "
-        f"it gives {n_expected} signals) at {RATE} ticks/s\n"
+        f"seeding {expected.bars:,} daily bars from {BARS.relative_to(ROOT)}, then replaying "
+        f"{DEMO.relative_to(ROOT)} ({expected.lines:,} ticks; the backtest of both gives "
+        f"{n_expected} signals) at {RATE} ticks/s\n"
     )
 
     client = redis.Redis.from_url(settings.redis_url)
@@ -107,6 +112,21 @@ def main() -> int:
     live.psubscribe(f"{namespace}alerts:*")
     processor = start("processor", ["process", "--web-port", str(free_port())], env, logs)
     alerter = start("alerter", ["alert"], env, logs)
+    history = start("history", ["history", "load", str(BARS)], env, logs)
+    if history.wait(timeout=120) != 0:
+        print(f"history load failed; see {logs.relative_to(ROOT)}/history.log")
+        for proc in (alerter, processor):
+            stop(proc)
+        return 1
+    group = namespace + settings.processor_app_id
+    deadline = time.monotonic() + 120
+    while not caught_up(settings.kafka_bootstrap, group, [settings.history_topic]):
+        if time.monotonic() > deadline or processor.poll() is not None:
+            print(f"the processor did not merge the history; see {logs.relative_to(ROOT)}/")
+            for proc in (alerter, processor):
+                stop(proc)
+            return 1
+        time.sleep(0.5)
     feed = start("ingest", ["ingest", str(DEMO), "--rate", RATE], env, logs)
     seen: set[str] = set()
     started = time.monotonic()

@@ -1,4 +1,4 @@
-"""`marketsignal backtest FILE [--config F] [--strict]`."""
+"""`marketsignal backtest FILE|- [--config F] [--history BARS] [--format F] [--strict]`."""
 
 from __future__ import annotations
 
@@ -9,13 +9,28 @@ from pathlib import Path
 from services.backtest.chart_data import DEFAULT_LIMIT, ChartData
 from services.backtest.run import StrictStop, run_backtest
 from services.cli import add_config_option
-from services.feed import FeedError
+from services.feed import FORMATS, FeedError, stdin_text
 from services.settings import Settings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="ticks as CSV (with a header) or JSON Lines")
+    parser.add_argument(
+        "file", type=Path, help="ticks as CSV (with a header) or JSON Lines; - for standard input"
+    )
     add_config_option(parser)
+    parser.add_argument(
+        "--history",
+        type=Path,
+        default=None,
+        metavar="BARS",
+        help="daily bars (CSV or JSON Lines: symbol,date,high,close) applied before FILE",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="input format when the file name does not tell (default: sniffed)",
+    )
     parser.add_argument(
         "--strict", action="store_true", help="stop with exit 2 at the first malformed or late line"
     )
@@ -46,18 +61,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = Settings.for_config(args.config)
     rules = settings.rules()
-    if not args.file.is_file():
-        print(f"marketsignal: {args.file}: no such file", file=sys.stderr)
-        return 2
+    from_stdin = str(args.file) == "-"
+    for path in [args.file] * (not from_stdin) + [args.history] * (args.history is not None):
+        if not path.is_file():
+            print(f"marketsignal: {path}: no such file", file=sys.stderr)
+            return 2
     charts = ChartData(rules) if args.plot is not None else None
     try:
         summary = run_backtest(
-            args.file,
+            Path("<stdin>") if from_stdin else args.file,
             rules,
             sys.stdout.buffer,
             sys.stderr,
             strict=args.strict,
             progress=args.progress,
+            history=args.history,
+            stream=stdin_text() if from_stdin else None,
+            fmt=args.format,
             charts=charts,
         )
     except StrictStop as exc:

@@ -23,19 +23,61 @@ _YEARS_KEPT = 3
 
 
 class _History:
-    """What one index contributes to the pair: its last price and what bases need."""
+    """What one index contributes to the pair: its last price and what bases need.
 
-    __slots__ = ("close_days", "closes", "last", "years")
+    Its price series is its bars' closes (date order) followed by its ticks
+    (shared/SIGNALS.md, "History"): bars only ever precede the ticks, so ticks win
+    wherever both could answer, and a bar never becomes the last price.
+    """
+
+    __slots__ = ("bar_years", "close_days", "closes", "last", "years")
 
     def __init__(self) -> None:
         self.last: float | None = None
         # year -> [first price, last price] of ticks dated in that year (ytd)
         self.years: dict[int, list[float]] = {}
-        # sorted local days and their last price (Nd)
+        # year -> [first day, its close, last day, its close] of bars in that year (ytd)
+        self.bar_years: dict[int, list[float]] = {}
+        # sorted local days and their last price (Nd): a tick's price, else a bar's close
         self.close_days: list[int] = []
         self.closes: dict[int, float] = {}
 
-    def add(self, year: int, day: int, price: float, keep_days: int | None) -> None:
+    def add_bar(
+        self, year: int, day: int, close: float, keep_days: int | None, other: int | None
+    ) -> None:
+        entry = self.bar_years.get(year)
+        if entry is None:
+            self.bar_years[year] = [day, close, day, close]
+            if len(self.bar_years) > _YEARS_KEPT:
+                del self.bar_years[min(self.bar_years)]
+        else:
+            if day < entry[0]:
+                entry[0], entry[1] = day, close
+            if day > entry[2]:
+                entry[2], entry[3] = day, close
+        if keep_days is not None and day not in self.closes:
+            bisect.insort(self.close_days, day)
+            self.closes[day] = close
+            self._trim(keep_days, other)  # drops it again if older than what is kept
+
+    def _trim(self, keep_days: int, other: int | None) -> None:
+        """Drop days no evaluation can need. `other` is the other index's newest day: a
+        tick of it is judged against this index's days up to N before *its* date, so
+        while it lags (or has not begun) they stay: one price per day, not per tick."""
+        if other is None:
+            return
+        cutoff = min(self.close_days[-1], other) - keep_days
+        # The newest day before the cutoff stays: after a gap in the feed it is
+        # still "the latest local date <= D - N" for the days to come.
+        drop = bisect.bisect_left(self.close_days, cutoff) - 1
+        if drop > 0:
+            for old in self.close_days[:drop]:
+                del self.closes[old]
+            del self.close_days[:drop]
+
+    def add(
+        self, year: int, day: int, price: float, keep_days: int | None, other: int | None
+    ) -> None:
         self.last = price
         entry = self.years.get(year)
         if entry is None:
@@ -47,20 +89,22 @@ class _History:
         if keep_days is not None:
             if day not in self.closes:
                 bisect.insort(self.close_days, day)
-                cutoff = self.close_days[-1] - keep_days
-                # The newest day before the cutoff stays: after a gap in the feed it is
-                # still "the latest local date <= D - N" for the days to come.
-                drop = bisect.bisect_left(self.close_days, cutoff) - 1
-                if drop > 0:
-                    for old in self.close_days[:drop]:
-                        del self.closes[old]
-                    del self.close_days[:drop]
+                self.closes[day] = price
+                self._trim(keep_days, other)
             self.closes[day] = price
 
     def ytd_base(self, year: int) -> float | None:
         earlier = [y for y in self.years if y < year]
         if earlier:
             return self.years[max(earlier)][1]
+        bars = self.bar_years
+        if bars:
+            earlier = [y for y in bars if y < year]
+            if earlier:
+                return bars[max(earlier)][3]
+            first_bar = bars.get(year)
+            if first_bar is not None:
+                return first_bar[1]
         entry = self.years.get(year)
         return entry[0] if entry is not None else None
 
@@ -73,6 +117,7 @@ class _History:
             "last": self.last,
             "years": [[y, f, la] for y, (f, la) in self.years.items()],
             "closes": [[d, self.closes[d]] for d in self.close_days],
+            "bar_years": [[y, *e] for y, e in self.bar_years.items()],
         }
 
     @classmethod
@@ -82,6 +127,10 @@ class _History:
         h.years = {int(y): [float(f), float(la)] for y, f, la in state["years"]}
         h.closes = {int(d): float(p) for d, p in state["closes"]}
         h.close_days = sorted(h.closes)
+        h.bar_years = {
+            int(y): [int(d0), float(c0), int(d1), float(c1)]
+            for y, d0, c0, d1, c1 in state.get("bar_years", [])
+        }
         return h
 
 
@@ -104,6 +153,11 @@ class PairTracker:
         self.hist = (_History(), _History())
         self.open_direction: str | None = None
         self.last_year: int | None = None
+        # History per side: bars (day -> close) held until that index's first tick,
+        # whose local day they must precede; then merged into `hist`.
+        self.pending_bars: tuple[dict[int, float], dict[int, float]] = ({}, {})
+        self.first_day: list[int | None] = [None, None]
+        self.overlap = 0
 
     def side_of(self, symbol: str) -> int:
         if symbol == self.rule.a:
@@ -116,14 +170,49 @@ class PairTracker:
     def pending(self) -> int:
         return self.order.pending
 
+    # -- history ----------------------------------------------------------------------
+
+    def add_bar(self, symbol: str, day: int, close: float) -> None:
+        """A daily bar of `a` or `b` (local day ordinal, close): a base, never evaluated."""
+        side = self.side_of(symbol)
+        first = self.first_day[side]
+        if first is None:
+            self.pending_bars[side].setdefault(day, close)
+        elif day >= first:
+            self.overlap += 1
+        else:
+            self._merge_bar(side, day, close)
+
+    def _merge_bar(self, side: int, day: int, close: float) -> None:
+        self.hist[side].add_bar(
+            date.fromordinal(day).year, day, close, self._keep_days, self._newest(1 - side)
+        )
+
+    def _newest(self, side: int) -> int | None:
+        days = self.hist[side].close_days
+        return days[-1] if days else None
+
+    def _first_tick(self, side: int, ts_us: int) -> None:
+        first = self.first_day[side] = self.clocks[side].day(ts_us)
+        pending = self.pending_bars[side]
+        for day in sorted(pending):
+            if day < first:
+                self._merge_bar(side, day, pending[day])
+            else:
+                self.overlap += 1
+        pending.clear()
+
     # -- the steps --------------------------------------------------------------------
 
     def update(
         self, symbol: str, ts_us: int, price: float, now: float | None = None
     ) -> list[IndexDivergence]:
         """Take one accepted tick of `a` or `b` (epoch microseconds); return what it releases."""
+        side = self.side_of(symbol)
+        if self.first_day[side] is None:
+            self._first_tick(side, ts_us)
         out: list[IndexDivergence] = []
-        for item in self.order.push(self.side_of(symbol), ts_us, price, now):
+        for item in self.order.push(side, ts_us, price, now):
             self._evaluate(item, out)
         return out
 
@@ -151,7 +240,7 @@ class PairTracker:
         else:
             year = date.fromordinal(day).year
             self._year_of = (day, year)
-        self.hist[side].add(year, day, price, self._keep_days)
+        self.hist[side].add(year, day, price, self._keep_days, self._newest(1 - side))
         if self._n is None and (self.last_year is None or year > self.last_year):
             if self.last_year is not None:
                 self.open_direction = None  # a new year starts with no open divergence
@@ -215,6 +304,9 @@ class PairTracker:
             "hist": [h.to_state() for h in self.hist],
             "open": self.open_direction,
             "last_year": self.last_year,
+            "pending_bars": [[[d, c] for d, c in p.items()] for p in self.pending_bars],
+            "first_day": list(self.first_day),
+            "overlap": self.overlap,
         }
 
     @classmethod
@@ -230,4 +322,14 @@ class PairTracker:
         t.hist = (_History.from_state(state["hist"][0]), _History.from_state(state["hist"][1]))
         t.open_direction = state["open"]
         t.last_year = state["last_year"]
+        pending = state.get("pending_bars", [[], []])
+        t.pending_bars = (
+            {int(d): float(c) for d, c in pending[0]},
+            {int(d): float(c) for d, c in pending[1]},
+        )
+        first_day = state.get("first_day")
+        if first_day is None:  # a state from before history: a side with ticks has begun
+            first_day = [0 if h.last is not None else None for h in t.hist]
+        t.first_day = [None if d is None else int(d) for d in first_day]
+        t.overlap = int(state.get("overlap", 0))
         return t

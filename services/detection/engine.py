@@ -16,7 +16,7 @@ from schemas.tick import Tick
 from schemas.zones import ExchangeZones
 from services.detection.ah_premium import AhTracker
 from services.detection.divergence import PairTracker
-from services.detection.record_high import Late, RecordHighConfig, SymbolTracker
+from services.detection.record_high import BarOutcome, Late, RecordHighConfig, SymbolTracker
 from services.detection.rules import AhRule, DivergenceRule, Rules
 from services.detection.timeline import US_PER_S, ZoneClock, to_us
 
@@ -92,6 +92,18 @@ class Engine:
             tracker = SymbolTracker(symbol, self.config, self.clocks.for_symbol(symbol))
             self.symbols[symbol] = tracker
         return tracker
+
+    def add_bar(self, symbol: str, day: int, high: float, close: float) -> BarOutcome:
+        """One daily bar (local day ordinal) of history: seeds record highs and bases."""
+        outcome = self.tracker(symbol).add_bar(day, high)
+        if outcome in ("held", "applied"):
+            for pair in self.pairs_by_symbol.get(symbol, ()):
+                pair.add_bar(symbol, day, close)
+        return outcome
+
+    def overlapping_bars(self) -> int:
+        """Bars dated on or after their symbol's first tick, ignored (ticks are the truth)."""
+        return sum(t.overlap for t in self.symbols.values())
 
     def process(self, tick: Tick, now: float | None = None) -> Late | list[AnySignal]:
         """One tick in arrival order: `Late` if refused, else the signals it caused."""

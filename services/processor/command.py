@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
                 settings.dlq_topic,
                 settings.signals_topic,
                 settings.topic(PAIR_FEED_TOPIC),
+                settings.history_topic,
             ],
             settings.partitions,
         )

@@ -1,8 +1,9 @@
 """The whole pipeline on the real stack: ingest -> process -> alert, against the backtest.
 
-Each test replays the demo data set through real Kafka, real Faust workers and a real
-Redis, in its own namespace, and holds the result to the backtest of the same file:
-the same signals, in the same order per subject, each delivered exactly once.
+Each test seeds the processor with the demo's daily history (`history load`, waited on
+until merged), replays the demo data set through real Kafka, real Faust workers and a
+real Redis, in its own namespace, and holds the result to the backtest of the same files
+(`--history`): the same signals, in the same order per subject, each delivered once.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from schemas.alert import Alert
 from schemas.signals import SIGNAL_ADAPTER
 from services.backtest.run import run_backtest
 from services.detection.rules import Rules
+from services.lag import caught_up
 from services.settings import Settings
 from tests.e2e.services import ROOT, Service, free_port, service_env, wait_for
 from tests.integration.conftest import SettingsFactory, read_all
@@ -34,6 +36,9 @@ pytestmark = pytest.mark.e2e
 # E2E_TICKS / E2E_RULES run the same checks on another replay file.
 DEMO = Path(os.environ.get("E2E_TICKS") or ROOT / "deploy" / "demo" / "ticks.csv")
 DEMO_RULES = Path(os.environ.get("E2E_RULES") or ROOT / "deploy" / "demo" / "rules.toml")
+# E2E_BARS: the history loaded first ("" for none)
+_BARS = os.environ.get("E2E_BARS", str(ROOT / "deploy" / "demo" / "bars.csv"))
+BARS = Path(_BARS) if _BARS else None
 # The replay is paced so the processor keeps up: the divergence reorder buffer's
 # wall-clock timeout (max_wait_s) must not fire on a backlog, or the stream would
 # legitimately evaluate in another order than the backtest.
@@ -67,9 +72,36 @@ def paced_rules(tmp_path: Path) -> Path:
 
 def backtest(path: Path, rules: Path) -> list[str]:
     out = io.BytesIO()
-    summary = run_backtest(path, Rules.load(rules), out, io.StringIO(), progress=False)
+    summary = run_backtest(
+        path, Rules.load(rules), out, io.StringIO(), progress=False, history=BARS
+    )
     assert summary.malformed == 0
+    assert summary.bad_bars == 0
     return out.getvalue().decode().splitlines()
+
+
+def seed_history(settings: Settings, rules: Path, services: list[Service]) -> None:
+    """`history load` the bars, then wait until the processor group has merged them all."""
+    if BARS is None:
+        return
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.cli", "history", "load", str(BARS)],
+        cwd=ROOT,
+        env=service_env(settings, rules),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert " 0 bad" in proc.stderr
+    group = settings.namespace + settings.processor_app_id
+    wait_for(
+        "the history merged by the processor",
+        lambda: caught_up(settings.kafka_bootstrap, group, [settings.history_topic]),
+        180,
+        services,
+    )
 
 
 def by_subject(lines: list[str]) -> dict[tuple[str, str], list[str]]:
@@ -149,6 +181,7 @@ def test_demo_replay_reaches_subscribers_exactly_as_the_backtest_says(
     alerter = Service("alerter", ["alert"], env, tmp_path)
     services = [processor, alerter]
     try:
+        seed_history(s, rules, services)
         summary = ingest(s, rules)
         stream = s.redis_key("alerts")
         wait_for(
@@ -208,6 +241,7 @@ def test_two_workers_split_the_work_and_agree_with_the_backtest(
         ticks_owners = [len(p) for p in ticks_partitions()]
         admin.close()
         assert sorted(ticks_owners) == [3, 3], ticks_owners
+        seed_history(s, rules, workers)
         ingest(s, rules)
         records = read_all(s, s.signals_topic, expect=len(expected), timeout_s=240)
     finally:
@@ -228,8 +262,10 @@ def test_a_killed_processor_restarts_without_losing_or_repeating_an_alert(
     processor = start_processor("processor-1", env, tmp_path)
     alerter = Service("alerter", ["alert"], env, tmp_path)
     stream = s.redis_key("alerts")
-    feed = subprocess.Popen(ingest_command(), cwd=ROOT, env=env)
+    feed: subprocess.Popen[bytes] | None = None
     try:
+        seed_history(s, rules, [processor, alerter])
+        feed = subprocess.Popen(ingest_command(), cwd=ROOT, env=env)
         # Kill -9 part-way through, while state, outputs and offsets are in flight.
         wait_for(
             "some alerts",
@@ -248,7 +284,8 @@ def test_a_killed_processor_restarts_without_losing_or_repeating_an_alert(
         )
         time.sleep(3)
     finally:
-        feed.kill()
+        if feed is not None:
+            feed.kill()
         processor.stop()
         alerter.stop()
     alerts = stream_alerts(redis_client, stream)

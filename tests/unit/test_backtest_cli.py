@@ -20,7 +20,7 @@ LINES = [
     "2513.HK,2026-02-13T09:59:00+08:00,420,100,trade",  # 5: late (60 s)
     "BAD SYMBOL,2026-02-13T10:00:02+08:00,1,0,trade",  # 6: malformed symbol
     "2513.HK,2026-02-13T10:01:00+08:00,496,100,trade",  # 7: all-time high
-    "only,three",  # 8: wrong number of columns
+    "only,three",  # 8: a short row: lacks the required price
 ]
 
 
@@ -48,7 +48,7 @@ def test_signals_on_stdout_and_every_bad_line_on_stderr(
     assert "malformed: price" in diagnostics[0]
     assert "late: ts is 60s before the latest accepted ts" in diagnostics[1]
     assert "malformed: symbol" in diagnostics[2]
-    assert "expected 5 columns, found 2" in diagnostics[3]
+    assert "price: missing" in diagnostics[3]
     assert "7 ticks read, 3 accepted, 3 malformed, 1 late" in err
 
 

@@ -40,9 +40,10 @@ SUFFIX_ZONES = {".HK": "Asia/Hong_Kong", ".SH": "Asia/Shanghai", ".SZ": "Asia/Sh
 
 
 def zone_of(symbol: str) -> tzinfo:
-    for suffix, name in SUFFIX_ZONES.items():
-        if symbol.upper().endswith(suffix):
-            return ZoneInfo(name)
+    # Case-sensitive, longest suffix first (shared/SIGNALS.md): `0700.hk` is UTC.
+    for suffix in sorted(SUFFIX_ZONES, key=len, reverse=True):
+        if symbol.endswith(suffix):
+            return ZoneInfo(SUFFIX_ZONES[suffix])
     return UTC
 
 
