@@ -30,7 +30,6 @@ from schemas.alert import Alert
 from services.alerter.format import format_alert
 from services.backtest.run import run_backtest
 from services.detection.rules import Rules
-from services.lag import caught_up
 from services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -112,21 +111,13 @@ def main() -> int:
     live.psubscribe(f"{namespace}alerts:*")
     processor = start("processor", ["process", "--web-port", str(free_port())], env, logs)
     alerter = start("alerter", ["alert"], env, logs)
-    history = start("history", ["history", "load", str(BARS)], env, logs)
-    if history.wait(timeout=120) != 0:
+    # Seeded first, and merged (--wait) before the first tick: a deterministic replay.
+    history = start("history", ["history", "load", str(BARS), "--wait", "180"], env, logs)
+    if history.wait(timeout=240) != 0:
         print(f"history load failed; see {logs.relative_to(ROOT)}/history.log")
         for proc in (alerter, processor):
             stop(proc)
         return 1
-    group = namespace + settings.processor_app_id
-    deadline = time.monotonic() + 120
-    while not caught_up(settings.kafka_bootstrap, group, [settings.history_topic]):
-        if time.monotonic() > deadline or processor.poll() is not None:
-            print(f"the processor did not merge the history; see {logs.relative_to(ROOT)}/")
-            for proc in (alerter, processor):
-                stop(proc)
-            return 1
-        time.sleep(0.5)
     feed = start("ingest", ["ingest", str(DEMO), "--rate", RATE], env, logs)
     seen: set[str] = set()
     started = time.monotonic()

@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
         LagCollector(
             settings.kafka_bootstrap,
             settings.namespace + settings.processor_app_id,
-            [settings.ticks_topic, settings.topic(PAIR_FEED_TOPIC)],
+            [settings.ticks_topic, settings.topic(PAIR_FEED_TOPIC), settings.history_topic],
         )
     )
     port = settings.processor_metrics_port if args.metrics_port is None else args.metrics_port

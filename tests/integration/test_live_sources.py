@@ -308,3 +308,60 @@ def test_websocket_feed_reconnects_with_nothing_lost_or_duplicated(
     assert metrics["marketsignal_ingest_ws_connected"] == 1
     [dead] = [DeadLetter.model_validate_json(r.value) for r in read_topic(s.dlq_topic)]
     assert (dead.field, dead.line) == ("price", 28)
+
+
+def test_websocket_reader_stops_reading_while_kafka_has_too_much_unacknowledged() -> None:
+    """Back-pressure, with the broker's acknowledgements replaced by a gate: while more
+    than --max-in-flight records are unacknowledged, the source reads no further message
+    (the server's are left queued), and it reads them all once the gate opens."""
+    from datetime import UTC, datetime
+
+    from schemas.zones import ExchangeZones
+    from services.ingestor.screening import Screener
+    from services.ingestor.websocket import WsOptions, WsSource
+
+    class Collect:
+        def __init__(self) -> None:
+            self.ticks: list[Any] = []
+
+        def tick(self, tick: Any) -> None:
+            self.ticks.append(tick)
+
+        def dead_letter(self, dead: Any) -> None:
+            raise AssertionError(dead)
+
+    port = free_port()
+    sent = 200
+
+    async def handler(ws: ServerConnection) -> None:
+        for i in range(sent):
+            await ws.send(tick_message(i))
+        await ws.wait_closed()
+
+    async def scenario() -> tuple[int, int]:
+        unacked = [1_000]  # Kafka "slow": far over the limit until the gate opens
+        sink = Collect()
+        screener = Screener(ExchangeZones(), 5.0, "ws", lambda: datetime.now(UTC))
+        source = WsSource(
+            WsOptions(url=f"ws://127.0.0.1:{port}", max_in_flight=10, max_queue=4),
+            screener,
+            sink,
+            lambda: unacked[0],
+        )
+        async with serve(handler, "127.0.0.1", port):
+            task = asyncio.create_task(source.run())
+            deadline = time.monotonic() + 30
+            while source.messages == 0 and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)  # time enough to read everything, were it reading
+            while_blocked = source.messages
+            unacked[0] = 0  # acknowledged: reading resumes
+            while len(sink.ticks) < sent and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            source.stop()
+            await asyncio.wait_for(task, 10)
+        return while_blocked, len(sink.ticks)
+
+    while_blocked, delivered = asyncio.run(scenario())
+    assert while_blocked == 1  # the message in hand, then it waited
+    assert delivered == sent

@@ -105,3 +105,22 @@ def test_schemas_export_command(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["schemas", "export", str(tmp_path)]) == 0
     assert len(list(tmp_path.glob("*.schema.json"))) == 4
     assert "tick.schema.json" in capsys.readouterr().out
+
+
+def test_backtest_reads_standard_input(ticks: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.cli", "backtest", "-"],
+        input=ticks.read_text(encoding="utf-8"),
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=root,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line)["price"] for line in proc.stdout.splitlines()] == [410.0, 496.0]
+    assert "<stdin>:4: malformed: price" in proc.stderr
+    assert "7 ticks read, 3 accepted, 3 malformed, 1 late" in proc.stderr
