@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The three marketsignal services in the background, on the local stack, under supervisord.
 #
-#   services.sh up      start supervisord with processor, alerter and ingestor (the ingestor
-#                       replays $FEED, default deploy/demo/ticks.csv, once); if it already
-#                       runs, start whatever is stopped, exited or FATAL
+#   services.sh up      start supervisord with processor and alerter (if it already runs,
+#                       start whatever is stopped, exited or FATAL), load the daily history
+#                       $HISTORY (default deploy/demo/bars.csv; empty: none) and wait until
+#                       it is merged, then start the ingestor, which replays $FEED (default
+#                       deploy/demo/ticks.csv) once
 #   services.sh down    stop the services (SIGTERM, SIGKILL after 15 s) and supervisord
 #   services.sh status  one line per service (supervisorctl status)
 #   services.sh ctl ... any supervisorctl command, e.g. `ctl tail -f processor`
@@ -22,6 +24,7 @@ export SV_FEED="${FEED:-$ROOT/deploy/demo/ticks.csv}"
 export SV_PROCESSOR_ID="${SV_PROCESSOR_ID:-processor-1}"
 export SV_ALERTER_ID="${SV_ALERTER_ID:-alerter-1}"
 export MARKETSIGNAL_CONFIG="${MARKETSIGNAL_CONFIG:-$ROOT/deploy/demo/rules.toml}"
+HISTORY="${HISTORY-$ROOT/deploy/demo/bars.csv}"
 CONF="$ROOT/deploy/local/supervisord.conf"
 SUPERVISORD="$ROOT/.venv/bin/supervisord"
 CTL=("$ROOT/.venv/bin/supervisorctl" -c "$CONF")
@@ -35,12 +38,19 @@ case "${1:-}" in
     if running; then
       # `start` is a no-op for what runs; it brings back what exited or went FATAL.
       "${CTL[@]}" start processor alerter >/dev/null 2>&1 || true
-      "${CTL[@]}" start ingestor >/dev/null 2>&1 || true
     else
       rm -f "$SV_RUN/supervisor.sock"
       "$SUPERVISORD" -c "$CONF"
       for _ in $(seq 100); do running && break; sleep 0.1; done
       running || { echo "supervisord did not start; see $SV_LOGS/supervisord.log" >&2; exit 1; }
+    fi
+    if ! "${CTL[@]}" status ingestor 2>/dev/null | grep -q RUNNING; then
+      if [[ -n "$HISTORY" ]]; then
+        echo "loading history $HISTORY (log ${SV_LOGS#"$ROOT"/}/history.log)"
+        (cd "$ROOT" && "$ROOT/.venv/bin/marketsignal" history load "$HISTORY" --wait 180 \
+          >>"$SV_LOGS/history.log" 2>&1)
+      fi
+      "${CTL[@]}" start ingestor >/dev/null 2>&1 || true
     fi
     "${CTL[@]}" status || true
     ;;
@@ -68,7 +78,7 @@ case "${1:-}" in
     exec "${CTL[@]}" "$@"
     ;;
   *)
-    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

@@ -32,7 +32,7 @@ from services.detection.rules import Rules
 from services.processor.assignment import unassigned
 from services.processor.continuity import Continuity
 from services.processor.metrics import ProcessorMetrics
-from services.processor.stages import Outputs, PairStage, Record, SymbolStage
+from services.processor.stages import HistoryStage, Outputs, PairStage, Record, SymbolStage
 from services.settings import Settings
 
 log = logging.getLogger("marketsignal.processor")
@@ -88,7 +88,9 @@ def unacked_unless_done(events: Sequence[Any]) -> Iterator[None]:
 
 
 def heartbeat_interval(rules: Rules) -> float:
-    waits = [rule.max_wait_s for rule in rules.divergence] or [2.0]
+    waits = [rule.max_wait_s for rule in rules.divergence]
+    waits += [rule.max_wait_s for rule in rules.ah]
+    waits = waits or [2.0]
     return min(max(min(waits) / 4, 0.1), 1.0)
 
 
@@ -172,6 +174,7 @@ def build_app(
     signals = raw_topic(settings.signals_topic)
     dlq = raw_topic(settings.dlq_topic)
     by_pair = raw_topic(settings.topic(PAIR_FEED_TOPIC), internal=True)
+    history = raw_topic(settings.history_topic)
 
     def state_table(name: str) -> Any:
         table = StateTable(
@@ -200,6 +203,10 @@ def build_app(
 
     symbol_stage = SymbolStage(rules, settings.ticks_topic)
     pair_stage = PairStage(rules, settings.topic(PAIR_FEED_TOPIC))
+    history_stage = HistoryStage(rules, settings.history_topic)
+    # The tick and history agents share the symbol table: each holds this lock from
+    # reading states to writing them back, so neither overwrites the other's merge.
+    symbol_lock = asyncio.Lock()
 
     async def write_states(table: Any, states: dict[str, dict[str, Any]]) -> None:
         # Not `table[key] = state`: Faust queues that changelog record in its producer
@@ -266,12 +273,17 @@ def build_app(
             await asyncio.gather(*pending)
 
     # One per agent: each sees its own topic's partitions.
-    symbol_continuity, pair_continuity = Continuity(), Continuity()
+    symbol_continuity, pair_continuity, history_continuity = (
+        Continuity(),
+        Continuity(),
+        Continuity(),
+    )
 
     @app.on_partitions_revoked.connect
     def forget_positions(_sender: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:
         symbol_continuity.forget()
         pair_continuity.forget()
+        history_continuity.forget()
 
     async def without_gaps(
         events: Sequence[Any], continuity: Continuity, topic: str
@@ -316,22 +328,35 @@ def build_app(
             with unacked_unless_done(events):
                 kept = await without_gaps(events, symbol_continuity, settings.ticks_topic)
                 batch = records(kept)
-                started = time.perf_counter()
-                out = symbol_stage.process(batch, load_from(symbol_table))
-                if metrics is not None:
-                    metrics.batch(
-                        "symbol",
-                        len(batch),
-                        time.perf_counter() - started,
-                        out.evaluated,
-                        out.signals,
-                        out.dead,
-                    )
-                    metrics.staleness.seen(
-                        r.key.decode(errors="replace") for r in batch if r.key is not None
-                    )
-                await emit(out)
-                await write_states(symbol_table, out.states)
+                async with symbol_lock:
+                    started = time.perf_counter()
+                    out = symbol_stage.process(batch, load_from(symbol_table))
+                    if metrics is not None:
+                        metrics.batch(
+                            "symbol",
+                            len(batch),
+                            time.perf_counter() - started,
+                            out.evaluated,
+                            out.signals,
+                            out.dead,
+                        )
+                        metrics.staleness.seen(
+                            r.key.decode(errors="replace") for r in batch if r.key is not None
+                        )
+                    await emit(out)
+                    await write_states(symbol_table, out.states)
+
+    @app.agent(history, name="history", concurrency=1)
+    async def merge_history(stream: faust.StreamT[Any]) -> None:
+        async for events in _batches(stream):
+            with unacked_unless_done(events):
+                kept = await without_gaps(events, history_continuity, settings.history_topic)
+                async with symbol_lock:
+                    out = history_stage.process(records(kept), load_from(symbol_table))
+                    if metrics is not None:
+                        metrics.history(out.bars, out.dead)
+                    await emit(out)
+                    await write_states(symbol_table, out.states)
 
     @app.agent(by_pair, name="divergence", concurrency=1)
     async def detect_pairs(stream: faust.StreamT[Any]) -> None:
@@ -354,11 +379,11 @@ def build_app(
     async def release_held_ticks() -> None:
         # Through the topic, not a direct table poke: the worker owning each pair's
         # partition handles it, in order with that pair's ticks.
-        for rule in rules.divergence:
-            await by_pair.send(key=rule.name.encode(), value=heartbeat)
+        for key in pair_stage.subjects():
+            await by_pair.send(key=key.encode(), value=heartbeat)
 
     group = app_id
-    sources = [settings.ticks_topic, by_pair.get_topic_name()]
+    sources = [settings.ticks_topic, by_pair.get_topic_name(), settings.history_topic]
     admin: list[Any] = []  # created on first use, in a worker thread
     strikes = [0]
 

@@ -71,10 +71,10 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.for_config(args.config)
     rules = settings.rules()
     try:
-        # The pair feed and the changelogs too, although Faust would create them: created
-        # by Faust, a topic can be missing from the consumer's first metadata, and the
-        # group's assignment then leaves it out until the next metadata refresh (5 min):
-        # no divergence, or no state recovered, meanwhile.
+        # The pair feed, the history and the changelogs too, although Faust would create
+        # some of them: a topic missing from the consumer's first metadata is left out of
+        # the group's assignment until the next metadata refresh (5 min): no divergence,
+        # or no state recovered, meanwhile (two workers on a fresh broker hit it).
         app_id = settings.namespace + settings.processor_app_id
         changelogs = [f"{app_id}-{name}-changelog" for name in STATE_TABLES]
         ensure_topics(
@@ -84,6 +84,7 @@ def run(args: argparse.Namespace) -> int:
                 settings.dlq_topic,
                 settings.signals_topic,
                 settings.topic(PAIR_FEED_TOPIC),
+                settings.history_topic,
                 *changelogs,
             ],
             settings.partitions,
@@ -95,8 +96,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"marketsignal: {exc}", file=sys.stderr)
         return 1
     registry = CollectorRegistry()
+    # A stalled leg holds its pair's or listing's ticks: watch every leg by default.
     watch = settings.watch_symbols or tuple(
-        dict.fromkeys(s for rule in rules.divergence for s in (rule.a, rule.b))
+        dict.fromkeys(
+            [s for rule in rules.divergence for s in (rule.a, rule.b)]
+            + [s for rule in rules.ah for s in rule.legs]
+        )
     )
     metrics = ProcessorMetrics(registry, watch)
     readiness = Readiness()
@@ -109,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
         LagCollector(
             settings.kafka_bootstrap,
             settings.namespace + settings.processor_app_id,
-            [settings.ticks_topic, settings.topic(PAIR_FEED_TOPIC)],
+            [settings.ticks_topic, settings.topic(PAIR_FEED_TOPIC), settings.history_topic],
         )
     )
     port = settings.processor_metrics_port if args.metrics_port is None else args.metrics_port

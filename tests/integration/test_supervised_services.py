@@ -65,6 +65,7 @@ def test_a_crashed_service_is_restarted_and_down_stops_everything(
         "SV_RUN": str(tmp_path / "run"),
         "SV_LOGS": str(tmp_path / "logs"),
         "FEED": str(feed),
+        "HISTORY": "",  # no daily history to load first
         "MARKETSIGNAL_NAMESPACE": s.namespace,
         "MARKETSIGNAL_PARTITIONS": str(s.partitions),
         "MARKETSIGNAL_STATE_DIR": str(tmp_path / "state"),
