@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"subscription {args.id} deleted", file=sys.stderr)
         return 0
     except redis.RedisError as exc:
-        print(f"marketsignal: Redis at {settings.redis_url}: {exc}", file=sys.stderr)
+        print(f"marketsignal: Redis at {settings.redis_location}: {exc}", file=sys.stderr)
         return 1
     finally:
         client.close()

@@ -17,7 +17,7 @@ from prometheus_client import CollectorRegistry
 
 from services.alerter.background import Background
 from services.alerter.delivery import RedisDelivery
-from services.alerter.fanout import SubscriptionDelivery
+from services.alerter.fanout import FanoutWorker
 from services.alerter.metrics import AlertMetrics
 from services.alerter.quarantine import KafkaQuarantine
 from services.alerter.relay import AlertRelay, AlertStats
@@ -95,11 +95,13 @@ def relay_signals(
                 f"Kafka at {settings.kafka_bootstrap} is not reachable ({exc}); "
                 "start the local stack with `make stack-up`"
             ) from None
+        # Subscriptions are served off the Kafka loop: the shared delivery queues each new
+        # alert for the fan-out worker in the same atomic step (services/alerter/fanout.py).
+        fanout = FanoutWorker(settings).start()
         try:
             relay = AlertRelay(
                 consumer,
-                # The shared stream and channels, then each matching subscription.
-                SubscriptionDelivery(RedisDelivery(client, settings), client, settings),
+                RedisDelivery(client, settings, fanout=True),
                 quarantine,
                 batch_max=settings.alerter_batch_max,
                 metrics=metrics,
@@ -108,6 +110,7 @@ def relay_signals(
         finally:
             consumer.close(autocommit=False)
             quarantine.close()
+            fanout.stop()
     finally:
         client.close()
 
@@ -152,7 +155,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except redis.RedisError as exc:
         print(
-            f"marketsignal: Redis at {settings.redis_url} is not reachable ({exc}); "
+            f"marketsignal: Redis at {settings.redis_location} is not reachable ({exc}); "
             "start the local stack with `make stack-up`",
             file=sys.stderr,
         )
