@@ -74,6 +74,7 @@ class Access:
 
 REGISTRY: web.AppKey[SubscriptionRegistry] = web.AppKey("registry", SubscriptionRegistry)
 ACCESS: web.AppKey[Access] = web.AppKey("access", Access)
+CALLER: web.RequestKey[Caller] = web.RequestKey("caller", Caller)
 MAX_BODY = 256 * 1024
 # Deep enough for any subscription (4 levels), shallow enough that no parser recurses far.
 MAX_DEPTH = 32
@@ -147,7 +148,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         if request.path not in PUBLIC or caller.status == 403:
             return caller
         caller = Caller("local", admin=False)
-    request["caller"] = caller
+    request[CALLER] = caller
     try:
         return await handler(request)
     except web.HTTPException as exc:
@@ -160,8 +161,7 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
 
 
 def caller_of(request: web.Request) -> Caller:
-    caller: Caller = request["caller"]
-    return caller
+    return request[CALLER]
 
 
 def json_too_deep(raw: bytes, limit: int = MAX_DEPTH) -> bool:

@@ -212,9 +212,13 @@ class WebhookWorker:
 
     async def _serve(self, client: aioredis.Redis, sub_id: str) -> None:
         outbox = self.keys.outbox(sub_id)
+        # First what this consumer read before and never settled (a task that ended, a
+        # restart under the same name), then new entries.
+        own_backlog = True
         while True:
             try:
-                entries = await self._next(client, outbox)
+                entries = await self._next(client, outbox, own_backlog)
+                own_backlog = own_backlog and bool(entries)
             except ResponseError as exc:
                 if "NOGROUP" in str(exc) or "no such key" in str(exc).lower():
                     await self._create_group(client, outbox)
@@ -270,7 +274,12 @@ class WebhookWorker:
         with contextlib.suppress(ResponseError):
             await client.xgroup_create(outbox, GROUP, id="0")
 
-    async def _next(self, client: aioredis.Redis, outbox: str) -> list[Any]:
+    async def _next(self, client: aioredis.Redis, outbox: str, own_backlog: bool) -> list[Any]:
+        if own_backlog:
+            mine: Any = await client.xreadgroup(GROUP, self.consumer, {outbox: "0"}, count=10)
+            found = [entry for _stream, entries in mine or () for entry in entries]
+            if found:
+                return found
         claimed: Any = await client.xautoclaim(
             outbox,
             GROUP,

@@ -65,6 +65,12 @@ def _drop_namespace(stack: Settings, ns: str) -> None:
         keys = list(client.scan_iter(match=f"{ns}*", count=1000))
         if keys:
             client.delete(*keys)
+        # Per-subscriber ACL users (docs/security.md) are named after the namespace too.
+        users: Any = client.acl_users()
+        for user in users:
+            name = user.decode() if isinstance(user, bytes) else str(user)
+            if name.startswith(ns):
+                client.acl_deluser(name)
     finally:
         client.close()
     admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)

@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +36,8 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 HKT = timezone(timedelta(hours=8))
 Signal = RecordHigh | IndexDivergence
+# The receivers of these tests listen on 127.0.0.1, a destination refused unless listed.
+LOCAL_RECEIVER = (IPv4Network("127.0.0.1/32"),)
 
 
 def spec(**data: Any) -> SubscriptionSpec:
@@ -282,11 +285,15 @@ class Receiver:
             self.received[-1][1]["path"] = path
             if answer == "hang":
                 await asyncio.sleep(3600)
+            if isinstance(answer, str) and answer.startswith("redirect:"):
+                location = answer.removeprefix("redirect:")
+                return web.Response(status=302, headers={"Location": location})
             return web.Response(status=int(answer))
 
         async def main() -> None:
             app = web.Application()
             app.router.add_post("/{path}", handle)
+            app.router.add_get("/{path}", handle)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -312,7 +319,12 @@ def receiver() -> Iterator[Receiver]:
 def test_webhooks_signed_retried_once_and_a_dead_receiver_slows_no_one(
     settings: Callable[..., Settings], redis_client: redis.Redis, receiver: Receiver
 ) -> None:
-    s = settings(webhook_backoff_s=0.05, webhook_timeout_s=30.0, webhook_max_attempts=5)
+    s = settings(
+        webhook_backoff_s=0.05,
+        webhook_timeout_s=30.0,
+        webhook_max_attempts=5,
+        webhook_allow_networks=LOCAL_RECEIVER,
+    )
     registry = SubscriptionRegistry(redis_client, s)
     good, good_secret = registry.create(spec(delivery={"webhook": {"url": receiver.url("good")}}))
     flaky, _ = registry.create(spec(delivery={"webhook": {"url": receiver.url("flaky")}}))
@@ -339,8 +351,16 @@ def test_webhooks_signed_retried_once_and_a_dead_receiver_slows_no_one(
     good_posts = [(h, b) for _t, h, b in receiver.received if h["path"] == "good"]
     assert [json.loads(b)["alert_id"] for _h, b in good_posts] == [a.alert_id for a in batch]
     for headers, body in good_posts:
-        assert verify(good_secret, body, headers[SIGNATURE_HEADER])
-        assert not verify("wrong", body, headers[SIGNATURE_HEADER])
+        signature = headers[SIGNATURE_HEADER]
+        assert verify(good_secret, body, signature)
+        assert not verify("wrong", body, signature)
+        assert not verify(good_secret, body + b" ", signature)
+        # The timestamp is signed: replayed ten minutes later, the delivery is refused.
+        sent = int(signature.split(",")[0].removeprefix("t="))
+        assert abs(sent - time.time()) < 120
+        assert not verify(good_secret, body, signature, now=sent + 600, tolerance_s=300)
+        forged = signature.replace(f"t={sent}", f"t={sent + 600}")
+        assert not verify(good_secret, body, forged, now=sent + 600)
         assert headers["X-Marketsignal-Subscription"] == good.id
         assert Alert.model_validate_json(body).alert_id == headers["X-Marketsignal-Alert-Id"]
     flaky_ids = [json.loads(b)["alert_id"] for b in receiver.bodies("flaky")]
