@@ -17,6 +17,7 @@ actually use, so a name that later resolves inside is refused then).
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import re
 import socket
@@ -33,6 +34,13 @@ NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 class DestinationError(OSError):
     """A webhook destination that is refused (an OSError, so aiohttp reports it)."""
+
+    def __init__(self, message: str) -> None:
+        # errno and strerror set: aiohttp shows strerror in its connection error.
+        super().__init__(errno.EACCES, message)
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 def parse_url(url: str) -> tuple[str, str, int]:

@@ -22,6 +22,7 @@ No webhook secret is stored: each is derived from the alerter's key and the id
 from __future__ import annotations
 
 import contextlib
+import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -283,7 +284,8 @@ class SubscriptionRegistry:
             return None
         k = self.keys
         user, password = k.redis_user(sub_id), secrets.token_hex(32)
-        stream = k.stream(sub_id)
+        # ACL key and channel patterns are globs: a namespace's own `*?[]` must not widen it.
+        stream = re.sub(r"([*?\[\]\\])", r"\\\1", k.stream(sub_id))
         self.client.acl_setuser(
             user,
             enabled=True,

@@ -20,6 +20,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from services.settings import Settings
+from tests.integration.receiver import Receiver
 
 SettingsFactory = Callable[..., Settings]
 STACK_HINT = "start the local stack with `make stack-up` (deploy/local/stack.sh up)"
@@ -160,3 +161,10 @@ def read_all(
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    made = Receiver()
+    yield made
+    made.loop.call_soon_threadsafe(made.loop.stop)

@@ -23,14 +23,13 @@ from services.alerter.background import Background
 from services.alerter.subscriptions import SubscriptionKeys, SubscriptionRegistry
 from services.alerter.webhook import GROUP, WebhookWorker
 from services.settings import Settings
+from tests.integration.receiver import Receiver
 from tests.integration.test_subscriptions import (
     HKT,
     LOCAL_RECEIVER,
-    Receiver,
     _wait,
     alerts,
     fanout,
-    receiver,  # noqa: F401 - fixture
     rh,
     spec,
 )
@@ -115,7 +114,7 @@ def test_a_redis_error_on_acknowledging_is_retried_and_the_task_lives_on(
         assert worker.tasks[sub.id] is task  # the same task, never restarted
     finally:
         background.stop()
-    ids = [b for b in receiver.bodies("hook")]
+    ids = list(receiver.bodies("hook"))
     assert len(ids) == 3  # each alert posted once: the retried step was the XACK alone
     assert worker.stats.restarts == 0
 
@@ -198,7 +197,7 @@ def test_an_unexpected_error_ends_no_task_silently(
     """A bug in a delivery task (injected into our own code, not Redis) is logged, and the
     task restarted: the subscription's webhooks go on."""
     s = _settings(settings)
-    sub, _ = SubscriptionRegistry(redis_client, s).create(
+    SubscriptionRegistry(redis_client, s).create(
         spec(delivery={"webhook": {"url": receiver.url("hook")}})
     )
     worker = WebhookWorker(s)
@@ -227,7 +226,7 @@ def test_an_unexpected_error_ends_no_task_silently(
     assert worker.stats.restarts == 1
     assert "delivery task ended (RuntimeError: injected bug); restarting it" in caplog.text
     assert blown == [True]
-    got = [b for b in receiver.bodies("hook")]
+    got = list(receiver.bodies("hook"))
     assert got == [a.model_dump_json().encode() for a in batch]
 
 
