@@ -64,8 +64,13 @@ bench-alerter: install ## Benchmark: alerter alerts/s with 1, 100 and 10,000 sub
 	bash $(STACK) up
 	$(PY) bench/bench_alerter.py
 
+.PHONY: bench-fanout
+bench-fanout: install ## Benchmark: p50/p99 alert latency to 10,000 subscribers (half match-all) at 20 alerts/s
+	bash $(STACK) up
+	$(PY) bench/bench_fanout.py
+
 .PHONY: bench
-bench: bench-backtest bench-alerter ## Every benchmark
+bench: bench-backtest bench-alerter bench-fanout ## Every benchmark
 
 .PHONY: test
 test: lint ## Lint, unit tests, then integration and e2e tests on the real stack it starts
