@@ -142,8 +142,6 @@ class Settings(BaseSettings):
     # no webhook secret. Unset: read from (or created in) webhook_key_file.
     webhook_key: SecretStr | None = None
     webhook_key_file: Path = LOCAL_WEBHOOK_KEY_FILE
-    # How old a signed delivery's timestamp may be before a receiver should refuse it.
-    webhook_tolerance_s: Annotated[int, Field(ge=1)] = 300
     # A pending outbox entry idle this long belongs to a dead worker: another takes it.
     webhook_claim_idle_ms: Annotated[int, Field(ge=100)] = 60_000
     webhook_timeout_s: Annotated[float, Field(gt=0)] = 5.0

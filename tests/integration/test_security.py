@@ -530,3 +530,29 @@ def test_expires_at_in_the_past_is_refused_and_in_the_future_kept(api: Api) -> N
     future = (datetime.now(UTC) + timedelta(days=1)).isoformat()
     status, body = api.call("POST", "/subscriptions", {"name": "x", "expires_at": future})
     assert status == 201, body
+
+
+def test_the_local_redis_refuses_clients_without_the_password(stack: Settings) -> None:
+    """The Redis deploy/local/stack.sh started has a password: clients without it are
+    refused, clients with the settings' URL (which reads the password file) are not."""
+    pid_file = ROOT / ".local/run/redis.pid"
+    password_file = stack.redis_password_file
+    try:
+        pid = int(pid_file.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_text()
+    except (OSError, ValueError):
+        pytest.skip("this checkout's stack.sh did not start the Redis in use (reused one)")
+    if "auth.conf" not in cmdline:
+        pytest.skip("the Redis in use was started by a stack.sh older than its password")
+    assert "requirepass" not in cmdline
+    assert password_file is not None
+    assert password_file.is_file()
+    assert password_file.stat().st_mode & 0o077 == 0, "the password file is private"
+    base = Settings(redis_password_file=None)
+    bare = redis.Redis.from_url(base.redis_url)
+    try:
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            bare.ping()
+    finally:
+        bare.close()
+    assert redis.Redis.from_url(stack.redis_url).ping()
