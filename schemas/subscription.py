@@ -103,6 +103,12 @@ class Webhook(_Strict):
             raise ValueError("the URL names no host")
         if port == 0:
             raise ValueError("port 0 is not a destination")
+        if any(unicodedata.category(c) in _REFUSED_CATEGORIES for c in value):
+            raise ValueError("the URL holds a control or formatting character")
+        try:
+            parts.hostname.encode("idna")
+        except UnicodeError:
+            raise ValueError("the host is not a valid domain name") from None
         return value
 
 

@@ -128,6 +128,8 @@ async def check_url(url: str, allow: Sequence[Network] = ()) -> None:
         infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
         raise DestinationError(f"host {host!r} does not resolve ({exc.strerror})") from None
+    except (UnicodeError, ValueError):
+        raise DestinationError("the host is not a valid domain name") from None
     _check_all(host, [str(info[4][0]) for info in infos], allow)
 
 

@@ -25,6 +25,7 @@ not a cluster). Each subscription is passed as one string `id|flags|mode|cooldow
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -241,6 +242,13 @@ end
 return 0
 """
 LEASE_MS = 10_000
+# KEYS: lease.  ARGV: holder.  Let go of the lease if we hold it.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
 
 
 class FanoutWorker:
@@ -271,6 +279,7 @@ class FanoutWorker:
         self.errors = 0
         self.active = False
         self._lease = self.client.register_script(LEASE)
+        self._release = self.client.register_script(RELEASE)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="fanout", daemon=True)
 
@@ -285,6 +294,11 @@ class FanoutWorker:
     def stop(self, timeout_s: float = 10.0) -> None:
         self._stop.set()
         self._thread.join(timeout=timeout_s)
+        if not self._thread.is_alive():
+            # Another alerter's worker takes over now rather than when the lease expires.
+            with contextlib.suppress(redis.RedisError):
+                self._release(keys=[self.keys.fanout_lease], args=[self.consumer])
+            self.active = False
         self.client.close()
 
     def _run(self) -> None:

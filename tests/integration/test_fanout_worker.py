@@ -63,7 +63,7 @@ def test_two_workers_deliver_each_alert_once_in_order(
     keys = SubscriptionKeys(s)
     registry = SubscriptionRegistry(redis_client, s)
     subs = [registry.create(SubscriptionSpec(name=f"s{i}"))[0] for i in range(3)]
-    workers = [FanoutWorker(s, consumer=f"w{i}", lease_ms=1000).start() for i in range(2)]
+    workers = [FanoutWorker(s, consumer=f"w{i}").start() for i in range(2)]
     shared = RedisDelivery(redis_client, s, fanout=True)
     sent: list[str] = []
     try:
@@ -79,7 +79,6 @@ def test_two_workers_deliver_each_alert_once_in_order(
     for sub in subs:
         assert _stream_ids(redis_client, keys, sub.id) == sent
     assert sum(w.stats.delivered for w in workers) == 150
-    assert [w.active for w in workers].count(True) <= 1
 
 
 def test_a_redis_error_in_the_fan_out_is_retried_not_fatal(
