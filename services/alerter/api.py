@@ -153,7 +153,9 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         return await handler(request)
     except web.HTTPException as exc:
         if exc.status >= 400:
-            return error(exc.status, exc.reason)
+            # aiohttp's own refusals (413 too large, 405 method): name what was refused.
+            field = "(body)" if exc.status == 413 else "(request)"
+            return error(exc.status, exc.reason, [{"field": field, "message": exc.reason}])
         raise
     except redis.RedisError as exc:
         log.error("API: Redis: %s", exc)

@@ -361,6 +361,13 @@ def test_hostile_bodies_get_a_4xx_naming_the_field(
         assert field in [f["field"] for f in answer["fields"]], (label, answer)
 
 
+def test_a_body_over_the_size_limit_is_a_413(api: Api) -> None:
+    raw = b'{"name":"' + b"x" * (300 * 1024) + b'"}'
+    status, body = api.call("POST", "/subscriptions", raw=raw)
+    assert status == 413
+    assert body["fields"][0]["field"] == "(body)"
+
+
 def test_hostile_query_parameters_get_a_400(api: Api) -> None:
     sub = _create(api, ALICE, "q")
     for query in ("count=%C2%B2", "count=" + "9" * 5000, "count=-1", "count=1e3", "before=1-x"):
