@@ -318,9 +318,12 @@ class WebhookWorker:
             self.stats.failures += 1
             if self.metrics is not None:
                 self.metrics.webhook_failures.inc()
-            with contextlib.suppress(RedisError):
-                # A counter for operators; losing one increment is no loss of an alert.
-                await client.incr(self.keys.webhook_failures(sub_id))
+            failures_key = self.keys.webhook_failures(sub_id)
+
+            async def count_failure(key: str = failures_key) -> None:
+                await client.incr(key)
+
+            await self._retry("count a failed attempt", sub_id, count_failure)
             log.warning(
                 "webhook %s attempt %d/%d failed: %s",
                 sub_id,
