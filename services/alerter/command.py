@@ -21,6 +21,7 @@ from services.alerter.fanout import FanoutWorker
 from services.alerter.metrics import AlertMetrics
 from services.alerter.quarantine import KafkaQuarantine
 from services.alerter.relay import AlertRelay, AlertStats
+from services.alerter.subscriptions import SubscriptionRegistry
 from services.cli import add_config_option
 from services.kafka_admin import BrokerUnavailableError, ensure_topics
 from services.lag import LagCollector
@@ -87,6 +88,9 @@ def relay_signals(
     client = redis.Redis.from_url(settings.redis_url)
     try:
         client.ping()
+        adopted = SubscriptionRegistry(client, settings).adopt_legacy()
+        if adopted:
+            log.warning("%d subscriptions of an earlier version now belong to the CLI", adopted)
         try:
             consumer = open_consumer(settings)
             quarantine = KafkaQuarantine(settings, lambda: datetime.now(UTC))

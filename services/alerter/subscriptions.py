@@ -81,6 +81,24 @@ return 1
 """
 
 
+# KEYS: subs, owners, order, by-owner set of 'cli', legacy secrets hash.
+# Subscriptions written before owners existed become the CLI's (admin-managed), and the
+# plain-text secrets those versions kept are deleted. Returns how many were adopted.
+_ADOPT = """
+local adopted = 0
+for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if redis.call('HEXISTS', KEYS[2], id) == 0 then
+    redis.call('HSET', KEYS[2], id, 'cli')
+    redis.call('ZADD', KEYS[3], 0, id)
+    redis.call('ZADD', KEYS[4], 0, id)
+    adopted = adopted + 1
+  end
+end
+redis.call('DEL', KEYS[5])
+return adopted
+"""
+
+
 class SubscriptionKeys:
     """Every Redis name the subscriptions use, in one place."""
 
@@ -160,6 +178,14 @@ class SubscriptionRegistry:
         self._secrets = webhook_secrets
         self._put = client.register_script(_PUT)
         self._delete = client.register_script(_DELETE)
+        self._adopt = client.register_script(_ADOPT)
+
+    def adopt_legacy(self) -> int:
+        """Bring a registry of an earlier version up to date (owners, paging, no stored
+        secrets); run by the alerter at start. Idempotent."""
+        k = self.keys
+        legacy_secrets = self.settings.redis_key("subs:secret")
+        return int(self._adopt(keys=[k.subs, k.owners, k.order, k.by_owner("cli"), legacy_secrets]))
 
     @property
     def secrets(self) -> WebhookSecrets:

@@ -145,3 +145,29 @@ def test_registry_changes_are_applied_one_at_a_time(
     redis_client.xtrim(registry.keys.changes, maxlen=1, approximate=False)
     assert len(behind.current()) == 33
     assert behind.reloads == 2
+
+
+def test_a_registry_of_an_earlier_version_is_adopted(
+    settings: Callable[..., Settings], redis_client: redis.Redis
+) -> None:
+    """Subscriptions written before owners existed (JSON without `owner`, a plain-text
+    secret in `subs:secret`): the alerter's start makes them the CLI's, pageable by an
+    admin, and deletes the stored secrets."""
+    s = settings()
+    registry = SubscriptionRegistry(redis_client, s)
+    current, _ = registry.create(SubscriptionSpec(name="current"), owner="local")
+    legacy = (
+        '{"name":"old","id":"00000000000000aa","created_at":"2026-01-01T00:00:00Z",'
+        '"updated_at":"2026-01-01T00:00:00Z"}'
+    )
+    redis_client.hset(registry.keys.subs, "00000000000000aa", legacy)
+    redis_client.hset(s.redis_key("subs:secret"), "00000000000000aa", "plain-text-secret")
+    assert registry.adopt_legacy() == 1
+    assert registry.adopt_legacy() == 0
+    assert not redis_client.exists(s.redis_key("subs:secret"))
+    page, _next = registry.page(None)
+    assert [x.id for x in page] == sorted(["00000000000000aa", current.id])
+    assert [x.id for x in registry.page("cli")[0]] == ["00000000000000aa"]
+    assert registry.get("00000000000000aa", "cli") is not None
+    assert registry.delete("00000000000000aa", "local") is False
+    assert registry.delete("00000000000000aa", "cli") is True
