@@ -5,7 +5,8 @@ scan of every subscription: subscriptions are indexed by kind and then by the li
 part of each symbol pattern: an exact symbol; else its longest literal run, as a prefix
 (`60000*` under `60000`), a suffix (`*.HK`) or a substring (`*0042?.HK` under `0042`,
 found by looking up every substring of the symbol, at most 528 for 32 characters). Only
-patterns with no literal at all (`*`, `???*`) and filters with no symbol or pair are
+patterns with no literal at all (`*`, `???*`) and filters with no symbol or pair (pairs:
+divergences and A/H premiums) are
 looked at for every alert of their kind, and those with no condition at all for that
 kind (match-all) are taken without a check. The candidates are checked with `accepts`,
 so the index can only ever narrow, never change, the answer (a property test compares it
@@ -20,10 +21,11 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 
-from schemas.signals import SIGNAL_KINDS, IndexDivergence, RecordHigh
+from schemas.signals import SIGNAL_KINDS, AhPremium, AnySignal, RecordHigh
 from schemas.subscription import Filters, Subscription
 
 _WILD = frozenset("*?")
+_PAIR_KINDS = frozenset({"index_divergence", "ah_premium"})
 
 
 def symbol_matches(pattern: str, symbol: str) -> bool:
@@ -33,7 +35,7 @@ def symbol_matches(pattern: str, symbol: str) -> bool:
     return fnmatch.fnmatchcase(symbol, pattern)  # the schema allows no `[` in a pattern
 
 
-def accepts(filters: Filters, signal: RecordHigh | IndexDivergence) -> bool:
+def accepts(filters: Filters, signal: AnySignal) -> bool:
     if filters.kinds and signal.kind not in filters.kinds:
         return False
     if isinstance(signal, RecordHigh):
@@ -42,6 +44,18 @@ def accepts(filters: Filters, signal: RecordHigh | IndexDivergence) -> bool:
         if filters.windows and signal.window not in filters.windows:
             return False
         return filters.min_change_pct is None or signal.change_pct >= filters.min_change_pct
+    if isinstance(signal, AhPremium):
+        if filters.symbols and not any(
+            symbol_matches(p, signal.a) or symbol_matches(p, signal.h) for p in filters.symbols
+        ):
+            return False
+        if filters.pairs and signal.pair not in filters.pairs:
+            return False
+        if filters.phases and signal.phase not in filters.phases:
+            return False
+        return filters.min_premium_pct is None or (
+            abs(signal.premium_pct) >= filters.min_premium_pct
+        )
     if filters.symbols and not any(
         symbol_matches(p, signal.a) or symbol_matches(p, signal.b) for p in filters.symbols
     ):
@@ -87,6 +101,8 @@ def _unconditional(filters: Filters, kind: str) -> bool:
         return False
     if kind == "record_high":
         return not f.windows and f.min_change_pct is None
+    if kind == "ah_premium":
+        return not f.pairs and not f.phases and f.min_premium_pct is None
     return (
         not f.pairs
         and not f.phases
@@ -114,7 +130,7 @@ class _KindIndex:
         f = sub.filters
         if f.symbols:
             return [_literal_key(p) for p in f.symbols]
-        if kind == "index_divergence" and f.pairs:
+        if kind in _PAIR_KINDS and f.pairs:
             return [("pair", p) for p in f.pairs]
         return [("all", "")] if _unconditional(f, kind) else [("", "")]
 
@@ -188,11 +204,13 @@ class SubscriptionIndex:
             for kind in old.filters.kinds or SIGNAL_KINDS:
                 self._kinds[kind].remove(old, kind)
 
-    def match(self, signal: RecordHigh | IndexDivergence) -> list[Subscription]:
+    def match(self, signal: AnySignal) -> list[Subscription]:
         """The subscriptions whose filters accept `signal`, each once, in id order."""
         index = self._kinds[signal.kind]
         if isinstance(signal, RecordHigh):
             found = index.candidates((signal.symbol,), None)
+        elif isinstance(signal, AhPremium):
+            found = index.candidates((signal.a, signal.h), signal.pair)
         else:
             found = index.candidates((signal.a, signal.b), signal.pair)
         chosen: dict[str, Subscription] = dict(index.all)
