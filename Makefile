@@ -68,12 +68,17 @@ bench-alerter: install ## Benchmark: alerter alerts/s with 1, 100 and 10,000 sub
 	bash $(STACK) up
 	$(PY) bench/bench_alerter.py
 
+.PHONY: bench-fanout
+bench-fanout: install ## Benchmark: p50/p99 alert latency to 10,000 subscribers (half match-all) at 20 alerts/s
+	bash $(STACK) up
+	$(PY) bench/bench_fanout.py
+
 .PHONY: bench-history
 bench-history: install ## Benchmark: memory of 10,000 symbols x 400 daily bars
 	$(PY) bench/bench_history_memory.py
 
 .PHONY: bench
-bench: bench-backtest bench-alerter bench-history ## Every benchmark
+bench: bench-backtest bench-alerter bench-fanout bench-history ## Every benchmark
 
 # Components that are down now: the ones `stack.sh up` is about to start, hence the only
 # ones the fault suite may restart (a stack that was already up may serve others).

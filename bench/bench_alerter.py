@@ -113,7 +113,10 @@ def main() -> int:
     base = Settings()
     redis.Redis.from_url(base.redis_url).ping()
     items = alerts(random.Random(7), args.alerts)
-    print(f"alerter delivery, {args.alerts:,} alerts in batches of {BATCH}, Redis {base.redis_url}")
+    print(
+        f"alerter delivery, {args.alerts:,} alerts in batches of {BATCH}, "
+        f"Redis {base.redis_location}"
+    )
     for n in args.subs:
         run(base, n, items)
     return 0

@@ -9,8 +9,10 @@ phases, minimum change, spread or premium) restricts only alerts of those kinds.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+import unicodedata
+from datetime import UTC, datetime
 from typing import Annotated, Literal, Self
+from urllib.parse import urlsplit
 
 from pydantic import (
     AwareDatetime,
@@ -35,7 +37,17 @@ SYMBOL_GLOB_PATTERN = r"^[A-Za-z0-9.^_\-*?]{1,32}$"
 PAIR_PATTERN = r"^[A-Za-z0-9.^_\-]{1,32}/[A-Za-z0-9.^_\-]{1,32}$"
 SUBSCRIPTION_ID_PATTERN = r"^[a-f0-9]{16}$"
 _SUBSCRIPTION_ID_RE = re.compile(SUBSCRIPTION_ID_PATTERN)
-WEBHOOK_URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
+# The scheme is case-insensitive (RFC 3986): `HTTP://` is `http://`.
+WEBHOOK_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+[^\s]*$"
+# Owner of a subscription: `token:<12 hex>` (a fingerprint of the API token that created
+# it), `local` (the API without tokens) or `cli` (`marketsignal subscribe`).
+OWNER_PATTERN = r"^(token:[a-f0-9]{12}|local|cli)$"
+# An expiry before this is a mistake (`expires_at: 1` would be 1970), never a wish.
+EXPIRES_AT_MIN = datetime(2020, 1, 1, tzinfo=UTC)
+# Categories refused in names: controls (NUL...), format characters (bidi overrides,
+# zero-width), surrogates, private use, line and paragraph separators. A name is shown
+# in terminals and web pages, where these hide or reorder what is displayed.
+_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 # Bounds that keep one subscription small: the registry holds thousands of them.
 MAX_LIST = 200
 
@@ -81,6 +93,28 @@ class Filters(_Strict):
 class Webhook(_Strict):
     url: Annotated[str, Field(pattern=WEBHOOK_URL_PATTERN, max_length=2048)]
 
+    @field_validator("url")
+    @classmethod
+    def _parses(cls, value: str) -> str:
+        # Where it may point (no loopback, private...) depends on settings: checked by
+        # services/alerter/destinations.py at creation and at each delivery.
+        try:
+            parts = urlsplit(value)
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"not a valid URL: {exc}") from None
+        if not parts.hostname:
+            raise ValueError("the URL names no host")
+        if port == 0:
+            raise ValueError("port 0 is not a destination")
+        if any(unicodedata.category(c) in _REFUSED_CATEGORIES for c in value):
+            raise ValueError("the URL holds a control or formatting character")
+        try:
+            parts.hostname.encode("idna")
+        except UnicodeError:
+            raise ValueError("the host is not a valid domain name") from None
+        return value
+
 
 class DeliverySpec(_Strict):
     """Where a subscription's alerts go: at least one of the three."""
@@ -116,8 +150,20 @@ class SubscriptionSpec(_Strict):
     # (the subject's exchange zone); cooldown: then none for `cooldown_s` of event time.
     frequency: FrequencyMode = "every"
     cooldown_s: Annotated[int | None, Field(ge=1, le=366 * 86_400, validate_default=True)] = None
-    expires_at: AwareDatetime | None = None
+    expires_at: Annotated[AwareDatetime, Field(ge=EXPIRES_AT_MIN)] | None = None
     delivery: DeliverySpec = DeliverySpec()
+
+    @field_validator("name")
+    @classmethod
+    def _printable(cls, value: str) -> str:
+        for i, char in enumerate(value):
+            if unicodedata.category(char) in _REFUSED_CATEGORIES:
+                raise ValueError(
+                    f"character {i} (U+{ord(char):04X}) is a control or formatting character"
+                )
+        if not value.strip():
+            raise ValueError("a name needs a visible character")
+        return value
 
     @field_validator("cooldown_s")
     @classmethod
@@ -133,6 +179,7 @@ class SubscriptionSpec(_Strict):
 
 class Subscription(SubscriptionSpec):
     id: Annotated[str, Field(pattern=SUBSCRIPTION_ID_PATTERN)]
+    owner: Annotated[str, Field(pattern=OWNER_PATTERN)] = "cli"
     created_at: AwareDatetime
     updated_at: AwareDatetime
 
@@ -142,7 +189,7 @@ class Subscription(SubscriptionSpec):
     @property
     def spec(self) -> SubscriptionSpec:
         return SubscriptionSpec.model_validate(
-            self.model_dump(exclude={"id", "created_at", "updated_at"})
+            self.model_dump(exclude={"id", "owner", "created_at", "updated_at"})
         )
 
 

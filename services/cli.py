@@ -9,7 +9,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, cast
 
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+
 from services.detection.rules import RulesError
+from services.settings import settings_problem
 
 
 class Command(Protocol):
@@ -68,6 +72,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _load(args.command).run(args)
     except RulesError as exc:
         print(f"marketsignal: {exc}", file=sys.stderr)
+        return 2
+    except SettingsError as exc:
+        print(f"marketsignal: {settings_problem(exc)}", file=sys.stderr)
+        return 2
+    except ValidationError as exc:
+        if exc.title != "Settings":
+            raise
+        # Settings come from the environment: name the variable, never echo its value.
+        print(f"marketsignal: {settings_problem(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

@@ -2,14 +2,73 @@
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from schemas import topics
 from services.detection.rules import Rules
+
+# A bearer token shorter than this is refused at start-up: guessable, or a typo.
+MIN_TOKEN_LENGTH = 16
+# Where the local stack (deploy/local/stack.sh) writes the Redis password it set.
+LOCAL_REDIS_PASSWORD_FILE = Path(".local/secrets/redis.password")
+LOCAL_WEBHOOK_KEY_FILE = Path(".local/secrets/webhook.key")
+
+
+def _json_list(value: Any, name: str) -> Any:
+    """A JSON list from the environment; a clear message (never the value) if it is not one."""
+    if not isinstance(value, str):
+        return value
+    try:
+        parsed = json.loads(value)
+    except ValueError:
+        parsed = None
+    if not isinstance(parsed, list):
+        raise ValueError(f"MARKETSIGNAL_{name} must be a JSON list of strings, e.g. '[\"...\"]'")
+    return parsed
+
+
+def _tokens(value: tuple[str, ...], name: str) -> tuple[str, ...]:
+    for i, token in enumerate(value):
+        if len(token) < MIN_TOKEN_LENGTH or token != token.strip():
+            raise ValueError(
+                f"MARKETSIGNAL_{name}[{i}] is refused: tokens need at least "
+                f"{MIN_TOKEN_LENGTH} characters and no surrounding spaces"
+            )
+    return value
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password (for logs and messages)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = quote(parts.username or "", safe="")
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def settings_problem(exc: ValidationError | SettingsError) -> str:
+    """What is wrong with the environment, naming variables, never quoting their values."""
+    if isinstance(exc, SettingsError):
+        return f"invalid settings: {str(exc).split(chr(10))[0]}"
+    named = []
+    for error in exc.errors(include_input=False, include_url=False):
+        loc = ".".join(str(p) for p in error["loc"])
+        msg = str(error["msg"]).removeprefix("Value error, ")
+        if not msg.startswith("MARKETSIGNAL_"):
+            msg = f"MARKETSIGNAL_{loc.upper()}: {msg}"
+        named.append(msg)
+    return "invalid settings: " + "; ".join(named)
 
 
 class Settings(BaseSettings):
@@ -21,6 +80,9 @@ class Settings(BaseSettings):
     # How long a client waits for a first broker: a stopped stack fails fast, not after 30s.
     kafka_bootstrap_timeout_ms: Annotated[int, Field(ge=100)] = 10_000
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # A URL without a password takes the one in this file if it exists: the local stack
+    # writes it when it starts Redis with `requirepass` (docs/security.md).
+    redis_password_file: Path | None = LOCAL_REDIS_PASSWORD_FILE
     # Prepended to every topic, consumer group and Redis key: lets tests and parallel
     # deployments share one broker and one Redis without seeing each other's data.
     namespace: str = ""
@@ -72,15 +134,65 @@ class Settings(BaseSettings):
     # subscriptions (docs/subscriptions.md)
     # Cap of each `alerts:sub:{id}` stream and webhook outbox (XADD MAXLEN ~).
     sub_stream_maxlen: Annotated[int, Field(ge=10)] = 10_000
-    # Subscriptions HTTP API, in the alerter process. Bearer tokens, as a JSON list in
-    # MARKETSIGNAL_API_TOKENS; none configured: the API binds 127.0.0.1 only, unauthenticated.
+    # Subscriptions HTTP API, in the alerter process. Owner tokens (each sees only the
+    # subscriptions it created) and admin tokens (see all), JSON lists in
+    # MARKETSIGNAL_API_TOKENS / MARKETSIGNAL_API_ADMIN_TOKENS; none configured: the API
+    # binds 127.0.0.1 only, unauthenticated, and checks the Host header.
     api_host: str = "0.0.0.0"
     api_port: Annotated[int, Field(ge=0, le=65535)] = 9110
-    api_tokens: tuple[str, ...] = ()
+    api_tokens: Annotated[tuple[str, ...], NoDecode] = ()
+    api_admin_tokens: Annotated[tuple[str, ...], NoDecode] = ()
+    # Webhook destinations otherwise refused (loopback, private, link-local...): a JSON
+    # list of addresses or networks, e.g. '["10.1.2.0/24"]'.
+    webhook_allow_networks: Annotated[
+        tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...], NoDecode
+    ] = ()
+    # Key from which every subscription's webhook secret is derived (HMAC), so Redis holds
+    # no webhook secret. Unset: read from (or created in) webhook_key_file.
+    webhook_key: SecretStr | None = None
+    webhook_key_file: Path = LOCAL_WEBHOOK_KEY_FILE
+    # A pending outbox entry idle this long belongs to a dead worker: another takes it.
+    webhook_claim_idle_ms: Annotated[int, Field(ge=100)] = 60_000
     webhook_timeout_s: Annotated[float, Field(gt=0)] = 5.0
     webhook_max_attempts: Annotated[int, Field(ge=1)] = 6
     webhook_backoff_s: Annotated[float, Field(gt=0)] = 0.5
     webhook_backoff_max_s: Annotated[float, Field(gt=0)] = 30.0
+
+    @field_validator("api_tokens", "api_admin_tokens", "webhook_allow_networks", mode="before")
+    @classmethod
+    def _from_json(cls, value: Any, info: Any) -> Any:
+        return _json_list(value, str(info.field_name).upper())
+
+    @field_validator("api_tokens", "api_admin_tokens")
+    @classmethod
+    def _long_enough(cls, value: tuple[str, ...], info: Any) -> tuple[str, ...]:
+        return _tokens(value, str(info.field_name).upper())
+
+    @model_validator(mode="after")
+    def _local_redis_password(self) -> Settings:
+        path = self.redis_password_file
+        if path is None or urlsplit(self.redis_url).password is not None:
+            return self
+        try:
+            password = path.read_text().strip()
+        except OSError:
+            return self
+        if password:
+            parts = urlsplit(self.redis_url)
+            netloc = f"{quote(parts.username or '', safe='')}:{quote(password, safe='')}@"
+            netloc += parts.netloc.rpartition("@")[2]
+            # The model is frozen; this runs once, while it is being built.
+            object.__setattr__(self, "redis_url", urlunsplit(parts._replace(netloc=netloc)))
+        return self
+
+    @property
+    def redis_location(self) -> str:
+        """The Redis URL to show in messages: never its password."""
+        return redact_url(self.redis_url)
+
+    @property
+    def api_auth(self) -> bool:
+        return bool(self.api_tokens or self.api_admin_tokens)
 
     @classmethod
     def for_config(cls, config: Path | None) -> Settings:

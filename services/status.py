@@ -59,8 +59,8 @@ def redis_line(settings: Settings) -> Line:
         client.ping()
         n = int(client.xlen(settings.redis_key("alerts")))
     except redis.RedisError as exc:
-        return Line("redis", False, settings.redis_url, str(exc))
-    return Line("redis", True, settings.redis_url, f"{n} alerts in stream")
+        return Line("redis", False, settings.redis_location, str(exc))
+    return Line("redis", True, settings.redis_location, f"{n} alerts in stream")
 
 
 def http_line(name: str, url: str) -> Line:

@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             timeout_s=args.timeout,
         )
     except redis.RedisError as exc:
-        print(f"marketsignal: Redis at {settings.redis_url}: {exc}", file=sys.stderr)
+        print(f"marketsignal: Redis at {settings.redis_location}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

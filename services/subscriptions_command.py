@@ -1,8 +1,13 @@
-"""`marketsignal subscriptions list|show ID|delete ID`: the registry in Redis."""
+"""`marketsignal subscriptions list|show ID|delete ID|redis-user ID`: the registry in Redis.
+
+Whoever runs these can read and write the registry in Redis, so they act as an admin:
+every subscription, whoever owns it.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import redis
@@ -19,6 +24,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     listing.add_argument("--json", action="store_true", help="one JSON object per line")
     action.add_parser("show", help="a subscription as JSON").add_argument("id")
     action.add_parser("delete", help="delete a subscription and its stream").add_argument("id")
+    action.add_parser(
+        "redis-user",
+        help="a Redis user that can read only this subscription's stream and channel "
+        "(prints user and password once; a new password each time)",
+    ).add_argument("id")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,13 +54,22 @@ def run(args: argparse.Namespace) -> int:
                 return 1
             print(found.model_dump_json(indent=2))
             return 0
+        if args.action == "redis-user":
+            granted = registry.grant_redis_user(args.id)
+            if granted is None:
+                print(f"marketsignal: no subscription {args.id!r}", file=sys.stderr)
+                return 1
+            user, password = granted
+            stream = registry.keys.stream(args.id)
+            print(json.dumps({"user": user, "password": password, "stream": stream}))
+            return 0
         if not registry.delete(args.id):
             print(f"marketsignal: no subscription {args.id!r}", file=sys.stderr)
             return 1
         print(f"subscription {args.id} deleted", file=sys.stderr)
         return 0
     except redis.RedisError as exc:
-        print(f"marketsignal: Redis at {settings.redis_url}: {exc}", file=sys.stderr)
+        print(f"marketsignal: Redis at {settings.redis_location}: {exc}", file=sys.stderr)
         return 1
     finally:
         client.close()

@@ -56,6 +56,12 @@ KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 REDIS_DIR="$STATE/redis"
 REDIS_PID="$RUN/redis.pid"
 REDIS_LOG="$LOGS/redis.log"
+# Redis runs with a password, as in docker-compose.yml. Generated on first start, read by
+# the services' settings (MARKETSIGNAL_REDIS_PASSWORD_FILE, this path by default) and by
+# redis-cli here; kept across restarts, deleted by `reset`. Never on a command line.
+SECRETS="$STATE/secrets"
+REDIS_PASSWORD_FILE="$SECRETS/redis.password"
+REDIS_AUTH_CONF="$REDIS_DIR/auth.conf"
 
 PROM_DIR="$STATE/prometheus"
 PROM_DATA="$PROM_DIR/data"
@@ -257,7 +263,23 @@ kafka_wait() {
 
 # ---------------------------------------------------------------- redis
 
-redis_ping() { [[ "$(redis-cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]; }
+redis_cli() {
+  # A passwordless server accepts any AUTH, so the password is sent whenever there is one.
+  if [[ -s "$REDIS_PASSWORD_FILE" ]]; then
+    REDISCLI_AUTH="$(<"$REDIS_PASSWORD_FILE")" redis-cli --no-auth-warning "$@"
+  else
+    redis-cli "$@"
+  fi
+}
+
+redis_ping() { [[ "$(redis_cli -h 127.0.0.1 -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]; }
+
+redis_password() { # create the password file once (0600), then the auth config Redis reads
+  if [[ ! -s "$REDIS_PASSWORD_FILE" ]]; then
+    (umask 077 && mkdir -p "$SECRETS" && od -An -N32 -tx1 /dev/urandom | tr -d ' \n' >"$REDIS_PASSWORD_FILE")
+  fi
+  (umask 077 && printf 'requirepass %s\n' "$(<"$REDIS_PASSWORD_FILE")" >"$REDIS_AUTH_CONF")
+}
 
 redis_up() {
   local t0=$EPOCHREALTIME pid
@@ -277,7 +299,8 @@ redis_up() {
   # AOF, fsynced every second (as in docker-compose.yml): the alerts stream, the dedupe
   # claims and the subscriptions survive a restart. A clean stop (SIGTERM) fsyncs
   # everything; a crash of Redis or the machine loses at most the last second of writes.
-  redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
+  redis_password
+  redis-server "$REDIS_AUTH_CONF" --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
     --appendonly yes --appendfsync everysec \
     --daemonize yes --pidfile "$REDIS_PID" --logfile "$REDIS_LOG" --dir "$REDIS_DIR" \
     --notify-keyspace-events KEA ||
@@ -334,8 +357,10 @@ prom_up() {
   fi
   mkdir -p "$PROM_DATA" "$LOGS" "$RUN"
   config="$(prom_config)"
+  # No --web.enable-lifecycle: its POST /-/quit and /-/reload would let anything that can
+  # reach 127.0.0.1:9090 (a webhook, once) stop Prometheus. Restart it to reload config.
   setsid nohup prometheus --config.file="$config" --storage.tsdb.path="$PROM_DATA" \
-    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" --web.enable-lifecycle \
+    --web.listen-address="127.0.0.1:$PROMETHEUS_PORT" \
     </dev/null >>"$PROM_LOG" 2>&1 &
   echo $! >"$PROM_PID"
   prom_wait "$!" "$t0" started
@@ -441,7 +466,7 @@ cmd_status() {
 cmd_reset() {
   cmd_down
   wants kafka && rm -rf "$KAFKA_ROOT" # every version's data, cluster id and config
-  wants redis && rm -rf "$REDIS_DIR"
+  wants redis && rm -rf "$REDIS_DIR" "$REDIS_PASSWORD_FILE"
   wants prometheus && rm -rf "$PROM_DATA"
   say "data deleted under ${STATE#"$ROOT"/}/ ($STACK_COMPONENTS)"
 }

@@ -26,7 +26,7 @@ LOCAL_ONLY = "127.0.0.1"
 
 def api_host(settings: Settings) -> str:
     """Without a token the API is unauthenticated, so it is reachable from this host only."""
-    return settings.api_host if settings.api_tokens else LOCAL_ONLY
+    return settings.api_host if settings.api_auth else LOCAL_ONLY
 
 
 class Background:
@@ -94,7 +94,7 @@ class Background:
                 sockets = getattr(server, "sockets", None) or []
                 if sockets:
                     self.port = int(sockets[0].getsockname()[1])
-                if self.settings.api_tokens:
+                if self.settings.api_auth:
                     log.info("subscriptions API on http://%s:%d (bearer tokens)", host, self.port)
                 else:
                     log.warning(

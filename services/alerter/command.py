@@ -17,10 +17,11 @@ from prometheus_client import CollectorRegistry
 
 from services.alerter.background import Background
 from services.alerter.delivery import RedisDelivery
-from services.alerter.fanout import SubscriptionDelivery
+from services.alerter.fanout import FanoutWorker
 from services.alerter.metrics import AlertMetrics
 from services.alerter.quarantine import KafkaQuarantine
 from services.alerter.relay import AlertRelay, AlertStats
+from services.alerter.subscriptions import SubscriptionRegistry
 from services.cli import add_config_option
 from services.kafka_admin import BrokerUnavailableError, ensure_topics
 from services.lag import LagCollector
@@ -90,6 +91,9 @@ def relay_signals(
     client = redis.Redis.from_url(settings.redis_url)
     try:
         client.ping()
+        adopted = SubscriptionRegistry(client, settings).adopt_legacy()
+        if adopted:
+            log.warning("%d subscriptions of an earlier version now belong to the CLI", adopted)
         try:
             consumer = open_consumer(settings)
             quarantine = KafkaQuarantine(settings, lambda: datetime.now(UTC))
@@ -98,11 +102,13 @@ def relay_signals(
                 f"Kafka at {settings.kafka_bootstrap} is not reachable ({exc}); "
                 "start the local stack with `make stack-up`"
             ) from None
+        # Subscriptions are served off the Kafka loop: the shared delivery queues each new
+        # alert for the fan-out worker in the same atomic step (services/alerter/fanout.py).
+        fanout = FanoutWorker(settings).start()
         try:
             relay = AlertRelay(
                 consumer,
-                # The shared stream and channels, then each matching subscription.
-                SubscriptionDelivery(RedisDelivery(client, settings), client, settings),
+                RedisDelivery(client, settings, fanout=True),
                 quarantine,
                 batch_max=settings.alerter_batch_max,
                 metrics=metrics,
@@ -111,6 +117,7 @@ def relay_signals(
         finally:
             consumer.close(autocommit=False)
             quarantine.close()
+            fanout.stop()
     finally:
         client.close()
 
@@ -155,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
         return 1
     except redis.RedisError as exc:
         print(
-            f"marketsignal: Redis at {settings.redis_url} is not reachable ({exc}); "
+            f"marketsignal: Redis at {settings.redis_location} is not reachable ({exc}); "
             "start the local stack with `make stack-up`",
             file=sys.stderr,
         )

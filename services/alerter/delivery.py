@@ -1,8 +1,11 @@
 """Delivering alerts to Redis: the durable stream, the live channel, and the dedupe claim.
 
 One Lua script does all three for an alert, so no crash can leave an alert claimed but
-not in the stream (a replay would then skip it: lost). Redis does not roll a script back
-when a command in it fails, so the claim is written last, after the XADD succeeded.
+not in the stream (a replay would then skip it: lost). With `fanout=True` the same
+script also queues the alert for the subscriptions (`subs:fanout`, read by
+services/alerter/fanout.py's worker off the Kafka loop), atomically with the claim.
+Redis does not roll a script back when a command in it fails, so the claim is written
+last, after the XADDs succeeded.
 """
 
 from __future__ import annotations
@@ -15,13 +18,17 @@ from schemas.alert import Alert
 from schemas.topics import ALERTS_STREAM, alert_channel
 from services.settings import Settings
 
-# KEYS: seen key, stream.  ARGV: ttl seconds, stream maxlen, channel, alert JSON.
+# KEYS: seen key, stream, fan-out queue.  ARGV: ttl seconds, stream maxlen, channel,
+# alert JSON, '1' to queue the alert for the subscriptions' fan-out.
 # Returns 1 when delivered, 0 when the alert was already delivered.
 DELIVER_ONCE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'alert', ARGV[4])
+if ARGV[5] == '1' then
+  redis.call('XADD', KEYS[3], '*', 'alert', ARGV[4])
+end
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
@@ -43,10 +50,12 @@ def channel_for(settings: Settings, alert: Alert) -> str:
 class RedisDelivery:
     """Delivers a batch of alerts in one round trip; tells which were new."""
 
-    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+    def __init__(self, client: redis.Redis, settings: Settings, *, fanout: bool = False) -> None:
         self.client = client
         self.settings = settings
         self.stream = stream_key(settings)
+        self.fanout = "1" if fanout else "0"
+        self.queue = settings.redis_key("subs:fanout")
         self._script = client.register_script(DELIVER_ONCE)
 
     def deliver(self, alerts: Sequence[Alert]) -> list[bool]:
@@ -62,12 +71,13 @@ class RedisDelivery:
         pipe = self.client.pipeline(transaction=False)
         for alert in alerts:
             self._script(
-                keys=[seen_key(settings, alert.alert_id), self.stream],
+                keys=[seen_key(settings, alert.alert_id), self.stream, self.queue],
                 args=[
                     settings.alert_dedupe_ttl_s,
                     settings.alerts_stream_maxlen,
                     channel_for(settings, alert),
                     alert.model_dump_json(),
+                    self.fanout,
                 ],
                 client=pipe,
             )

@@ -1,27 +1,40 @@
 """Per-subscription delivery: each alert to the subscriptions that want it, once each.
 
-`SubscriptionDelivery` wraps the shared delivery (stream `alerts` and the
-`alerts:{kind}:{subject}` channels, unchanged) and, for every alert of the batch, new or
-replayed, runs one Lua script per matching subscription. The script, atomically:
+Off the Kafka loop. The alerter's shared delivery (services/alerter/delivery.py) queues
+each new alert in the Redis stream `subs:fanout` in the same atomic step as its dedupe
+claim, then commits its Kafka offsets; `FanoutWorker`, a thread of its own, reads that
+queue with a consumer group and fans each alert out. So ten thousand subscribers never
+hold up Kafka consumption, and an alert the alerter committed is never lost to a crash:
+the entry stays pending until fanned out, and another worker claims it.
 
-1. returns 3 if the subscription was deleted meanwhile (nothing is written);
-2. returns 0 if `sub:{id}:seen:{alert_id}` exists: decided before (a replay, a restart);
-3. applies the frequency rule on event time; if it suppresses the alert, claims the
-   seen key as `s` and returns 2 (a replay decides the same way, cheaply);
-4. otherwise XADDs the alert to `alerts:sub:{id}` (stream delivery, capped with MAXLEN ~)
-   and/or to the webhook outbox `sub:{id}:outbox`, updates the frequency state, claims
-   the seen key (after the writes: Redis does not roll a script back), then PUBLISHes
-   on `alerts:sub:{id}` (pub/sub delivery), and returns 1.
+One Lua script per alert covers every matching subscription, atomically:
 
-Replayed alerts go through the scripts too: a crash after the shared delivery and before
-this one is then completed by the replay, never lost, and never doubled.
+1. returns -1 if `fanout:done:{alert_id}` exists: fanned out before (a claimed
+   entry, a replay);
+2. for each subscription: *gone* (3) if it was deleted meanwhile; else the frequency
+   rule on event time, *suppressed* (2) if it says no; else XADD to `alerts:sub:{id}`
+   (stream delivery, capped with MAXLEN ~) and/or the webhook outbox `sub:{id}:outbox`,
+   update the frequency state, PUBLISH on `alerts:sub:{id}` (pub/sub delivery):
+   *delivered* (1);
+3. sets the done key (last: Redis does not roll a script back).
+
+One key per alert, not per (alert, subscription), and one round trip per alert: the
+script computes each subscription's keys from the namespace (so it needs a single Redis,
+not a cluster). Each subscription is passed as one string `id|flags|mode|cooldown_ms`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import socket
+import threading
+import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import redis
 
@@ -32,69 +45,165 @@ from services.alerter.relay import Delivery
 from services.alerter.subscriptions import LiveIndex, SubscriptionKeys, SubscriptionRegistry
 from services.settings import Settings
 
-DELIVERED, DUPLICATE, SUPPRESSED, GONE = 1, 0, 2, 3
+log = logging.getLogger("marketsignal.fanout")
 
-# KEYS: subs, seen, stream, frequency state (day key or last-ts hash), outbox.
-# ARGV: id, ttl, maxlen, pubsub channel or '', alert JSON, stream '1'/'0', webhook
-#       '1'/'0', mode, cooldown ms, event ms, subject.
-DELIVER_TO_SUBSCRIPTION = """
-if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
-  return 3
-end
+DELIVERED, SUPPRESSED, GONE = 1, 2, 3
+GROUP = "fanout"
+READ_COUNT = 50
+READ_BLOCK_MS = 200
+MAX_BACKOFF_S = 5.0
+
+# KEYS: subs hash, done key.
+# ARGV: prefix (namespace), ttl, maxlen, alert JSON, event ms, subject, local day, then
+#       one `id|flags|mode|cooldown_ms` per subscription (flags: s stream, p pubsub,
+#       w webhook). Returns one result per subscription, or -1 if done before.
+FANOUT = """
 if redis.call('EXISTS', KEYS[2]) == 1 then
-  return 0
+  return -1
 end
-local mode = ARGV[8]
-local ts = tonumber(ARGV[10])
-local last = nil
-if mode == 'once_per_day' then
-  if redis.call('EXISTS', KEYS[4]) == 1 then
-    redis.call('SET', KEYS[2], 's', 'EX', ARGV[2])
-    return 2
-  end
-elseif mode == 'cooldown' then
-  local raw = redis.call('HGET', KEYS[4], ARGV[11])
-  if raw then
-    last = tonumber(raw)
-    if ts - last < tonumber(ARGV[9]) then
-      redis.call('SET', KEYS[2], 's', 'EX', ARGV[2])
-      return 2
+local prefix, ttl, maxlen, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local ts, subject, day = tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local out = {}
+for i = 8, #ARGV do
+  local id, flags, mode, cooldown = string.match(ARGV[i], '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+  local result = 1
+  if redis.call('HEXISTS', KEYS[1], id) == 0 then
+    result = 3
+  else
+    local state = nil
+    local last = nil
+    if mode == 'once_per_day' then
+      state = prefix .. 'sub:' .. id .. ':day:' .. subject .. ':' .. day
+      if redis.call('EXISTS', state) == 1 then
+        result = 2
+      end
+    elseif mode == 'cooldown' then
+      state = prefix .. 'sub:' .. id .. ':last'
+      local raw = redis.call('HGET', state, subject)
+      if raw then
+        last = tonumber(raw)
+        if ts - last < tonumber(cooldown) then
+          result = 2
+        end
+      end
+    end
+    if result == 1 then
+      local stream = prefix .. 'alerts:sub:' .. id
+      if string.find(flags, 's', 1, true) then
+        redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'alert', body)
+      end
+      if string.find(flags, 'w', 1, true) then
+        redis.call('XADD', prefix .. 'sub:' .. id .. ':outbox', 'MAXLEN', '~', maxlen,
+                   '*', 'alert', body)
+      end
+      if mode == 'once_per_day' then
+        redis.call('SET', state, '1', 'EX', ttl)
+      elseif mode == 'cooldown' then
+        if last == nil or ts > last then
+          redis.call('HSET', state, subject, ts)
+        end
+        redis.call('EXPIRE', state, ttl)
+      end
+      if string.find(flags, 'p', 1, true) then
+        redis.call('PUBLISH', stream, body)
+      end
     end
   end
+  out[#out + 1] = result
 end
-if ARGV[6] == '1' then
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'alert', ARGV[5])
-end
-if ARGV[7] == '1' then
-  redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[3], '*', 'alert', ARGV[5])
-end
-if mode == 'once_per_day' then
-  redis.call('SET', KEYS[4], '1', 'EX', ARGV[2])
-elseif mode == 'cooldown' then
-  if last == nil or ts > last then
-    redis.call('HSET', KEYS[4], ARGV[11], ts)
-  end
-  redis.call('EXPIRE', KEYS[4], ARGV[2])
-end
-redis.call('SET', KEYS[2], '1', 'EX', ARGV[2])
-if ARGV[4] ~= '' then
-  redis.call('PUBLISH', ARGV[4], ARGV[5])
-end
-return 1
+redis.call('SET', KEYS[2], '1', 'EX', ttl)
+return out
 """
 
 
 @dataclass
 class FanoutStats:
+    alerts: int = 0
     delivered: int = 0
-    duplicates: int = 0
+    duplicates: int = 0  # alerts fanned out before (replays, claimed entries)
     suppressed: int = 0
     gone: int = 0
     webhooks_queued: int = 0
+    # Seconds from the alert's emission to its fan-out, newest last (bounded).
+    latencies: list[float] = field(default_factory=list)
+
+
+class SubscriptionFanout:
+    """Fans alerts out to the subscriptions that match them. Synchronous."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        settings: Settings,
+        *,
+        zones: ExchangeZones | None = None,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.client = client
+        self.settings = settings
+        self.keys = SubscriptionKeys(settings)
+        self.live = LiveIndex(SubscriptionRegistry(client, settings))
+        self.zones = zones if zones is not None else settings.rules().exchange_zones()
+        self.now = now
+        self.stats = FanoutStats()
+        self._script = client.register_script(FANOUT)
+
+    def fan_out(self, alerts: Sequence[Alert]) -> list[list[int]]:
+        """Per alert, one result per matching unexpired subscription ([] if done before)."""
+        if not alerts:
+            return []
+        index = self.live.current()
+        now = self.now()
+        settings, keys = self.settings, self.keys
+        prefix = settings.namespace
+        pipe = self.client.pipeline(transaction=False)
+        hooks: list[list[bool]] = []
+        for alert in alerts:
+            signal = alert.signal
+            subs = [s for s in index.match(signal) if not s.expired(now)] if len(index) else []
+            wanted_day = any(s.frequency == "once_per_day" for s in subs)
+            day = local_day(signal, self.zones) if wanted_day else ""
+            args: list[Any] = [
+                prefix,
+                settings.alert_dedupe_ttl_s,
+                settings.sub_stream_maxlen,
+                alert.model_dump_json(),
+                event_ms(signal),
+                alert.subject,
+                day,
+            ]
+            for sub in subs:
+                d = sub.delivery
+                flags = ("s" if d.stream else "") + ("p" if d.pubsub else "")
+                flags += "w" if d.webhook is not None else ""
+                args.append(f"{sub.id}|{flags}|{sub.frequency}|{(sub.cooldown_s or 0) * 1000}")
+            hooks.append([s.delivery.webhook is not None for s in subs])
+            self._script(keys=[keys.subs, keys.fanout_done(alert.alert_id)], args=args, client=pipe)
+        results: list[list[int]] = []
+        stats = self.stats
+        for answer, hook in zip(pipe.execute(), hooks, strict=True):
+            stats.alerts += 1
+            if isinstance(answer, int):
+                stats.duplicates += 1
+                results.append([])
+                continue
+            found = [int(r) for r in answer]
+            results.append(found)
+            stats.delivered += found.count(DELIVERED)
+            stats.suppressed += found.count(SUPPRESSED)
+            stats.gone += found.count(GONE)
+            stats.webhooks_queued += sum(
+                1 for r, h in zip(found, hook, strict=False) if h and r == DELIVERED
+            )
+        return results
 
 
 class SubscriptionDelivery:
-    """A `Delivery`: the shared delivery first, then every matching subscription."""
+    """A `Delivery` in one step: the shared delivery, then the fan-out, synchronously.
+
+    For tools and tests that have no fan-out worker; the alerter itself queues instead
+    (`RedisDelivery(fanout=True)` and `FanoutWorker`).
+    """
 
     def __init__(
         self,
@@ -106,84 +215,167 @@ class SubscriptionDelivery:
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.shared = shared
-        self.client = client
-        self.settings = settings
-        self.keys = SubscriptionKeys(settings)
-        self.live = LiveIndex(SubscriptionRegistry(client, settings))
-        self.zones = zones if zones is not None else settings.rules().exchange_zones()
-        self.now = now
-        self.stats = FanoutStats()
-        self._script = client.register_script(DELIVER_TO_SUBSCRIPTION)
+        self.fanout = SubscriptionFanout(client, settings, zones=zones, now=now)
+
+    @property
+    def stats(self) -> FanoutStats:
+        return self.fanout.stats
 
     def deliver(self, alerts: list[Alert]) -> list[bool]:
         result = self.shared.deliver(alerts)
-        self.deliver_to_subscriptions(alerts)
+        # Every alert, new or replayed: a crash between the two steps is completed here.
+        self.fanout.fan_out(alerts)
         return result
 
-    def deliver_to_subscriptions(self, alerts: Sequence[Alert]) -> list[int]:
-        """One script result per (alert, matching subscription), in that order."""
-        if not alerts:
-            return []
-        index = self.live.current()
-        if not len(index):
-            return []
-        now = self.now()
-        settings, keys = self.settings, self.keys
-        ttl, maxlen = settings.alert_dedupe_ttl_s, settings.sub_stream_maxlen
+
+# KEYS: lease.  ARGV: holder, ms.  1 if `holder` holds the lease (taken or renewed).
+LEASE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == false then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 2
+end
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"""
+LEASE_MS = 10_000
+# KEYS: lease.  ARGV: holder.  Let go of the lease if we hold it.
+RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class FanoutWorker:
+    """Reads the fan-out queue and fans each alert out; a thread beside the Kafka loop.
+
+    One worker of a namespace is active at a time (a lease in Redis, renewed at each
+    step), so alerts of a subject reach each subscription in order even with several
+    alerters; the others wait. A new holder first takes over every pending entry of the
+    previous one. Any error is logged and retried with backoff: the thread ends only on
+    `stop()`, after draining what is queued.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        consumer: str | None = None,
+        lease_ms: int = LEASE_MS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.keys = SubscriptionKeys(settings)
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-fanout"
+        self.lease_ms = lease_ms
+        self.clock = clock
+        self.client = redis.Redis.from_url(settings.redis_url)
+        self.fanout = SubscriptionFanout(self.client, settings)
+        self.errors = 0
+        self.active = False
+        self._lease = self.client.register_script(LEASE)
+        self._release = self.client.register_script(RELEASE)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fanout", daemon=True)
+
+    @property
+    def stats(self) -> FanoutStats:
+        return self.fanout.stats
+
+    def start(self) -> FanoutWorker:
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout=timeout_s)
+        if not self._thread.is_alive():
+            # Another alerter's worker takes over now rather than when the lease expires.
+            with contextlib.suppress(redis.RedisError):
+                self._release(keys=[self.keys.fanout_lease], args=[self.consumer])
+            self.active = False
+        self.client.close()
+
+    def _run(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                handled = self.step()
+                backoff = 0.1
+                if self._stop.is_set() and (handled == 0 or not self.active):
+                    return
+                if not self.active:
+                    self._stop.wait(self.lease_ms / 5000)
+            except redis.RedisError as exc:
+                self.errors += 1
+                log.warning("fan-out: Redis: %s; retrying in %.1fs", exc, backoff)
+                if self._stop.wait(backoff):
+                    return
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+            except Exception:
+                # Never die silently: a bad entry must not stop every subscriber's alerts.
+                self.errors += 1
+                log.exception("fan-out: unexpected error; retrying")
+                if self._stop.wait(1.0):
+                    return
+
+    def step(self) -> int:
+        """Fan out one batch of queued alerts; the number handled."""
+        queue = self.keys.fanout_queue
+        held = int(self._lease(keys=[self.keys.fanout_lease], args=[self.consumer, self.lease_ms]))
+        if not held:
+            self.active = False
+            return 0
+        self.active = True
+        try:
+            # Pending first: a previous holder's, or ours that a Redis error left unacked.
+            entries = self._claim(queue) or self._read(queue)
+        except redis.ResponseError as exc:
+            if "NOGROUP" not in str(exc):
+                raise
+            self._create_group(queue)
+            return 0
+        if not entries:
+            return 0
+        alerts: list[Alert] = []
+        for _entry_id, fields in entries:
+            raw = fields.get(b"alert")
+            if raw is not None:
+                alerts.append(Alert.model_validate_json(raw))
+        self.fanout.fan_out(alerts)
+        now = self.clock()
+        lat = self.fanout.stats.latencies
+        lat.extend(now - a.emitted_at.timestamp() for a in alerts)
+        del lat[:-10_000]
+        ids = [entry_id for entry_id, _ in entries]
         pipe = self.client.pipeline(transaction=False)
-        hooks: list[bool] = []
-        for alert in alerts:
-            signal = alert.signal
-            subs = index.match(signal)
-            if not subs:
-                continue
-            body = alert.model_dump_json()
-            ts_ms = event_ms(signal)
-            day: str | None = None
-            for sub in subs:
-                if sub.expired(now):
-                    continue
-                stream = keys.stream(sub.id)
-                if sub.frequency == "once_per_day":
-                    if day is None:
-                        day = local_day(signal, self.zones)
-                    state = keys.day(sub.id, alert.subject, day)
-                else:
-                    state = keys.last(sub.id)
-                hook = sub.delivery.webhook is not None
-                hooks.append(hook)
-                self._script(
-                    keys=[
-                        keys.subs,
-                        keys.seen(sub.id, alert.alert_id),
-                        stream,
-                        state,
-                        keys.outbox(sub.id),
-                    ],
-                    args=[
-                        sub.id,
-                        ttl,
-                        maxlen,
-                        stream if sub.delivery.pubsub else "",
-                        body,
-                        "1" if sub.delivery.stream else "0",
-                        "1" if hook else "0",
-                        sub.frequency,
-                        (sub.cooldown_s or 0) * 1000,
-                        ts_ms,
-                        alert.subject,
-                    ],
-                    client=pipe,
-                )
-        if not hooks:
-            return []
-        results = [int(r) for r in pipe.execute()]
-        stats = self.stats
-        stats.delivered += results.count(DELIVERED)
-        stats.duplicates += results.count(DUPLICATE)
-        stats.suppressed += results.count(SUPPRESSED)
-        stats.gone += results.count(GONE)
-        stats.webhooks_queued += sum(
-            1 for r, hook in zip(results, hooks, strict=True) if hook and r == DELIVERED
+        pipe.xack(queue, GROUP, *ids)
+        pipe.xdel(queue, *ids)
+        pipe.execute()
+        return len(entries)
+
+    def _claim(self, queue: str) -> list[Any]:
+        """Every pending entry (of a previous holder, or our own): ours now, oldest first."""
+        claimed: Any = self.client.xautoclaim(
+            queue, GROUP, self.consumer, min_idle_time=0, start_id="0-0", count=READ_COUNT
         )
-        return results
+        return list(claimed[1])
+
+    def _read(self, queue: str) -> list[Any]:
+        read: Any = self.client.xreadgroup(
+            GROUP, self.consumer, {queue: ">"}, count=READ_COUNT, block=READ_BLOCK_MS
+        )
+        return [entry for _stream, items in read or () for entry in items]
+
+    def _create_group(self, queue: str) -> None:
+        # From 0: alerts queued before any worker ran are fanned out too.
+        try:
+            self.client.xgroup_create(queue, GROUP, id="0", mkstream=True)
+        except redis.ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise

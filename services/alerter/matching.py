@@ -1,17 +1,23 @@
 """Which subscriptions want an alert: the filter predicate and an index over it. Pure.
 
 `accepts` is the definition. `SubscriptionIndex.match` gives the same answer without a
-scan of every subscription: subscriptions are indexed by kind and then by what their
-symbol filter names (an exact symbol, a `*SUFFIX` such as `*.HK`, a `PREFIX*`), or by
-pair for divergences and A/H premiums; only a subscription with no symbol or pair filter, or with an
-unusual glob (`2?13.*`), is looked at for every alert of its kind. The candidates are
-then checked with `accepts`, so the index can only ever narrow, never change, the answer
-(a property test compares it with a scan on random subscriptions and alerts).
+scan of every subscription: subscriptions are indexed by kind and then by the literal
+part of each symbol pattern: an exact symbol; else its longest literal run, as a prefix
+(`60000*` under `60000`), a suffix (`*.HK`) or a substring (`*0042?.HK` under `0042`,
+found by looking up every substring of the symbol, at most 528 for 32 characters). Only
+patterns with no literal at all (`*`, `???*`) and filters with no symbol or pair (pairs:
+divergences and A/H premiums) are
+looked at for every alert of their kind, and those with no condition at all for that
+kind (match-all) are taken without a check. The candidates are checked with `accepts`,
+so the index can only ever narrow, never change, the answer (a property test compares it
+with a scan on random subscriptions and alerts). Subscriptions are added and removed one
+at a time, so a registry change costs one subscription's work, not a rebuild.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -65,61 +71,138 @@ def accepts(filters: Filters, signal: AnySignal) -> bool:
     return filters.min_spread_pp is None or abs(signal.spread_pp) >= filters.min_spread_pp
 
 
+def _literal_key(pattern: str) -> tuple[str, str]:
+    """Where a pattern is indexed: (table, key); table "" means it has no literal.
+
+    The longest literal run wins (the most selective); on a tie a prefix, then a suffix,
+    is preferred (fewer lookups per alert than a substring).
+    """
+    wild = [i for i, c in enumerate(pattern) if c in _WILD]
+    if not wild:
+        return "symbol", pattern
+    options: list[tuple[int, int, str, str]] = []
+    if wild[0] > 0:
+        options.append((wild[0], 2, "prefix", pattern[: wild[0]]))
+    if wild[-1] < len(pattern) - 1:
+        options.append((len(pattern) - wild[-1] - 1, 1, "suffix", pattern[wild[-1] + 1 :]))
+    for a, b in itertools.pairwise(wild):
+        if b > a + 1:
+            options.append((b - a - 1, 0, "infix", pattern[a + 1 : b]))
+    if not options:
+        return "", ""
+    _, _, table, key = max(options)
+    return table, key
+
+
+def _unconditional(filters: Filters, kind: str) -> bool:
+    """True if `filters` accepts every alert of `kind` (its `kinds` admitting the kind)."""
+    f = filters
+    if f.symbols:
+        return False
+    if kind == "record_high":
+        return not f.windows and f.min_change_pct is None
+    if kind == "ah_premium":
+        return not f.pairs and not f.phases and f.min_premium_pct is None
+    return (
+        not f.pairs
+        and not f.phases
+        and not f.directions
+        and not f.divergence_windows
+        and f.min_spread_pp is None
+    )
+
+
+Bucket = dict[str, Subscription]
+
+
 class _KindIndex:
-    __slots__ = ("by_pair", "by_prefix", "by_suffix", "by_symbol", "scan")
+    __slots__ = ("all", "by", "scan")
 
     def __init__(self) -> None:
-        self.by_symbol: dict[str, list[Subscription]] = defaultdict(list)
-        self.by_suffix: dict[str, list[Subscription]] = defaultdict(list)
-        self.by_prefix: dict[str, list[Subscription]] = defaultdict(list)
-        self.by_pair: dict[str, list[Subscription]] = defaultdict(list)
-        self.scan: list[Subscription] = []
+        # table -> key -> {id: subscription}; dicts keep removal O(1).
+        self.by: dict[str, dict[str, Bucket]] = {
+            t: defaultdict(dict) for t in ("symbol", "prefix", "suffix", "infix", "pair")
+        }
+        self.scan: Bucket = {}
+        self.all: Bucket = {}
 
-    def add(self, sub: Subscription, kind: str) -> None:
+    def _places(self, sub: Subscription, kind: str) -> list[tuple[str, str]]:
         f = sub.filters
         if f.symbols:
-            for pattern in f.symbols:
-                wild = [i for i, c in enumerate(pattern) if c in _WILD]
-                if not wild:
-                    self.by_symbol[pattern].append(sub)
-                elif wild == [0] and pattern[0] == "*":
-                    self.by_suffix[pattern[1:]].append(sub)
-                elif wild == [len(pattern) - 1] and pattern[-1] == "*":
-                    self.by_prefix[pattern[:-1]].append(sub)
-                else:
-                    self.scan.append(sub)
-        elif kind in _PAIR_KINDS and f.pairs:
-            for pair in f.pairs:
-                self.by_pair[pair].append(sub)
-        else:
-            self.scan.append(sub)
+            return [_literal_key(p) for p in f.symbols]
+        if kind in _PAIR_KINDS and f.pairs:
+            return [("pair", p) for p in f.pairs]
+        return [("all", "")] if _unconditional(f, kind) else [("", "")]
+
+    def add(self, sub: Subscription, kind: str) -> None:
+        for table, key in self._places(sub, kind):
+            if table == "all":
+                self.all[sub.id] = sub
+            elif table == "":
+                self.scan[sub.id] = sub
+            else:
+                self.by[table][key][sub.id] = sub
+
+    def remove(self, sub: Subscription, kind: str) -> None:
+        for table, key in self._places(sub, kind):
+            if table == "all":
+                self.all.pop(sub.id, None)
+            elif table == "":
+                self.scan.pop(sub.id, None)
+            else:
+                bucket = self.by[table].get(key)
+                if bucket is not None:
+                    bucket.pop(sub.id, None)
+                    if not bucket:
+                        del self.by[table][key]
 
     def candidates(self, symbols: Iterable[str], pair: str | None) -> Iterable[Subscription]:
-        yield from self.scan
+        yield from self.scan.values()
+        by = self.by
         if pair is not None:
-            yield from self.by_pair.get(pair, ())
+            yield from by["pair"].get(pair, {}).values()
         for symbol in symbols:
-            yield from self.by_symbol.get(symbol, ())
-            if self.by_suffix:
-                for i in range(len(symbol) + 1):
-                    yield from self.by_suffix.get(symbol[i:], ())
-            if self.by_prefix:
-                for i in range(len(symbol) + 1):
-                    yield from self.by_prefix.get(symbol[:i], ())
+            yield from by["symbol"].get(symbol, {}).values()
+            n = len(symbol)
+            if by["suffix"]:
+                for i in range(n):
+                    yield from by["suffix"].get(symbol[i:], {}).values()
+            if by["prefix"]:
+                for i in range(1, n + 1):
+                    yield from by["prefix"].get(symbol[:i], {}).values()
+            infix = by["infix"]
+            if infix:
+                for i in range(n):
+                    for j in range(i + 1, n + 1):
+                        bucket = infix.get(symbol[i:j])
+                        if bucket:
+                            yield from bucket.values()
 
 
 class SubscriptionIndex:
-    """Immutable once built; the registry builds a new one when subscriptions change."""
+    """The subscriptions, indexed; `add` and `remove` apply one change at a time."""
 
     def __init__(self, subscriptions: Iterable[Subscription] = ()) -> None:
-        self.subscriptions: dict[str, Subscription] = {s.id: s for s in subscriptions}
+        self.subscriptions: dict[str, Subscription] = {}
         self._kinds: dict[str, _KindIndex] = {k: _KindIndex() for k in SIGNAL_KINDS}
-        for sub in self.subscriptions.values():
-            for kind in sub.filters.kinds or SIGNAL_KINDS:
-                self._kinds[kind].add(sub, kind)
+        for sub in subscriptions:
+            self.add(sub)
 
     def __len__(self) -> int:
         return len(self.subscriptions)
+
+    def add(self, sub: Subscription) -> None:
+        """Add `sub`, replacing the subscription of the same id if there is one."""
+        self.remove(sub.id)
+        self.subscriptions[sub.id] = sub
+        for kind in sub.filters.kinds or SIGNAL_KINDS:
+            self._kinds[kind].add(sub, kind)
+
+    def remove(self, sub_id: str) -> None:
+        old = self.subscriptions.pop(sub_id, None)
+        if old is not None:
+            for kind in old.filters.kinds or SIGNAL_KINDS:
+                self._kinds[kind].remove(old, kind)
 
     def match(self, signal: AnySignal) -> list[Subscription]:
         """The subscriptions whose filters accept `signal`, each once, in id order."""
@@ -130,13 +213,12 @@ class SubscriptionIndex:
             found = index.candidates((signal.a, signal.h), signal.pair)
         else:
             found = index.candidates((signal.a, signal.b), signal.pair)
+        chosen: dict[str, Subscription] = dict(index.all)
         checked: set[str] = set()
-        chosen: list[Subscription] = []
         for sub in found:
-            if sub.id in checked:
+            if sub.id in checked or sub.id in chosen:
                 continue
             checked.add(sub.id)
             if accepts(sub.filters, signal):
-                chosen.append(sub)
-        chosen.sort(key=lambda s: s.id)
-        return chosen
+                chosen[sub.id] = sub
+        return [chosen[k] for k in sorted(chosen)]

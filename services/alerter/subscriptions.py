@@ -1,20 +1,28 @@
 """The subscription registry in Redis, changed at runtime, seen by the alerter at once.
 
 Keys (each prefixed with the namespace):
-- `subs`: hash, subscription id -> Subscription JSON
-- `subs:secret`: hash, id -> webhook HMAC secret (never in the JSON, never listed)
+- `subs`: hash, subscription id -> Subscription JSON (its `owner` included)
+- `subs:owner`: hash, id -> owner (checked by the scripts that change a subscription)
+- `subs:order`: sorted set of every id; `subs:by:{owner}`: the ids of one owner. Both
+  score 0, so ZRANGEBYLEX pages through them in id order with a cursor.
 - `subs:version`: integer, incremented by every create, update and delete in the same
-  atomic step as the change.
+  atomic step as the change, which also appends `{id, v}` to the stream `subs:changes`.
 
-The alerter reads `subs:version` before matching each batch (one GET) and reloads the
-hash only when it moved, so a change is in effect for the very next batch: no restart,
-no notification that could be missed while disconnected. Delivery scripts also check
-that the subscription still exists, so a delete takes effect even for a batch already
-matched.
+The alerter reads `subs:version` before matching (one GET); when it moved, it reads the
+changes since its own version and applies them to its index one subscription at a time
+(a full reload only if the change stream was trimmed past it). A change is in effect
+for the very next alert: no restart, no notification that could be missed while
+disconnected. Delivery scripts also check that the subscription still exists, so a
+delete takes effect even for an alert already matched.
+
+No webhook secret is stored: each is derived from the alerter's key and the id
+(services/alerter/secrets.py), so whoever can read Redis cannot sign as the alerter.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
 import secrets
 import uuid
 from collections.abc import Callable
@@ -25,33 +33,69 @@ import redis
 
 from schemas.subscription import Subscription, SubscriptionSpec, is_subscription_id, sub_stream
 from services.alerter.matching import SubscriptionIndex
+from services.alerter.secrets import WebhookSecrets
 from services.settings import Settings
 
-# KEYS: subs, secrets, version.  ARGV: id, JSON, secret ('' keeps the old one).
-# Returns 1 if written, 0 if ARGV[4] == 'update' and the id does not exist.
+# Changes kept for incremental readers; one further behind reloads everything.
+CHANGES_MAXLEN = 10_000
+PAGE_DEFAULT, PAGE_MAX = 100, 1000
+
+# KEYS: subs, owners, order, by-owner set, version, changes.
+# ARGV: id, JSON, owner, mode ('create' | 'update'), required owner ('' = any), maxlen.
+# Returns 1 if written, 0 if an update finds no such id (or not the required owner's).
 _PUT = """
-if ARGV[4] == 'update' and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then
-  return 0
+if ARGV[4] == 'update' then
+  local owner = redis.call('HGET', KEYS[2], ARGV[1])
+  if not owner or (ARGV[5] ~= '' and owner ~= ARGV[5]) then
+    return 0
+  end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-if ARGV[3] ~= '' then
+if ARGV[4] == 'create' then
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+  redis.call('ZADD', KEYS[3], 0, ARGV[1])
+  redis.call('ZADD', KEYS[4], 0, ARGV[1])
 end
-redis.call('INCR', KEYS[3])
+local v = redis.call('INCR', KEYS[5])
+redis.call('XADD', KEYS[6], 'MAXLEN', '~', ARGV[6], '*', 'id', ARGV[1], 'v', v)
 return 1
 """
 
-# KEYS: subs, secrets, version, then the subscription's own keys to drop.  ARGV: id.
+# KEYS: subs, owners, order, version, changes, by-owner prefix as KEYS[6], then the
+# subscription's own keys to drop.  ARGV: id, required owner ('' = any), maxlen.
 _DELETE = """
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then
+local owner = redis.call('HGET', KEYS[2], ARGV[1])
+if not owner or (ARGV[2] ~= '' and owner ~= ARGV[2]) then
   return 0
 end
+redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('HDEL', KEYS[2], ARGV[1])
-for i = 4, #KEYS do
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[6] .. owner, ARGV[1])
+for i = 7, #KEYS do
   redis.call('DEL', KEYS[i])
 end
-redis.call('INCR', KEYS[3])
+local v = redis.call('INCR', KEYS[4])
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[3], '*', 'id', ARGV[1], 'v', v)
 return 1
+"""
+
+
+# KEYS: subs, owners, order, by-owner set of 'cli', legacy secrets hash.
+# Subscriptions written before owners existed become the CLI's (admin-managed), and the
+# plain-text secrets those versions kept are deleted. Returns how many were adopted.
+_ADOPT = """
+local adopted = 0
+for _, id in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if redis.call('HEXISTS', KEYS[2], id) == 0 then
+    redis.call('HSET', KEYS[2], id, 'cli')
+    redis.call('ZADD', KEYS[3], 0, id)
+    redis.call('ZADD', KEYS[4], 0, id)
+    adopted = adopted + 1
+  end
+end
+redis.call('DEL', KEYS[5])
+return adopted
 """
 
 
@@ -61,15 +105,28 @@ class SubscriptionKeys:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.subs = settings.redis_key("subs")
-        self.secrets = settings.redis_key("subs:secret")
+        self.owners = settings.redis_key("subs:owner")
+        self.order = settings.redis_key("subs:order")
+        self.by_owner_prefix = settings.redis_key("subs:by:")
         self.version = settings.redis_key("subs:version")
+        self.changes = settings.redis_key("subs:changes")
+        self.fanout_queue = settings.redis_key("subs:fanout")
+        self.fanout_lease = settings.redis_key("subs:fanout:lease")
+
+    def by_owner(self, owner: str) -> str:
+        return self.by_owner_prefix + owner
+
+    def redis_user(self, sub_id: str) -> str:
+        """The optional Redis ACL user of a subscriber (docs/security.md)."""
+        return self.settings.redis_key(f"sub-{sub_id}")
+
+    def fanout_done(self, alert_id: str) -> str:
+        """Set once an alert was fanned out to every subscription it matched."""
+        return self.settings.redis_key(f"fanout:done:{alert_id}")
 
     def stream(self, sub_id: str) -> str:
         """Durable delivery: `alerts:sub:{id}` (also the pub/sub channel's name)."""
         return self.settings.redis_key(sub_stream(sub_id))
-
-    def seen(self, sub_id: str, alert_id: str) -> str:
-        return self.settings.redis_key(f"sub:{sub_id}:seen:{alert_id}")
 
     def day(self, sub_id: str, subject: str, day: str) -> str:
         return self.settings.redis_key(f"sub:{sub_id}:day:{subject}:{day}")
@@ -101,69 +158,126 @@ class SubscriptionKeys:
 
 
 class SubscriptionRegistry:
-    """Create, read, update, delete subscriptions. Synchronous; safe from any thread."""
+    """Create, read, update, delete subscriptions. Synchronous; safe from any thread.
+
+    `owner` arguments: None acts as an administrator (every subscription); a string
+    restricts the call to that owner's subscriptions (others' are as if absent).
+    """
 
     def __init__(
         self,
         client: redis.Redis,
         settings: Settings,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        webhook_secrets: WebhookSecrets | None = None,
     ) -> None:
         self.client = client
+        self.settings = settings
         self.keys = SubscriptionKeys(settings)
         self.now = now
+        self._secrets = webhook_secrets
         self._put = client.register_script(_PUT)
         self._delete = client.register_script(_DELETE)
+        self._adopt = client.register_script(_ADOPT)
 
-    def create(self, spec: SubscriptionSpec) -> tuple[Subscription, str]:
+    def adopt_legacy(self) -> int:
+        """Bring a registry of an earlier version up to date (owners, paging, no stored
+        secrets); run by the alerter at start. Idempotent."""
+        k = self.keys
+        legacy_secrets = self.settings.redis_key("subs:secret")
+        return int(self._adopt(keys=[k.subs, k.owners, k.order, k.by_owner("cli"), legacy_secrets]))
+
+    @property
+    def secrets(self) -> WebhookSecrets:
+        if self._secrets is None:
+            self._secrets = WebhookSecrets.load(self.settings)
+        return self._secrets
+
+    def create(self, spec: SubscriptionSpec, owner: str = "cli") -> tuple[Subscription, str]:
         """The new subscription and its webhook secret (returned here only)."""
         now = self.now()
         sub = Subscription(
-            **spec.model_dump(), id=uuid.uuid4().hex[:16], created_at=now, updated_at=now
+            **spec.model_dump(),
+            id=uuid.uuid4().hex[:16],
+            owner=owner,
+            created_at=now,
+            updated_at=now,
         )
-        secret = secrets.token_hex(32)
         k = self.keys
         self._put(
-            keys=[k.subs, k.secrets, k.version],
-            args=[sub.id, sub.model_dump_json(), secret, "create"],
+            keys=[k.subs, k.owners, k.order, k.by_owner(owner), k.version, k.changes],
+            args=[sub.id, sub.model_dump_json(), owner, "create", "", CHANGES_MAXLEN],
         )
-        return sub, secret
+        return sub, self.secrets.secret(sub.id)
 
-    def update(self, sub_id: str, spec: SubscriptionSpec) -> Subscription | None:
-        old = self.get(sub_id)
+    def update(
+        self, sub_id: str, spec: SubscriptionSpec, owner: str | None = None
+    ) -> Subscription | None:
+        old = self.get(sub_id, owner)
         if old is None:
             return None
         sub = Subscription(
-            **spec.model_dump(), id=sub_id, created_at=old.created_at, updated_at=self.now()
+            **spec.model_dump(),
+            id=sub_id,
+            owner=old.owner,
+            created_at=old.created_at,
+            updated_at=self.now(),
         )
         k = self.keys
         done = self._put(
-            keys=[k.subs, k.secrets, k.version],
-            args=[sub.id, sub.model_dump_json(), "", "update"],
+            keys=[k.subs, k.owners, k.order, k.by_owner(old.owner), k.version, k.changes],
+            args=[sub.id, sub.model_dump_json(), old.owner, "update", owner or "", CHANGES_MAXLEN],
         )
         return sub if done else None
 
-    def delete(self, sub_id: str) -> bool:
+    def delete(self, sub_id: str, owner: str | None = None) -> bool:
         if not is_subscription_id(sub_id):
             return False
         k = self.keys
-        done = self._delete(keys=[k.subs, k.secrets, k.version, *k.owned(sub_id)], args=[sub_id])
+        done = self._delete(
+            keys=[
+                *(k.subs, k.owners, k.order, k.version, k.changes, k.by_owner_prefix),
+                *k.owned(sub_id),
+            ],
+            args=[sub_id, owner or "", CHANGES_MAXLEN],
+        )
+        if done:
+            # ACL commands cannot run in a script; a user left by a crash here can read
+            # only a stream that no longer exists.
+            with contextlib.suppress(redis.ResponseError):
+                self.client.acl_deluser(k.redis_user(sub_id))
         return bool(done)
 
-    def get(self, sub_id: str) -> Subscription | None:
+    def get(self, sub_id: str, owner: str | None = None) -> Subscription | None:
         if not is_subscription_id(sub_id):
             return None
         raw: Any = self.client.hget(self.keys.subs, sub_id)
-        return None if raw is None else Subscription.model_validate_json(raw)
+        if raw is None:
+            return None
+        sub = Subscription.model_validate_json(raw)
+        return sub if owner is None or sub.owner == owner else None
+
+    def page(
+        self, owner: str | None = None, after: str = "", limit: int = PAGE_DEFAULT
+    ) -> tuple[list[Subscription], str | None]:
+        """Up to `limit` subscriptions in id order after the id `after`; the next cursor."""
+        k = self.keys
+        order = k.order if owner is None else k.by_owner(owner)
+        start = f"({after}" if after else "-"
+        ids: Any = self.client.zrangebylex(order, start, "+", start=0, num=limit + 1)
+        more = len(ids) > limit
+        ids = ids[:limit]
+        raw: Any = self.client.hmget(k.subs, ids) if ids else []
+        subs = [Subscription.model_validate_json(v) for v in raw if v is not None]
+        return subs, (ids[-1].decode() if more and ids else None)
 
     def list_all(self) -> list[Subscription]:
         raw: Any = self.client.hgetall(self.keys.subs)
         subs = [Subscription.model_validate_json(v) for v in raw.values()]
         return sorted(subs, key=lambda s: (s.created_at, s.id))
 
-    def secret(self, sub_id: str) -> str | None:
-        raw: Any = self.client.hget(self.keys.secrets, sub_id)
-        return None if raw is None else bytes(raw).decode()
+    def secret(self, sub_id: str) -> str:
+        return self.secrets.secret(sub_id)
 
     def version(self) -> int:
         raw: Any = self.client.get(self.keys.version)
@@ -171,23 +285,128 @@ class SubscriptionRegistry:
 
     def recent(self, sub_id: str, count: int) -> list[bytes]:
         """The newest `count` alerts of the subscription's stream, oldest first."""
-        entries: Any = self.client.xrevrange(self.keys.stream(sub_id), count=count)
-        return [fields[b"alert"] for _id, fields in reversed(entries) if b"alert" in fields]
+        return self.recent_page(sub_id, count)[0]
+
+    def recent_page(
+        self, sub_id: str, count: int, before: str = ""
+    ) -> tuple[list[bytes], str | None]:
+        """The newest `count` alerts older than entry `before`, oldest first; the cursor
+        of the page before this one (None at the start of the stream)."""
+        top = f"({before}" if before else "+"
+        entries: Any = self.client.xrevrange(self.keys.stream(sub_id), top, "-", count=count + 1)
+        more = len(entries) > count
+        entries = entries[:count]
+        alerts = [fields[b"alert"] for _id, fields in reversed(entries) if b"alert" in fields]
+        return alerts, (entries[-1][0].decode() if more and entries else None)
+
+    def grant_redis_user(self, sub_id: str, owner: str | None = None) -> tuple[str, str] | None:
+        """A Redis user that can read only this subscription's stream and channel.
+
+        Returns (user, password), or None for an unknown subscription. The password is
+        new at each call (the previous one stops working) and is not stored anywhere:
+        Redis keeps only its SHA-256.
+        """
+        if self.get(sub_id, owner) is None:
+            return None
+        k = self.keys
+        user, password = k.redis_user(sub_id), secrets.token_hex(32)
+        # ACL key and channel patterns are globs: a namespace's own `*?[]` must not widen it.
+        stream = re.sub(r"([*?\[\]\\])", r"\\\1", k.stream(sub_id))
+        self.client.acl_setuser(
+            user,
+            enabled=True,
+            reset=True,
+            passwords=[f"+{password}"],
+            keys=[stream],
+            channels=[stream],
+            commands=[
+                "-@all",
+                "+ping",
+                "+hello",
+                "+auth",
+                "+client|setname",
+                "+xread",
+                "+xrange",
+                "+xrevrange",
+                "+xlen",
+                "+xreadgroup",
+                "+xack",
+                "+xgroup|create",
+                "+xinfo|stream",
+                "+subscribe",
+                "+unsubscribe",
+            ],
+        )
+        return user, password
+
+
+class RegistryFollower:
+    """Keeps up with the registry: which subscriptions changed since the last look."""
+
+    def __init__(self, client: redis.Redis, keys: SubscriptionKeys) -> None:
+        self.client = client
+        self.keys = keys
+        self.version = -1
+        self._last_entry = "0-0"
+        self.reloads = 0
+        self.changes_applied = 0
+
+    def poll(self) -> tuple[bool, dict[str, Subscription | None]]:
+        """(full, subs): full=True: `subs` is everything; else the changed ids only
+        (None: deleted). Nothing changed: (False, {})."""
+        version = self.version_now()
+        if version == self.version:
+            return False, {}
+        k = self.keys
+        if self.version >= 0:
+            entries: Any = self.client.xrange(k.changes, f"({self._last_entry}", "+")
+            versions = [int(fields[b"v"]) for _id, fields in entries]
+            expected = list(range(self.version + 1, self.version + 1 + len(versions)))
+            if versions and versions == expected:
+                ids = list(dict.fromkeys(fields[b"id"].decode() for _id, fields in entries))
+                raw: Any = self.client.hmget(k.subs, ids)
+                self._last_entry = entries[-1][0].decode()
+                self.version = versions[-1]
+                self.changes_applied += len(ids)
+                return False, {
+                    i: None if v is None else Subscription.model_validate_json(v)
+                    for i, v in zip(ids, raw, strict=True)
+                }
+        # First look, or the stream no longer holds every change since ours: reload.
+        last: Any = self.client.xrevrange(k.changes, count=1)
+        everything: Any = self.client.hgetall(k.subs)
+        self._last_entry = last[0][0].decode() if last else "0-0"
+        self.version = int(last[0][1][b"v"]) if last else version
+        self.reloads += 1
+        return True, {
+            key.decode(): Subscription.model_validate_json(v) for key, v in everything.items()
+        }
+
+    def version_now(self) -> int:
+        raw: Any = self.client.get(self.keys.version)
+        return 0 if raw is None else int(raw)
 
 
 class LiveIndex:
-    """The alerter's view: the index of the current subscriptions, rebuilt on change."""
+    """The alerter's view: the index of the current subscriptions, changed incrementally."""
 
     def __init__(self, registry: SubscriptionRegistry) -> None:
         self.registry = registry
-        self._version = -1
+        self.follower = RegistryFollower(registry.client, registry.keys)
         self._index = SubscriptionIndex()
-        self.reloads = 0
+
+    @property
+    def reloads(self) -> int:
+        return self.follower.reloads
 
     def current(self) -> SubscriptionIndex:
-        version = self.registry.version()  # read before the data: a racing change re-reloads
-        if version != self._version:
-            self._index = SubscriptionIndex(self.registry.list_all())
-            self._version = version
-            self.reloads += 1
+        full, changed = self.follower.poll()
+        if full:
+            self._index = SubscriptionIndex(s for s in changed.values() if s is not None)
+        else:
+            for sub_id, sub in changed.items():
+                if sub is None:
+                    self._index.remove(sub_id)
+                else:
+                    self._index.add(sub)
         return self._index

@@ -166,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except redis.RedisError as exc:
         print(
-            f"marketsignal: Redis at {settings.redis_url}: {exc}; "
+            f"marketsignal: Redis at {settings.redis_location}: {exc}; "
             "start the local stack with `make stack-up`",
             file=sys.stderr,
         )

@@ -1,18 +1,29 @@
 """Webhook delivery: POST each alert of a subscription's outbox, signed, retried, off the hot path.
 
-The delivery script puts a webhook subscription's alerts in its Redis outbox stream
+The fan-out script puts a webhook subscription's alerts in its Redis outbox stream
 (`sub:{id}:outbox`) in the same atomic step as everything else, so an alert the alerter
 has committed is never lost to a crash before the POST. Here, one asyncio task per
 webhook subscription reads its outbox with a consumer group, POSTs each alert in order,
 retries with exponential backoff, and XACKs (then XDELs) once the receiver answered 2xx
-or every attempt failed (the alert then goes to `sub:{id}:webhook:failed`). A slow or
-dead receiver holds up only its own subscription's task, never Kafka consumption or
-other subscribers. A crash mid-POST leaves the entry pending; the next worker claims it
-(XAUTOCLAIM) and sends it again: webhooks are at least once, and receivers de-duplicate
-with the `X-Marketsignal-Alert-Id` header.
+or every attempt failed (the alert then goes to `sub:{id}:webhook:failed` with the
+reason). A slow or dead receiver holds up only its own subscription's task, never Kafka
+consumption or other subscribers. A crash mid-POST leaves the entry pending; the next
+worker claims it (XAUTOCLAIM after `webhook_claim_idle_ms`) and sends it again: webhooks
+are at least once, and receivers de-duplicate with the `X-Marketsignal-Alert-Id` header.
 
-Signature: `X-Marketsignal-Signature: sha256=<hex HMAC-SHA256 of the body, keyed with
-the subscription's secret>`.
+Resilience: a Redis error on any step (reading, acknowledging, dead-lettering) is
+logged and the step retried with backoff, never skipped: an entry is acknowledged only
+once its outcome is recorded. A task that ends anyway (an unexpected exception) is
+logged and restarted by the worker's supervision loop.
+
+Destinations are checked at each attempt (services/alerter/destinations.py): literal
+addresses here, names by the connector's resolver. Redirects are not followed: a 3xx is
+a failed attempt.
+
+Signature: `X-Marketsignal-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
+"<t>." + body, keyed with the subscription's secret>`. A receiver recomputes it and
+refuses a `t` older than its tolerance (`verify`), so a captured delivery cannot be
+replayed later (docs/security.md).
 """
 
 from __future__ import annotations
@@ -23,36 +34,62 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import socket
+import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
+import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from schemas.subscription import Subscription
+from services.alerter.destinations import (
+    DestinationError,
+    GuardedResolver,
+    describe,
+    literal,
+    parse_url,
+    refusal,
+)
 from services.alerter.metrics import AlertMetrics
-from services.alerter.subscriptions import SubscriptionKeys
+from services.alerter.secrets import WebhookSecrets
+from services.alerter.subscriptions import RegistryFollower, SubscriptionKeys
 from services.settings import Settings
 
 log = logging.getLogger("marketsignal.webhook")
 
 SIGNATURE_HEADER = "X-Marketsignal-Signature"
 GROUP = "webhook"
-# A pending entry idle this long belongs to a worker that died: another one takes it.
-CLAIM_IDLE_MS = 60_000
 READ_BLOCK_MS = 500
 # How often the worker looks for new, changed or deleted webhook subscriptions.
 REFRESH_S = 0.2
+REDIS_BACKOFF_MAX_S = 5.0
+_SIGNATURE = re.compile(r"^t=([0-9]{1,12}),v1=([0-9a-f]{64})$")
+T = TypeVar("T")
 
 
-def sign(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The signature header's value for `body` sent at `timestamp` (unix seconds)."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
 
 
-def verify(secret: str, body: bytes, header: str) -> bool:
-    return hmac.compare_digest(sign(secret, body), header)
+def verify(
+    secret: str, body: bytes, header: str, *, now: float | None = None, tolerance_s: int = 300
+) -> bool:
+    """What a receiver does: the signature matches and its timestamp is recent."""
+    match = _SIGNATURE.match(header)
+    if match is None:
+        return False
+    timestamp = int(match.group(1))
+    current = time.time() if now is None else now
+    if abs(current - timestamp) > tolerance_s:
+        return False
+    return hmac.compare_digest(sign(secret, timestamp, body), header)
 
 
 @dataclass
@@ -66,88 +103,170 @@ class WebhookStats:
     delivered: int = 0
     failures: int = 0  # failed attempts
     gave_up: int = 0  # alerts that failed every attempt
+    redis_errors: int = 0  # Redis steps retried
+    restarts: int = 0  # tasks that ended unexpectedly and were restarted
     per_sub: dict[str, int] = field(default_factory=dict)
 
 
 class WebhookWorker:
     """Runs in an event loop (the alerter's background thread) until cancelled."""
 
-    def __init__(self, settings: Settings, metrics: AlertMetrics | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: AlertMetrics | None = None,
+        *,
+        consumer: str | None = None,
+        redis_url: str | None = None,
+    ) -> None:
         self.settings = settings
         self.keys = SubscriptionKeys(settings)
         self.metrics = metrics
-        self.consumer = f"{socket.gethostname()}-{os.getpid()}"
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        # The Redis the worker talks to (tests give a restricted user's URL).
+        self.redis_url = redis_url or settings.redis_url
+        self.secrets = WebhookSecrets.load(settings)
+        self.allow = settings.webhook_allow_networks
         self.targets: dict[str, Target] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.stats = WebhookStats()
-        self._version: int | None = None
         self._session: aiohttp.ClientSession | None = None
 
     async def run(self) -> None:
-        client = aioredis.Redis.from_url(self.settings.redis_url)
+        client = aioredis.Redis.from_url(self.redis_url)
+        sync = redis.Redis.from_url(self.redis_url)
+        follower = RegistryFollower(sync, self.keys)
         timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s)
+        connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.allow))
         try:
-            async with aiohttp.ClientSession(timeout=timeout) as session:
+            async with aiohttp.ClientSession(timeout=timeout, connector=connector) as session:
                 self._session = session
                 while True:
                     try:
-                        await self._refresh(client)
+                        await self._refresh(client, follower)
                     except RedisError as exc:
                         log.warning("webhook worker: Redis: %s", exc)
+                    self._supervise(client)
                     await asyncio.sleep(REFRESH_S)
         finally:
             for task in self.tasks.values():
                 task.cancel()
             await asyncio.gather(*self.tasks.values(), return_exceptions=True)
             await client.aclose()
+            sync.close()
 
-    async def _refresh(self, client: aioredis.Redis) -> None:
-        raw: Any = await client.get(self.keys.version)
-        version = 0 if raw is None else int(raw)
-        if version == self._version:
+    async def _refresh(self, client: aioredis.Redis, follower: RegistryFollower) -> None:
+        full, changed = await asyncio.to_thread(follower.poll)
+        if full:
+            for sub_id in list(self.tasks):
+                if sub_id not in changed:
+                    self._drop(sub_id)
+        for sub_id, sub in changed.items():
+            self._apply(client, sub_id, sub)
+
+    def _apply(self, client: aioredis.Redis, sub_id: str, sub: Subscription | None) -> None:
+        if sub is None or sub.delivery.webhook is None:
+            self._drop(sub_id)
             return
-        subs: Any = await client.hgetall(self.keys.subs)
-        secrets: Any = await client.hgetall(self.keys.secrets)
-        wanted: dict[str, Target] = {}
-        for value in subs.values():
-            sub = Subscription.model_validate_json(value)
-            secret = secrets.get(sub.id.encode())
-            if sub.delivery.webhook is not None and secret is not None:
-                wanted[sub.id] = Target(sub.delivery.webhook.url, secret.decode())
-        for sub_id in list(self.tasks):
-            if sub_id not in wanted:
-                self.tasks.pop(sub_id).cancel()
-                self.targets.pop(sub_id, None)
-        for sub_id, target in wanted.items():
-            self.targets[sub_id] = target  # a changed URL applies to the next POST
-            if sub_id not in self.tasks:
-                self.tasks[sub_id] = asyncio.create_task(
-                    self._serve(client, sub_id), name=f"webhook-{sub_id}"
-                )
-        self._version = version
+        # A changed URL applies to the next attempt.
+        self.targets[sub_id] = Target(sub.delivery.webhook.url, self.secrets.secret(sub_id))
+        if sub_id not in self.tasks:
+            self._start(client, sub_id)
+
+    def _start(self, client: aioredis.Redis, sub_id: str) -> None:
+        self.tasks[sub_id] = asyncio.create_task(
+            self._serve(client, sub_id), name=f"webhook-{sub_id}"
+        )
+
+    def _drop(self, sub_id: str) -> None:
+        task = self.tasks.pop(sub_id, None)
+        if task is not None:
+            task.cancel()
+        self.targets.pop(sub_id, None)
+
+    def _supervise(self, client: aioredis.Redis) -> None:
+        """Restart, loudly, any task that ended: its webhooks must never stop silently."""
+        for sub_id, task in list(self.tasks.items()):
+            if not task.done():
+                continue
+            if task.cancelled():
+                reason = "cancelled"
+            else:
+                exc = task.exception()
+                reason = "returned" if exc is None else describe(exc)
+            self.stats.restarts += 1
+            log.error("webhook %s: delivery task ended (%s); restarting it", sub_id, reason)
+            self._start(client, sub_id)
+
+    async def _retry(self, what: str, sub_id: str, step: Callable[[], Awaitable[T]]) -> T:
+        """Run a Redis step until it succeeds, backing off; only cancellation stops it."""
+        delay = 0.1
+        while True:
+            try:
+                return await step()
+            except RedisError as exc:
+                self.stats.redis_errors += 1
+                log.warning("webhook %s: Redis error on %s, retrying: %s", sub_id, what, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, REDIS_BACKOFF_MAX_S)
 
     async def _serve(self, client: aioredis.Redis, sub_id: str) -> None:
         outbox = self.keys.outbox(sub_id)
+        # First what this consumer read before and never settled (a task that ended, a
+        # restart under the same name), then new entries.
+        own_backlog = True
         while True:
             try:
-                entries = await self._next(client, outbox)
+                entries = await self._next(client, outbox, own_backlog)
+                own_backlog = own_backlog and bool(entries)
             except ResponseError as exc:
                 if "NOGROUP" in str(exc) or "no such key" in str(exc).lower():
                     await self._create_group(client, outbox)
                 else:
+                    self.stats.redis_errors += 1
                     log.warning("webhook %s: %s", sub_id, exc)
                 await asyncio.sleep(REFRESH_S)
                 continue
             except RedisError as exc:
+                self.stats.redis_errors += 1
                 log.warning("webhook %s: Redis: %s", sub_id, exc)
                 await asyncio.sleep(1.0)
                 continue
             for entry_id, fields in entries:
                 body = fields.get(b"alert")
-                if body is not None:
-                    await self._post(client, sub_id, body)
-                await client.xack(outbox, GROUP, entry_id)
-                await client.xdel(outbox, entry_id)
+                failed = None if body is None else await self._post(client, sub_id, body)
+
+                async def settle(
+                    e: bytes = entry_id,
+                    b: bytes | None = body,
+                    f: tuple[str, int] | None = failed,
+                ) -> None:
+                    await self._settle(client, sub_id, e, b, f)
+
+                await self._retry("acknowledge", sub_id, settle)
+
+    async def _settle(
+        self,
+        client: aioredis.Redis,
+        sub_id: str,
+        entry_id: bytes,
+        body: bytes | None,
+        failed: tuple[str, int] | None,
+    ) -> None:
+        """Record the outcome and acknowledge, in one transaction: all or nothing."""
+        outbox = self.keys.outbox(sub_id)
+        async with client.pipeline(transaction=True) as pipe:
+            if failed is not None and body is not None:
+                reason, attempts = failed
+                pipe.xadd(
+                    self.keys.webhook_dead(sub_id),
+                    {"alert": body, "reason": reason, "attempts": attempts},
+                    maxlen=self.settings.sub_stream_maxlen,
+                    approximate=True,
+                )
+            pipe.xack(outbox, GROUP, entry_id)
+            pipe.xdel(outbox, entry_id)
+            await pipe.execute()
 
     async def _create_group(self, client: aioredis.Redis, outbox: str) -> None:
         # No MKSTREAM: the outbox of a deleted subscription must not come back to life.
@@ -155,9 +274,19 @@ class WebhookWorker:
         with contextlib.suppress(ResponseError):
             await client.xgroup_create(outbox, GROUP, id="0")
 
-    async def _next(self, client: aioredis.Redis, outbox: str) -> list[Any]:
+    async def _next(self, client: aioredis.Redis, outbox: str, own_backlog: bool) -> list[Any]:
+        if own_backlog:
+            mine: Any = await client.xreadgroup(GROUP, self.consumer, {outbox: "0"}, count=10)
+            found = [entry for _stream, entries in mine or () for entry in entries]
+            if found:
+                return found
         claimed: Any = await client.xautoclaim(
-            outbox, GROUP, self.consumer, min_idle_time=CLAIM_IDLE_MS, start_id="0-0", count=10
+            outbox,
+            GROUP,
+            self.consumer,
+            min_idle_time=self.settings.webhook_claim_idle_ms,
+            start_id="0-0",
+            count=10,
         )
         if claimed[1]:
             return list(claimed[1])
@@ -166,26 +295,35 @@ class WebhookWorker:
         )
         return [entry for _stream, entries in read or () for entry in entries]
 
-    async def _post(self, client: aioredis.Redis, sub_id: str, body: bytes) -> None:
+    async def _post(
+        self, client: aioredis.Redis, sub_id: str, body: bytes
+    ) -> tuple[str, int] | None:
+        """None once delivered; else (the last reason, attempts) after every attempt failed."""
         s = self.settings
         delay = s.webhook_backoff_s
         alert_id = _alert_id(body)
+        error = "deleted"
         for attempt in range(1, s.webhook_max_attempts + 1):
             target = self.targets.get(sub_id)
             if target is None:
-                return  # deleted meanwhile
-            error = await self._attempt(target, sub_id, alert_id, attempt, body)
-            if error is None:
+                return None  # deleted meanwhile: nobody to deliver to, nothing to keep
+            error_or_none = await self._attempt(target, sub_id, alert_id, attempt, body)
+            if error_or_none is None:
                 self.stats.delivered += 1
                 self.stats.per_sub[sub_id] = self.stats.per_sub.get(sub_id, 0) + 1
                 if self.metrics is not None:
                     self.metrics.delivered.labels("webhook").inc()
-                return
+                return None
+            error = error_or_none
             self.stats.failures += 1
             if self.metrics is not None:
                 self.metrics.webhook_failures.inc()
-            with contextlib.suppress(RedisError):
-                await client.incr(self.keys.webhook_failures(sub_id))
+            failures_key = self.keys.webhook_failures(sub_id)
+
+            async def count_failure(key: str = failures_key) -> None:
+                await client.incr(key)
+
+            await self._retry("count a failed attempt", sub_id, count_failure)
             log.warning(
                 "webhook %s attempt %d/%d failed: %s",
                 sub_id,
@@ -197,20 +335,23 @@ class WebhookWorker:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, s.webhook_backoff_max_s)
         self.stats.gave_up += 1
-        await client.xadd(
-            self.keys.webhook_dead(sub_id),
-            {"alert": body},
-            maxlen=s.sub_stream_maxlen,
-            approximate=True,
-        )
+        return error, s.webhook_max_attempts
 
     async def _attempt(
         self, target: Target, sub_id: str, alert_id: str, attempt: int, body: bytes
     ) -> str | None:
-        """None on a 2xx answer, else what went wrong."""
+        """None on a 2xx answer, else what went wrong (never the URL's credentials)."""
+        try:
+            _, host, _ = parse_url(target.url)
+            ip = literal(host)
+            why = None if ip is None else refusal(ip, self.allow)
+            if why:
+                raise DestinationError(f"refused destination: {why}")
+        except DestinationError as exc:
+            return str(exc)
         headers = {
             "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(target.secret, body),
+            SIGNATURE_HEADER: sign(target.secret, int(time.time()), body),
             "X-Marketsignal-Subscription": sub_id,
             "X-Marketsignal-Alert-Id": alert_id,
             "X-Marketsignal-Attempt": str(attempt),
@@ -218,13 +359,17 @@ class WebhookWorker:
         session = self._session
         assert session is not None, "run() opens the session"
         try:
-            async with session.post(target.url, data=body, headers=headers) as resp:
+            async with session.post(
+                target.url, data=body, headers=headers, allow_redirects=False
+            ) as resp:
                 await resp.read()
                 if 200 <= resp.status < 300:
                     return None
+                if 300 <= resp.status < 400:
+                    return f"HTTP {resp.status}: redirects are not followed"
                 return f"HTTP {resp.status}"
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return f"{type(exc).__name__}: {exc}"
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            return describe(exc)
 
 
 def _alert_id(body: bytes) -> str:

@@ -70,10 +70,10 @@ def paced_rules(tmp_path: Path) -> Path:
     return path
 
 
-def backtest(path: Path, rules: Path) -> list[str]:
+def backtest(path: Path, rules: Path, history: Path | None = BARS) -> list[str]:
     out = io.BytesIO()
     summary = run_backtest(
-        path, Rules.load(rules), out, io.StringIO(), progress=False, history=BARS
+        path, Rules.load(rules), out, io.StringIO(), progress=False, history=history
     )
     assert summary.malformed == 0
     assert summary.bad_bars == 0

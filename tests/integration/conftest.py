@@ -20,6 +20,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from services.settings import Settings
+from tests.integration.receiver import Receiver
 
 SettingsFactory = Callable[..., Settings]
 STACK_HINT = "start the local stack with `make stack-up` (deploy/local/stack.sh up)"
@@ -65,6 +66,12 @@ def _drop_namespace(stack: Settings, ns: str) -> None:
         keys = list(client.scan_iter(match=f"{ns}*", count=1000))
         if keys:
             client.delete(*keys)
+        # Per-subscriber ACL users (docs/security.md) are named after the namespace too.
+        users: Any = client.acl_users()
+        for user in users:
+            name = user.decode() if isinstance(user, bytes) else str(user)
+            if name.startswith(ns):
+                client.acl_deluser(name)
     finally:
         client.close()
     admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
@@ -154,3 +161,10 @@ def read_all(
         return sorted(records, key=lambda r: (r.partition, r.offset))
     finally:
         consumer.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    made = Receiver()
+    yield made
+    made.loop.call_soon_threadsafe(made.loop.stop)

@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
+from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis
-from aiohttp import web
 
 from schemas.alert import Alert, alert_id_for
 from schemas.signals import SIGNAL_ADAPTER, AhPremium, IndexDivergence, RecordHigh
@@ -29,12 +27,15 @@ from services.alerter.subscriptions import SubscriptionKeys, SubscriptionRegistr
 from services.alerter.webhook import SIGNATURE_HEADER, verify
 from services.kafka_admin import ensure_topics
 from services.settings import Settings
+from tests.integration.receiver import Receiver
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 HKT = timezone(timedelta(hours=8))
 Signal = RecordHigh | IndexDivergence
+# The receivers of these tests listen on 127.0.0.1, a destination refused unless listed.
+LOCAL_RECEIVER = (IPv4Network("127.0.0.1/32"),)
 
 
 def spec(**data: Any) -> SubscriptionSpec:
@@ -265,63 +266,15 @@ def _wait(condition: Callable[[], bool], timeout_s: float) -> None:
         time.sleep(0.005)
 
 
-class Receiver:
-    """A local HTTP server: records each POST; `plan` answers (status or 'hang') in turn."""
-
-    def __init__(self) -> None:
-        self.received: list[tuple[float, dict[str, str], bytes]] = []
-        self.plans: dict[str, list[int | str]] = {}
-        self.loop = asyncio.new_event_loop()
-        self.port = 0
-        ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, args=(ready,), daemon=True)
-        self.thread.start()
-        ready.wait(10)
-
-    def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}/{path}"
-
-    def _run(self, ready: threading.Event) -> None:
-        async def handle(request: web.Request) -> web.Response:
-            body = await request.read()
-            path = request.match_info["path"]
-            plan = self.plans.get(path, [])
-            answer = plan.pop(0) if plan else 200
-            self.received.append((time.monotonic(), dict(request.headers), body))
-            self.received[-1][1]["path"] = path
-            if answer == "hang":
-                await asyncio.sleep(3600)
-            return web.Response(status=int(answer))
-
-        async def main() -> None:
-            app = web.Application()
-            app.router.add_post("/{path}", handle)
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, "127.0.0.1", 0)
-            await site.start()
-            self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-            ready.set()
-            await asyncio.Event().wait()
-
-        with contextlib.suppress(RuntimeError):  # the fixture stops the loop at teardown
-            self.loop.run_until_complete(main())
-
-    def bodies(self, path: str, status_ok: bool = True) -> list[bytes]:
-        return [b for _t, h, b in self.received if h["path"] == path]
-
-
-@pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    made = Receiver()
-    yield made
-    made.loop.call_soon_threadsafe(made.loop.stop)
-
-
 def test_webhooks_signed_retried_once_and_a_dead_receiver_slows_no_one(
     settings: Callable[..., Settings], redis_client: redis.Redis, receiver: Receiver
 ) -> None:
-    s = settings(webhook_backoff_s=0.05, webhook_timeout_s=30.0, webhook_max_attempts=5)
+    s = settings(
+        webhook_backoff_s=0.05,
+        webhook_timeout_s=30.0,
+        webhook_max_attempts=5,
+        webhook_allow_networks=LOCAL_RECEIVER,
+    )
     registry = SubscriptionRegistry(redis_client, s)
     good, good_secret = registry.create(spec(delivery={"webhook": {"url": receiver.url("good")}}))
     flaky, _ = registry.create(spec(delivery={"webhook": {"url": receiver.url("flaky")}}))
@@ -348,8 +301,16 @@ def test_webhooks_signed_retried_once_and_a_dead_receiver_slows_no_one(
     good_posts = [(h, b) for _t, h, b in receiver.received if h["path"] == "good"]
     assert [json.loads(b)["alert_id"] for _h, b in good_posts] == [a.alert_id for a in batch]
     for headers, body in good_posts:
-        assert verify(good_secret, body, headers[SIGNATURE_HEADER])
-        assert not verify("wrong", body, headers[SIGNATURE_HEADER])
+        signature = headers[SIGNATURE_HEADER]
+        assert verify(good_secret, body, signature)
+        assert not verify("wrong", body, signature)
+        assert not verify(good_secret, body + b" ", signature)
+        # The timestamp is signed: replayed ten minutes later, the delivery is refused.
+        sent = int(signature.split(",")[0].removeprefix("t="))
+        assert abs(sent - time.time()) < 120
+        assert not verify(good_secret, body, signature, now=sent + 600, tolerance_s=300)
+        forged = signature.replace(f"t={sent}", f"t={sent + 600}")
+        assert not verify(good_secret, body, forged, now=sent + 600)
         assert headers["X-Marketsignal-Subscription"] == good.id
         assert Alert.model_validate_json(body).alert_id == headers["X-Marketsignal-Alert-Id"]
     flaky_ids = [json.loads(b)["alert_id"] for b in receiver.bodies("flaky")]

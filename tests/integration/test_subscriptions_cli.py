@@ -17,7 +17,7 @@ from schemas.alert import Alert
 from schemas.signals import RecordHigh
 from services.alerter.delivery import RedisDelivery
 from services.alerter.fanout import SubscriptionDelivery
-from services.alerter.subscriptions import SubscriptionRegistry
+from services.alerter.subscriptions import SubscriptionKeys, SubscriptionRegistry
 from services.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -102,7 +102,13 @@ def test_subscribe_creates_and_tails_then_list_show_delete(
     assert created.id in listed.stdout
     shown = cli("subscriptions", "show", created.id)
     assert json.loads(shown.stdout)["id"] == created.id
+    granted = cli("subscriptions", "redis-user", created.id)
+    assert granted.returncode == 0, granted.stderr
+    user = json.loads(granted.stdout)
+    assert user["stream"] == SubscriptionKeys(s).stream(created.id)
+    assert redis_client.acl_getuser(user["user"])["keys"] == [f"~{user['stream']}"]
     assert cli("subscriptions", "delete", created.id).returncode == 0
+    assert redis_client.acl_getuser(user["user"]) is None
     assert cli("subscriptions", "show", created.id).returncode == 1
     assert cli("subscriptions", "delete", created.id).returncode == 1
     bad = cli("subscribe", "--kinds", "record_low", "--no-tail")

@@ -17,7 +17,11 @@ T0 = datetime(2026, 2, 13, 2, 0, tzinfo=UTC)
 SYMBOLS = ["2513.HK", "0700.HK", "000688.SH", "HSTECH.HK", "600000.SH", "AAPL", "HSI.HK"]
 PAIRS = ["000688.SH/HSTECH.HK", "600000.SH/HSI.HK"]
 LISTINGS = ["688981.SH/0981.HK", "600000.SH/HSI.HK"]  # one shares its name with a pair
-PATTERNS = [*SYMBOLS, "*.HK", "*.SH", "0*", "2513*", "*", "?700.HK", "*00*", "HS?.*", "*.SZ"]
+PATTERNS = [
+    *SYMBOLS,
+    *["*.HK", "*.SH", "0*", "2513*", "*", "?700.HK", "*00*", "HS?.*", "*.SZ", "2?13.*"],
+    *["*0?00.HK", "*T?C*", "?*", "*6*8*", "6*0.SH", "??"],
+]
 
 record_highs = st.builds(
     lambda sym, window, chg: RecordHigh(
@@ -105,6 +109,59 @@ def test_index_returns_exactly_what_a_scan_returns(
     for signal in sample:
         scanned = [s.id for s in subs if accepts(s.filters, signal)]
         assert [s.id for s in index.match(signal)] == sorted(scanned)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(filters, max_size=30),
+    st.lists(st.tuples(st.booleans(), st.integers(0, 29), filters), max_size=30),
+    st.lists(signals, min_size=1, max_size=10),
+)
+def test_changes_applied_one_at_a_time_match_a_rebuilt_index(
+    initial: list[Filters],
+    changes: list[tuple[bool, int, Filters]],
+    sample: list[AnySignal],
+) -> None:
+    """The alerter applies each create, update and delete to its index: no full reload."""
+    live = {i: subscription(i, f) for i, f in enumerate(initial)}
+    index = SubscriptionIndex(live.values())
+    for delete, i, f in changes:
+        if delete:
+            live.pop(i, None)
+            index.remove(f"{i:016x}")
+        else:
+            live[i] = subscription(i, f)
+            index.add(live[i])
+    rebuilt = SubscriptionIndex(live.values())
+    assert len(index) == len(rebuilt)
+    for signal in sample:
+        assert [s.id for s in index.match(signal)] == [s.id for s in rebuilt.match(signal)]
+        scanned = sorted(s.id for s in live.values() if accepts(s.filters, signal))
+        assert [s.id for s in index.match(signal)] == scanned
+
+
+def test_mid_string_globs_are_indexed_not_scanned() -> None:
+    """10,000 globs with a wildcard in the middle: an alert looks at the few that can match."""
+    subs = [
+        subscription(i, Filters(symbols=(f"{i:04d}?{i % 7}.*", f"*{i:04d}?.HK", f"*x{i:04d}*")))
+        for i in range(10_000)
+    ]
+    index = SubscriptionIndex(subs)
+    kind = index._kinds["record_high"]
+    assert not kind.scan
+    assert not kind.all
+    signal = RecordHigh(
+        symbol="0042a0.HK",
+        ts=T0,
+        price=110.0,
+        window="all_time",
+        previous_high=100.0,
+        previous_high_ts=T0 - timedelta(days=1),
+        change_pct=10.0,
+    )
+    looked_at = {s.id for s in kind.candidates((signal.symbol,), None)}
+    assert 0 < len(looked_at) < 20
+    assert [s.id for s in index.match(signal)] == [f"{42:016x}"]
 
 
 @pytest.mark.parametrize(

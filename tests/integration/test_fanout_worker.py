@@ -1,0 +1,173 @@
+"""Fan-out off the Kafka loop, on real Redis: the queue, the lease, takeover, Redis errors,
+and registry changes applied one at a time."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import pytest
+import redis
+
+from schemas.subscription import SubscriptionSpec
+from services.alerter.delivery import RedisDelivery
+from services.alerter.fanout import GROUP, FanoutWorker
+from services.alerter.subscriptions import LiveIndex, SubscriptionKeys, SubscriptionRegistry
+from services.settings import Settings
+from tests.integration.test_subscriptions import HKT, _wait, alerts, rh
+from tests.integration.test_webhook_resilience import Grant, restricted  # noqa: F401
+
+pytestmark = pytest.mark.integration
+
+
+def _stream_ids(client: redis.Redis, keys: SubscriptionKeys, sub_id: str) -> list[str]:
+    entries: Any = client.xrange(keys.stream(sub_id))
+    return [json.loads(fields[b"alert"])["alert_id"] for _id, fields in entries]
+
+
+def _batch(n: int, start: int = 0) -> list[Any]:
+    return alerts(
+        [rh("2513.HK", datetime(2026, 2, 13, 10, 0, start + i, tzinfo=HKT)) for i in range(n)]
+    )
+
+
+def test_a_worker_takes_over_a_dead_holders_queue_in_order(
+    settings: Callable[..., Settings], redis_client: redis.Redis
+) -> None:
+    s = settings()
+    keys = SubscriptionKeys(s)
+    sub, _ = SubscriptionRegistry(redis_client, s).create(SubscriptionSpec(name="all"))
+    batch = _batch(6)
+    RedisDelivery(redis_client, s, fanout=True).deliver(batch)
+    # A worker that held the lease, read four alerts and died (real Redis calls).
+    redis_client.xgroup_create(keys.fanout_queue, GROUP, id="0")
+    redis_client.xreadgroup(GROUP, "dead", {keys.fanout_queue: ">"}, count=4)
+    redis_client.set(keys.fanout_lease, "dead", px=1500)
+    worker = FanoutWorker(s, lease_ms=1000).start()
+    try:
+        _wait(lambda: len(_stream_ids(redis_client, keys, sub.id)) == 6, 20)
+        _wait(lambda: int(redis_client.xlen(keys.fanout_queue)) == 0, 10)  # type: ignore[arg-type]
+    finally:
+        worker.stop()
+    assert _stream_ids(redis_client, keys, sub.id) == [a.alert_id for a in batch]
+    assert worker.stats.delivered == 6
+
+
+def test_two_workers_deliver_each_alert_once_in_order(
+    settings: Callable[..., Settings], redis_client: redis.Redis
+) -> None:
+    s = settings()
+    keys = SubscriptionKeys(s)
+    registry = SubscriptionRegistry(redis_client, s)
+    subs = [registry.create(SubscriptionSpec(name=f"s{i}"))[0] for i in range(3)]
+    workers = [FanoutWorker(s, consumer=f"w{i}").start() for i in range(2)]
+    shared = RedisDelivery(redis_client, s, fanout=True)
+    sent: list[str] = []
+    try:
+        for round_ in range(10):
+            batch = _batch(5, start=round_ * 5)
+            shared.deliver(batch)
+            sent += [a.alert_id for a in batch]
+        for sub in subs:
+            _wait(lambda sub=sub: len(_stream_ids(redis_client, keys, sub.id)) >= 50, 20)  # type: ignore[misc]
+    finally:
+        for worker in workers:
+            worker.stop()
+    for sub in subs:
+        assert _stream_ids(redis_client, keys, sub.id) == sent
+    assert sum(w.stats.delivered for w in workers) == 150
+
+
+def test_a_redis_error_in_the_fan_out_is_retried_not_fatal(
+    settings: Callable[..., Settings],
+    redis_client: redis.Redis,
+    restricted: Grant,  # noqa: F811
+    namespace: str,
+) -> None:
+    s = settings()
+    keys = SubscriptionKeys(s)
+    sub, _ = SubscriptionRegistry(redis_client, s).create(SubscriptionSpec(name="all"))
+    batch = _batch(3)
+    RedisDelivery(redis_client, s, fanout=True).deliver(batch)
+    url = restricted("-evalsha", "-eval", user="fanout")
+    worker = FanoutWorker(s.model_copy(update={"redis_url": url})).start()
+    try:
+        _wait(lambda: worker.errors >= 2, 20)
+        assert _stream_ids(redis_client, keys, sub.id) == []
+        redis_client.execute_command("ACL", "SETUSER", f"{namespace}fanout", "+evalsha", "+eval")
+        _wait(lambda: len(_stream_ids(redis_client, keys, sub.id)) == 3, 20)
+    finally:
+        worker.stop()
+    assert _stream_ids(redis_client, keys, sub.id) == [a.alert_id for a in batch]
+    assert worker._thread.is_alive() is False
+
+
+def test_registry_changes_are_applied_one_at_a_time(
+    settings: Callable[..., Settings], redis_client: redis.Redis
+) -> None:
+    s = settings()
+    registry = SubscriptionRegistry(redis_client, s)
+    live = LiveIndex(registry)
+    first = [registry.create(SubscriptionSpec(name=f"s{i}"))[0] for i in range(5)]
+    assert len(live.current()) == 5
+    assert live.reloads == 1
+    added, _ = registry.create(SubscriptionSpec(name="new"))
+    registry.update(first[0].id, SubscriptionSpec(name="changed", filters={"symbols": ["X"]}))
+    registry.delete(first[1].id)
+    index = live.current()
+    assert live.reloads == 1
+    assert live.follower.changes_applied == 3
+    assert set(index.subscriptions) == {s.id for s in first if s.id != first[1].id} | {added.id}
+    assert index.subscriptions[first[0].id].filters.symbols == ("X",)
+    # Changes made concurrently with reads are all seen, none twice.
+    stop = threading.Event()
+
+    def create_many() -> None:
+        for i in range(30):
+            registry.create(SubscriptionSpec(name=f"c{i}"))
+        stop.set()
+
+    writer = threading.Thread(target=create_many)
+    writer.start()
+    while not stop.is_set():
+        live.current()
+    writer.join()
+    assert len(live.current()) == len(registry.list_all()) == 35
+    # A reader further behind than the change stream keeps reloads everything.
+    behind = LiveIndex(registry)
+    behind.current()
+    redis_client.xtrim(registry.keys.changes, maxlen=0, approximate=False)
+    registry.delete(added.id)
+    registry.delete(first[2].id)
+    redis_client.xtrim(registry.keys.changes, maxlen=1, approximate=False)
+    assert len(behind.current()) == 33
+    assert behind.reloads == 2
+
+
+def test_a_registry_of_an_earlier_version_is_adopted(
+    settings: Callable[..., Settings], redis_client: redis.Redis
+) -> None:
+    """Subscriptions written before owners existed (JSON without `owner`, a plain-text
+    secret in `subs:secret`): the alerter's start makes them the CLI's, pageable by an
+    admin, and deletes the stored secrets."""
+    s = settings()
+    registry = SubscriptionRegistry(redis_client, s)
+    current, _ = registry.create(SubscriptionSpec(name="current"), owner="local")
+    legacy = (
+        '{"name":"old","id":"00000000000000aa","created_at":"2026-01-01T00:00:00Z",'
+        '"updated_at":"2026-01-01T00:00:00Z"}'
+    )
+    redis_client.hset(registry.keys.subs, "00000000000000aa", legacy)
+    redis_client.hset(s.redis_key("subs:secret"), "00000000000000aa", "plain-text-secret")
+    assert registry.adopt_legacy() == 1
+    assert registry.adopt_legacy() == 0
+    assert not redis_client.exists(s.redis_key("subs:secret"))
+    page, _next = registry.page(None)
+    assert [x.id for x in page] == sorted(["00000000000000aa", current.id])
+    assert [x.id for x in registry.page("cli")[0]] == ["00000000000000aa"]
+    assert registry.get("00000000000000aa", "cli") is not None
+    assert registry.delete("00000000000000aa", "local") is False
+    assert registry.delete("00000000000000aa", "cli") is True
