@@ -22,7 +22,7 @@ import faust
 from aiokafka.partitioner import DefaultPartitioner
 
 from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat
-from schemas.topics import INGESTED_AT_HEADER
+from schemas.topics import DLQ_REASON_HEADER, INGESTED_AT_HEADER
 from services.detection.rules import Rules
 from services.processor.metrics import ProcessorMetrics
 from services.processor.stages import Outputs, PairStage, Record, SymbolStage
@@ -31,8 +31,11 @@ from services.settings import Settings
 log = logging.getLogger("marketsignal.processor")
 
 # Batches amortise table writes: a symbol's state is written once per batch, not per tick.
-BATCH_MAX = 1000
-BATCH_WITHIN_S = 0.05
+BATCH_MAX = 2000
+# The outputs of a batch go out together and are awaited together: a few ms of linger
+# puts them in a few large produce requests instead of one per partition and send.
+PRODUCER_LINGER_S = 0.002
+PRODUCER_MAX_BATCH_BYTES = 1024 * 1024
 
 
 class StateTable(faust.Table):  # type: ignore[type-arg]
@@ -53,9 +56,29 @@ class StateTable(faust.Table):  # type: ignore[type-arg]
         return int(self._partitioner(raw, list(range(n)), list(range(n))))
 
 
-def _batches(stream: faust.StreamT[Any]) -> AsyncIterator[Sequence[Any]]:
-    # take_events lives on the concrete Stream, not on the StreamT interface agents get.
-    return cast(faust.Stream[Any], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S)
+async def _batches(app: faust.App, stream: faust.StreamT[Any]) -> AsyncIterator[Sequence[Any]]:
+    """The stream's events in batches of up to BATCH_MAX, handed over without waiting.
+
+    A batch ends at BATCH_MAX events or at an event that was the last of its partition
+    when fetched (its offset reaches the partition's high watermark): a backlog gives
+    full batches, a live feed each tick as soon as it is there, and a worker that falls
+    behind gets bigger batches by itself. The events are acknowledged only after the
+    caller has handled the batch (outputs acknowledged, then tables written), so a
+    committed offset never runs ahead of the state. This is faust's `take_events` with
+    another end-of-batch rule: take_events waits out its `within` timer for every batch
+    that is not full, and its buffer takes no event while a batch is being handled.
+    """
+    manual = cast(faust.Stream[Any], stream).noack()
+    highwater = app.consumer.highwater
+    batch: list[Any] = []
+    async for event in manual.events():
+        batch.append(event)
+        message = event.message
+        if len(batch) >= BATCH_MAX or message.offset + 1 >= (highwater(message.tp) or 0):
+            yield batch
+            for done in batch:
+                await manual.ack(done)
+            batch = []
 
 
 def heartbeat_interval(rules: Rules) -> float:
@@ -75,8 +98,8 @@ def ingested_at(message: Any) -> int | None:
     return round(timestamp * 1000) if timestamp is not None else None
 
 
-def _origin_headers(origin_ms: int | None) -> dict[str, bytes] | None:
-    return None if origin_ms is None else {INGESTED_AT_HEADER: str(origin_ms).encode()}
+def _origin_headers(origin_ms: int | None) -> list[tuple[str, bytes]] | None:
+    return None if origin_ms is None else [(INGESTED_AT_HEADER, str(origin_ms).encode())]
 
 
 @dataclass
@@ -119,6 +142,8 @@ def build_app(
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=PRODUCER_LINGER_S,
+        producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
         processing_guarantee="at_least_once",
         broker_session_timeout=settings.processor_session_timeout_s,
         broker_heartbeat_interval=settings.processor_session_timeout_s / 10,
@@ -139,9 +164,9 @@ def build_app(
         )
 
     ticks = raw_topic(settings.ticks_topic)
-    signals = raw_topic(settings.signals_topic)
-    dlq = raw_topic(settings.dlq_topic)
     by_pair = raw_topic(settings.topic(PAIR_FEED_TOPIC), internal=True)
+    signals_topic, dlq_topic = settings.signals_topic, settings.dlq_topic
+    by_pair_topic = by_pair.get_topic_name()
 
     def state_table(name: str) -> Any:
         table = StateTable(
@@ -180,32 +205,39 @@ def build_app(
         return load
 
     async def emit(out: Outputs) -> None:
-        # force=True: send now and await delivery. Without it Faust "attaches" sends to
-        # the current event and publishes them only at its commit, which this batch's
-        # own await would then wait for forever.
+        # Straight to faust's producer, awaited together: sent now and acknowledged
+        # before the caller writes the tables. (Topic.send without force would attach
+        # them to the current event and publish them only at its commit, which this
+        # batch's own await would then wait for forever; with force it adds a sensor
+        # call and a PendingMessage per record.)
+        send = app.producer.send
         pending: list[Awaitable[Any]] = []
         for signal, origin in zip(out.signals, out.signal_origins, strict=True):
             pending.append(
-                await signals.send(
-                    key=signal.subject.encode(),
-                    value=signal.model_dump_json().encode(),
-                    headers=_origin_headers(origin),
-                    force=True,
+                await send(
+                    signals_topic,
+                    signal.subject.encode(),
+                    signal.model_dump_json().encode(),
+                    None,
+                    None,
+                    _origin_headers(origin),
                 )
             )
         for (pair, payload), origin in zip(out.forwards, out.forward_origins, strict=True):
             pending.append(
-                await by_pair.send(
-                    key=pair.encode(), value=payload, headers=_origin_headers(origin), force=True
+                await send(
+                    by_pair_topic, pair.encode(), payload, None, None, _origin_headers(origin)
                 )
             )
         for dead in out.dead:
             pending.append(
-                await dlq.send(
-                    key=dead.symbol.encode() if dead.symbol else None,
-                    value=dead.model_dump_json().encode(),
-                    headers={"x-dlq-reason": dead.reason.encode()},
-                    force=True,
+                await send(
+                    dlq_topic,
+                    dead.symbol.encode() if dead.symbol else None,
+                    dead.model_dump_json().encode(),
+                    None,
+                    None,
+                    [(DLQ_REASON_HEADER, dead.reason.encode())],
                 )
             )
         if pending:
@@ -225,7 +257,7 @@ def build_app(
 
     @app.agent(ticks, name="records", concurrency=1)
     async def detect_symbols(stream: faust.StreamT[Any]) -> None:
-        async for events in _batches(stream):
+        async for events in _batches(app, stream):
             batch = records(events)
             started = time.perf_counter()
             out = symbol_stage.process(batch, load_from(symbol_table))
@@ -247,7 +279,7 @@ def build_app(
 
     @app.agent(by_pair, name="divergence", concurrency=1)
     async def detect_pairs(stream: faust.StreamT[Any]) -> None:
-        async for events in _batches(stream):
+        async for events in _batches(app, stream):
             batch = records(events)
             started = time.perf_counter()
             out = pair_stage.process(batch, load_from(pair_table), time.time())

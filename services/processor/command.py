@@ -6,7 +6,6 @@ import argparse
 import sys
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
 from schemas.pair_feed import PAIR_FEED_TOPIC
@@ -15,7 +14,7 @@ from services.kafka_admin import BrokerUnavailableError, ensure_topics
 from services.lag import LagCollector
 from services.observability import serve
 from services.processor.app import Readiness, build_app
-from services.processor.metrics import ProcessorMetrics
+from services.processor.metrics import ProcessorMetrics, install_batch_sensor
 from services.settings import Settings
 
 
@@ -52,10 +51,10 @@ def run(args: argparse.Namespace) -> int:
     metrics = ProcessorMetrics(registry, watch)
     readiness = Readiness()
     app = build_app(settings, rules, web_port=args.web_port, metrics=metrics, readiness=readiness)
-    # faust's own sensor (messages, commit latency, rebalances, ...), in our registry; the
-    # fixed prefix keeps metric names independent of the namespace and app id. It also
-    # serves the registry on the Faust web port's /metrics; the port to scrape is 9102.
-    setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
+    # faust's own sensor (messages, commit latency, rebalances, ...), in our registry, per
+    # batch rather than per event; the fixed prefix keeps metric names independent of the
+    # namespace and app id.
+    install_batch_sensor(app, registry)
     registry.register(
         LagCollector(
             settings.kafka_bootstrap,
