@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
@@ -81,6 +82,18 @@ async def _batches(app: faust.App, stream: faust.StreamT[Any]) -> AsyncIterator[
             batch = []
 
 
+def web_port_for(port: int, host: str = "127.0.0.1") -> int:
+    """Faust's web server needs a real port (its setting refuses 0): 0 means any free
+    one, picked here as the metrics servers pick theirs, and logged."""
+    if port != 0:
+        return port
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        chosen = int(probe.getsockname()[1])
+    log.info("faust web server on %s:%d (any free port)", host, chosen)
+    return chosen
+
+
 def heartbeat_interval(rules: Rules) -> float:
     waits = [rule.max_wait_s for rule in rules.divergence] or [2.0]
     return min(max(min(waits) / 4, 0.1), 1.0)
@@ -147,7 +160,7 @@ def build_app(
         processing_guarantee="at_least_once",
         broker_session_timeout=settings.processor_session_timeout_s,
         broker_heartbeat_interval=settings.processor_session_timeout_s / 10,
-        web_port=settings.processor_web_port if web_port is None else web_port,
+        web_port=web_port_for(settings.processor_web_port if web_port is None else web_port),
         web_bind="127.0.0.1",
         web_host="127.0.0.1",
     )

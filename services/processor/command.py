@@ -21,7 +21,10 @@ from services.settings import Settings
 def configure(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
     parser.add_argument(
-        "--web-port", type=int, default=None, help="Faust web port (default: settings, 6066)"
+        "--web-port",
+        type=int,
+        default=None,
+        help="Faust web port (default: settings, 6066; 0: any free port)",
     )
     parser.add_argument(
         "--metrics-port",
@@ -33,6 +36,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.web_port is not None and not 0 <= args.web_port <= 65535:
+        print(f"marketsignal: --web-port {args.web_port}: not a port (0-65535)", file=sys.stderr)
+        return 2
     settings = Settings.for_config(args.config)
     rules = settings.rules()
     try:
