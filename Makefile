@@ -64,8 +64,20 @@ bench-alerter: install ## Benchmark: alerter alerts/s with 1, 100 and 10,000 sub
 	bash $(STACK) up
 	$(PY) bench/bench_alerter.py
 
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	@touch $(BENCH_STAMP)
+
 .PHONY: bench
-bench: bench-backtest bench-alerter ## Every benchmark
+bench: $(BENCH_STAMP) ## The live path against its limit, ceiling and a peer, latency, alerter, backtest: bench/results.json, docs/bench.png
+	bash $(STACK) up
+	$(PY) bench/bench_live.py $(BENCH_ARGS)
+
+.PHONY: bench-quick
+bench-quick: $(BENCH_STAMP) ## `make bench` at development size (a few minutes)
+	bash $(STACK) up
+	$(PY) bench/bench_live.py --quick $(BENCH_ARGS)
 
 .PHONY: test
 test: lint ## Lint, unit tests, then integration and e2e tests on the real stack it starts

@@ -578,6 +578,113 @@ def latency(
     return {"levels": levels, "p99_passes_100ms_at_rate": passes, "unmatched_alerts": unmatched}
 
 
+# -- memory and recovery -------------------------------------------------------------------
+
+
+def symbol_universe(n: int) -> list[str]:
+    """Realistic breadth: HK listings, then Shanghai and Shenzhen A-shares."""
+    hk = [f"{i:04d}.HK" for i in range(1, 2601)]
+    sh = [f"{600000 + i}.SH" for i in range(2500)]
+    sz = [f"{i:06d}.SZ" for i in range(1, 2501)]
+    more = [f"{i:06d}.BJ" for i in range(max(0, n - 7600))]
+    return (hk + sh + sz + more)[:n]
+
+
+def memory_and_recovery(rules: Path, n_symbols: int, days: int, logs: Path) -> dict[str, Any]:
+    """RSS of a worker holding `n_symbols` symbols' state, each with `days` days of daily
+    highs (the 52-week window full), and the time to recover it after a restart.
+
+    The state is written to the symbol table's changelog as the processor writes it (the
+    trackers are fed one tick a day by the detectors themselves), then a worker starts on
+    it: time to /readyz is the recovery, RSS is read when ready and again after one tick
+    of every symbol has brought every tracker into its cache.
+    """
+    import random  # noqa: PLC0415 - only this step draws prices
+
+    import orjson  # noqa: PLC0415
+    from kafka.admin import NewTopic  # noqa: PLC0415
+
+    from services.detection.engine import Clocks, record_high_config  # noqa: PLC0415
+    from services.detection.record_high import SymbolTracker  # noqa: PLC0415
+    from services.detection.rules import Rules  # noqa: PLC0415
+
+    namespace = f"bench.mem.{uuid.uuid4().hex[:8]}."
+    loaded = Rules.load(rules)
+    config, clocks = record_high_config(loaded), Clocks(loaded.exchange_zones())
+    rng = random.Random(5)
+    symbols = symbol_universe(n_symbols)
+    day_us = 86_400_000_000
+    start_us = 1_735_689_600_000_000 - days * day_us  # a year before 2025-01-01
+    changelog = f"{namespace}marketsignal-processor-symbol-state-changelog"
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    admin.create_topics([NewTopic(changelog, 6, 1, topic_configs={"cleanup.policy": "compact"})])
+    admin.close()
+    producer = KafkaProducer(
+        bootstrap_servers=BOOTSTRAP, acks="all", linger_ms=20, batch_size=1 << 20
+    )
+    started = time.perf_counter()
+    total_bytes = 0
+    for symbol in symbols:
+        tracker = SymbolTracker(symbol, config, clocks.for_symbol(symbol))
+        price = rng.uniform(5, 500)
+        for d in range(days):
+            price *= 1 + rng.gauss(0.0003, 0.02)
+            tracker.update(start_us + d * day_us + 7_200_000_000, price)
+        value = orjson.dumps({"p": -1, "o": -1, "tracker": tracker.to_state()})
+        total_bytes += len(value)
+        producer.send(changelog, key=symbol.encode(), value=value)
+    producer.flush()
+    producer.close()
+    built_s = time.perf_counter() - started
+    log(f"memory: {n_symbols:,} states written ({total_bytes / n_symbols:,.0f} bytes each)")
+    port = free_port()
+    env = env_for(namespace, rules)
+    args = [PY, "-m", "services.cli", "process", "--metrics-port", str(port), "--web-port", "0"]
+    out: dict[str, Any] = {
+        "symbols": n_symbols,
+        "days_per_symbol": days,
+        "state_bytes_per_symbol": total_bytes / n_symbols,
+        "changelog_write_s": built_s,
+    }
+    with service([*args, "--loglevel", "warning"], env, logs / "memory-process.log") as proc:
+        started = time.perf_counter()
+        wait("the worker to recover its tables", lambda: ready(port), 900, proc)
+        out["recovery_to_ready_s"] = time.perf_counter() - started
+        out["rss_ready_mb"] = rss_mb(proc.pid)
+        ticks = logs / "memory-ticks.csv"
+        ts_ms = start_us // 1000 + days * 86_400_000 + 3_600_000
+        lines = [
+            f"{s},{ts_ms + i},{rng.uniform(5, 500):.4f},1,trade" for i, s in enumerate(symbols)
+        ]
+        ticks.write_text("symbol,ts,price,volume,kind\n" + "\n".join(lines) + "\n")
+        ingest(namespace, rules, ticks, logs)
+
+        def all_touched() -> bool:
+            text = scrape(port)
+            name = "marketsignal_processor_ticks_evaluated_total"
+            return (metric(text, name, '{stage="symbol"}') or 0) >= n_symbols
+
+        wait("one tick of every symbol", all_touched, 600, proc)
+        out["rss_after_every_symbol_ticked_mb"] = rss_mb(proc.pid)
+    # Restart: the same state, recovered by a fresh worker (its local state is memory).
+    with service([*args, "--loglevel", "warning"], env, logs / "memory-restart.log") as proc:
+        started = time.perf_counter()
+        wait("the restarted worker to recover", lambda: ready(port), 900, proc)
+        out["restart_recovery_to_ready_s"] = time.perf_counter() - started
+        out["restart_rss_ready_mb"] = rss_mb(proc.pid)
+    empty = f"bench.mem0.{uuid.uuid4().hex[:8]}."
+    with service(
+        [*args, "--loglevel", "warning"], env_for(empty, rules), logs / "memory-empty.log"
+    ) as proc:
+        started = time.perf_counter()
+        wait("an empty worker to be ready", lambda: ready(port), 300, proc)
+        out["empty_start_to_ready_s"] = time.perf_counter() - started
+        out["empty_rss_ready_mb"] = rss_mb(proc.pid)
+    cleanup(namespace)
+    cleanup(empty)
+    return out
+
+
 # -- the run -----------------------------------------------------------------------------
 
 
@@ -671,7 +778,7 @@ def main() -> int:
         "--skip",
         nargs="*",
         default=[],
-        choices=["quix", "latency", "alerter", "backtest", "scale", "ingest"],
+        choices=["quix", "latency", "alerter", "backtest", "scale", "ingest", "memory"],
     )
     parser.add_argument("--rates", type=int, nargs="*", default=None)
     args = parser.parse_args()
@@ -813,6 +920,11 @@ def main() -> int:
         cleanup(namespace)
     if "latency" not in args.skip:
         results["latency"] = latency(rules, lat_data, rates, level_s, logs)
+    if "memory" not in args.skip:
+        log("memory: a worker with 10,000 symbols' state, and its recovery")
+        results["memory"] = memory_and_recovery(
+            rules, 2_000 if args.quick else 10_000, 60 if args.quick else 365, logs
+        )
     if "alerter" not in args.skip:
         log("alerter (bench/bench_alerter.py)")
         results["alerter"] = alerter_figures(args.quick)
@@ -873,6 +985,8 @@ def report(results: dict[str, Any]) -> None:
         print(
             f"  p99 passes 100 ms at about {results['latency']['p99_passes_100ms_at_rate']} ticks/s"
         )
+    for name, value in results.get("memory", {}).items():
+        print(f"  memory {name}: {value:,.1f}")
     for row in results.get("alerter", []):
         print(
             f"  alerter {row['subscriptions']:>6} subs: {row['alerts_per_s']:,} alerts/s, "
