@@ -76,6 +76,9 @@ def main() -> int:
             trackers[symbol] = tracker
         result = tracker.update(to_us(datetime.fromisoformat(tick["ts"])), tick["price"])
         state.set("tracker", tracker.to_state())
+        signal = None if result is None or isinstance(result, Late) else result
+        if signal is not None:
+            progress["signals"] += 1
         if progress["seen"] >= args.count:
             seconds = time.perf_counter() - progress["first"]
             args.out.write_text(
@@ -84,15 +87,12 @@ def main() -> int:
                         "events": progress["seen"],
                         "seconds": seconds,
                         "rate": progress["seen"] / seconds,
-                        "signals": progress["signals"] + (result is not None),
+                        "signals": progress["signals"],
                     }
                 )
             )
             app.stop()
-        if result is None or isinstance(result, Late):
-            return None
-        progress["signals"] += 1
-        return result.model_dump_json().encode()
+        return None if signal is None else signal.model_dump_json().encode()
 
     sdf = app.dataframe(ticks)
     sdf = sdf.apply(detect, stateful=True).filter(lambda value: value is not None)
