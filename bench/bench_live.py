@@ -944,13 +944,19 @@ def main() -> int:
         ratios["two_workers_to_one"] = tp["processor_2_workers"]["rate"] / proc_rate
     results["ratios"] = ratios
     results["quick"] = args.quick
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    # A --quick run is for development: it leaves the published figures alone.
+    target, chart = (
+        (CACHE / "results-quick.json", CACHE / "bench-quick.png")
+        if args.quick
+        else (RESULTS, CHART)
+    )
+    target.write_text(json.dumps(results, indent=2) + "\n")
     report(results)
     try:
         from bench_chart import draw  # noqa: PLC0415 - matplotlib is optional ('.[bench]')
 
-        draw(results, CHART)
-        log(f"wrote {RESULTS.relative_to(ROOT)} and {CHART.relative_to(ROOT)}")
+        draw(results, chart)
+        log(f"wrote {target.relative_to(ROOT)} and {chart.relative_to(ROOT)}")
     except ImportError:
         log(f"wrote {RESULTS.relative_to(ROOT)}; no chart without matplotlib ('.[bench]')")
     shutil.rmtree(CACHE / "state" / (namespace + "marketsignal-processor"), ignore_errors=True)

@@ -12,6 +12,7 @@ the pair stage repeated source offsets); a crash after it skips what state alrea
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import socket
 import time
@@ -33,6 +34,8 @@ log = logging.getLogger("marketsignal.processor")
 
 # Batches amortise table writes: a symbol's state is written once per batch, not per tick.
 BATCH_MAX = 2000
+# The longest a batch waits for the rest of a partition it was told exists (`Batches`).
+BATCH_MAX_WAIT_S = 0.25
 # The outputs of a batch go out together and are awaited together: a few ms of linger
 # puts them in a few large produce requests instead of one per partition and send.
 PRODUCER_LINGER_S = 0.002
@@ -57,29 +60,78 @@ class StateTable(faust.Table):  # type: ignore[type-arg]
         return int(self._partitioner(raw, list(range(n)), list(range(n))))
 
 
-async def _batches(app: faust.App, stream: faust.StreamT[Any]) -> AsyncIterator[Sequence[Any]]:
+class Batches:
     """The stream's events in batches of up to BATCH_MAX, handed over without waiting.
 
-    A batch ends at BATCH_MAX events or at an event that was the last of its partition
-    when fetched (its offset reaches the partition's high watermark): a backlog gives
-    full batches, a live feed each tick as soon as it is there, and a worker that falls
-    behind gets bigger batches by itself. The events are acknowledged only after the
-    caller has handled the batch (outputs acknowledged, then tables written), so a
-    committed offset never runs ahead of the state. This is faust's `take_events` with
-    another end-of-batch rule: take_events waits out its `within` timer for every batch
-    that is not full, and its buffer takes no event while a batch is being handled.
+    A pump task takes events from the stream (a `noack` stream: nothing is acknowledged
+    by faust itself) while the agent handles the previous batch, so faust keeps
+    delivering while outputs wait for their acks. A batch is handed over at BATCH_MAX
+    events, at an event that was the last of its partition when fetched (its offset
+    reaches the high watermark), or BATCH_MAX_WAIT_S after its first event: a backlog
+    gives full batches, a live feed each tick as soon as it is there. Events are
+    acknowledged only after the agent has handled their batch (outputs acknowledged,
+    then tables written), so a committed offset never runs ahead of the state; the time
+    bound lets a rebalance, which waits for every delivered event to be acknowledged,
+    proceed even when the rest of a partition never comes.
+
+    This is faust's `take_events` with another end-of-batch rule: take_events waits out
+    its `within` for every batch that is not full, and takes no event while a batch is
+    being handled.
     """
-    manual = cast(faust.Stream[Any], stream).noack()
-    highwater = app.consumer.highwater
-    batch: list[Any] = []
-    async for event in manual.events():
-        batch.append(event)
-        message = event.message
-        if len(batch) >= BATCH_MAX or message.offset + 1 >= (highwater(message.tp) or 0):
-            yield batch
-            for done in batch:
-                await manual.ack(done)
-            batch = []
+
+    def __init__(self, app: faust.App, stream: faust.StreamT[Any]) -> None:
+        self.stream = cast(faust.Stream[Any], stream).noack()
+        self.highwater = app.consumer.highwater
+        self.pending: list[Any] = []
+        self.first_at = 0.0
+        self.complete = False  # `pending` ends a batch by itself
+        self.wake = asyncio.Event()  # first event of a batch, or a complete batch
+        self.room = asyncio.Event()  # the pump may add again
+        self.room.set()
+
+    async def _pump(self) -> None:
+        try:
+            async for event in self.stream.events():
+                while len(self.pending) >= BATCH_MAX:
+                    self.room.clear()
+                    await self.room.wait()
+                if not self.pending:
+                    self.first_at = time.monotonic()
+                    self.wake.set()
+                self.pending.append(event)
+                message = event.message
+                if len(self.pending) >= BATCH_MAX or message.offset + 1 >= (
+                    self.highwater(message.tp) or 0
+                ):
+                    self.complete = True
+                    self.wake.set()
+        finally:
+            self.wake.set()  # the stream ended: the agent hands over what is left
+
+    async def __aiter__(self) -> AsyncIterator[Sequence[Any]]:
+        pump = asyncio.ensure_future(self._pump())
+        try:
+            while True:
+                await self.wake.wait()
+                while self.pending and not self.complete and not pump.done():
+                    left = self.first_at + BATCH_MAX_WAIT_S - time.monotonic()
+                    if left <= 0:
+                        break
+                    self.wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), left)
+                self.wake.clear()
+                if self.pending:
+                    batch, self.pending, self.complete = self.pending, [], False
+                    self.room.set()
+                    yield batch
+                    for done in batch:
+                        await self.stream.ack(done)
+                elif pump.done():
+                    pump.result()  # re-raise what stopped the stream, if anything
+                    return
+        finally:
+            pump.cancel()
 
 
 def web_port_for(port: int, host: str = "127.0.0.1") -> int:
@@ -270,7 +322,7 @@ def build_app(
 
     @app.agent(ticks, name="records", concurrency=1)
     async def detect_symbols(stream: faust.StreamT[Any]) -> None:
-        async for events in _batches(app, stream):
+        async for events in Batches(app, stream):
             batch = records(events)
             started = time.perf_counter()
             out = symbol_stage.process(batch, load_from(symbol_table))
@@ -292,7 +344,7 @@ def build_app(
 
     @app.agent(by_pair, name="divergence", concurrency=1)
     async def detect_pairs(stream: faust.StreamT[Any]) -> None:
-        async for events in _batches(app, stream):
+        async for events in Batches(app, stream):
             batch = records(events)
             started = time.perf_counter()
             out = pair_stage.process(batch, load_from(pair_table), time.time())
