@@ -305,9 +305,11 @@ def processor_drain(
         group = namespace + "marketsignal-processor"
         wait(
             "the processor's lag to reach 0",
+            # by_pair also carries the leader's heartbeats, a few a second, committed
+            # every few seconds: its lag at rest is a handful of heartbeats, never 0.
             lambda: (
                 group_lag(group, namespace + "ticks") == 0
-                and group_lag(group, namespace + PAIR_FEED_TOPIC) == 0
+                and group_lag(group, namespace + PAIR_FEED_TOPIC) < 100
             ),
             120,
         )
@@ -914,7 +916,12 @@ def main() -> int:
             log("marketsignal process: backlog drain, 2 workers on 6 partitions")
             scale_ns = f"bench.{run_id}.scale."
             ingest(scale_ns, rules, data, logs)
-            tp["processor_2_workers"] = processor_drain(scale_ns, rules, n, logs, extra_workers=1)
+            try:
+                tp["processor_2_workers"] = processor_drain(
+                    scale_ns, rules, n, logs, extra_workers=1
+                )
+            except RuntimeError as exc:  # reported, not fatal: the other figures stand
+                results["scale_error"] = str(exc)
             cleanup(scale_ns)
     finally:
         cleanup(namespace)
