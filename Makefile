@@ -48,12 +48,16 @@ schemas: install ## Export JSON Schemas of the wire contract to schemas/json/
 	$(BIN)/marketsignal schemas export schemas/json
 
 .PHONY: demo-data
-demo-data: install ## Regenerate the synthetic demo data set (fixed seed)
-	$(PY) deploy/demo/generate.py deploy/demo/ticks.csv --jsonl deploy/demo/ticks.jsonl
+demo-data: install ## Regenerate the synthetic demo data (fixed seed) and its golden backtest
+	$(PY) deploy/demo/generate.py deploy/demo/ticks.csv --jsonl deploy/demo/ticks.jsonl \
+		--bars deploy/demo/bars.csv
+	$(BIN)/marketsignal backtest deploy/demo/ticks.csv --config deploy/demo/rules.toml \
+		--history deploy/demo/bars.csv > tests/unit/golden/demo_signals.jsonl
 
 .PHONY: backtest
 backtest: install ## Backtest the demo data set offline
-	$(BIN)/marketsignal backtest deploy/demo/ticks.csv --config $(CONFIG)
+	$(BIN)/marketsignal backtest deploy/demo/ticks.csv --config $(CONFIG) \
+		--history deploy/demo/bars.csv
 
 .PHONY: bench-backtest
 bench-backtest: install ## Benchmark: backtest ticks/s on 1M generated ticks
@@ -63,6 +67,10 @@ bench-backtest: install ## Benchmark: backtest ticks/s on 1M generated ticks
 bench-alerter: install ## Benchmark: alerter alerts/s with 1, 100 and 10,000 subscriptions (real Redis)
 	bash $(STACK) up
 	$(PY) bench/bench_alerter.py
+
+.PHONY: bench-history
+bench-history: install ## Benchmark: memory of 10,000 symbols x 400 daily bars
+	$(PY) bench/bench_history_memory.py
 
 BENCH_STAMP := $(VENV)/.bench-stamp
 $(BENCH_STAMP): $(STAMP)
@@ -80,10 +88,31 @@ bench-quick: $(BENCH_STAMP) ## `make bench` at development size (a few minutes)
 	$(PY) bench/bench_live.py --quick $(BENCH_ARGS)
 
 .PHONY: test
-test: lint ## Lint, unit tests, then integration and e2e tests on the real stack it starts
+test: lint ## Lint, unit tests, integration and e2e tests on the real stack it starts, then on the other Kafka line
 	$(BIN)/pytest tests/unit -q
 	bash $(STACK) up
 	$(BIN)/pytest tests/integration tests/e2e -q
+	$(MAKE) --no-print-directory test-kafka-compat
+
+# The other supported Kafka line (deploy/local/kafka.sh: 4.x is the default, 3.9 the other):
+# a second broker of that version on its own ports and state directory, beside the main stack's
+# Redis and Prometheus. It is formatted fresh for each run and stopped (and wiped) after it.
+KAFKA_COMPAT_VERSION ?= 3.9.2
+KAFKA_COMPAT_PORT ?= 19092
+KAFKA_COMPAT_CONTROLLER_PORT ?= 19093
+COMPAT_TESTS ?= tests/integration tests/e2e
+COMPAT_STACK := KAFKA_VERSION=$(KAFKA_COMPAT_VERSION) KAFKA_PORT=$(KAFKA_COMPAT_PORT) \
+	KAFKA_CONTROLLER_PORT=$(KAFKA_COMPAT_CONTROLLER_PORT) STACK_STATE=.local/compat \
+	STACK_COMPONENTS=kafka bash $(STACK)
+
+.PHONY: test-kafka-compat
+test-kafka-compat: install ## Integration and e2e tests against the other Kafka line (KAFKA_COMPAT_VERSION, 3.9.2)
+	STACK_COMPONENTS="redis prometheus" bash $(STACK) up
+	$(COMPAT_STACK) reset
+	@echo "== integration and e2e tests against Kafka $(KAFKA_COMPAT_VERSION) on 127.0.0.1:$(KAFKA_COMPAT_PORT)"
+	$(COMPAT_STACK) up && KAFKA_VERSION=$(KAFKA_COMPAT_VERSION) \
+		MARKETSIGNAL_KAFKA_BOOTSTRAP=127.0.0.1:$(KAFKA_COMPAT_PORT) $(BIN)/pytest $(COMPAT_TESTS) -q; \
+		rc=$$?; $(COMPAT_STACK) reset; exit $$rc
 
 .PHONY: integration
 integration: install ## Integration and e2e tests only (starts the stack if needed)
@@ -94,7 +123,17 @@ integration: install ## Integration and e2e tests only (starts the stack if need
 run: install ## Start everything, replay the demo through the pipeline, show alerts live
 	@was_up=$$(bash $(STACK) status | grep -q ' down ' && echo no || echo yes); \
 	bash $(STACK) up && $(PY) deploy/local/run_demo.py; rc=$$?; \
-	if [ "$$was_up" = no ]; then bash $(STACK) down; fi; exit $$rc
+	if [ "$$was_up" = no ]; then bash $(STACK) down; fi; \
+	[ $$rc -eq 0 ] || exit $$rc; $(MAKE) --no-print-directory charts
+
+.PHONY: charts
+charts: install ## PNG charts of the demo's signals in .local/charts (backtest --plot)
+	@mkdir -p .local
+	@$(BIN)/marketsignal backtest deploy/demo/ticks.csv --config $(CONFIG) \
+		--history deploy/demo/bars.csv \
+		--plot .local/charts > /dev/null 2> .local/charts.log \
+		|| { cat .local/charts.log; exit 1; }
+	@echo "charts of the demo's signals:"; sed -n 's/^chart: /  /p' .local/charts.log
 
 .PHONY: up
 up: install ## Stack plus the three services in the background (rules: MARKETSIGNAL_CONFIG)

@@ -8,10 +8,10 @@ from typing import Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
 
-from schemas.signals import IndexDivergence, RecordHigh, Signal, SignalKind
+from schemas.signals import AnySignal, Signal, SignalKind
 
 
-def alert_id_for(signal: RecordHigh | IndexDivergence) -> str:
+def alert_id_for(signal: AnySignal) -> str:
     """Same signal, same id: a replay or a restart can then be recognised and not redelivered.
 
     The signal's canonical JSON is fully determined by the detectors' input, so hashing it
@@ -38,7 +38,7 @@ class Alert(BaseModel):
         return self
 
     @classmethod
-    def of(cls, signal: RecordHigh | IndexDivergence, emitted_at: datetime) -> Alert:
+    def of(cls, signal: AnySignal, emitted_at: datetime) -> Alert:
         return cls(
             alert_id=alert_id_for(signal),
             emitted_at=emitted_at,

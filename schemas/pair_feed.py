@@ -1,8 +1,10 @@
-"""The processor's internal re-keyed topic: accepted index ticks by pair, and heartbeats.
+"""The processor's internal re-keyed topic: accepted ticks by pair or listing, index daily
+bars (history), and heartbeats.
 
-A tick can belong to several pairs, which `group_by` cannot express (one key per event),
-so the symbol stage sends one record per pair, keyed by the pair name, as group_by
-itself would to its repartition topic.
+A tick can belong to several divergence pairs and A/H listings, which `group_by` cannot
+express (one key per event), so the symbol stage sends one record per pair (keyed by the
+pair name) and per listing (keyed `ah:A/H`), as group_by itself would to its
+repartition topic.
 """
 
 from __future__ import annotations
@@ -27,6 +29,17 @@ class PairTick(BaseModel):
     src_offset: int
 
 
+class PairBar(BaseModel):
+    """A daily bar of an index (history): a base for the pair's returns, never evaluated."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    type: Literal["bar"] = "bar"
+    symbol: str
+    day: int  # proleptic Gregorian ordinal of the bar's exchange-local date
+    close: Annotated[float, Field(gt=0)]
+
+
 class Heartbeat(BaseModel):
     """Sent by the leader on a timer so held ticks are released after `max_wait_s`."""
 
@@ -35,4 +48,4 @@ class Heartbeat(BaseModel):
     type: Literal["heartbeat"] = "heartbeat"
 
 
-PairFeedMessage = Annotated[PairTick | Heartbeat, Field(discriminator="type")]
+PairFeedMessage = Annotated[PairTick | PairBar | Heartbeat, Field(discriminator="type")]

@@ -13,6 +13,7 @@ from schemas.tick import SYMBOL_PATTERN
 RecordWindow = Literal["all_time", "52w"]
 Phase = Literal["open", "close"]
 Direction = Literal["a_over_b", "b_over_a"]
+AhDirection = Literal["a_premium", "h_premium"]
 DIVERGENCE_WINDOW_PATTERN = r"^(ytd|[1-9][0-9]{0,3}d)$"
 _DIVERGENCE_WINDOW_RE = re.compile(DIVERGENCE_WINDOW_PATTERN)
 
@@ -68,13 +69,48 @@ class IndexDivergence(BaseModel):
         return self.pair
 
 
-Signal = Annotated[RecordHigh | IndexDivergence, Field(discriminator="kind")]
-SignalKind = Literal["record_high", "index_divergence"]
-SIGNAL_KINDS: tuple[str, ...] = ("record_high", "index_divergence")
-SIGNAL_ADAPTER: TypeAdapter[RecordHigh | IndexDivergence] = TypeAdapter(Signal)
+class AhPremium(BaseModel):
+    """A dual listing's A share, in HKD, moved away from its H share (`open`) or back (`close`).
+
+    `premium_pct` = 100 * (price_a * fx / price_h - 1): positive when the A share (CNY,
+    converted at `fx` HKD per CNY) trades above the H share (HKD).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+    kind: Literal["ah_premium"] = "ah_premium"
+    pair: str
+    a: Symbol
+    h: Symbol
+    ts: AwareDatetime
+    phase: Phase
+    direction: AhDirection
+    price_a: float
+    price_h: float
+    fx: float
+    premium_pct: float
+    threshold_pct: float
+
+    @field_validator("pair")
+    @classmethod
+    def _pair_names_both(cls, value: str) -> str:
+        if value.count("/") != 1:
+            raise ValueError("pair must be 'A/H'")
+        return value
+
+    @property
+    def subject(self) -> str:
+        return self.pair
 
 
-def signal_ts(signal: RecordHigh | IndexDivergence) -> datetime:
+AnySignal = RecordHigh | IndexDivergence | AhPremium
+Signal = Annotated[AnySignal, Field(discriminator="kind")]
+SignalKind = Literal["record_high", "index_divergence", "ah_premium"]
+SIGNAL_KINDS: tuple[str, ...] = ("record_high", "index_divergence", "ah_premium")
+SIGNAL_ADAPTER: TypeAdapter[AnySignal] = TypeAdapter(Signal)
+
+
+def signal_ts(signal: AnySignal) -> datetime:
     return signal.ts
 
 

@@ -2,8 +2,8 @@
 
 A subscription is what a user writes (`SubscriptionSpec`: name, filters, frequency,
 expiry, delivery) plus what the registry adds (`id`, `created_at`). Every filter left
-empty selects everything; a filter that belongs to one kind of signal (windows, pairs,
-phases, minimum change or spread) restricts only alerts of that kind.
+empty selects everything; a filter that belongs to some kinds of signal (windows, pairs,
+phases, minimum change, spread or premium) restricts only alerts of those kinds.
 """
 
 from __future__ import annotations
@@ -56,15 +56,17 @@ class _Strict(BaseModel):
 class Filters(_Strict):
     """Which alerts: every non-empty field must accept the alert (AND); values in a list: OR."""
 
-    # record_high: the symbol; index_divergence: either index of the pair.
+    # record_high: the symbol; index_divergence: either index of the pair; ah_premium:
+    # the A or the H share.
     symbols: Annotated[tuple[SymbolGlob, ...], Field(max_length=MAX_LIST)] = ()
-    kinds: Annotated[tuple[SignalKind, ...], Field(max_length=2)] = ()
+    kinds: Annotated[tuple[SignalKind, ...], Field(max_length=3)] = ()
     # record_high only
     windows: Annotated[tuple[RecordWindow, ...], Field(max_length=2)] = ()
     min_change_pct: Annotated[float, Field(ge=0, le=1e6)] | None = None
-    # index_divergence only
+    # index_divergence and ah_premium (both have a pair and open/close phases)
     pairs: Annotated[tuple[PairName, ...], Field(max_length=MAX_LIST)] = ()
     phases: Annotated[tuple[Phase, ...], Field(max_length=2)] = ()
+    # index_divergence only
     directions: Annotated[tuple[Direction, ...], Field(max_length=2)] = ()
     divergence_windows: Annotated[
         tuple[Annotated[str, Field(pattern=DIVERGENCE_WINDOW_PATTERN)], ...],
@@ -72,6 +74,8 @@ class Filters(_Strict):
     ] = ()
     # |spread_pp| at least this
     min_spread_pp: Annotated[float, Field(ge=0, le=1e6)] | None = None
+    # ah_premium only: |premium_pct| at least this
+    min_premium_pct: Annotated[float, Field(ge=0, le=1e6)] | None = None
 
 
 class Webhook(_Strict):

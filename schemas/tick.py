@@ -92,6 +92,14 @@ class Tick(BaseModel):
     volume: Annotated[int, Field(ge=0)] = 0
     kind: TickKind = "trade"
 
+    @field_validator("price", "volume", mode="before")
+    @classmethod
+    def _not_boolean(cls, value: Any) -> Any:
+        # pydantic's lax mode reads true as 1: a JSON `"price": true` is malformed, not 1.0.
+        if isinstance(value, bool):
+            raise ValueError("must be a number, not a boolean")
+        return value
+
     @field_validator("ts", mode="before")
     @classmethod
     def _parse_ts(cls, value: Any, info: ValidationInfo) -> datetime:

@@ -5,6 +5,9 @@ from __future__ import annotations
 TICKS = "ticks"
 TICKS_DLQ = "ticks.dlq"
 SIGNALS = "signals"
+# Daily bars (schemas.bar.Bar JSON) keyed by symbol, like `ticks` and with as many
+# partitions: the processor merges them into the same per-symbol state.
+HISTORY = "history"
 # Values on `signals` that are not signals: kept for inspection, never delivered.
 SIGNALS_DLQ = "signals.dlq"
 ALERTS_STREAM = "alerts"

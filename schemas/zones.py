@@ -15,7 +15,10 @@ UTC_NAME = "UTC"
 
 
 class ExchangeZones:
-    """Maps a symbol to its exchange zone by the longest matching suffix; others are UTC."""
+    """Maps a symbol to its exchange zone by the longest matching suffix; others are UTC.
+
+    Suffixes match case-sensitively, as the contract says: `0700.hk` is not `.HK`, so UTC.
+    """
 
     __slots__ = ("_cache", "_suffixes", "names")
 
@@ -23,7 +26,7 @@ class ExchangeZones:
         self.names: dict[str, str] = dict(DEFAULT_ZONES if names is None else names)
         # Longest suffix first so ".X.HK"-style overrides win over ".HK".
         self._suffixes: list[tuple[str, ZoneInfo]] = sorted(
-            ((s.upper(), ZoneInfo(z)) for s, z in self.names.items()),
+            ((s, ZoneInfo(z)) for s, z in self.names.items()),
             key=lambda item: -len(item[0]),
         )
         self._cache: dict[str, tzinfo] = {}
@@ -31,10 +34,9 @@ class ExchangeZones:
     def zone_for(self, symbol: str) -> tzinfo:
         zone = self._cache.get(symbol)
         if zone is None:
-            upper = symbol.upper()
             zone = ZoneInfo(UTC_NAME)
             for suffix, candidate in self._suffixes:
-                if upper.endswith(suffix):
+                if symbol.endswith(suffix):
                     zone = candidate
                     break
             self._cache[symbol] = zone

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("services.backtest.command", "run the detectors on a CSV or JSONL file"),
     "schemas": ("services.schemas_command", "export the wire contract as JSON Schema"),
     "ingest": ("services.ingestor.command", "validate ticks from a file and publish them to Kafka"),
+    "history": ("services.history_command", "load daily bars (history) into the processor"),
     "process": ("services.processor.command", "run the faust-streaming detector worker"),
     "alert": ("services.alerter.command", "deliver signals from Kafka to Redis subscribers"),
     "tail": ("services.alerter.tail", "print alerts live as a subscriber sees them"),

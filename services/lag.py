@@ -146,3 +146,19 @@ class LagCollector(Collector):
         for item in self.refresh():
             family.add_metric([item.group, item.topic, str(item.partition)], item.lag)
         yield family
+
+
+def caught_up(bootstrap: str, group: str, topics: Sequence[str]) -> bool:
+    """True once `group` has committed every message of `topics` (and they exist).
+
+    `make run` and the end-to-end tests wait on it after `history load`, so the processor
+    has merged the bars before the first tick arrives: a deterministic replay.
+    """
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        lags = compute_lag(admin, consumer, group, topics)
+    finally:
+        admin.close()
+        consumer.close()
+    return bool(lags) and all(item.lag == 0 for item in lags)

@@ -95,6 +95,10 @@ class Settings(BaseSettings):
         return self.topic(topics.TICKS_DLQ)
 
     @property
+    def history_topic(self) -> str:
+        return self.topic(topics.HISTORY)
+
+    @property
     def signals_topic(self) -> str:
         return self.topic(topics.SIGNALS)
 

@@ -34,15 +34,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="a name for the subscription (default: its filters)")
     parser.add_argument("--symbols", type=_csv, default=[], help="symbols or globs: 2513.HK,*.SH")
     parser.add_argument(
-        "--kinds", type=_csv, default=[], help="record_high,index_divergence (default: all)"
+        "--kinds",
+        type=_csv,
+        default=[],
+        help="record_high,index_divergence,ah_premium (default: all)",
     )
     parser.add_argument(
         "--windows", type=_csv, default=[], help="record-high windows: all_time,52w"
     )
-    parser.add_argument("--pairs", type=_csv, default=[], help="divergence pairs: A/B,C/D")
-    parser.add_argument("--phases", type=_csv, default=[], help="divergence phases: open,close")
+    parser.add_argument(
+        "--pairs", type=_csv, default=[], help="divergence pairs or A/H listings: A/B,A/H"
+    )
+    parser.add_argument(
+        "--phases", type=_csv, default=[], help="divergence and A/H phases: open,close"
+    )
     parser.add_argument("--min-change", type=float, help="record highs: change_pct at least")
     parser.add_argument("--min-spread", type=float, help="divergences: |spread_pp| at least")
+    parser.add_argument("--min-premium", type=float, help="A/H premiums: |premium_pct| at least")
     freq = parser.add_mutually_exclusive_group()
     freq.add_argument(
         "--once-per-day", action="store_true", help="first alert per subject and local day"
@@ -65,6 +73,7 @@ def spec_of(args: argparse.Namespace) -> dict[str, Any]:
         "phases": args.phases,
         "min_change_pct": args.min_change,
         "min_spread_pp": args.min_spread,
+        "min_premium_pct": args.min_premium,
     }
     filters = {k: v for k, v in filters.items() if v not in (None, [])}
     shown = (",".join(v) if isinstance(v, list) else f"{k}>={v:g}" for k, v in filters.items())

@@ -1,8 +1,10 @@
 """`make run`: replay the demo data set through the real pipeline, alerts shown live.
 
 Starts a processor and an alerter (on the local stack `make stack-up` started),
-subscribes to `alerts:*` like any subscriber, replays deploy/demo/ticks.csv with the
-ingestor, prints every alert as it arrives, then a summary, and stops what it started.
+subscribes to `alerts:*` like any subscriber, seeds the processor with the daily history
+deploy/demo/bars.csv (`marketsignal history load`, waiting until it is merged), replays
+deploy/demo/ticks.csv with the ingestor, prints every alert as it arrives, then a
+summary, and stops what it started.
 
 Each run uses a fresh namespace (topics, consumer groups, Redis keys) unless
 MARKETSIGNAL_NAMESPACE is set: alerts are de-duplicated by id, so a second run in the
@@ -32,6 +34,7 @@ from services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "deploy" / "demo" / "ticks.csv"
+BARS = ROOT / "deploy" / "demo" / "bars.csv"
 RULES = ROOT / "deploy" / "demo" / "rules.toml"
 TIMEOUT_S = float(os.environ.get("DEMO_TIMEOUT_S", "300"))
 # Paced so alerts arrive at a readable speed and the processor is never backlogged.
@@ -90,7 +93,7 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
 
     expected = run_backtest(
-        DEMO, Rules.load(rules_path), io.BytesIO(), io.StringIO(), progress=False
+        DEMO, Rules.load(rules_path), io.BytesIO(), io.StringIO(), progress=False, history=BARS
     )
     n_expected = sum(expected.signals.values())
     print(
@@ -98,8 +101,9 @@ def main() -> int:
         f"logs in {logs.relative_to(ROOT)}/"
     )
     print(
-        f"replaying {DEMO.relative_to(ROOT)} ({expected.lines:,} ticks; the backtest of "
-        f"it gives {n_expected} signals) at {RATE} ticks/s\n"
+        f"seeding {expected.bars:,} daily bars from {BARS.relative_to(ROOT)}, then replaying "
+        f"{DEMO.relative_to(ROOT)} ({expected.lines:,} ticks; the backtest of both gives "
+        f"{n_expected} signals) at {RATE} ticks/s\n"
     )
 
     client = redis.Redis.from_url(settings.redis_url)
@@ -107,6 +111,13 @@ def main() -> int:
     live.psubscribe(f"{namespace}alerts:*")
     processor = start("processor", ["process", "--web-port", str(free_port())], env, logs)
     alerter = start("alerter", ["alert"], env, logs)
+    # Seeded first, and merged (--wait) before the first tick: a deterministic replay.
+    history = start("history", ["history", "load", str(BARS), "--wait", "180"], env, logs)
+    if history.wait(timeout=240) != 0:
+        print(f"history load failed; see {logs.relative_to(ROOT)}/history.log")
+        for proc in (alerter, processor):
+            stop(proc)
+        return 1
     feed = start("ingest", ["ingest", str(DEMO), "--rate", RATE], env, logs)
     seen: set[str] = set()
     started = time.monotonic()

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The three marketsignal services in the background, on the local stack.
 #
-#   services.sh up      start processor and alerter (if not running), then replay $FEED
-#                       (default deploy/demo/ticks.csv) with the ingestor in the background
+#   services.sh up      start processor and alerter (if not running), load the daily
+#                       history $HISTORY (default deploy/demo/bars.csv; empty: none) and
+#                       wait until it is merged, then replay $FEED (default
+#                       deploy/demo/ticks.csv) with the ingestor in the background
 #   services.sh down    stop them (SIGTERM, then SIGKILL after 30 s)
 #   services.sh status  one line per service
 #
@@ -16,6 +18,7 @@ LOGS="$ROOT/.local/logs"
 CLI=("$ROOT/.venv/bin/marketsignal")
 export MARKETSIGNAL_CONFIG="${MARKETSIGNAL_CONFIG:-$ROOT/deploy/demo/rules.toml}"
 FEED="${FEED:-$ROOT/deploy/demo/ticks.csv}"
+HISTORY="${HISTORY-$ROOT/deploy/demo/bars.csv}"
 mkdir -p "$RUN" "$LOGS"
 
 alive() { [[ -f "$RUN/$1.pid" ]] && kill -0 "$(cat "$RUN/$1.pid")" 2>/dev/null; }
@@ -53,6 +56,10 @@ case "${1:-}" in
   up)
     start processor process
     start alerter alert
+    if [[ -n "$HISTORY" ]] && ! alive ingestor; then
+      echo "loading history $HISTORY (log .local/logs/history.log)"
+      (cd "$ROOT" && "${CLI[@]}" history load "$HISTORY" --wait 180 >>"$LOGS/history.log" 2>&1)
+    fi
     start ingestor ingest "$FEED"
     ;;
   down)

@@ -4,7 +4,7 @@
 #   deploy/local/stack.sh up       start what is not running, reuse what is; wait until each answers
 #   deploy/local/stack.sh down     stop what this script started (pid files), TERM then KILL after 30s
 #   deploy/local/stack.sh status   one line per component: up/down and address
-#   deploy/local/stack.sh reset    down, then delete Kafka, Redis and Prometheus data
+#   deploy/local/stack.sh reset    down, then delete Kafka (every version's), Redis and Prometheus data
 #   deploy/local/stack.sh logs     tail of each component's log (LOG_LINES, default 30)
 #
 # Environment (defaults in parentheses):
@@ -13,19 +13,24 @@
 #   REDIS_PORT            (6379)  Redis, 127.0.0.1
 #   PROMETHEUS_PORT       (9090)  Prometheus web/API, 127.0.0.1
 #   STACK_COMPONENTS      ("kafka redis prometheus")  subset to act on, e.g. "kafka redis"
-#   KAFKA_VERSION         (3.9.1)  see deploy/kafka/pom.xml and deploy/local/kafka.sh
+#   KAFKA_VERSION         (4.4.0)  4.x or 3.9.x; see deploy/kafka/pom.xml and deploy/local/kafka.sh
 #   MARKETSIGNAL_CACHE    (~/.cache/marketsignal)  Maven-resolved Kafka libs, shared by clones
 #   KAFKA_HEAP            (512m)   broker -Xms/-Xmx
 #   READY_TIMEOUT         (90)     seconds to wait for each component
+#   STACK_STATE           (.local)  where state lives; a second stack (e.g. another Kafka version
+#                                   on other ports, `make test-kafka-compat`) needs its own
 #
 # State (data, logs, pid files, generated configs) lives in .local/ at the repo root (git-ignored).
+# Each Kafka version has its own data directory, .local/kafka/<version>/data: a broker never
+# starts on another version's data. While a broker this script started runs, an explicit
+# KAFKA_VERSION naming another version is refused (stop it first); without one, it is reused.
 # Missing binaries are installed from Debian (redis-server, prometheus) with apt-get; the packaged
 # system services are never enabled or left running, the stack runs its own processes.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
-STATE="$ROOT/.local"
+STATE="$(realpath -m "${STACK_STATE:-$ROOT/.local}")"
 LOGS="$STATE/logs"
 RUN="$STATE/run"
 
@@ -36,12 +41,15 @@ PROMETHEUS_PORT="${PROMETHEUS_PORT:-9090}"
 STACK_COMPONENTS="${STACK_COMPONENTS:-kafka redis prometheus}"
 KAFKA_HEAP="${KAFKA_HEAP:-512m}"
 READY_TIMEOUT="${READY_TIMEOUT:-90}"
-export KAFKA_VERSION="${KAFKA_VERSION:-3.9.1}"
+KAFKA_VERSION_ASKED="${KAFKA_VERSION:-}" # set by the caller, not defaulted: a switch is refused
+export KAFKA_VERSION="${KAFKA_VERSION:-4.4.0}"
 
-KAFKA_DIR="$STATE/kafka"
+KAFKA_ROOT="$STATE/kafka"
+KAFKA_DIR="$KAFKA_ROOT/$KAFKA_VERSION" # per version: data, cluster id, generated config
 KAFKA_DATA="$KAFKA_DIR/data"
 KAFKA_PROPS="$KAFKA_DIR/server.properties"
 KAFKA_PID="$RUN/kafka.pid"
+KAFKA_RUNNING_VERSION="$RUN/kafka.version" # the version of the broker in kafka.pid
 KAFKA_LOG="$LOGS/kafka.log"
 KAFKA_BOOTSTRAP="127.0.0.1:$KAFKA_PORT"
 
@@ -135,13 +143,26 @@ ensure_cmd() { # ensure_cmd COMMAND PACKAGE
 kafka_libs() { "$HERE/kafka.sh" libs; } # prints the libs path (installs maven itself if needed)
 
 # A real client request: ApiVersions to the broker through the Java admin client on the cached
-# class path. It works without the project venv; about 1.5s per attempt, so the loop first
-# waits for the port (cheap) and only then asks the broker.
+# class path $1 (kafka.sh names the class of KAFKA_VERSION: it moved in 4.0). It works without
+# the project venv; about 1.5s per attempt, so the loop first waits for the port (cheap) and
+# only then asks the broker.
 kafka_answers() {
-  local libs=$1
-  timeout 30 java -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC \
-    -Dlog4j.configuration="file:$HERE/tools-log4j.properties" -cp "$libs/*" \
-    kafka.admin.BrokerApiVersionsCommand --bootstrap-server "$KAFKA_BOOTSTRAP" >/dev/null 2>&1
+  local libs=$1 cls opt
+  cls="$("$HERE/kafka.sh" class api-versions)" && opt="$("$HERE/kafka.sh" log-opt tool)" || return 1
+  timeout 30 java -Xmx128m -XX:TieredStopAtLevel=1 -XX:+UseSerialGC "$opt" -cp "$libs/*" \
+    "$cls" --bootstrap-server "$KAFKA_BOOTSTRAP" >/dev/null 2>&1
+}
+
+# The version of the broker with pid $1 that this script started: the file written at start,
+# else (a broker started before that file existed) the versioned libs path on its command line.
+kafka_running_version() {
+  local pid=$1 version=""
+  [[ -f "$KAFKA_RUNNING_VERSION" ]] && version="$(cat "$KAFKA_RUNNING_VERSION")"
+  if [[ -z "$version" ]]; then
+    version="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null |
+      sed -n 's|.*/kafka-\([0-9][0-9.]*\)/libs/\*.*|\1|p')"
+  fi
+  printf '%s\n' "${version:-unknown}"
 }
 
 kafka_write_config() {
@@ -173,13 +194,20 @@ EOF
 }
 
 kafka_up() {
-  local t0=$EPOCHREALTIME libs pid
+  local t0=$EPOCHREALTIME libs pid running
   ensure_cmd java openjdk-17-jre-headless
-  libs="$(kafka_libs)"
   if pid="$(live_pid "$KAFKA_PID" kafka.Kafka)"; then
+    running="$(kafka_running_version "$pid")"
+    if [[ "$running" != "$KAFKA_VERSION" ]]; then
+      [[ -z "$KAFKA_VERSION_ASKED" ]] ||
+        die "kafka $running is running (pid $pid, started by this script), KAFKA_VERSION=$KAFKA_VERSION asks for another version: stop it first with \`deploy/local/stack.sh down\` (each version keeps its own data in ${KAFKA_ROOT#"$ROOT"/}/<version>/)"
+      say "kafka: NOTE reusing the running Kafka $running (pid $pid), not the default $KAFKA_VERSION; \`deploy/local/stack.sh down\` then \`up\` switches (each version keeps its own data)"
+    fi
+    libs="$(kafka_libs)"
     kafka_wait "$libs" "$pid" "$t0" reused
     return
   fi
+  libs="$(kafka_libs)"
   if port_open "$KAFKA_PORT"; then
     kafka_answers "$libs" || die "port $KAFKA_PORT is taken by something that is not Kafka"
     say "kafka: reusing a broker not started by this script on $KAFKA_BOOTSTRAP"
@@ -188,21 +216,28 @@ kafka_up() {
   port_open "$KAFKA_CONTROLLER_PORT" && die "controller port $KAFKA_CONTROLLER_PORT is already in use"
 
   mkdir -p "$LOGS" "$RUN"
+  if [[ -d "$KAFKA_ROOT/data" ]]; then
+    say "kafka: NOTE ${KAFKA_ROOT#"$ROOT"/}/data predates per-version data directories and is not used; \`deploy/local/stack.sh reset\` deletes it"
+  fi
   kafka_write_config
   if [[ ! -f "$KAFKA_DATA/meta.properties" ]]; then
     [[ -s "$KAFKA_DIR/cluster.id" ]] ||
       head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$KAFKA_DIR/cluster.id"
-    say "kafka: formatting storage (cluster id $(cat "$KAFKA_DIR/cluster.id"))"
-    java -Xmx256m -Dlog4j.configuration="file:$HERE/tools-log4j.properties" -cp "$libs/*" \
-      kafka.tools.StorageTool format -t "$(cat "$KAFKA_DIR/cluster.id")" -c "$KAFKA_PROPS" \
-      >>"$KAFKA_LOG" 2>&1 || { tail_log "$KAFKA_LOG"; die "kafka storage format failed"; }
+    say "kafka: formatting storage for Kafka $KAFKA_VERSION (cluster id $(cat "$KAFKA_DIR/cluster.id"))"
+    # --cluster-id=ID, not --cluster-id ID: a random id starts with '-' one time in 64, and
+    # the option parser takes a separate '-...' word for an option.
+    printf '[stack] kafka %s: storage format\n' "$KAFKA_VERSION" >>"$KAFKA_LOG"
+    "$HERE/kafka.sh" run storage format --cluster-id="$(cat "$KAFKA_DIR/cluster.id")" \
+      -c "$KAFKA_PROPS" >>"$KAFKA_LOG" 2>&1 || { tail_log "$KAFKA_LOG"; die "kafka storage format failed"; }
   fi
+  printf '[stack] kafka %s: starting, data in %s\n' "$KAFKA_VERSION" "$KAFKA_DATA" >>"$KAFKA_LOG"
   # setsid: the broker gets its own session, so it outlives the shell/make that started it.
   setsid nohup java "-Xms$KAFKA_HEAP" "-Xmx$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
     -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true \
-    -Dlog4j.configuration="file:$HERE/kafka-log4j.properties" -Dkafka.logs.dir="$LOGS" \
+    "$("$HERE/kafka.sh" log-opt broker)" -Dkafka.logs.dir="$LOGS" \
     -cp "$libs/*" kafka.Kafka "$KAFKA_PROPS" </dev/null >>"$KAFKA_LOG" 2>&1 &
   echo $! >"$KAFKA_PID"
+  printf '%s\n' "$KAFKA_VERSION" >"$KAFKA_RUNNING_VERSION"
   kafka_wait "$libs" "$!" "$t0" started
 }
 
@@ -211,13 +246,13 @@ kafka_wait() {
   until port_open "$KAFKA_PORT" && kafka_answers "$libs"; do
     if ! alive "$pid"; then
       tail_log "$KAFKA_LOG"
-      rm -f "$KAFKA_PID"
+      rm -f "$KAFKA_PID" "$KAFKA_RUNNING_VERSION"
       die "kafka (pid $pid) exited during startup"
     fi
     ((SECONDS < deadline)) || { tail_log "$KAFKA_LOG"; die "kafka not ready after ${READY_TIMEOUT}s"; }
     sleep 0.5
   done
-  say "kafka ready in $(elapsed "$t0")s ($how, pid $pid, $KAFKA_BOOTSTRAP)"
+  say "kafka ready in $(elapsed "$t0")s ($how, pid $pid, Kafka $(kafka_running_version "$pid"), $KAFKA_BOOTSTRAP)"
 }
 
 # ---------------------------------------------------------------- redis
@@ -361,6 +396,15 @@ kafka_status_probe() {
   kafka_answers "$libs"
 }
 
+kafka_status() {
+  local line pid
+  line="$(status_line kafka "$KAFKA_PID" kafka.Kafka "$KAFKA_BOOTSTRAP" kafka_status_probe)"
+  if pid="$(live_pid "$KAFKA_PID" kafka.Kafka)"; then
+    line+=", Kafka $(kafka_running_version "$pid")"
+  fi
+  printf '%s\n' "$line"
+}
+
 redis_status_probe() { command -v redis-cli >/dev/null 2>&1 && redis_ping; }
 
 # ---------------------------------------------------------------- main
@@ -376,12 +420,15 @@ cmd_up() {
 cmd_down() {
   wants prometheus && stop_pid prometheus "$PROM_PID" prometheus
   wants redis && stop_pid redis "$REDIS_PID" redis-server
-  wants kafka && stop_pid kafka "$KAFKA_PID" kafka.Kafka
+  if wants kafka; then
+    stop_pid kafka "$KAFKA_PID" kafka.Kafka
+    rm -f "$KAFKA_RUNNING_VERSION"
+  fi
   return 0
 }
 
 cmd_status() {
-  wants kafka && status_line kafka "$KAFKA_PID" kafka.Kafka "$KAFKA_BOOTSTRAP" kafka_status_probe
+  wants kafka && kafka_status
   wants redis && status_line redis "$REDIS_PID" redis-server "127.0.0.1:$REDIS_PORT" redis_status_probe
   wants prometheus && status_line prometheus "$PROM_PID" prometheus "$PROM_URL" prom_ready
   return 0
@@ -389,7 +436,7 @@ cmd_status() {
 
 cmd_reset() {
   cmd_down
-  wants kafka && rm -rf "$KAFKA_DATA" "$KAFKA_DIR/cluster.id"
+  wants kafka && rm -rf "$KAFKA_ROOT" # every version's data, cluster id and config
   wants redis && rm -rf "$REDIS_DIR"
   wants prometheus && rm -rf "$PROM_DATA"
   say "data deleted under ${STATE#"$ROOT"/}/ ($STACK_COMPONENTS)"
@@ -420,7 +467,7 @@ case "${1:-}" in
   reset) cmd_reset ;;
   logs) cmd_logs ;;
   *)
-    sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'
     exit 2
     ;;
 esac

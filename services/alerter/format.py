@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from schemas.alert import Alert
-from schemas.signals import IndexDivergence, RecordHigh
+from schemas.signals import AhPremium, IndexDivergence, RecordHigh
 
 
 def when(ts: datetime) -> str:
@@ -33,8 +33,18 @@ def _divergence(s: IndexDivergence) -> str:
     )
 
 
+def _ah_premium(s: AhPremium) -> str:
+    return (
+        f"{when(s.ts)}  A/H PREMIUM {s.phase.upper()}  {s.pair}  {s.direction}  "
+        f"premium {s.premium_pct:+.1f}% (A {price(s.price_a)} CNY x {s.fx:.4f} "
+        f"vs H {price(s.price_h)} HKD; threshold {s.threshold_pct:g}%)"
+    )
+
+
 def format_alert(alert: Alert) -> str:
     signal = alert.signal
     if isinstance(signal, RecordHigh):
         return _record_high(signal)
+    if isinstance(signal, AhPremium):
+        return _ah_premium(signal)
     return _divergence(signal)

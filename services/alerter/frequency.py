@@ -17,18 +17,18 @@ from __future__ import annotations
 
 from datetime import tzinfo
 
-from schemas.signals import IndexDivergence, RecordHigh
+from schemas.signals import AnySignal, RecordHigh
 from schemas.zones import ExchangeZones
 
 
-def subject_zone(signal: RecordHigh | IndexDivergence, zones: ExchangeZones) -> tzinfo:
+def subject_zone(signal: AnySignal, zones: ExchangeZones) -> tzinfo:
     return zones.zone_for(signal.symbol if isinstance(signal, RecordHigh) else signal.a)
 
 
-def local_day(signal: RecordHigh | IndexDivergence, zones: ExchangeZones) -> str:
+def local_day(signal: AnySignal, zones: ExchangeZones) -> str:
     """ISO date of the signal in its subject's exchange zone."""
     return signal.ts.astimezone(subject_zone(signal, zones)).date().isoformat()
 
 
-def event_ms(signal: RecordHigh | IndexDivergence) -> int:
+def event_ms(signal: AnySignal) -> int:
     return int(signal.ts.timestamp() * 1000)

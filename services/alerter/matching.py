@@ -3,7 +3,7 @@
 `accepts` is the definition. `SubscriptionIndex.match` gives the same answer without a
 scan of every subscription: subscriptions are indexed by kind and then by what their
 symbol filter names (an exact symbol, a `*SUFFIX` such as `*.HK`, a `PREFIX*`), or by
-pair for divergences; only a subscription with no symbol or pair filter, or with an
+pair for divergences and A/H premiums; only a subscription with no symbol or pair filter, or with an
 unusual glob (`2?13.*`), is looked at for every alert of its kind. The candidates are
 then checked with `accepts`, so the index can only ever narrow, never change, the answer
 (a property test compares it with a scan on random subscriptions and alerts).
@@ -15,10 +15,11 @@ import fnmatch
 from collections import defaultdict
 from collections.abc import Iterable
 
-from schemas.signals import SIGNAL_KINDS, IndexDivergence, RecordHigh
+from schemas.signals import SIGNAL_KINDS, AhPremium, AnySignal, RecordHigh
 from schemas.subscription import Filters, Subscription
 
 _WILD = frozenset("*?")
+_PAIR_KINDS = frozenset({"index_divergence", "ah_premium"})
 
 
 def symbol_matches(pattern: str, symbol: str) -> bool:
@@ -28,7 +29,7 @@ def symbol_matches(pattern: str, symbol: str) -> bool:
     return fnmatch.fnmatchcase(symbol, pattern)  # the schema allows no `[` in a pattern
 
 
-def accepts(filters: Filters, signal: RecordHigh | IndexDivergence) -> bool:
+def accepts(filters: Filters, signal: AnySignal) -> bool:
     if filters.kinds and signal.kind not in filters.kinds:
         return False
     if isinstance(signal, RecordHigh):
@@ -37,6 +38,18 @@ def accepts(filters: Filters, signal: RecordHigh | IndexDivergence) -> bool:
         if filters.windows and signal.window not in filters.windows:
             return False
         return filters.min_change_pct is None or signal.change_pct >= filters.min_change_pct
+    if isinstance(signal, AhPremium):
+        if filters.symbols and not any(
+            symbol_matches(p, signal.a) or symbol_matches(p, signal.h) for p in filters.symbols
+        ):
+            return False
+        if filters.pairs and signal.pair not in filters.pairs:
+            return False
+        if filters.phases and signal.phase not in filters.phases:
+            return False
+        return filters.min_premium_pct is None or (
+            abs(signal.premium_pct) >= filters.min_premium_pct
+        )
     if filters.symbols and not any(
         symbol_matches(p, signal.a) or symbol_matches(p, signal.b) for p in filters.symbols
     ):
@@ -75,7 +88,7 @@ class _KindIndex:
                     self.by_prefix[pattern[:-1]].append(sub)
                 else:
                     self.scan.append(sub)
-        elif kind == "index_divergence" and f.pairs:
+        elif kind in _PAIR_KINDS and f.pairs:
             for pair in f.pairs:
                 self.by_pair[pair].append(sub)
         else:
@@ -108,11 +121,13 @@ class SubscriptionIndex:
     def __len__(self) -> int:
         return len(self.subscriptions)
 
-    def match(self, signal: RecordHigh | IndexDivergence) -> list[Subscription]:
+    def match(self, signal: AnySignal) -> list[Subscription]:
         """The subscriptions whose filters accept `signal`, each once, in id order."""
         index = self._kinds[signal.kind]
         if isinstance(signal, RecordHigh):
             found = index.candidates((signal.symbol,), None)
+        elif isinstance(signal, AhPremium):
+            found = index.candidates((signal.a, signal.h), signal.pair)
         else:
             found = index.candidates((signal.a, signal.b), signal.pair)
         checked: set[str] = set()

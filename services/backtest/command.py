@@ -1,4 +1,4 @@
-"""`marketsignal backtest FILE [--config F] [--strict]`."""
+"""`marketsignal backtest FILE|- [--config F] [--history BARS] [--format F] [--strict]`."""
 
 from __future__ import annotations
 
@@ -6,17 +6,49 @@ import argparse
 import sys
 from pathlib import Path
 
+from services.backtest.chart_data import DEFAULT_LIMIT, ChartData
 from services.backtest.run import StrictStop, run_backtest
 from services.cli import add_config_option
-from services.feed import FeedError
+from services.feed import FORMATS, FeedError, stdin_text
 from services.settings import Settings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="ticks as CSV (with a header) or JSON Lines")
+    parser.add_argument(
+        "file", type=Path, help="ticks as CSV (with a header) or JSON Lines; - for standard input"
+    )
     add_config_option(parser)
     parser.add_argument(
+        "--history",
+        type=Path,
+        default=None,
+        metavar="BARS",
+        help="daily bars (CSV or JSON Lines: symbol,date,high,close) applied before FILE",
+    )
+    parser.add_argument(
+        "--format",
+        choices=FORMATS,
+        default=None,
+        help="input format when the file name does not tell (default: sniffed)",
+    )
+    parser.add_argument(
         "--strict", action="store_true", help="stop with exit 2 at the first malformed or late line"
+    )
+    parser.add_argument(
+        "--plot",
+        type=Path,
+        metavar="DIR",
+        help="also write one PNG chart per subject that fired into DIR",
+    )
+    parser.add_argument(
+        "--plot-symbols",
+        type=lambda text: [part.strip() for part in text.split(",") if part.strip()],
+        metavar="LIST",
+        help=(
+            "with --plot: chart these subjects (symbols, globs like *.HK, pairs A/B) instead "
+            f"of the default: every pair and listing that fired, then the symbols with the "
+            f"most record highs, {DEFAULT_LIMIT} charts in all"
+        ),
     )
     parser.add_argument(
         "--progress",
@@ -29,17 +61,24 @@ def configure(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = Settings.for_config(args.config)
     rules = settings.rules()
-    if not args.file.is_file():
-        print(f"marketsignal: {args.file}: no such file", file=sys.stderr)
-        return 2
+    from_stdin = str(args.file) == "-"
+    for path in [args.file] * (not from_stdin) + [args.history] * (args.history is not None):
+        if not path.is_file():
+            print(f"marketsignal: {path}: no such file", file=sys.stderr)
+            return 2
+    charts = ChartData(rules) if args.plot is not None else None
     try:
         summary = run_backtest(
-            args.file,
+            Path("<stdin>") if from_stdin else args.file,
             rules,
             sys.stdout.buffer,
             sys.stderr,
             strict=args.strict,
             progress=args.progress,
+            history=args.history,
+            stream=stdin_text() if from_stdin else None,
+            fmt=args.format,
+            charts=charts,
         )
     except StrictStop as exc:
         sys.stdout.flush()
@@ -50,4 +89,9 @@ def run(args: argparse.Namespace) -> int:
         return 2
     sys.stdout.flush()
     print(summary.render(), file=sys.stderr)
+    if charts is not None:
+        from services.backtest.charts import write_charts  # noqa: PLC0415 - matplotlib: only when asked
+
+        for path in write_charts(charts, args.plot, args.plot_symbols):
+            print(f"chart: {path}", file=sys.stderr)
     return 0

@@ -7,12 +7,14 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import IO, BinaryIO, TextIO
 
+from services.backtest.chart_data import ChartData
 from services.detection.engine import Engine
 from services.detection.record_high import Late
 from services.detection.rules import Rules
-from services.feed import read_records
+from services.feed import Format, read_records, read_stream
+from services.history import BadBar, read_bars
 from services.validation import Invalid, ParsedTick, TickParser
 
 
@@ -28,12 +30,22 @@ class Summary:
     late: int = 0
     signals: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
+    # --history: valid bars read, bad ones (invalid or a second for a date), and valid
+    # ones ignored because ticks cover their date; None without --history
+    bars: int | None = None
+    bad_bars: int = 0
+    overlap: int = 0
 
     def render(self) -> str:
         rate = self.lines / self.seconds if self.seconds > 0 else 0.0
         kinds = ", ".join(f"{k}={v}" for k, v in sorted(self.signals.items())) or "none"
+        history = (
+            ""
+            if self.bars is None
+            else f"history: {self.bars} bars, {self.bad_bars} bad, {self.overlap} overlap; "
+        )
         return (
-            f"summary: {self.lines} ticks read, {self.accepted} accepted, "
+            f"summary: {history}{self.lines} ticks read, {self.accepted} accepted, "
             f"{self.malformed} malformed, {self.late} late; signals: {kinds}; "
             f"{self.seconds:.2f}s ({rate:,.0f} ticks/s)"
         )
@@ -64,6 +76,31 @@ class _Progress:
             self.stream.flush()
 
 
+def load_history(
+    engine: Engine,
+    path: Path,
+    summary: Summary,
+    err: TextIO,
+    *,
+    strict: bool,
+    charts: ChartData | None = None,
+) -> None:
+    """Apply a history file's bars before any tick; bad bars reported by line."""
+    summary.bars = 0
+    for item in read_bars(path):
+        if isinstance(item, BadBar):
+            summary.bad_bars += 1
+            err.write(item.render(str(path)) + "\n")
+            if strict:
+                raise StrictStop(f"{path}:{item.line}: bad bar")
+            continue
+        _, bar = item
+        summary.bars += 1
+        engine.add_bar(bar.symbol, bar.date.toordinal(), bar.high, bar.close)
+        if charts is not None:
+            charts.add_history(bar.symbol, [(bar.date, bar.high, bar.close)])
+
+
 def run_backtest(
     path: Path,
     rules: Rules,
@@ -72,13 +109,28 @@ def run_backtest(
     *,
     strict: bool = False,
     progress: bool | None = None,
+    history: Path | None = None,
+    stream: IO[str] | None = None,
+    fmt: Format | None = None,
+    charts: ChartData | None = None,
 ) -> Summary:
-    """Run the detectors over `path`. Raises StrictStop on the first bad line if `strict`."""
+    """Run the detectors over `path` (or `stream`, named `path` in diagnostics), after
+    the bars of `history` if given. Raises StrictStop on the first bad line if `strict`.
+
+    With `charts`, also gathers what `services.backtest.charts` draws.
+    """
     engine = Engine(rules)
+    if charts is not None:
+        charts.attach(engine)
     parser = TickParser(engine.zones)
     allowed = rules.ticks.allowed_lateness_s
     summary = Summary()
-    meter = _Progress(err, os.path.getsize(path), err.isatty() if progress is None else progress)
+    if history is not None:
+        load_history(engine, history, summary, err, strict=strict, charts=charts)
+    size = os.path.getsize(path) if stream is None else 0
+    meter = _Progress(
+        err, size, stream is None and (err.isatty() if progress is None else progress)
+    )
     started = time.perf_counter()
     write = out.write
     done_bytes = 0
@@ -94,7 +146,8 @@ def run_backtest(
     process = engine.process_values
     counts = summary.signals
     try:
-        for record in read_records(path):
+        records = read_records(path, fmt) if stream is None else read_stream(stream, None, fmt)
+        for record in records:
             lines += 1
             if meter.enabled:
                 done_bytes += len(record.raw) + 1
@@ -120,10 +173,16 @@ def run_backtest(
                 continue
             accepted += 1
             assert type(result) is list
+            if charts is not None:
+                charts.tick(tick.symbol, tick.ts_us, tick.price)
+                for signal in result:
+                    charts.signal(signal)
             for signal in result:
                 counts[signal.kind] += 1
                 write(signal.model_dump_json().encode() + b"\n")
         for signal in engine.flush():
+            if charts is not None:
+                charts.signal(signal)
             counts[signal.kind] += 1
             write(signal.model_dump_json().encode() + b"\n")
     finally:
@@ -131,4 +190,5 @@ def run_backtest(
         summary.seconds = time.perf_counter() - started
         summary.lines, summary.accepted = lines, accepted
         summary.malformed, summary.late = malformed, late
+        summary.overlap = engine.overlapping_bars()
     return summary

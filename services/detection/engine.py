@@ -11,15 +11,14 @@ from collections.abc import Iterable
 from datetime import tzinfo
 from typing import Any
 
-from schemas.signals import IndexDivergence, RecordHigh
+from schemas.signals import AnySignal
 from schemas.tick import Tick
 from schemas.zones import ExchangeZones
+from services.detection.ah_premium import AhTracker
 from services.detection.divergence import PairTracker
-from services.detection.record_high import Late, RecordHighConfig, SymbolTracker
-from services.detection.rules import DivergenceRule, Rules
+from services.detection.record_high import BarOutcome, Late, RecordHighConfig, SymbolTracker
+from services.detection.rules import AhRule, DivergenceRule, Rules
 from services.detection.timeline import US_PER_S, ZoneClock, to_us
-
-AnySignal = RecordHigh | IndexDivergence
 
 
 def record_high_config(rules: Rules) -> RecordHighConfig:
@@ -55,6 +54,10 @@ def new_pair_tracker(rules: Rules, rule: DivergenceRule, clocks: Clocks) -> Pair
     )
 
 
+def new_ah_tracker(rule: AhRule, clocks: Clocks) -> AhTracker:
+    return AhTracker(rule, tuple(clocks.for_symbol(leg) for leg in rule.legs))
+
+
 class Engine:
     """Symbol trackers created on first sight; one pair tracker per configured pair."""
 
@@ -66,6 +69,8 @@ class Engine:
         self.symbols: dict[str, SymbolTracker] = {}
         self.pairs = [new_pair_tracker(rules, rule, self.clocks) for rule in rules.divergence]
         self.pairs_by_symbol = self._index(self.pairs)
+        self.listings = [new_ah_tracker(rule, self.clocks) for rule in rules.ah]
+        self.listings_by_symbol = self._index_listings(self.listings)
 
     def _index(self, pairs: list[PairTracker]) -> dict[str, list[PairTracker]]:
         by_name = {pair.name: pair for pair in pairs}
@@ -74,12 +79,31 @@ class Engine:
             for symbol, rules in self.rules.pairs_of().items()
         }
 
+    def _index_listings(self, listings: list[AhTracker]) -> dict[str, list[AhTracker]]:
+        by_name = {listing.name: listing for listing in listings}
+        return {
+            symbol: [by_name[rule.name] for rule in rules]
+            for symbol, rules in self.rules.listings_of().items()
+        }
+
     def tracker(self, symbol: str) -> SymbolTracker:
         tracker = self.symbols.get(symbol)
         if tracker is None:
             tracker = SymbolTracker(symbol, self.config, self.clocks.for_symbol(symbol))
             self.symbols[symbol] = tracker
         return tracker
+
+    def add_bar(self, symbol: str, day: int, high: float, close: float) -> BarOutcome:
+        """One daily bar (local day ordinal) of history: seeds record highs and bases."""
+        outcome = self.tracker(symbol).add_bar(day, high)
+        if outcome in ("held", "applied"):
+            for pair in self.pairs_by_symbol.get(symbol, ()):
+                pair.add_bar(symbol, day, close)
+        return outcome
+
+    def overlapping_bars(self) -> int:
+        """Bars dated on or after their symbol's first tick, ignored (ticks are the truth)."""
+        return sum(t.overlap for t in self.symbols.values())
 
     def process(self, tick: Tick, now: float | None = None) -> Late | list[AnySignal]:
         """One tick in arrival order: `Late` if refused, else the signals it caused."""
@@ -99,18 +123,26 @@ class Engine:
         if pairs:
             for pair in pairs:
                 out.extend(pair.update(symbol, ts_us, price, now))
+        listings = self.listings_by_symbol.get(symbol)
+        if listings:
+            for listing in listings:
+                out.extend(listing.update(symbol, ts_us, price, now))
         return out
 
     def expire(self, now: float) -> list[AnySignal]:
         out: list[AnySignal] = []
         for pair in self.pairs:
             out.extend(pair.expire(now))
+        for listing in self.listings:
+            out.extend(listing.expire(now))
         return out
 
     def flush(self) -> list[AnySignal]:
         out: list[AnySignal] = []
         for pair in self.pairs:
             out.extend(pair.flush())
+        for listing in self.listings:
+            out.extend(listing.flush())
         return out
 
     def run(self, ticks: Iterable[Tick]) -> list[AnySignal]:
@@ -130,6 +162,7 @@ class Engine:
         return {
             "symbols": {s: t.to_state() for s, t in self.symbols.items()},
             "pairs": {p.name: p.to_state() for p in self.pairs},
+            "listings": {x.name: x.to_state() for x in self.listings},
         }
 
     @classmethod
@@ -149,4 +182,14 @@ class Engine:
             )
         engine.pairs = restored
         engine.pairs_by_symbol = engine._index(restored)
+        listings = []
+        for fresh_listing in engine.listings:
+            lstate = state.get("listings", {}).get(fresh_listing.name)
+            listings.append(
+                fresh_listing
+                if lstate is None
+                else AhTracker.from_state(fresh_listing.rule, fresh_listing.clocks, lstate)
+            )
+        engine.listings = listings
+        engine.listings_by_symbol = engine._index_listings(listings)
         return engine

@@ -3,6 +3,10 @@
 The 52-week window is answered from daily maxima kept in a monotonic deque, so a tick
 costs O(1) amortised. Only a tick dated before the newest local date seen (possible
 within the allowed lateness, across midnight) needs a look at up to 365 daily maxima.
+
+History (daily bars) is merged as accepted earlier prices: a bar's `high` at 00:00 local
+time of its date, only for dates before the symbol's first accepted tick. Bars that come
+before any tick wait (`pending`) until that first tick fixes the date they must precede.
 """
 
 from __future__ import annotations
@@ -10,12 +14,16 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from schemas.signals import RecordHigh
 from services.detection.timeline import ZoneClock, lateness_days
 
 WINDOW_DAYS = 365
+
+# What became of a bar: waiting for the first tick, merged, dated on or after the first
+# tick's date (ticks are the truth there), or a second bar for a date that has one.
+BarOutcome = Literal["held", "applied", "overlap", "duplicate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +70,16 @@ class SymbolTracker:
         "_weeks52",
         "ath",
         "ath_us",
+        "bar_days",
         "clock",
         "config",
         "days",
         "debounce",
+        "first_day",
         "latest_us",
         "max_day",
+        "overlap",
+        "pending",
         "symbol",
     )
 
@@ -91,8 +103,16 @@ class SymbolTracker:
         # Days whose maximum is not beaten by a later day: front is the window's high.
         self._deque: deque[int] = deque()
         self.max_day = 0
-        # window -> (local day, price) of the last emitted signal
-        self.debounce: dict[str, tuple[int, float]] = {}
+        # window -> local day -> price of the last signal emitted on that day. Per day, so
+        # a late tick of yesterday neither uses nor resets today's memory.
+        self.debounce: dict[str, dict[int, float]] = {}
+        # History: bars held until the first tick (day -> high), the first tick's local
+        # day, the days that have had a bar (a bitmap from the first such day, so a
+        # second bar is known whatever the trimming), and how many bars overlapped ticks.
+        self.pending: dict[int, float] | None = None
+        self.first_day: int | None = None
+        self.bar_days: tuple[int, int] = (0, 0)
+        self.overlap = 0
 
     # -- the step ---------------------------------------------------------------------
 
@@ -104,8 +124,13 @@ class SymbolTracker:
         """
         latest = self.latest_us
         if latest is None:
-            self._first(us, self._locate(us), price)
-            return None
+            day = self._locate(us)
+            self.first_day = day
+            if not self._apply_pending(day):
+                self._first(us, day, price)
+                return None
+            # With history the first tick is judged like any other: bars are its baseline.
+            latest = self.latest_us = us
         if us < latest - self._lateness_us:
             return Late(behind_s=(latest - us) / 1e6, latest=self.clock.datetime(latest))
         if us > latest:
@@ -124,6 +149,65 @@ class SymbolTracker:
         self._record(us, day, price)
         return signal
 
+    # -- history ----------------------------------------------------------------------
+
+    def add_bar(self, day: int, high: float) -> BarOutcome:
+        """Merge a daily bar (local day ordinal, high) under the contract's history rules."""
+        if self._has_bar(day):
+            return "duplicate"
+        if self.first_day is None:
+            if self.pending is None:
+                self.pending = {}
+            if day in self.pending:
+                return "duplicate"
+            self.pending[day] = high
+            return "held"
+        if day >= self.first_day:
+            self.overlap += 1
+            return "overlap"
+        self._seed(day, high)
+        return "applied"
+
+    def _has_bar(self, day: int) -> bool:
+        lo, bits = self.bar_days
+        return bits != 0 and day >= lo and (bits >> (day - lo)) & 1 == 1
+
+    def _mark_bar(self, day: int) -> None:
+        lo, bits = self.bar_days
+        if bits == 0:
+            self.bar_days = (day, 1)
+        elif day < lo:
+            self.bar_days = (day, (bits << (lo - day)) | 1)
+        else:
+            self.bar_days = (lo, bits | (1 << (day - lo)))
+
+    def _apply_pending(self, first_day: int) -> bool:
+        """At the first tick: merge held bars dated before its day; True if any was."""
+        pending, self.pending = self.pending, None
+        if not pending:
+            return False
+        applied = False
+        for day in sorted(pending):
+            if day >= first_day:
+                self.overlap += 1
+            else:
+                self._seed(day, pending[day])
+                applied = True
+        return applied
+
+    def _seed(self, day: int, high: float) -> None:
+        """A bar as an accepted earlier price `high` at 00:00 local time of `day`."""
+        self._mark_bar(day)
+        us = self.clock.midnight_us(day)
+        if self.days and day < self.max_day - (WINDOW_DAYS - 1) - lateness_days(self._lateness_us):
+            # Older than any 52w window still to come: only the all-time high can use it.
+            if high > self.ath or (high == self.ath and us < self.ath_us):
+                self.ath, self.ath_us = high, us
+            return
+        if not self.days:
+            self.ath, self.ath_us = high, us
+        self._record(us, day, high)
+
     def _locate(self, us: int) -> int:
         self._day, self._lo, self._hi = self.clock.day_span(us)
         return self._day
@@ -139,10 +223,18 @@ class SymbolTracker:
     def _emit(
         self, us: int, day: int, price: float, window: str, prev: float, prev_us: int
     ) -> RecordHigh | None:
-        last = self.debounce.get(window)
-        if last is not None and last[0] == day and price < last[1] * self._step:
+        memory = self.debounce.get(window)
+        if memory is None:
+            memory = self.debounce[window] = {}
+        last = memory.get(day)
+        if last is not None and price < last * self._step:
             return None
-        self.debounce[window] = (day, price)
+        memory[day] = price
+        if len(memory) > 1:
+            # Only a date an acceptable (not late) tick can still have needs its memory.
+            keep_from = max(day, self.max_day) - lateness_days(self._lateness_us)
+            for old in [d for d in memory if d < keep_from]:
+                del memory[old]
         return RecordHigh(
             symbol=self.symbol,
             ts=self.clock.datetime(us),
@@ -241,14 +333,18 @@ class SymbolTracker:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "v": 1,
+            "v": 2,
             "latest_us": self.latest_us,
             "ath": self.ath,
             "ath_us": self.ath_us,
             "days": [[d, e[0], e[1]] for d, e in self.days.items()],
             "deque": list(self._deque),
             "max_day": self.max_day,
-            "debounce": {w: [d, p] for w, (d, p) in self.debounce.items()},
+            "debounce": {w: [[d, p] for d, p in m.items()] for w, m in self.debounce.items()},
+            "pending": None if self.pending is None else [[d, h] for d, h in self.pending.items()],
+            "first_day": self.first_day,
+            "bar_days": [self.bar_days[0], format(self.bar_days[1], "x")],
+            "overlap": self.overlap,
         }
 
     @classmethod
@@ -263,5 +359,21 @@ class SymbolTracker:
         tracker._deque = deque(int(d) for d in state["deque"])
         tracker.max_day = int(state["max_day"])
         tracker._today = tracker.days.get(tracker.max_day, [0.0, 0])
-        tracker.debounce = {w: (int(d), float(p)) for w, (d, p) in state["debounce"].items()}
+        tracker.debounce = {w: _debounce_memory(m) for w, m in state["debounce"].items()}
+        pending = state.get("pending")
+        tracker.pending = None if pending is None else {int(d): float(h) for d, h in pending}
+        first_day = state.get("first_day")
+        if first_day is None and tracker.latest_us is not None:
+            first_day = min(tracker.days, default=None)  # a state from before history
+        tracker.first_day = first_day
+        lo, bits = state.get("bar_days", [0, "0"])
+        tracker.bar_days = (int(lo), int(bits, 16))
+        tracker.overlap = int(state.get("overlap", 0))
         return tracker
+
+
+def _debounce_memory(saved: list[Any]) -> dict[int, float]:
+    """Per-day debounce memory; a version-1 state held one [day, price] pair per window."""
+    if len(saved) == 2 and not isinstance(saved[0], list):
+        return {int(saved[0]): float(saved[1])}
+    return {int(d): float(p) for d, p in saved}

@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from schemas.signals import DIVERGENCE_WINDOW_PATTERN, pair_name
 from schemas.tick import SYMBOL_PATTERN
@@ -66,6 +74,50 @@ class DivergenceRule(_Strict):
         return None if self.window == "ytd" else int(self.window[:-1])
 
 
+class AhRule(_Strict):
+    """One dual listing (SIGNALS.md "ah_premium"): A share, H share, and HKD per CNY."""
+
+    a: Symbol
+    h: Symbol
+    # HKD per 1 CNY: the symbol whose ticks give it, or a fixed rate; exactly one.
+    fx: Symbol | None = None
+    fx_rate: Annotated[float | None, Field(gt=0, validate_default=True)] = None
+    threshold_pct: Annotated[float, Field(gt=0)] = 30.0
+    hysteresis: Annotated[float, Field(gt=0, le=1)] = 0.8
+    max_wait_s: Annotated[float, Field(ge=0)] = 2.0
+
+    @field_validator("fx_rate")
+    @classmethod
+    def _one_fx(cls, value: float | None, info: ValidationInfo) -> float | None:
+        # A field validator on the later key, so the error names `fx_rate` (and a
+        # missing fx_rate, validated with its default, is caught here too).
+        if "fx" not in info.data:
+            return value  # fx itself was invalid: that error already names it
+        fx = info.data["fx"]
+        if fx is not None and value is not None:
+            raise ValueError("give either fx (a symbol) or fx_rate (a fixed rate), not both")
+        if fx is None and value is None:
+            raise ValueError("needs fx (a symbol giving HKD per CNY) or a fixed fx_rate")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_legs(self) -> Self:
+        legs = [self.a, self.h] + ([self.fx] if self.fx is not None else [])
+        for leg in legs:
+            if legs.count(leg) > 1:
+                raise ValueError(f"a listing needs distinct a, h and fx, got {leg!r} twice")
+        return self
+
+    @property
+    def name(self) -> str:
+        return pair_name(self.a, self.h)
+
+    @property
+    def legs(self) -> tuple[str, ...]:
+        """The symbols whose ticks the listing evaluates, in tie-break order (a, h, fx)."""
+        return (self.a, self.h) if self.fx is None else (self.a, self.h, self.fx)
+
+
 def _default_pairs() -> tuple[DivergenceRule, ...]:
     return (DivergenceRule(),)
 
@@ -75,6 +127,7 @@ class Rules(_Strict):
     timezones: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ZONES))
     record_high: RecordHighRules = RecordHighRules()
     divergence: tuple[DivergenceRule, ...] = Field(default_factory=_default_pairs)
+    ah: tuple[AhRule, ...] = ()
 
     @field_validator("timezones")
     @classmethod
@@ -97,6 +150,23 @@ class Rules(_Strict):
             if names.count(name) > 1:
                 raise ValueError(f"pair {name} is configured twice")
         return value
+
+    @field_validator("ah")
+    @classmethod
+    def _distinct_listings(cls, value: tuple[AhRule, ...]) -> tuple[AhRule, ...]:
+        names = [rule.name for rule in value]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"listing {name} is configured twice")
+        return value
+
+    def listings_of(self) -> dict[str, list[AhRule]]:
+        """Symbol -> the configured A/H listings it is a leg of (a, h or fx)."""
+        out: dict[str, list[AhRule]] = {}
+        for rule in self.ah:
+            for leg in rule.legs:
+                out.setdefault(leg, []).append(rule)
+        return out
 
     def pairs_of(self) -> dict[str, list[DivergenceRule]]:
         """Symbol -> the configured pairs it is an index of (a tick may feed several)."""

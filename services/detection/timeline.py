@@ -6,7 +6,7 @@ for the signals they emit. That keeps the per-tick cost low and the state JSON-p
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
@@ -83,3 +83,7 @@ class ZoneClock:
 
     def datetime(self, us: int) -> datetime:
         return from_us(us, self.zone)
+
+    def midnight_us(self, day: int) -> int:
+        """The instant 00:00 local time on `day` (a daily bar's instant; fold=0 in a gap)."""
+        return to_us(datetime.combine(date.fromordinal(day), time(0), tzinfo=self.zone))

@@ -1,20 +1,39 @@
-"""`marketsignal ingest FILE [--rate N | --speed X]`: replay a tick file into Kafka."""
+"""`marketsignal ingest`: ticks from a file, standard input, a followed file or a WebSocket
+feed, validated, into Kafka (bad or late ones to the dead-letter topic).
+
+    marketsignal ingest FILE [--rate N | --speed X]     replay a file, then exit
+    marketsignal ingest - [--format csv|jsonl]          standard input until EOF or SIGTERM
+    marketsignal ingest FILE --follow                   tail -F, resumable, until SIGTERM
+    marketsignal ingest --ws URL [--subscribe F] ...    a WebSocket feed, until SIGTERM
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import logging
+import signal
 import sys
+import threading
 import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from services.cli import add_config_option
-from services.feed import FeedError
-from services.ingestor.ingest import ingest_file
+from services.feed import FORMATS, FeedError, RawRecord, read_records, read_stream, stdin_text
+from services.ingestor.follow import (
+    FollowedFile,
+    default_position_file,
+    load_position,
+    save_position,
+)
+from services.ingestor.ingest import IngestSummary, ingest_records
 from services.ingestor.metrics import IngestMetrics, MeteredSink
 from services.ingestor.pacing import Pacer
 from services.ingestor.publish import Publisher
@@ -22,6 +41,10 @@ from services.ingestor.screening import Screener
 from services.kafka_admin import BrokerUnavailableError, ensure_topics
 from services.observability import ReadyFlag, serve
 from services.settings import Settings
+
+
+class Stopped(Exception):  # noqa: N818 - a request, not an error
+    """SIGTERM while blocked reading standard input."""
 
 
 def _positive(text: str) -> float:
@@ -32,8 +55,16 @@ def _positive(text: str) -> float:
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("file", type=Path, help="ticks as CSV (with a header) or JSON Lines")
+    parser.add_argument(
+        "file",
+        type=Path,
+        nargs="?",
+        help="ticks as CSV (with a header) or JSON Lines; - for standard input",
+    )
     add_config_option(parser)
+    parser.add_argument(
+        "--format", choices=FORMATS, default=None, help="input format (default: sniffed)"
+    )
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=_positive, help="publish at most N ticks per second")
     pace.add_argument(
@@ -43,8 +74,40 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--metrics-port",
         type=int,
         default=None,
-        help="serve /metrics, /healthz, /readyz here while the replay runs "
+        help="serve /metrics, /healthz, /readyz here while the ingestor runs "
         "(default: $MARKETSIGNAL_INGESTOR_METRICS_PORT, 9101; 0: any free port; -1: none)",
+    )
+    follow = parser.add_argument_group("following a file (tail -F)")
+    follow.add_argument(
+        "--follow", action="store_true", help="keep reading FILE as it grows, until SIGTERM"
+    )
+    follow.add_argument(
+        "--position-file",
+        type=Path,
+        default=None,
+        help="where --follow remembers how far it delivered "
+        "(default: under $MARKETSIGNAL_STATE_DIR/follow/)",
+    )
+    ws = parser.add_argument_group("WebSocket feed")
+    ws.add_argument("--ws", metavar="URL", default=None, help="read ticks from this feed")
+    ws.add_argument(
+        "--subscribe", type=Path, default=None, help="a file whose text is sent on each connect"
+    )
+    ws.add_argument(
+        "--adapter",
+        default=None,
+        metavar="MODULE:FUNCTION",
+        help="maps each decoded JSON message to ticks (default: object = tick, array = ticks)",
+    )
+    ws.add_argument("--ping-interval", type=_positive, default=20.0, help="seconds (20)")
+    ws.add_argument("--ping-timeout", type=_positive, default=20.0, help="seconds (20)")
+    ws.add_argument("--backoff-initial", type=_positive, default=0.5, help="seconds (0.5)")
+    ws.add_argument("--backoff-max", type=_positive, default=30.0, help="seconds (30)")
+    ws.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=10_000,
+        help="stop reading while this many records await Kafka's acknowledgement (10000)",
     )
 
 
@@ -52,19 +115,23 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     # Broker trouble is reported once, below, as a clear message: not as retry chatter.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
+    if (args.file is None) == (args.ws is None):
+        print("marketsignal: give a FILE (or - for standard input) or --ws URL", file=sys.stderr)
+        return 2
+    from_stdin = args.file is not None and str(args.file) == "-"
+    if args.follow and (args.file is None or from_stdin):
+        print("marketsignal: --follow needs a FILE", file=sys.stderr)
+        return 2
     settings = Settings.for_config(args.config)
     rules = settings.rules()
-    path: Path = args.file
-    if not path.is_file():
+    path: Path | None = args.file
+    if path is not None and not from_stdin and not args.follow and not path.is_file():
         print(f"marketsignal: {path}: no such file", file=sys.stderr)
         return 2
+    source = args.ws if args.ws else "<stdin>" if from_stdin else str(path)
     screener = Screener(
-        rules.exchange_zones(),
-        rules.ticks.allowed_lateness_s,
-        str(path),
-        lambda: datetime.now(UTC),
+        rules.exchange_zones(), rules.ticks.allowed_lateness_s, source, lambda: datetime.now(UTC)
     )
-    pacer = Pacer(rate=args.rate, speed=args.speed)
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
     port = settings.ingestor_metrics_port if args.metrics_port is None else args.metrics_port
@@ -72,17 +139,16 @@ def run(args: argparse.Namespace) -> int:
     ready = ReadyFlag("connecting to Kafka")
     server = serve("ingest", registry, settings.metrics_host, port, ready) if port >= 0 else None
     try:
-        return _replay(settings, path, screener, pacer, metrics, ready)
+        return _ingest(args, settings, screener, metrics, ready)
     finally:
         if server is not None:
             server.stop()
 
 
-def _replay(
+def _ingest(
+    args: argparse.Namespace,
     settings: Settings,
-    path: Path,
     screener: Screener,
-    pacer: Pacer,
     metrics: IngestMetrics,
     ready: ReadyFlag,
 ) -> int:
@@ -98,11 +164,19 @@ def _replay(
     except BrokerUnavailableError as exc:
         print(f"marketsignal: {exc}", file=sys.stderr)
         return 1
+    sink = MeteredSink(publisher, metrics)
     try:
-        summary = ingest_file(path, screener, pacer, MeteredSink(publisher, metrics))
+        if args.ws:
+            summary = _websocket(args, screener, sink, publisher, metrics)
+        else:
+            summary = _lines(args, settings, screener, sink, publisher)
         publisher.flush()
     except FeedError as exc:
-        print(f"marketsignal: {path}: {exc}", file=sys.stderr)
+        print(f"marketsignal: {screener.source}: {exc}", file=sys.stderr)
+        publisher.close()
+        return 2
+    except ValueError as exc:  # an unusable --adapter
+        print(f"marketsignal: {exc}", file=sys.stderr)
         publisher.close()
         return 2
     except KafkaError as exc:
@@ -124,3 +198,85 @@ def _replay(
         print(f"marketsignal: delivery failed: {publisher.first_error}", file=sys.stderr)
         return 1
     return 0
+
+
+def _on_sigterm(handler: Callable[[], None]) -> None:
+    def handle(_signum: int, _frame: FrameType | None) -> None:
+        handler()
+
+    signal.signal(signal.SIGTERM, handle)
+
+
+def _lines(
+    args: argparse.Namespace,
+    settings: Settings,
+    screener: Screener,
+    sink: MeteredSink,
+    publisher: Publisher,
+) -> IngestSummary:
+    pacer = Pacer(rate=args.rate, speed=args.speed)
+    path: Path = args.file
+    summary = IngestSummary()
+    if args.follow:
+        stop = threading.Event()
+        _on_sigterm(stop.set)  # checked between lines: a clean stop, position saved
+        position_file = args.position_file or default_position_file(settings.state_dir, path)
+        follower = FollowedFile(path, args.format, stop, resume=load_position(position_file))
+
+        def checkpoint() -> None:
+            publisher.flush()
+            if follower.position is not None and not publisher.failed:
+                save_position(position_file, follower.position)
+
+        return ingest_records(
+            follower.records(), screener, pacer, sink, checkpoint=checkpoint, summary=summary
+        )
+
+    def stopped() -> None:
+        raise Stopped
+
+    _on_sigterm(stopped)  # a blocking read of standard input must be interrupted
+    records: Iterable[RawRecord | None] = (
+        read_stream(stdin_text(), None, args.format)
+        if str(path) == "-"
+        else read_records(path, args.format)
+    )
+    with contextlib.suppress(Stopped):  # what was read is sent: the caller flushes
+        ingest_records(records, screener, pacer, sink, summary=summary)
+    return summary
+
+
+def _websocket(
+    args: argparse.Namespace,
+    screener: Screener,
+    sink: MeteredSink,
+    publisher: Publisher,
+    metrics: IngestMetrics,
+) -> IngestSummary:
+    # Imported here: only --ws needs the websockets library.
+    from services.ingestor.websocket import (  # noqa: PLC0415
+        WsOptions,
+        WsSource,
+        default_adapter,
+        load_adapter,
+    )
+
+    options = WsOptions(
+        url=args.ws,
+        subscribe=args.subscribe.read_text(encoding="utf-8") if args.subscribe else None,
+        adapter=load_adapter(args.adapter) if args.adapter else default_adapter,
+        ping_interval_s=args.ping_interval,
+        ping_timeout_s=args.ping_timeout,
+        backoff_initial_s=args.backoff_initial,
+        backoff_max_s=args.backoff_max,
+        max_in_flight=args.max_in_flight,
+    )
+
+    async def main() -> IngestSummary:
+        feed = WsSource(options, screener, sink, lambda: publisher.in_flight, metrics)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, feed.stop)
+        return await feed.run()
+
+    return asyncio.run(main())

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from schemas.dead_letter import DeadLetter
 from schemas.tick import Tick
-from services.feed import read_records
+from services.feed import RawRecord, read_records
 from services.ingestor.pacing import Pacer
 from services.ingestor.screening import Accepted, Screener
 
@@ -56,19 +57,61 @@ def bounded(dead: DeadLetter) -> DeadLetter:
 
 def ingest_file(path: Path, screener: Screener, pacer: Pacer, sink: Sink) -> IngestSummary:
     """Screen and send every line of `path`. The caller flushes the sink afterwards."""
-    summary = IngestSummary()
+    return ingest_records(read_records(path), screener, pacer, sink)
+
+
+def ingest_records(
+    records: Iterable[RawRecord | None],
+    screener: Screener,
+    pacer: Pacer,
+    sink: Sink,
+    *,
+    checkpoint: Callable[[], None] | None = None,
+    checkpoint_every_s: float = 1.0,
+    summary: IngestSummary | None = None,
+) -> IngestSummary:
+    """Screen and send records from any source (a file, standard input, a followed file).
+
+    A None from the source means "nothing new for now": a moment to `checkpoint` (flush
+    and remember how far the source was delivered), as is every `checkpoint_every_s`.
+    """
+    summary = summary if summary is not None else IngestSummary()
     started = time.perf_counter()
+    dirty = False
+    last_checkpoint = time.monotonic()
     try:
-        for record in read_records(path):
-            summary.read += 1
-            outcome = screener.screen(record)
-            if isinstance(outcome, Accepted):
-                pacer.wait(outcome.ts_us)
-                sink.tick(outcome.tick)
-                summary.published += 1
-            else:
-                sink.dead_letter(bounded(outcome))
-                summary.dead[outcome.reason] += 1
+        for record in records:
+            if record is None:
+                if dirty and checkpoint is not None:
+                    checkpoint()
+                    dirty, last_checkpoint = False, time.monotonic()
+                continue
+            if checkpoint is not None:
+                dirty = True
+                if time.monotonic() - last_checkpoint >= checkpoint_every_s:
+                    # This record is already counted in the source's position: send it
+                    # first, so the checkpoint's flush covers it.
+                    handle_record(record, screener, pacer, sink, summary)
+                    checkpoint()
+                    dirty, last_checkpoint = False, time.monotonic()
+                    continue
+            handle_record(record, screener, pacer, sink, summary)
+        if dirty and checkpoint is not None:
+            checkpoint()
     finally:
         summary.seconds = time.perf_counter() - started
     return summary
+
+
+def handle_record(
+    record: RawRecord, screener: Screener, pacer: Pacer, sink: Sink, summary: IngestSummary
+) -> None:
+    summary.read += 1
+    outcome = screener.screen(record)
+    if isinstance(outcome, Accepted):
+        pacer.wait(outcome.ts_us)
+        sink.tick(outcome.tick)
+        summary.published += 1
+    else:
+        sink.dead_letter(bounded(outcome))
+        summary.dead[outcome.reason] += 1

@@ -8,7 +8,12 @@ and alerter's metrics. Counters restart at 0 with each run, which `rate()` and
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from schemas.dead_letter import DeadLetter
 from schemas.tick import Tick
@@ -34,6 +39,41 @@ PUBLISH_BUCKETS_S = (
     10.0,
     30.0,
 )
+
+
+# The throughput gauge averages over this many seconds (Prometheus' rate() on the
+# counters does the same over any window; the gauge is for a quick look at /metrics).
+THROUGHPUT_WINDOW_S = 10.0
+
+
+class Throughput:
+    """Lines per second over the last THROUGHPUT_WINDOW_S, sampled at most once a second."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.count = 0
+        self._samples: deque[tuple[float, int]] = deque()
+        self._lock = threading.Lock()
+
+    def add(self, n: int = 1) -> None:
+        self.count += n
+        now = float(self.clock())
+        samples = self._samples
+        if not samples or now - samples[-1][0] >= 1.0:
+            with self._lock:
+                samples.append((now, self.count))
+                while samples and now - samples[0][0] > THROUGHPUT_WINDOW_S:
+                    samples.popleft()
+
+    def rate(self) -> float:
+        now = float(self.clock())
+        with self._lock:
+            past = [s for s in self._samples if now - s[0] <= THROUGHPUT_WINDOW_S]
+        if not past:
+            return 0.0
+        first_at, first_count = past[0]
+        elapsed = max(now - first_at, 1.0)
+        return (self.count - first_count) / elapsed
 
 
 class IngestMetrics:
@@ -67,6 +107,43 @@ class IngestMetrics:
             "Records the producer failed to deliver",
             registry=registry,
         )
+        # Long-running sources (standard input, --follow, --ws): is the feed alive?
+        self.throughput = Throughput()
+        Gauge(
+            "marketsignal_ingest_throughput_lines_per_second",
+            f"Feed lines read per second, over the last {THROUGHPUT_WINDOW_S:g} s",
+            registry=registry,
+        ).set_function(self.throughput.rate)
+        self.last_tick_ts = Gauge(
+            "marketsignal_ingest_last_tick_timestamp_seconds",
+            "Event time (ts) of the last tick handed to Kafka, epoch seconds",
+            registry=registry,
+        )
+        self.last_tick_seen = Gauge(
+            "marketsignal_ingest_last_tick_received_timestamp_seconds",
+            "Wall-clock time the last tick was read from the feed, epoch seconds",
+            registry=registry,
+        )
+        self.in_flight = Gauge(
+            "marketsignal_ingest_in_flight",
+            "Records sent to Kafka and not yet acknowledged (bounded for --ws: back-pressure)",
+            registry=registry,
+        )
+        self.ws_reconnects = Counter(
+            "marketsignal_ingest_ws_reconnects",
+            "WebSocket reconnect attempts after a drop or a failed connect (--ws)",
+            registry=registry,
+        )
+        self.ws_connected = Gauge(
+            "marketsignal_ingest_ws_connected",
+            "1 while the WebSocket feed is connected (--ws)",
+            registry=registry,
+        )
+        self.ws_replayed = Counter(
+            "marketsignal_ingest_ws_replayed",
+            "Messages a server re-sent after a reconnect, recognised and dropped (--ws)",
+            registry=registry,
+        )
 
     def acked(self, topic_is_ticks: bool, seconds: float) -> None:
         """Called on the producer's I/O thread when the broker acknowledged a record."""
@@ -83,10 +160,15 @@ class MeteredSink:
         self.metrics = metrics
 
     def tick(self, tick: Tick) -> None:
-        self.metrics.received.inc()
+        metrics = self.metrics
+        metrics.received.inc()
+        metrics.throughput.add()
+        metrics.last_tick_ts.set(tick.ts.timestamp())
+        metrics.last_tick_seen.set(time.time())
         self.sink.tick(tick)
 
     def dead_letter(self, dead: DeadLetter) -> None:
         self.metrics.received.inc()
+        self.metrics.throughput.add()
         self.metrics.dead_letters.labels(dead.reason).inc()
         self.sink.dead_letter(dead)

@@ -9,6 +9,7 @@ from typing import Any
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
+from schemas.bar import Bar
 from schemas.dead_letter import DeadLetter
 from schemas.tick import Tick
 from schemas.topics import DLQ_REASON_HEADER
@@ -35,6 +36,9 @@ class Publisher:
         self.dlq_topic = settings.dlq_topic
         self.failed = 0
         self.first_error: str | None = None
+        # Sent and not yet acknowledged: what a bounded source waits on (back-pressure).
+        self._sent = 0
+        self._done = 0
         try:
             self.producer = KafkaProducer(
                 bootstrap_servers=settings.kafka_bootstrap,
@@ -55,6 +59,10 @@ class Publisher:
     def tick(self, tick: Tick) -> None:
         self._send(self.ticks_topic, tick.symbol.encode(), tick.model_dump_json().encode(), None)
 
+    def bar(self, bar: Bar, topic: str) -> None:
+        """A daily bar to the history topic, keyed by symbol like the ticks."""
+        self._send(topic, bar.symbol.encode(), bar.model_dump_json().encode(), None)
+
     def dead_letter(self, dead: DeadLetter) -> None:
         key = dead.symbol.encode() if dead.symbol else None
         headers = [(DLQ_REASON_HEADER, dead.reason.encode())]
@@ -64,10 +72,20 @@ class Publisher:
         self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None
     ) -> None:
         future = self.producer.send(topic, key=key, value=value, headers=headers)
+        self._sent += 1
+        future.add_both(self._settled)
         future.add_errback(self._failed)
         if self.metrics is not None:
             metrics, is_ticks, sent = self.metrics, topic == self.ticks_topic, time.perf_counter()
             future.add_callback(lambda _md: metrics.acked(is_ticks, time.perf_counter() - sent))
+
+    def _settled(self, _result: Any) -> None:
+        # On the producer's I/O thread; only this thread writes _done.
+        self._done += 1
+
+    @property
+    def in_flight(self) -> int:
+        return self._sent - self._done
 
     def _failed(self, exc: Any) -> None:
         # Runs on the producer's I/O thread: count and remember, the caller reports.

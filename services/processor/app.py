@@ -27,7 +27,7 @@ from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat
 from schemas.topics import DLQ_REASON_HEADER, INGESTED_AT_HEADER
 from services.detection.rules import Rules
 from services.processor.metrics import ProcessorMetrics
-from services.processor.stages import Outputs, PairStage, Record, SymbolStage
+from services.processor.stages import HistoryStage, Outputs, PairStage, Record, SymbolStage
 from services.settings import Settings
 
 log = logging.getLogger("marketsignal.processor")
@@ -147,7 +147,9 @@ def web_port_for(port: int, host: str = "127.0.0.1") -> int:
 
 
 def heartbeat_interval(rules: Rules) -> float:
-    waits = [rule.max_wait_s for rule in rules.divergence] or [2.0]
+    waits = [rule.max_wait_s for rule in rules.divergence]
+    waits += [rule.max_wait_s for rule in rules.ah]
+    waits = waits or [2.0]
     return min(max(min(waits) / 4, 0.1), 1.0)
 
 
@@ -230,6 +232,7 @@ def build_app(
 
     ticks = raw_topic(settings.ticks_topic)
     by_pair = raw_topic(settings.topic(PAIR_FEED_TOPIC), internal=True)
+    history = raw_topic(settings.history_topic)
     signals_topic, dlq_topic = settings.signals_topic, settings.dlq_topic
     by_pair_topic = by_pair.get_topic_name()
 
@@ -261,6 +264,10 @@ def build_app(
 
     symbol_stage = SymbolStage(rules, settings.ticks_topic)
     pair_stage = PairStage(rules)
+    history_stage = HistoryStage(rules, settings.history_topic)
+    # The tick and history agents share the symbol table: each holds this lock from
+    # reading states to writing them back, so neither overwrites the other's merge.
+    symbol_lock = asyncio.Lock()
 
     def load_from(table: Any) -> Any:
         def load(key: str) -> dict[str, Any] | None:
@@ -324,23 +331,35 @@ def build_app(
     async def detect_symbols(stream: faust.StreamT[Any]) -> None:
         async for events in Batches(app, stream):
             batch = records(events)
-            started = time.perf_counter()
-            out = symbol_stage.process(batch, load_from(symbol_table))
-            if metrics is not None:
-                metrics.batch(
-                    "symbol",
-                    len(batch),
-                    time.perf_counter() - started,
-                    out.evaluated,
-                    out.signals,
-                    out.dead,
-                )
-                metrics.staleness.seen(
-                    r.key.decode(errors="replace") for r in batch if r.key is not None
-                )
-            await emit(out)
-            for symbol, state in out.states.items():
-                symbol_table[symbol.encode()] = state
+            async with symbol_lock:
+                started = time.perf_counter()
+                out = symbol_stage.process(batch, load_from(symbol_table))
+                if metrics is not None:
+                    metrics.batch(
+                        "symbol",
+                        len(batch),
+                        time.perf_counter() - started,
+                        out.evaluated,
+                        out.signals,
+                        out.dead,
+                    )
+                    metrics.staleness.seen(
+                        r.key.decode(errors="replace") for r in batch if r.key is not None
+                    )
+                await emit(out)
+                for symbol, state in out.states.items():
+                    symbol_table[symbol.encode()] = state
+
+    @app.agent(history, name="history", concurrency=1)
+    async def merge_history(stream: faust.StreamT[Any]) -> None:
+        async for events in Batches(app, stream):
+            async with symbol_lock:
+                out = history_stage.process(records(events), load_from(symbol_table))
+                if metrics is not None:
+                    metrics.history(out.bars, out.dead)
+                await emit(out)
+                for symbol, state in out.states.items():
+                    symbol_table[symbol.encode()] = state
 
     @app.agent(by_pair, name="divergence", concurrency=1)
     async def detect_pairs(stream: faust.StreamT[Any]) -> None:
@@ -362,8 +381,8 @@ def build_app(
     async def release_held_ticks() -> None:
         # Through the topic, not a direct table poke: the worker owning each pair's
         # partition handles it, in order with that pair's ticks.
-        for rule in rules.divergence:
-            await by_pair.send(key=rule.name.encode(), value=heartbeat)
+        for key in pair_stage.subjects():
+            await by_pair.send(key=key.encode(), value=heartbeat)
 
     if readiness is not None:
         probe = readiness

@@ -42,17 +42,31 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.for_config(args.config)
     rules = settings.rules()
     try:
+        # by_pair too, though Faust would declare it: a worker that joins the group before
+        # its metadata lists the topic is assigned none of its partitions, and nothing
+        # corrects that until a metadata refresh (5 min): no divergence is evaluated until
+        # then. Two workers starting together on a fresh Kafka 4.4.0 broker hit it (2 of 2 runs).
         ensure_topics(
             settings,
-            [settings.ticks_topic, settings.dlq_topic, settings.signals_topic],
+            [
+                settings.ticks_topic,
+                settings.dlq_topic,
+                settings.signals_topic,
+                settings.topic(PAIR_FEED_TOPIC),
+                settings.history_topic,
+            ],
             settings.partitions,
         )
     except BrokerUnavailableError as exc:
         print(f"marketsignal: {exc}", file=sys.stderr)
         return 1
     registry = CollectorRegistry()
+    # A stalled leg holds its pair's or listing's ticks: watch every leg by default.
     watch = settings.watch_symbols or tuple(
-        dict.fromkeys(s for rule in rules.divergence for s in (rule.a, rule.b))
+        dict.fromkeys(
+            [s for rule in rules.divergence for s in (rule.a, rule.b)]
+            + [s for rule in rules.ah for s in rule.legs]
+        )
     )
     metrics = ProcessorMetrics(registry, watch)
     readiness = Readiness()
@@ -65,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
         LagCollector(
             settings.kafka_bootstrap,
             settings.namespace + settings.processor_app_id,
-            [settings.ticks_topic, settings.topic(PAIR_FEED_TOPIC)],
+            [settings.ticks_topic, settings.topic(PAIR_FEED_TOPIC), settings.history_topic],
         )
     )
     port = settings.processor_metrics_port if args.metrics_port is None else args.metrics_port

@@ -16,7 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter as Tally
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import faust
@@ -26,7 +26,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from schemas.dead_letter import DeadLetter
-from schemas.signals import IndexDivergence, RecordHigh
+from schemas.signals import AhPremium, AnySignal
 
 STALENESS_METRIC = "marketsignal_feed_staleness_seconds"
 
@@ -94,7 +94,7 @@ class ProcessorMetrics:
         )
         self.signals = Counter(
             "marketsignal_processor_signals",
-            "Signals emitted, by kind and window",
+            "Signals emitted, by kind and window (empty for ah_premium)",
             ["kind", "window"],
             registry=registry,
         )
@@ -121,6 +121,15 @@ class ProcessorMetrics:
             buckets=DETECTOR_BUCKETS_S,
             registry=registry,
         )
+        self.bars = Counter(
+            "marketsignal_processor_history_bars",
+            "Daily bars read from the history topic, by outcome (held until the symbol's "
+            "first tick, applied, overlap: dated on or after it, duplicate)",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in ("held", "applied", "overlap", "duplicate"):
+            self.bars.labels(outcome)
         self.staleness = FeedStaleness(watch)
         registry.register(self.staleness)
 
@@ -130,7 +139,7 @@ class ProcessorMetrics:
         records: int,
         seconds: float,
         evaluated: int,
-        signals: Sequence[RecordHigh | IndexDivergence],
+        signals: Sequence[AnySignal],
         dead: Sequence[DeadLetter],
     ) -> None:
         if records:
@@ -138,7 +147,15 @@ class ProcessorMetrics:
         if evaluated:
             self.evaluated.labels(stage).inc(evaluated)
         for signal in signals:
-            self.signals.labels(signal.kind, signal.window).inc()
+            # An A/H premium has no window: an empty label, as Prometheus reads an absent one.
+            window = "" if isinstance(signal, AhPremium) else signal.window
+            self.signals.labels(signal.kind, window).inc()
+        for letter in dead:
+            self.dead_letters.labels(letter.reason).inc()
+
+    def history(self, outcomes: Mapping[str, int], dead: Sequence[DeadLetter]) -> None:
+        for outcome, n in outcomes.items():
+            self.bars.labels(outcome).inc(n)
         for letter in dead:
             self.dead_letters.labels(letter.reason).inc()
 

@@ -7,27 +7,30 @@ may have lost) is testable without a broker.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, NamedTuple
 
 from pydantic import TypeAdapter, ValidationError
 
+from schemas.bar import Bar
 from schemas.dead_letter import DeadLetter
-from schemas.pair_feed import Heartbeat, PairFeedMessage, PairTick
-from schemas.signals import IndexDivergence, RecordHigh
+from schemas.pair_feed import Heartbeat, PairBar, PairFeedMessage, PairTick
+from schemas.signals import AnySignal
 from schemas.tick import Tick
+from services.detection.ah_premium import AhTracker
 from services.detection.divergence import PairTracker
-from services.detection.engine import Clocks, new_pair_tracker, record_high_config
+from services.detection.engine import Clocks, new_ah_tracker, new_pair_tracker, record_high_config
 from services.detection.record_high import Late, SymbolTracker
 from services.detection.rules import Rules
 from services.detection.timeline import to_us
 from services.processor.fast_json import HEARTBEAT, FastTicks, pair_tick, parse_pair_feed
 from services.validation import describe
 
-AnySignal = RecordHigh | IndexDivergence
-_PAIR_FEED: TypeAdapter[PairTick | Heartbeat] = TypeAdapter(PairFeedMessage)
+_PAIR_FEED: TypeAdapter[PairTick | PairBar | Heartbeat] = TypeAdapter(PairFeedMessage)
 
 
 class Record(NamedTuple):
@@ -54,10 +57,29 @@ class Outputs:
     # key -> new state, to write only after the outputs above are acknowledged
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
     evaluated: int = 0
+    # history: what became of each bar (held, applied, overlap, duplicate)
+    bars: Counter[str] = field(default_factory=Counter)
 
     def add_signals(self, signals: Sequence[AnySignal], origin_ms: int | None) -> None:
         self.signals.extend(signals)
         self.signal_origins.extend([origin_ms] * len(signals))
+
+
+# An A/H listing's key on the re-keyed topic and in the pair table: a divergence pair
+# and a listing may name the same two symbols, and their states must not meet.
+AH_KEY_PREFIX = "ah:"
+
+
+def ah_key(listing: str) -> str:
+    return AH_KEY_PREFIX + listing
+
+
+def feeds_of(rules: Rules) -> dict[str, list[str]]:
+    """Symbol -> the keys (divergence pairs, A/H listings) its accepted ticks are sent to."""
+    out = {s: [r.name for r in rs] for s, rs in rules.pairs_of().items()}
+    for symbol, listings in rules.listings_of().items():
+        out.setdefault(symbol, []).extend(ah_key(r.name) for r in listings)
+    return out
 
 
 def _text(value: bytes) -> str:
@@ -74,7 +96,7 @@ class SymbolStage:
         self.clocks = Clocks(self.zones)
         self.config = record_high_config(rules)
         self._context = {"zones": self.zones}
-        self.pairs_of = {s: [r.name for r in rs] for s, rs in rules.pairs_of().items()}
+        self.pairs_of = feeds_of(rules)
         # symbol -> (the state dict last written, the tracker it describes): saves
         # rebuilding trackers from the table on every batch.
         self._cache: dict[str, tuple[dict[str, Any], SymbolTracker]] = {}
@@ -179,26 +201,110 @@ class SymbolStage:
         self._cache.clear()
 
 
+class HistoryStage:
+    """Daily bars from the `history` topic into the per-symbol state (and index pairs).
+
+    Shares the symbol table with `SymbolStage`: the app runs the two under one lock, so
+    neither writes a state computed before the other's write. A bar changes state only
+    once (a second bar for a date is a duplicate), so a replay after a crash is harmless.
+    """
+
+    def __init__(self, rules: Rules, source: str) -> None:
+        self.rules = rules
+        self.source = source
+        self.clocks = Clocks(rules.exchange_zones())
+        self.config = record_high_config(rules)
+        self.pairs_of = {s: [r.name for r in rs] for s, rs in rules.pairs_of().items()}
+
+    def process(
+        self, records: list[Record], load: Callable[[str], dict[str, Any] | None]
+    ) -> Outputs:
+        out = Outputs()
+        trackers: dict[str, tuple[dict[str, Any] | None, SymbolTracker]] = {}
+        now = datetime.now(UTC)
+        for rec in records:
+            where = f"{self.source}[{rec.partition}]@{rec.offset}"
+            try:
+                bar = Bar.model_validate_json(rec.value)
+            except ValidationError as exc:
+                bad = describe(exc)
+                out.dead.append(
+                    DeadLetter(
+                        reason="malformed",
+                        field=bad.field,
+                        detail=f"not a daily bar: {bad.detail}",
+                        raw=_text(rec.value),
+                        source=where,
+                        received_at=now,
+                    )
+                )
+                continue
+            symbol = bar.symbol
+            if rec.key is not None and rec.key != symbol.encode():
+                out.dead.append(
+                    DeadLetter(
+                        reason="malformed",
+                        field="key",
+                        detail=f"record key {rec.key!r} is not the bar's symbol",
+                        raw=_text(rec.value),
+                        source=where,
+                        symbol=symbol,
+                        received_at=now,
+                    )
+                )
+                continue
+            entry = trackers.get(symbol)
+            if entry is None:
+                state = load(symbol)
+                clock = self.clocks.for_symbol(symbol)
+                tracker = (
+                    SymbolTracker(symbol, self.config, clock)
+                    if state is None
+                    else SymbolTracker.from_state(symbol, self.config, clock, state["tracker"])
+                )
+                entry = trackers[symbol] = (state, tracker)
+            day = bar.date.toordinal()
+            outcome = entry[1].add_bar(day, bar.high)
+            out.bars[outcome] += 1
+            if outcome in ("held", "applied"):
+                for pair in self.pairs_of.get(symbol, ()):
+                    msg = PairBar(symbol=symbol, day=day, close=bar.close)
+                    out.forwards.append((pair, msg.model_dump_json().encode()))
+                    out.forward_origins.append(None)
+        for symbol, (state, tracker) in trackers.items():
+            # The tick position stays: it is what SymbolStage skips replayed ticks by.
+            p, o = (state["p"], state["o"]) if state is not None else (-1, -1)
+            out.states[symbol] = {"p": p, "o": o, "tracker": tracker.to_state()}
+        return out
+
+
 class PairStage:
-    """Index divergence per pair, fed by the re-keyed topic."""
+    """Index divergence per pair and A/H premium per listing, fed by the re-keyed topic."""
 
     def __init__(self, rules: Rules) -> None:
         clocks = Clocks(rules.exchange_zones())
-        self.rules = {rule.name: rule for rule in rules.divergence}
-        self._new = {
-            rule.name: (lambda r=rule: new_pair_tracker(rules, r, clocks))
-            for rule in rules.divergence
-        }
-        self._cache: dict[str, tuple[dict[str, Any], PairTracker]] = {}
+        self._new: dict[str, Callable[[], PairTracker | AhTracker]] = {}
+        for rule in rules.divergence:
+            self._new[rule.name] = partial(new_pair_tracker, rules, rule, clocks)
+        for listing in rules.ah:
+            self._new[ah_key(listing.name)] = partial(new_ah_tracker, listing, clocks)
+        self.rules = set(self._new)
+        self._cache: dict[str, tuple[dict[str, Any], PairTracker | AhTracker]] = {}
         self.unknown: int = 0
 
-    def _tracker(self, pair: str, state: dict[str, Any] | None) -> PairTracker:
+    def subjects(self) -> list[str]:
+        """Every configured pair and listing, as keyed on the re-keyed topic."""
+        return list(self._new)
+
+    def _tracker(self, pair: str, state: dict[str, Any] | None) -> PairTracker | AhTracker:
         cached = self._cache.get(pair)
         if state is not None and cached is not None and cached[0] is state:
             return cached[1]
         fresh = self._new[pair]()
         if state is None:
             return fresh
+        if isinstance(fresh, AhTracker):
+            return AhTracker.from_state(fresh.rule, fresh.clocks, state["tracker"])
         return PairTracker.from_state(fresh.rule, fresh.clocks, fresh.lateness_us, state["tracker"])
 
     def process(
@@ -208,7 +314,7 @@ class PairStage:
         now: float,
     ) -> Outputs:
         out = Outputs()
-        trackers: dict[str, PairTracker] = {}
+        trackers: dict[str, PairTracker | AhTracker] = {}
         applied: dict[str, dict[str, int]] = {}
         changed: set[str] = set()
         for rec in records:
@@ -216,6 +322,7 @@ class PairStage:
             if pair not in self.rules:
                 self.unknown += 1  # a pair no longer configured: its records are moot
                 continue
+            msg: tuple[str, int, float, int, int] | str | PairBar | None
             msg = parse_pair_feed(rec.value)
             if msg is None:
                 try:
@@ -225,6 +332,8 @@ class PairStage:
                     continue
                 if isinstance(model, Heartbeat):
                     msg = HEARTBEAT
+                elif isinstance(model, PairBar):
+                    msg = model
                 else:
                     msg = (
                         model.symbol,
@@ -243,6 +352,12 @@ class PairStage:
                 if tracker.pending:
                     # Released by the reorder timer: no single tick is behind them.
                     out.add_signals(tracker.expire(now), None)
+                    changed.add(pair)
+                continue
+            if isinstance(msg, PairBar):
+                # Idempotent (a date's first bar stays), so a replay needs no offset check.
+                if isinstance(tracker, PairTracker):  # a listing has no bases: no bars
+                    tracker.add_bar(msg.symbol, msg.day, msg.close)
                     changed.add(pair)
                 continue
             assert type(msg) is tuple

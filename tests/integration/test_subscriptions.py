@@ -19,7 +19,7 @@ import redis
 from aiohttp import web
 
 from schemas.alert import Alert, alert_id_for
-from schemas.signals import SIGNAL_ADAPTER, IndexDivergence, RecordHigh
+from schemas.signals import SIGNAL_ADAPTER, AhPremium, IndexDivergence, RecordHigh
 from schemas.subscription import SubscriptionSpec
 from services.alerter.background import Background
 from services.alerter.command import relay_signals
@@ -81,12 +81,15 @@ def wants(f: dict[str, Any], sig: dict[str, Any]) -> bool:
         if f.get("windows") and sig["window"] not in f["windows"]:
             return False
         return sig["change_pct"] >= f.get("min_change_pct", float("-inf"))
-    if f.get("symbols") and not (sym_ok(sig["a"]) or sym_ok(sig["b"])):
+    other = sig["h"] if sig["kind"] == "ah_premium" else sig["b"]
+    if f.get("symbols") and not (sym_ok(sig["a"]) or sym_ok(other)):
         return False
     if f.get("pairs") and sig["pair"] not in f["pairs"]:
         return False
     if f.get("phases") and sig["phase"] not in f["phases"]:
         return False
+    if sig["kind"] == "ah_premium":
+        return abs(sig["premium_pct"]) >= f.get("min_premium_pct", 0)
     return abs(sig["spread_pp"]) >= f.get("min_spread_pp", 0)
 
 
@@ -99,6 +102,9 @@ def test_each_subscription_stream_holds_exactly_what_its_filters_select(
     ensure_topics(s, [s.signals_topic], s.partitions)
     items = backtest_signals()
     assert len(items) > 100
+    premiums = [x for x in items if isinstance(x, AhPremium)]
+    # the size filter cuts through the demo's A/H signals: some pass, some do not
+    assert 0 < sum(abs(x.premium_pct) >= 30.03 for x in premiums) < len(premiums)
     registry = SubscriptionRegistry(redis_client, s)
     overlapping: list[dict[str, Any]] = [
         {},
@@ -110,6 +116,9 @@ def test_each_subscription_stream_holds_exactly_what_its_filters_select(
         {"symbols": ["HSTECH.HK"]},  # its record highs and the pair it belongs to
         {"pairs": ["000688.SH/HSTECH.HK"], "min_spread_pp": 1000},  # divergences: none
         {"symbols": ["9988.HK", "?700.HK"], "windows": ["52w"]},
+        # A/H premiums: by kind, pair and size; by a leg's symbol and phase
+        {"kinds": ["ah_premium"], "pairs": ["688981.SH/0981.HK"], "min_premium_pct": 30.03},
+        {"symbols": ["0981.HK"], "phases": ["close"]},
     ]
     subs = [registry.create(spec(filters=f))[0] for f in overlapping]
     produce(s.signals_topic, [(x.subject.encode(), x.model_dump_json().encode()) for x in items])

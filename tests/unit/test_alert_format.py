@@ -61,3 +61,25 @@ def test_fractional_seconds_and_small_prices_keep_their_digits() -> None:
     line = format_alert(Alert.of(signal, NOW))
     assert line.startswith("2026-02-13 15:58:00.250+00:00  RECORD HIGH  PENNY  0.00123  52w  ")
     assert line.endswith("+2.50% vs 0.0012 (2026-01-02)")
+
+
+def test_ah_premium_line() -> None:
+    from schemas.signals import AhPremium
+
+    signal = AhPremium(
+        pair="688981.SH/0981.HK",
+        a="688981.SH",
+        h="0981.HK",
+        ts=datetime(2026, 1, 29, 10, 3, tzinfo=HKT),
+        phase="open",
+        direction="a_premium",
+        price_a=129.78,
+        price_h=109.14,
+        fx=1.0935,
+        premium_pct=30.03,
+        threshold_pct=30.0,
+    )
+    assert format_alert(Alert.of(signal, NOW)) == (
+        "2026-01-29 10:03:00+08:00  A/H PREMIUM OPEN  688981.SH/0981.HK  a_premium  "
+        "premium +30.0% (A 129.78 CNY x 1.0935 vs H 109.14 HKD; threshold 30%)"
+    )

@@ -20,7 +20,7 @@ LINES = [
     "2513.HK,2026-02-13T09:59:00+08:00,420,100,trade",  # 5: late (60 s)
     "BAD SYMBOL,2026-02-13T10:00:02+08:00,1,0,trade",  # 6: malformed symbol
     "2513.HK,2026-02-13T10:01:00+08:00,496,100,trade",  # 7: all-time high
-    "only,three",  # 8: wrong number of columns
+    "only,three",  # 8: a short row: lacks the required price
 ]
 
 
@@ -48,7 +48,7 @@ def test_signals_on_stdout_and_every_bad_line_on_stderr(
     assert "malformed: price" in diagnostics[0]
     assert "late: ts is 60s before the latest accepted ts" in diagnostics[1]
     assert "malformed: symbol" in diagnostics[2]
-    assert "expected 5 columns, found 2" in diagnostics[3]
+    assert "price: missing" in diagnostics[3]
     assert "7 ticks read, 3 accepted, 3 malformed, 1 late" in err
 
 
@@ -105,3 +105,22 @@ def test_schemas_export_command(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert main(["schemas", "export", str(tmp_path)]) == 0
     assert len(list(tmp_path.glob("*.schema.json"))) == 4
     assert "tick.schema.json" in capsys.readouterr().out
+
+
+def test_backtest_reads_standard_input(ticks: Path) -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-m", "services.cli", "backtest", "-"],
+        input=ticks.read_text(encoding="utf-8"),
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=root,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert [json.loads(line)["price"] for line in proc.stdout.splitlines()] == [410.0, 496.0]
+    assert "<stdin>:4: malformed: price" in proc.stderr
+    assert "7 ticks read, 3 accepted, 3 malformed, 1 late" in proc.stderr

@@ -1,9 +1,7 @@
-"""The demo data set and its backtest, pinned: the story the README tells must hold.
+"""The demo data set and its backtest (with its history), pinned: the README's story.
 
-If the contract changes on purpose, refresh the golden file with
-    .venv/bin/marketsignal backtest deploy/demo/ticks.csv --config deploy/demo/rules.toml \\
-        > tests/unit/golden/demo_signals.jsonl
-and if the generator changes, `make demo-data` first.
+If the generator or the contract changes on purpose, `make demo-data` regenerates the
+ticks, the bars and the golden file in one step; then review the diff.
 """
 
 from __future__ import annotations
@@ -16,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from schemas.signals import SIGNAL_ADAPTER, IndexDivergence, RecordHigh
+from schemas.signals import SIGNAL_ADAPTER, AhPremium, IndexDivergence, RecordHigh
 from services.backtest.run import Summary, run_backtest
 from services.detection.rules import Rules
 
@@ -25,22 +23,22 @@ DEMO = ROOT / "deploy" / "demo"
 GOLDEN = Path(__file__).parent / "golden" / "demo_signals.jsonl"
 REGENERATE = (
     "the committed demo data differ from what deploy/demo/generate.py writes; if the generator "
-    "changed on purpose, run `make demo-data` and then refresh the golden file with "
-    "`.venv/bin/marketsignal backtest deploy/demo/ticks.csv --config deploy/demo/rules.toml "
-    "> tests/unit/golden/demo_signals.jsonl`"
+    "changed on purpose, run `make demo-data` (it rewrites ticks, bars and the golden file)"
 )
 REFRESH = (
     "the backtest of the demo no longer gives tests/unit/golden/demo_signals.jsonl; if the "
-    "signal contract or the detectors changed on purpose, refresh it with "
-    "`.venv/bin/marketsignal backtest deploy/demo/ticks.csv --config deploy/demo/rules.toml "
-    "> tests/unit/golden/demo_signals.jsonl` (after `make demo-data` if the generator changed), "
-    "check the story in deploy/demo/README.md still holds, and review the diff"
+    "signal contract or the detectors changed on purpose, run `make demo-data` (it "
+    "regenerates the data and the golden file: `marketsignal backtest deploy/demo/ticks.csv "
+    "--config deploy/demo/rules.toml --history deploy/demo/bars.csv`), check the story in "
+    "deploy/demo/README.md still holds, and review the diff"
 )
 
 
 def backtest(path: Path) -> tuple[list[str], Summary]:
     out = io.BytesIO()
-    summary = run_backtest(path, Rules.load(DEMO / "rules.toml"), out, io.StringIO())
+    summary = run_backtest(
+        path, Rules.load(DEMO / "rules.toml"), out, io.StringIO(), history=DEMO / "bars.csv"
+    )
     return out.getvalue().decode().splitlines(), summary
 
 
@@ -52,9 +50,12 @@ def test_generator_is_deterministic_and_matches_the_committed_files(tmp_path: Pa
             str(tmp_path / "t.csv"),
             "--jsonl",
             str(tmp_path / "t.jsonl"),
+            "--bars",
+            str(tmp_path / "b.csv"),
         ],
         check=True,
     )
+    assert (tmp_path / "b.csv").read_bytes() == (DEMO / "bars.csv").read_bytes(), REGENERATE
     assert (tmp_path / "t.csv").read_bytes() == (DEMO / "ticks.csv").read_bytes(), REGENERATE
     assert (tmp_path / "t.jsonl").read_bytes() == (DEMO / "ticks.jsonl").read_bytes(), REGENERATE
 
@@ -62,13 +63,14 @@ def test_generator_is_deterministic_and_matches_the_committed_files(tmp_path: Pa
 def test_backtest_of_the_demo_matches_the_golden_file() -> None:
     lines, summary = backtest(DEMO / "ticks.csv")
     assert (summary.malformed, summary.late) == (0, 0)
+    assert (summary.bars, summary.bad_bars, summary.overlap) == (2565, 0, 0)
     assert lines == GOLDEN.read_text().splitlines(), REFRESH
 
 
 def test_csv_and_jsonl_inputs_give_identical_output() -> None:
     csv_lines, _ = backtest(DEMO / "ticks.csv")
     jsonl_lines, summary = backtest(DEMO / "ticks.jsonl")
-    assert summary.lines == 48_397
+    assert summary.lines == 58_953
     assert (summary.malformed, summary.late) == (0, 0)
     assert jsonl_lines == csv_lines
 
@@ -77,6 +79,11 @@ def test_the_story_zhipu_record_and_the_star_hstech_divergence() -> None:
     signals = [SIGNAL_ADAPTER.validate_json(line) for line in GOLDEN.read_text().splitlines()]
     zhipu = [s for s in signals if isinstance(s, RecordHigh) and s.symbol == "2513.HK"]
     assert len(zhipu) > 20
+    # With the history loaded, the first morning's prices are no records: every other
+    # symbol peaked in its bars, and the only other high is 600519.SH's 52-week one (its
+    # all-time high is from November 2024, more than 52 weeks back).
+    others = [s for s in signals if isinstance(s, RecordHigh) and s.symbol != "2513.HK"]
+    assert [(s.symbol, s.window) for s in others] == [("600519.SH", "52w")]
     assert all(s.window == "all_time" for s in zhipu)
     record = zhipu[-1]
     assert record.price == 496.0
@@ -104,6 +111,31 @@ def test_the_story_zhipu_record_and_the_star_hstech_divergence() -> None:
     assert opened[0].return_a_pct > 0 > opened[0].return_b_pct
 
 
+def test_the_story_smic_a_h_premium_crosses_its_threshold_a_few_times() -> None:
+    signals = [SIGNAL_ADAPTER.validate_json(line) for line in GOLDEN.read_text().splitlines()]
+    ah = [s for s in signals if isinstance(s, AhPremium)]
+    rule = Rules.load(DEMO / "rules.toml").ah[0]
+    assert {s.pair for s in ah} == {"688981.SH/0981.HK"} == {rule.name}
+    phases = [s.phase for s in ah]
+    # open, close, open, ... : it crosses 30% at least three times and closes in between
+    assert phases.count("open") >= 3
+    assert phases == ["open", "close"] * (len(ah) // 2) + ["open"] * (len(ah) % 2)
+    for s in ah:
+        assert s.premium_pct == pytest.approx(100 * (s.price_a * s.fx / s.price_h - 1))
+        if s.phase == "open":
+            assert s.premium_pct >= rule.threshold_pct
+        else:
+            assert s.premium_pct < rule.threshold_pct * rule.hysteresis
+    # the synthetic CNYHKD series stays in its labelled 1.08-1.10 band
+    fx = [
+        float(line.split(",")[2])
+        for line in (DEMO / "ticks.csv").read_text().splitlines()
+        if line.startswith("CNYHKD,")
+    ]
+    assert len(fx) > 1000
+    assert 1.08 <= min(fx) < max(fx) <= 1.10
+
+
 def test_the_cli_prints_the_same_lines() -> None:
     proc = subprocess.run(
         [
@@ -114,6 +146,8 @@ def test_the_cli_prints_the_same_lines() -> None:
             str(DEMO / "ticks.csv"),
             "--config",
             str(DEMO / "rules.toml"),
+            "--history",
+            str(DEMO / "bars.csv"),
         ],
         capture_output=True,
         text=True,

@@ -65,7 +65,8 @@ def naive_record_highs(ticks: list[Tick], rules: Rules) -> list[Any]:
     windows = rules.record_high.windows
     step = rules.record_high.step_pct
     history: dict[str, list[tuple[datetime, float, date]]] = {}
-    debounce: dict[tuple[str, str], tuple[date, float]] = {}
+    # (symbol, window, local date) -> price of that date's last signal
+    debounce: dict[tuple[str, str, date], float] = {}
     out: list[Any] = []
     for tick in ticks:
         hist = history.setdefault(tick.symbol, [])
@@ -87,9 +88,9 @@ def naive_record_highs(ticks: list[Tick], rules: Rules) -> list[Any]:
                         candidate = ("52w", high, min(t for t, p in window if p == high))
             if candidate is not None:
                 name, prev, prev_ts = candidate
-                last = debounce.get((tick.symbol, name))
-                if not (last and last[0] == day and tick.price < last[1] * (1 + step / 100)):
-                    debounce[(tick.symbol, name)] = (day, tick.price)
+                last = debounce.get((tick.symbol, name, day))
+                if not (last and tick.price < last * (1 + step / 100)):
+                    debounce[(tick.symbol, name, day)] = tick.price
                     result = (name, tick.price, prev, prev_ts, (tick.price / prev - 1) * 100)
         hist.append((tick.ts, tick.price, day))
         out.append(result)

@@ -21,6 +21,7 @@ silent:
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
@@ -39,9 +40,10 @@ SUFFIX_ZONES = {".HK": "Asia/Hong_Kong", ".SH": "Asia/Shanghai", ".SZ": "Asia/Sh
 
 
 def zone_of(symbol: str) -> tzinfo:
-    for suffix, name in SUFFIX_ZONES.items():
-        if symbol.upper().endswith(suffix):
-            return ZoneInfo(name)
+    # Case-sensitive, longest suffix first (shared/SIGNALS.md): `0700.hk` is UTC.
+    for suffix in sorted(SUFFIX_ZONES, key=len, reverse=True):
+        if symbol.endswith(suffix):
+            return ZoneInfo(SUFFIX_ZONES[suffix])
     return UTC
 
 
@@ -211,13 +213,22 @@ class NaiveDivergence:
 def engine_view(result: Late | list[Any]) -> Any:
     if isinstance(result, Late):
         return "late"
-    return [s.model_dump(mode="json") for s in result if isinstance(s, IndexDivergence)]
+    return per_pair(s for s in result if isinstance(s, IndexDivergence))
 
 
 def reference_view(result: str | list[IndexDivergence]) -> Any:
     if isinstance(result, str):
         return result
-    return [s.model_dump(mode="json") for s in result]
+    return per_pair(result)
+
+
+def per_pair(signals: Iterable[IndexDivergence]) -> dict[str, list[Any]]:
+    # The contract orders signals within a pair; across pairs any order is valid (two rules
+    # over the same feeds, sides swapped, may release held ticks in either order).
+    grouped: dict[str, list[Any]] = {}
+    for s in signals:
+        grouped.setdefault(s.pair, []).append(s.model_dump(mode="json"))
+    return grouped
 
 
 # -- random scenarios -----------------------------------------------------------------

@@ -6,8 +6,9 @@ plus the project's documented choices where the contract is silent:
 
 1. `previous_high_ts` is the smallest ts among the earlier accepted ticks (in that
    window) whose price equals `previous_high`.
-2. Debounce is per (symbol, window), keyed on the (local date, price) of the last signal
-   emitted in that window; a tick on a *different* local date always passes.
+2. Debounce is per (symbol, window, local date): the price of the last signal emitted in
+   that window on that date. A late tick of an earlier date is judged against that
+   date's memory and leaves the current date's alone.
 3. Without "all_time" in `windows` an all-time high is checked as a 52w candidate; without
    "52w" only all-time highs are reported.
 4. Lateness: `ts < max accepted ts - allowed_lateness_s` is late; exactly that much
@@ -45,13 +46,15 @@ SUFFIX_ZONES = {
     ".SZ": "Asia/Shanghai",
     **EXTRA_ZONES,
 }
-SYMBOLS = ["X.HK", "Y.SH", "Z", "W.NY", "V.KT"]
+# "u.hk" is UTC: suffixes match case-sensitively.
+SYMBOLS = ["X.HK", "Y.SH", "Z", "W.NY", "V.KT", "u.hk"]
 
 
 def zone_of(symbol: str) -> tzinfo:
-    for suffix, name in SUFFIX_ZONES.items():
-        if symbol.upper().endswith(suffix):
-            return ZoneInfo(name)
+    # Case-sensitive, longest suffix first (shared/SIGNALS.md): `0700.hk` is UTC.
+    for suffix in sorted(SUFFIX_ZONES, key=len, reverse=True):
+        if symbol.endswith(suffix):
+            return ZoneInfo(SUFFIX_ZONES[suffix])
     return UTC
 
 
@@ -74,8 +77,8 @@ class NaiveRecordHighs:
     step_pct: float
     lateness_s: float
     accepted: dict[str, list[tuple[datetime, float]]] = field(default_factory=dict)
-    # (symbol, window) -> (local date, price) of the last emitted signal
-    last_emitted: dict[tuple[str, str], tuple[date, float]] = field(default_factory=dict)
+    # (symbol, window, local date) -> price of the last signal emitted on that date
+    last_emitted: dict[tuple[str, str, date], float] = field(default_factory=dict)
 
     def process(self, symbol: str, ts: datetime, price: float) -> RefLate | list[RecordHigh]:
         history = self.accepted.setdefault(symbol, [])
@@ -118,14 +121,12 @@ class NaiveRecordHighs:
         pool: list[tuple[datetime, float]],
         day: date,
     ) -> list[RecordHigh]:
-        last = self.last_emitted.get((symbol, window))
-        if last is not None:
-            last_day, q = last
-            if last_day == day and not price >= q * (1 + self.step_pct / 100):
-                return []  # suppressed: not re-classified into another window
+        q = self.last_emitted.get((symbol, window, day))
+        if q is not None and not price >= q * (1 + self.step_pct / 100):
+            return []  # suppressed: not re-classified into another window
         previous_high = max(p for _, p in pool)
         previous_high_ts = min(t for t, p in pool if p == previous_high)
-        self.last_emitted[(symbol, window)] = (day, price)
+        self.last_emitted[(symbol, window, day)] = price
         zone = zone_of(symbol)
         return [
             RecordHigh(

@@ -197,3 +197,22 @@ def test_json_schema_export(tmp_path: Path) -> None:
     assert set(tick_schema["required"]) == {"symbol", "ts", "price"}
     signal_schema = json.loads((tmp_path / "signal.schema.json").read_text())
     assert signal_schema["discriminator"]["propertyName"] == "kind"
+    assert set(signal_schema["discriminator"]["mapping"]) == {
+        "record_high",
+        "index_divergence",
+        "ah_premium",
+    }
+    ah = signal_schema["$defs"]["AhPremium"]
+    assert set(ah["required"]) >= {
+        "pair",
+        "a",
+        "h",
+        "ts",
+        "phase",
+        "direction",
+        "price_a",
+        "price_h",
+        "fx",
+        "premium_pct",
+        "threshold_pct",
+    }

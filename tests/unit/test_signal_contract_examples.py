@@ -99,6 +99,30 @@ def test_debounce_uses_the_local_date_not_the_utc_date() -> None:
     assert len(signals(engine.process(tick(sym, datetime(2025, 3, 3, 16, 30, tzinfo=UTC), 102))))
 
 
+def test_debounce_memory_is_per_local_date() -> None:
+    """A late-but-accepted tick of yesterday neither uses nor resets today's memory."""
+    engine = Engine(
+        Rules(
+            ticks=TickRules(allowed_lateness_s=60),
+            record_high=RecordHighRules(windows=("all_time",), step_pct=1.0),
+            divergence=(),
+        )
+    )
+    sym = "Z"  # UTC
+    midnight = datetime(2025, 3, 4, tzinfo=UTC)
+    engine.process(tick(sym, midnight - timedelta(hours=1), 100.0))
+    assert len(signals(engine.process(tick(sym, midnight - timedelta(seconds=30), 101.0)))) == 1
+    [today] = signals(engine.process(tick(sym, midnight + timedelta(seconds=1), 102.0)))
+    assert today.ts.date() == midnight.date()
+    # yesterday, 20 s late but accepted: judged against yesterday's 101 (>= 1% above)
+    [late] = signals(engine.process(tick(sym, midnight - timedelta(seconds=19), 103.0)))
+    assert late.ts.date() == (midnight - timedelta(days=1)).date()
+    # today again, an all-time high (> 103) but under 102 * 1.01 = 103.02: today's memory
+    # is still 102, so it is suppressed (a last-signal-only memory would have let it fire)
+    assert engine.process(tick(sym, midnight + timedelta(seconds=2), 103.01)) == []
+    assert len(signals(engine.process(tick(sym, midnight + timedelta(seconds=3), 103.02)))) == 1
+
+
 def test_late_tick_is_refused_and_changes_no_state() -> None:
     engine = Engine(Rules(ticks=TickRules(allowed_lateness_s=5), divergence=()))
     engine.process(tick("Z", T0, 100.0))

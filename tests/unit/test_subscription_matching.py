@@ -9,13 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from schemas.signals import IndexDivergence, RecordHigh
+from schemas.signals import AhPremium, AnySignal, IndexDivergence, RecordHigh
 from schemas.subscription import Filters, Subscription, SubscriptionSpec
 from services.alerter.matching import SubscriptionIndex, accepts, symbol_matches
 
 T0 = datetime(2026, 2, 13, 2, 0, tzinfo=UTC)
 SYMBOLS = ["2513.HK", "0700.HK", "000688.SH", "HSTECH.HK", "600000.SH", "AAPL", "HSI.HK"]
 PAIRS = ["000688.SH/HSTECH.HK", "600000.SH/HSI.HK"]
+LISTINGS = ["688981.SH/0981.HK", "600000.SH/HSI.HK"]  # one shares its name with a pair
 PATTERNS = [*SYMBOLS, "*.HK", "*.SH", "0*", "2513*", "*", "?700.HK", "*00*", "HS?.*", "*.SZ"]
 
 record_highs = st.builds(
@@ -51,7 +52,25 @@ divergences = st.builds(
     st.sampled_from(["a_over_b", "b_over_a"]),
     st.floats(-30, 30),
 )
-signals = st.one_of(record_highs, divergences)
+premiums = st.builds(
+    lambda pair, phase, premium: AhPremium(
+        pair=pair,
+        a=pair.split("/")[0],
+        h=pair.split("/")[1],
+        ts=T0,
+        phase=phase,
+        direction="a_premium" if premium > 0 else "h_premium",
+        price_a=100.0,
+        price_h=100.0 * 1.09 / (1 + premium / 100),
+        fx=1.09,
+        premium_pct=premium,
+        threshold_pct=30.0,
+    ),
+    st.sampled_from(LISTINGS),
+    st.sampled_from(["open", "close"]),
+    st.floats(-60, 60),
+)
+signals = st.one_of(record_highs, divergences, premiums)
 
 
 def _subset(values: list[str], max_size: int = 3) -> st.SearchStrategy[tuple[str, ...]]:
@@ -61,13 +80,14 @@ def _subset(values: list[str], max_size: int = 3) -> st.SearchStrategy[tuple[str
 filters = st.builds(
     Filters,
     symbols=_subset(PATTERNS),
-    kinds=_subset(["record_high", "index_divergence"], 2),
+    kinds=_subset(["record_high", "index_divergence", "ah_premium"], 3),
     windows=_subset(["all_time", "52w"], 2),
     min_change_pct=st.none() | st.floats(0, 20),
-    pairs=_subset(PAIRS, 2),
+    pairs=_subset(PAIRS + LISTINGS[:1], 2),
     phases=_subset(["open", "close"], 2),
     directions=_subset(["a_over_b", "b_over_a"], 2),
     min_spread_pp=st.none() | st.floats(0, 20),
+    min_premium_pct=st.none() | st.floats(0, 50),
 )
 
 
@@ -78,7 +98,7 @@ def subscription(i: int, f: Filters) -> Subscription:
 @settings(max_examples=300, deadline=None)
 @given(st.lists(filters, max_size=40), st.lists(signals, min_size=1, max_size=20))
 def test_index_returns_exactly_what_a_scan_returns(
-    all_filters: list[Filters], sample: list[RecordHigh | IndexDivergence]
+    all_filters: list[Filters], sample: list[AnySignal]
 ) -> None:
     subs = [subscription(i, f) for i, f in enumerate(all_filters)]
     index = SubscriptionIndex(subs)
@@ -123,6 +143,38 @@ def test_divergence_matches_a_symbol_filter_on_either_index() -> None:
     assert not accepts(Filters(symbols=("2513.HK",)), div)
 
 
+def test_ah_premium_filters_by_kind_pair_legs_phase_and_minimum_premium() -> None:
+    ah = AhPremium(
+        pair="688981.SH/0981.HK",
+        a="688981.SH",
+        h="0981.HK",
+        ts=T0,
+        phase="open",
+        direction="a_premium",
+        price_a=120.0,
+        price_h=100.0,
+        fx=1.09,
+        premium_pct=30.8,
+        threshold_pct=30.0,
+    )
+    assert accepts(Filters(kinds=("ah_premium",)), ah)
+    assert not accepts(Filters(kinds=("index_divergence", "record_high")), ah)
+    assert accepts(Filters(pairs=("688981.SH/0981.HK",)), ah)
+    assert not accepts(Filters(pairs=("000688.SH/HSTECH.HK",)), ah)
+    assert accepts(Filters(symbols=("0981.HK",)), ah)
+    assert accepts(Filters(symbols=("688981.SH",)), ah)
+    assert not accepts(Filters(symbols=("CNYHKD",)), ah)
+    assert accepts(Filters(min_premium_pct=30.8), ah)
+    assert not accepts(Filters(min_premium_pct=31), ah)
+    negative = ah.model_copy(update={"premium_pct": -35.0, "direction": "h_premium"})
+    assert accepts(Filters(min_premium_pct=31), negative)  # the size, either way
+    assert not accepts(Filters(phases=("close",)), ah)
+    # filters of other kinds do not restrict it
+    assert accepts(Filters(min_spread_pp=50, min_change_pct=50, windows=("52w",)), ah)
+    index = SubscriptionIndex([subscription(1, Filters(pairs=("688981.SH/0981.HK",)))])
+    assert [s.id for s in index.match(ah)] == [f"{1:016x}"]
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -131,6 +183,7 @@ def test_divergence_matches_a_symbol_filter_on_either_index() -> None:
         ({"name": "x", "filters": {"kinds": ["nope"]}}, "filters.kinds.0"),
         ({"name": "x", "filters": {"min_change_pct": -1}}, "filters.min_change_pct"),
         ({"name": "x", "filters": {"pairs": ["A"]}}, "filters.pairs.0"),
+        ({"name": "x", "filters": {"min_premium_pct": -1}}, "filters.min_premium_pct"),
         ({"name": "x", "frequency": "cooldown"}, "cooldown_s"),
         ({"name": "x", "cooldown_s": 5}, "cooldown_s"),
         ({"name": "x", "frequency": "hourly"}, "frequency"),

@@ -1,0 +1,238 @@
+"""`ingest --ws URL`: ticks from a WebSocket feed, with reconnects and back-pressure.
+
+The protocol is the `websockets` library's: it answers the server's pings, sends its own
+every `ping_interval` and drops a connection whose pong is later than `ping_timeout`
+(heartbeats). On any drop or failed connect the client waits an exponential backoff
+with jitter (`initial * 2**attempt`, capped, times a random factor in [0.5, 1]) and
+connects again, sending the subscribe message, if any, on each connection.
+
+Messages: a JSON object is a tick, a JSON array a list of ticks; an `adapter`
+(`module:function`, see docs/ingest-and-alerts.md) maps any other shape to ticks. Ticks
+go through the same `Screener` and dead-letter path as file lines; `line` in a dead
+letter is the message's number since the ingestor started.
+
+Back-pressure: after each message the reader waits while more than `max_in_flight`
+records are unacknowledged by Kafka. While it waits nothing is read: the library's
+queue (`max_queue` messages) fills, then the socket's buffers, and TCP slows the server.
+Nothing is buffered without bound.
+
+Across a reconnect, a server that re-sends what it sent before the drop (the usual way
+to not lose anything) would have it published twice. So after each reconnect the client
+remembers the identity (the exact fields) of the last ticks it handled per symbol, and
+drops re-sent ones until each symbol sends something new (`marketsignal_ingest_ws_replayed`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import logging
+import random
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+import websockets
+from websockets.asyncio.client import ClientConnection, connect
+
+from services.feed import RawRecord
+from services.ingestor.ingest import IngestSummary, Sink, handle_record
+from services.ingestor.metrics import IngestMetrics
+from services.ingestor.pacing import Pacer
+from services.ingestor.screening import Screener
+
+log = logging.getLogger("marketsignal.ingestor.ws")
+
+Adapter = Callable[[Any], Iterable[Mapping[str, Any]]]
+_HEARTBEAT_TYPES = frozenset(("heartbeat", "ping", "pong", "subscribed", "hello", "info"))
+# Identities remembered per symbol for recognising a re-sent message after a reconnect.
+_REMEMBERED_PER_SYMBOL = 512
+
+
+def default_adapter(message: Any) -> Iterable[Mapping[str, Any]]:
+    """An object is one tick, an array a list of them; an object without `symbol` whose
+    `type` is heartbeat-like (heartbeat, ping, pong, subscribed, hello, info) is skipped."""
+    if isinstance(message, list):
+        return message
+    if (
+        isinstance(message, dict)
+        and "symbol" not in message
+        and message.get("type") in _HEARTBEAT_TYPES
+    ):
+        return ()
+    return (message,)
+
+
+def load_adapter(spec: str) -> Adapter:
+    """`package.module:function` -> the function (docs/ingest-and-alerts.md, "Adapters")."""
+    module_name, _, name = spec.partition(":")
+    if not module_name or not name:
+        raise ValueError(f"adapter {spec!r} must look like package.module:function")
+    function = getattr(importlib.import_module(module_name), name, None)
+    if not callable(function):
+        raise ValueError(f"adapter {spec!r}: {name} is not a function of {module_name}")
+    return function  # type: ignore[no-any-return]
+
+
+@dataclass(frozen=True)
+class WsOptions:
+    url: str
+    subscribe: str | None = None
+    adapter: Adapter = default_adapter
+    ping_interval_s: float = 20.0
+    ping_timeout_s: float = 20.0
+    open_timeout_s: float = 10.0
+    backoff_initial_s: float = 0.5
+    backoff_max_s: float = 30.0
+    max_in_flight: int = 10_000
+    max_queue: int = 64
+
+
+def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with jitter: a random point in the upper half of the step."""
+    return min(cap, initial * 2.0**attempt) * rng.uniform(0.5, 1.0)
+
+
+class ReplayFilter:
+    """Drops messages a server re-sends after a reconnect, until each symbol moves on."""
+
+    def __init__(self, per_symbol: int = _REMEMBERED_PER_SYMBOL) -> None:
+        self.per_symbol = per_symbol
+        self.recent: dict[str, OrderedDict[bytes, None]] = {}
+        self.resyncing: set[str] = set()
+
+    def reconnected(self) -> None:
+        self.resyncing = set(self.recent)
+
+    def seen_before(self, fields: Mapping[str, Any]) -> bool:
+        """True for a re-sent tick (to drop); remembers the others."""
+        symbol = str(fields.get("symbol"))
+        identity = orjson.dumps(fields, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS)
+        recent = self.recent.get(symbol)
+        if recent is None:
+            recent = self.recent[symbol] = OrderedDict()
+        if symbol in self.resyncing:
+            if identity in recent:
+                return True
+            self.resyncing.discard(symbol)  # something new: the replay is over for it
+        recent[identity] = None
+        if len(recent) > self.per_symbol:
+            recent.popitem(last=False)
+        return False
+
+
+class WsSource:
+    """Reads the feed into the screener and sink until `stop()`."""
+
+    def __init__(
+        self,
+        options: WsOptions,
+        screener: Screener,
+        sink: Sink,
+        in_flight: Callable[[], int],
+        metrics: IngestMetrics | None = None,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.options = options
+        self.screener = screener
+        self.sink = sink
+        self.in_flight = in_flight
+        self.metrics = metrics
+        self.rng = rng or random.Random()
+        self.summary = IngestSummary()
+        self.pacer = Pacer()
+        self.replays = ReplayFilter()
+        self.messages = 0
+        self.connections = 0
+        self._stop = asyncio.Event()
+        self._ws: ClientConnection | None = None
+        self._closing: asyncio.Future[None] | None = None
+
+    def stop(self) -> None:
+        """Finish the message in hand, close the connection, return from `run`."""
+        self._stop.set()
+        if self._ws is not None:
+            self._closing = asyncio.ensure_future(self._ws.close())
+
+    async def run(self) -> IngestSummary:
+        attempt = 0
+        opts = self.options
+        while not self._stop.is_set():
+            try:
+                async with connect(
+                    opts.url,
+                    ping_interval=opts.ping_interval_s,
+                    ping_timeout=opts.ping_timeout_s,
+                    open_timeout=opts.open_timeout_s,
+                    max_queue=opts.max_queue,
+                ) as ws:
+                    self._ws = ws
+                    attempt = 0
+                    self.connections += 1
+                    if self.connections > 1:
+                        self.replays.reconnected()
+                    if self.metrics is not None:
+                        self.metrics.ws_connected.set(1)
+                    log.info("connected to %s", opts.url)
+                    if opts.subscribe is not None:
+                        await ws.send(opts.subscribe)
+                    async for message in ws:
+                        self._message(message)
+                        await self._drain()
+                        if self._stop.is_set():
+                            break
+            except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
+                log.warning("feed %s: %s", opts.url, exc or type(exc).__name__)
+            finally:
+                self._ws = None
+                if self.metrics is not None:
+                    self.metrics.ws_connected.set(0)
+            if self._stop.is_set():
+                break
+            delay = backoff_delay(attempt, opts.backoff_initial_s, opts.backoff_max_s, self.rng)
+            attempt += 1
+            if self.metrics is not None:
+                self.metrics.ws_reconnects.inc()
+            log.warning("reconnecting to %s in %.2fs (attempt %d)", opts.url, delay, attempt)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), delay)
+        return self.summary
+
+    async def _drain(self) -> None:
+        """Back-pressure: read nothing more while Kafka has too much unacknowledged."""
+        limit = self.options.max_in_flight
+        if self.metrics is not None:
+            self.metrics.in_flight.set(self.in_flight())
+        while self.in_flight() > limit and not self._stop.is_set():
+            await asyncio.sleep(0.005)
+
+    def _message(self, message: str | bytes) -> None:
+        self.messages += 1
+        text = message.decode("utf-8", errors="replace") if isinstance(message, bytes) else message
+        try:
+            parsed = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            self._record(RawRecord(self.messages, text, None, f"not valid JSON: {exc}"))
+            return
+        try:
+            ticks = list(self.options.adapter(parsed))
+        except Exception as exc:  # a user's adapter: any failure is this message's fault
+            self._record(RawRecord(self.messages, text, None, f"adapter failed: {exc!r}"))
+            return
+        for fields in ticks:
+            if not isinstance(fields, Mapping):
+                self._record(RawRecord(self.messages, text, None, "a tick must be an object"))
+                continue
+            if self.replays.seen_before(fields):
+                if self.metrics is not None:
+                    self.metrics.ws_replayed.inc()
+                continue
+            raw = text if len(ticks) == 1 else orjson.dumps(dict(fields)).decode()
+            self._record(RawRecord(self.messages, raw, dict(fields)))
+
+    def _record(self, record: RawRecord) -> None:
+        handle_record(record, self.screener, self.pacer, self.sink, self.summary)
