@@ -77,8 +77,23 @@ bench-fanout: install ## Benchmark: p50/p99 alert latency to 10,000 subscribers 
 bench-history: install ## Benchmark: memory of 10,000 symbols x 400 daily bars
 	$(PY) bench/bench_history_memory.py
 
+BENCH_STAMP := $(VENV)/.bench-stamp
+$(BENCH_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[bench]'
+	@touch $(BENCH_STAMP)
+
 .PHONY: bench
-bench: bench-backtest bench-alerter bench-fanout bench-history ## Every benchmark
+bench: $(BENCH_STAMP) ## The live path against its limit, ceiling and a peer, latency, alerter, backtest: bench/results.json, docs/bench.png
+	bash $(STACK) up
+	$(PY) bench/bench_live.py $(BENCH_ARGS)
+
+.PHONY: bench-quick
+bench-quick: $(BENCH_STAMP) ## `make bench` at development size (a few minutes)
+	bash $(STACK) up
+	$(PY) bench/bench_live.py --quick $(BENCH_ARGS)
+
+.PHONY: bench-all
+bench-all: bench bench-backtest bench-alerter bench-fanout bench-history ## Every benchmark
 
 # Components that are down now: the ones `stack.sh up` is about to start, hence the only
 # ones the fault suite may restart (a stack that was already up may serve others).

@@ -15,10 +15,11 @@ from services.observability import ReadyFlag
 
 # Tick ingest (the ingestor's Kafka timestamp) to alert delivery (the Redis script
 # returned), in seconds with millisecond-scale buckets. Why these: a healthy pipeline
-# adds the producer's linger (50 ms), the processor's batch window (50 ms), a Kafka hop
-# each way and the alerter's poll (up to 500 ms), so alerts land between ~10 ms and
-# ~1 s and need fine buckets there; a backlog or a rebalance pushes them to seconds or
-# minutes, which the coarse tail keeps measurable instead of all in +Inf. 2.5 s, the
+# adds the ingestor's linger (5 ms), the processor's batch (what has arrived, no timer)
+# and its producer's linger (2 ms), a Kafka hop each way and the alerter's poll, so
+# alerts land between a few ms and ~1 s and need fine buckets there; a backlog or a
+# rebalance pushes them to seconds or minutes, which the coarse tail keeps measurable
+# instead of all in +Inf. 2.5 s, the
 # TickToAlertLatencyHigh threshold, is a bucket bound, so the p99 near it is exact rather
 # than interpolated. Prometheus' default buckets (5 ms to 10 s, few below 100 ms) would
 # lump every healthy alert into three buckets.

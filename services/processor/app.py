@@ -14,7 +14,9 @@ it skips what state already has.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator, Sequence
 from contextlib import contextmanager
@@ -27,7 +29,7 @@ from faust.types import TP
 from kafka import KafkaAdminClient
 
 from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat
-from schemas.topics import INGESTED_AT_HEADER
+from schemas.topics import DLQ_REASON_HEADER, INGESTED_AT_HEADER
 from services.detection.rules import Rules
 from services.processor.assignment import unassigned
 from services.processor.continuity import Continuity
@@ -42,8 +44,13 @@ log = logging.getLogger("marketsignal.processor")
 # ({app id}-{name}-changelog, compacted) before the worker starts.
 STATE_TABLES = ("symbol-state", "pair-state")
 
-BATCH_MAX = 1000
-BATCH_WITHIN_S = 0.05
+BATCH_MAX = 2000
+# The longest a batch waits for the rest of a partition it was told exists (`Batches`).
+BATCH_MAX_WAIT_S = 0.25
+# The outputs of a batch go out together and are awaited together: a few ms of linger
+# puts them in a few large produce requests instead of one per partition and send.
+PRODUCER_LINGER_S = 0.002
+PRODUCER_MAX_BATCH_BYTES = 1024 * 1024
 
 
 class StateTable(faust.Table):  # type: ignore[type-arg]
@@ -64,20 +71,107 @@ class StateTable(faust.Table):  # type: ignore[type-arg]
         return int(self._partitioner(raw, list(range(n)), list(range(n))))
 
 
-def _batches(stream: faust.StreamT[Any]) -> AsyncIterator[Sequence[Any]]:
-    # take_events lives on the concrete Stream, not on the StreamT interface agents get.
-    return cast(faust.Stream[Any], stream).take_events(BATCH_MAX, within=BATCH_WITHIN_S)
+class Batches:
+    """The stream's events in batches of up to BATCH_MAX, handed over without waiting.
+
+    A pump task takes events from the stream (a `noack` stream: nothing is acknowledged
+    by faust itself) while the agent handles the previous batch, so faust keeps
+    delivering while outputs wait for their acks. A batch is handed over at BATCH_MAX
+    events, at an event that was the last of its partition when fetched (its offset
+    reaches the high watermark), or BATCH_MAX_WAIT_S after its first event: a backlog
+    gives full batches, a live feed each tick as soon as it is there. Events are
+    acknowledged only after the agent has handled their batch (outputs acknowledged,
+    then tables written), so a committed offset never runs ahead of the state; the time
+    bound lets a rebalance, which waits for every delivered event to be acknowledged,
+    proceed even when the rest of a partition never comes.
+
+    This is faust's `take_events` with another end-of-batch rule: take_events waits out
+    its `within` for every batch that is not full, and takes no event while a batch is
+    being handled.
+    """
+
+    def __init__(self, app: faust.App, stream: faust.StreamT[Any]) -> None:
+        self.stream = cast(faust.Stream[Any], stream).noack()
+        self.highwater = app.consumer.highwater
+        self.pending: list[Any] = []
+        self.first_at = 0.0
+        self.complete = False  # `pending` ends a batch by itself
+        self.wake = asyncio.Event()  # first event of a batch, or a complete batch
+        self.room = asyncio.Event()  # the pump may add again
+        self.room.set()
+
+    async def _pump(self) -> None:
+        try:
+            async for event in self.stream.events():
+                while len(self.pending) >= BATCH_MAX:
+                    self.room.clear()
+                    await self.room.wait()
+                if not self.pending:
+                    self.first_at = time.monotonic()
+                    self.wake.set()
+                self.pending.append(event)
+                message = event.message
+                if len(self.pending) >= BATCH_MAX or message.offset + 1 >= (
+                    self.highwater(message.tp) or 0
+                ):
+                    self.complete = True
+                    self.wake.set()
+        finally:
+            self.wake.set()  # the stream ended: the agent hands over what is left
+
+    async def __aiter__(self) -> AsyncIterator[Sequence[Any]]:
+        pump = asyncio.ensure_future(self._pump())
+        try:
+            while True:
+                await self.wake.wait()
+                while self.pending and not self.complete and not pump.done():
+                    left = self.first_at + BATCH_MAX_WAIT_S - time.monotonic()
+                    if left <= 0:
+                        break
+                    self.wake.clear()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.wake.wait(), left)
+                self.wake.clear()
+                if self.pending:
+                    batch, self.pending, self.complete = self.pending, [], False
+                    self.room.set()
+                    yield batch
+                    for done in batch:
+                        await self.stream.ack(done)
+                elif pump.done():
+                    pump.result()  # re-raise what stopped the stream, if anything
+                    return
+        finally:
+            pump.cancel()
+            # Taken but never handed over (the agent stopped): as `unacked_unless_done`,
+            # never committed, redelivered after a restart, not waited for by a stop.
+            for event in self.pending:
+                event.message.acked = True
+
+
+def web_port_for(port: int, host: str = "127.0.0.1") -> int:
+    """Faust's web server needs a real port (its setting refuses 0): 0 means any free
+    one, picked here as the metrics servers pick theirs, and logged."""
+    if port != 0:
+        return port
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        chosen = int(probe.getsockname()[1])
+    log.info("faust web server on %s:%d (any free port)", host, chosen)
+    return chosen
 
 
 @contextmanager
 def unacked_unless_done(events: Sequence[Any]) -> Iterator[None]:
     """Keep a batch from being committed unless its processing finished.
 
-    `take_events` acks the batch it yielded in a `finally`: also when the agent was
-    cancelled half-way (a worker stopping) or raised. The next commit (a stop commits)
-    would then cover events whose outputs or state were never written: lost. Marking
-    their messages acked without telling the consumer makes that later ack a no-op, so
-    their offsets are never committed and a restart redelivers them.
+    `Batches` acks a batch only when the agent asks for the next one, but any ack of an
+    event whose processing was cancelled half-way (a worker stopping) or raised would let
+    the next commit (a stop commits) cover events whose outputs or state were never
+    written: lost. (faust's `take_events`, used before, acks in a `finally`.) Marking
+    their messages acked without telling the consumer makes a later ack a no-op, so their
+    offsets are never committed and a restart redelivers them; it also lets a stop's
+    `wait_empty` stop waiting for them.
     """
     try:
         yield
@@ -106,8 +200,8 @@ def ingested_at(message: Any) -> int | None:
     return round(timestamp * 1000) if timestamp is not None else None
 
 
-def _origin_headers(origin_ms: int | None) -> dict[str, bytes] | None:
-    return None if origin_ms is None else {INGESTED_AT_HEADER: str(origin_ms).encode()}
+def _origin_headers(origin_ms: int | None) -> list[tuple[str, bytes]] | None:
+    return None if origin_ms is None else [(INGESTED_AT_HEADER, str(origin_ms).encode())]
 
 
 @dataclass
@@ -150,11 +244,13 @@ def build_app(
         table_standby_replicas=0,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_linger=PRODUCER_LINGER_S,
+        producer_max_batch_size=PRODUCER_MAX_BATCH_BYTES,
         processing_guarantee="at_least_once",
         broker_session_timeout=settings.processor_session_timeout_s,
         broker_heartbeat_interval=settings.processor_session_timeout_s / 10,
         consumer_group_instance_id=settings.processor_instance_id,
-        web_port=settings.processor_web_port if web_port is None else web_port,
+        web_port=web_port_for(settings.processor_web_port if web_port is None else web_port),
         web_bind="127.0.0.1",
         web_host="127.0.0.1",
     )
@@ -171,10 +267,10 @@ def build_app(
         )
 
     ticks = raw_topic(settings.ticks_topic)
-    signals = raw_topic(settings.signals_topic)
-    dlq = raw_topic(settings.dlq_topic)
     by_pair = raw_topic(settings.topic(PAIR_FEED_TOPIC), internal=True)
     history = raw_topic(settings.history_topic)
+    signals_topic, dlq_topic = settings.signals_topic, settings.dlq_topic
+    by_pair_topic = by_pair.get_topic_name()
 
     def state_table(name: str) -> Any:
         table = StateTable(
@@ -241,32 +337,39 @@ def build_app(
         return load
 
     async def emit(out: Outputs) -> None:
-        # force=True: send now and await delivery. Without it Faust "attaches" sends to
-        # the current event and publishes them only at its commit, which this batch's
-        # own await would then wait for forever.
+        # Straight to faust's producer, awaited together: sent now and acknowledged
+        # before the caller writes the tables. (Topic.send without force would attach
+        # them to the current event and publish them only at its commit, which this
+        # batch's own await would then wait for forever; with force it adds a sensor
+        # call and a PendingMessage per record.)
+        send = app.producer.send
         pending: list[Awaitable[Any]] = []
         for signal, origin in zip(out.signals, out.signal_origins, strict=True):
             pending.append(
-                await signals.send(
-                    key=signal.subject.encode(),
-                    value=signal.model_dump_json().encode(),
-                    headers=_origin_headers(origin),
-                    force=True,
+                await send(
+                    signals_topic,
+                    signal.subject.encode(),
+                    signal.model_dump_json().encode(),
+                    None,
+                    None,
+                    _origin_headers(origin),
                 )
             )
         for (pair, payload), origin in zip(out.forwards, out.forward_origins, strict=True):
             pending.append(
-                await by_pair.send(
-                    key=pair.encode(), value=payload, headers=_origin_headers(origin), force=True
+                await send(
+                    by_pair_topic, pair.encode(), payload, None, None, _origin_headers(origin)
                 )
             )
         for dead in out.dead:
             pending.append(
-                await dlq.send(
-                    key=dead.symbol.encode() if dead.symbol else None,
-                    value=dead.model_dump_json().encode(),
-                    headers={"x-dlq-reason": dead.reason.encode()},
-                    force=True,
+                await send(
+                    dlq_topic,
+                    dead.symbol.encode() if dead.symbol else None,
+                    dead.model_dump_json().encode(),
+                    None,
+                    None,
+                    [(DLQ_REASON_HEADER, dead.reason.encode())],
                 )
             )
         if pending:
@@ -324,7 +427,7 @@ def build_app(
 
     @app.agent(ticks, name="records", concurrency=1)
     async def detect_symbols(stream: faust.StreamT[Any]) -> None:
-        async for events in _batches(stream):
+        async for events in Batches(app, stream):
             with unacked_unless_done(events):
                 kept = await without_gaps(events, symbol_continuity, settings.ticks_topic)
                 batch = records(kept)
@@ -348,7 +451,7 @@ def build_app(
 
     @app.agent(history, name="history", concurrency=1)
     async def merge_history(stream: faust.StreamT[Any]) -> None:
-        async for events in _batches(stream):
+        async for events in Batches(app, stream):
             with unacked_unless_done(events):
                 kept = await without_gaps(events, history_continuity, settings.history_topic)
                 async with symbol_lock:
@@ -360,7 +463,7 @@ def build_app(
 
     @app.agent(by_pair, name="divergence", concurrency=1)
     async def detect_pairs(stream: faust.StreamT[Any]) -> None:
-        async for events in _batches(stream):
+        async for events in Batches(app, stream):
             with unacked_unless_done(events):
                 kept = await without_gaps(events, pair_continuity, by_pair.get_topic_name())
                 batch = records(kept)

@@ -10,7 +10,6 @@ import threading
 from typing import Any
 
 import faust
-from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CollectorRegistry
 
 from schemas.pair_feed import PAIR_FEED_TOPIC
@@ -19,7 +18,7 @@ from services.kafka_admin import BrokerUnavailableError, ensure_topics
 from services.lag import LagCollector
 from services.observability import serve
 from services.processor.app import STATE_TABLES, Readiness, build_app
-from services.processor.metrics import ProcessorMetrics
+from services.processor.metrics import ProcessorMetrics, install_batch_sensor
 from services.settings import Settings
 
 
@@ -56,7 +55,10 @@ class BoundedStopWorker(faust.Worker):
 def configure(parser: argparse.ArgumentParser) -> None:
     add_config_option(parser)
     parser.add_argument(
-        "--web-port", type=int, default=None, help="Faust web port (default: settings, 6066)"
+        "--web-port",
+        type=int,
+        default=None,
+        help="Faust web port (default: settings, 6066; 0: any free port)",
     )
     parser.add_argument(
         "--metrics-port",
@@ -68,6 +70,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.web_port is not None and not 0 <= args.web_port <= 65535:
+        print(f"marketsignal: --web-port {args.web_port}: not a port (0-65535)", file=sys.stderr)
+        return 2
     settings = Settings.for_config(args.config)
     rules = settings.rules()
     try:
@@ -106,10 +111,10 @@ def run(args: argparse.Namespace) -> int:
     metrics = ProcessorMetrics(registry, watch)
     readiness = Readiness()
     app = build_app(settings, rules, web_port=args.web_port, metrics=metrics, readiness=readiness)
-    # faust's own sensor (messages, commit latency, rebalances, ...), in our registry; the
-    # fixed prefix keeps metric names independent of the namespace and app id. It also
-    # serves the registry on the Faust web port's /metrics; the port to scrape is 9102.
-    setup_prometheus_sensors(app, registry=registry, name_prefix="faust")
+    # faust's own sensor (messages, commit latency, rebalances, ...), in our registry, per
+    # batch rather than per event; the fixed prefix keeps metric names independent of the
+    # namespace and app id.
+    install_batch_sensor(app, registry)
     registry.register(
         LagCollector(
             settings.kafka_bootstrap,

@@ -27,6 +27,7 @@ from services.detection.engine import Clocks, new_ah_tracker, new_pair_tracker, 
 from services.detection.record_high import Late, SymbolTracker
 from services.detection.rules import Rules
 from services.detection.timeline import to_us
+from services.processor.fast_json import HEARTBEAT, FastTicks, pair_tick, parse_pair_feed
 from services.validation import describe
 
 _PAIR_FEED: TypeAdapter[PairTick | PairBar | Heartbeat] = TypeAdapter(PairFeedMessage)
@@ -99,6 +100,7 @@ class SymbolStage:
         # symbol -> (the state dict last written, the tracker it describes): saves
         # rebuilding trackers from the table on every batch.
         self._cache: dict[str, tuple[dict[str, Any], SymbolTracker]] = {}
+        self._fast = FastTicks()
 
     def _tracker(self, symbol: str, state: dict[str, Any] | None) -> SymbolTracker:
         cached = self._cache.get(symbol)
@@ -116,24 +118,30 @@ class SymbolStage:
         trackers: dict[str, SymbolTracker] = {}
         positions: dict[str, tuple[int, int]] = {}
         now = datetime.now(UTC)
+        fast = self._fast.parse
         for rec in records:
-            where = f"{self.source}[{rec.partition}]@{rec.offset}"
-            try:
-                tick = Tick.model_validate_json(rec.value, context=self._context)
-            except ValidationError as exc:
-                bad = describe(exc)
-                out.dead.append(
-                    DeadLetter(
-                        reason="malformed",
-                        field=bad.field,
-                        detail=bad.detail,
-                        raw=_text(rec.value),
-                        source=where,
-                        received_at=now,
+            parsed = fast(rec.value)
+            if parsed is None:
+                # Anything unusual: the model decides, and names the field if it is bad.
+                where = f"{self.source}[{rec.partition}]@{rec.offset}"
+                try:
+                    tick = Tick.model_validate_json(rec.value, context=self._context)
+                except ValidationError as exc:
+                    bad = describe(exc)
+                    out.dead.append(
+                        DeadLetter(
+                            reason="malformed",
+                            field=bad.field,
+                            detail=bad.detail,
+                            raw=_text(rec.value),
+                            source=where,
+                            received_at=now,
+                        )
                     )
-                )
-                continue
-            symbol = tick.symbol
+                    continue
+                symbol, us, price = tick.symbol, to_us(tick.ts), tick.price
+            else:
+                symbol, us, price = parsed
             if rec.key is not None and rec.key != symbol.encode():
                 # State is partitioned by symbol: a tick keyed otherwise would be judged
                 # against the wrong partition's state.
@@ -143,7 +151,7 @@ class SymbolStage:
                         field="key",
                         detail=f"record key {rec.key!r} is not the tick's symbol",
                         raw=_text(rec.value),
-                        source=where,
+                        source=f"{self.source}[{rec.partition}]@{rec.offset}",
                         symbol=symbol,
                         received_at=now,
                     )
@@ -156,35 +164,30 @@ class SymbolStage:
                     continue  # applied before a restart: its outputs were sent then
                 tracker = self._tracker(symbol, state)
                 trackers[symbol] = tracker
-            us = to_us(tick.ts)
-            result = tracker.update(us, tick.price)
+            result = tracker.update(us, price)
             positions[symbol] = (rec.partition, rec.offset)
-            if isinstance(result, Late):
-                out.dead.append(
-                    DeadLetter(
-                        reason="late",
-                        field="ts",
-                        detail=result.detail(self.rules.ticks.allowed_lateness_s),
-                        raw=_text(rec.value),
-                        source=where,
-                        symbol=symbol,
-                        received_at=now,
-                    )
-                )
-                continue
-            out.evaluated += 1
             if result is not None:
-                out.add_signals([result], rec.ingested_ms)
-            for pair in self.pairs_of.get(symbol, ()):
-                msg = PairTick(
-                    symbol=symbol,
-                    ts_us=us,
-                    price=tick.price,
-                    src_partition=rec.partition,
-                    src_offset=rec.offset,
-                )
-                out.forwards.append((pair, msg.model_dump_json().encode()))
-                out.forward_origins.append(rec.ingested_ms)
+                if type(result) is Late:
+                    out.dead.append(
+                        DeadLetter(
+                            reason="late",
+                            field="ts",
+                            detail=result.detail(self.rules.ticks.allowed_lateness_s),
+                            raw=_text(rec.value),
+                            source=f"{self.source}[{rec.partition}]@{rec.offset}",
+                            symbol=symbol,
+                            received_at=now,
+                        )
+                    )
+                    continue
+                out.add_signals([result], rec.ingested_ms)  # type: ignore[list-item]
+            out.evaluated += 1
+            pairs = self.pairs_of.get(symbol)
+            if pairs:
+                payload = pair_tick(symbol, us, price, rec.partition, rec.offset)
+                for pair in pairs:
+                    out.forwards.append((pair, payload))
+                    out.forward_origins.append(rec.ingested_ms)
         for symbol, tracker in trackers.items():
             if symbol in positions:
                 p, o = positions[symbol]
@@ -320,13 +323,31 @@ class PairStage:
         changed: set[str] = set()
         now_dt: datetime | None = None
         for rec in records:
+            msg: tuple[str, int, float, int, int] | str | PairBar | None
+            msg = parse_pair_feed(rec.value)  # the common shapes, without the model
             try:
-                msg = _PAIR_FEED.validate_json(rec.value)
-                if isinstance(msg, PairTick | PairBar) and rec.key is not None:
+                if msg is None:
+                    model = _PAIR_FEED.validate_json(rec.value)
+                    if isinstance(model, Heartbeat):
+                        msg = HEARTBEAT
+                    elif isinstance(model, PairBar):
+                        msg = model
+                    else:
+                        msg = (
+                            model.symbol,
+                            model.ts_us,
+                            model.price,
+                            model.src_partition,
+                            model.src_offset,
+                        )
+                symbol = msg.symbol if isinstance(msg, PairBar) else None
+                if isinstance(msg, tuple):
+                    symbol = msg[0]
+                if symbol is not None and rec.key is not None:
                     key = rec.key.decode(errors="replace")
                     legs = self._legs.get(key)
-                    if legs is not None and msg.symbol not in legs:
-                        raise ValueError(f"{msg.symbol} is not in {key}")
+                    if legs is not None and symbol not in legs:
+                        raise ValueError(f"{symbol} is not in {key}")
             except (ValidationError, ValueError) as exc:
                 # Written by some other client: dead-lettered with the reason, never fatal.
                 now_dt = now_dt or datetime.now(UTC)
@@ -352,7 +373,7 @@ class PairStage:
                 tracker = self._tracker(pair, state)
                 trackers[pair] = tracker
                 applied[pair] = dict(state["src"]) if state is not None else {}
-            if isinstance(msg, Heartbeat):
+            if msg is HEARTBEAT:
                 if tracker.pending:
                     # Released by the reorder timer: no single tick is behind them.
                     out.add_signals(tracker.expire(now), None)
@@ -364,13 +385,15 @@ class PairStage:
                     tracker.add_bar(msg.symbol, msg.day, msg.close)
                     changed.add(pair)
                 continue
+            assert type(msg) is tuple
+            symbol, ts_us, price, src_partition, src_offset = msg
             src = applied[pair]
-            part = str(msg.src_partition)
-            if msg.src_offset <= src.get(part, -1):
+            part = str(src_partition)
+            if src_offset <= src.get(part, -1):
                 continue  # a re-sent record from a symbol-stage replay
-            src[part] = msg.src_offset
+            src[part] = src_offset
             out.evaluated += 1
-            out.add_signals(tracker.update(msg.symbol, msg.ts_us, msg.price, now), rec.ingested_ms)
+            out.add_signals(tracker.update(symbol, ts_us, price, now), rec.ingested_ms)
             changed.add(pair)
         for pair in changed:
             state = {"src": applied[pair], "tracker": trackers[pair].to_state()}

@@ -1,0 +1,138 @@
+"""docs/bench.png from bench/results.json (matplotlib): `python bench/bench_chart.py`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+ROOT = Path(__file__).resolve().parent.parent
+
+LABELS = {
+    "aiokafka_json": "aiokafka + json\n(limit)",
+    "aiokafka_orjson": "aiokafka + orjson\n(limit)",
+    "faust_bare": "bare faust agent\n(ceiling)",
+    "quix_peer": "Quix Streams\npeer",
+    "processor": "marketsignal\nprocess",
+    "processor_2_workers": "process\n2 workers",
+    "backtest": "backtest\n(no broker)",
+    "kafka_python_producer": "kafka-python\nproducer",
+    "ingest": "marketsignal\ningest",
+}
+CONSUMERS = [
+    "aiokafka_json",
+    "aiokafka_orjson",
+    "faust_bare",
+    "quix_peer",
+    "processor",
+    "processor_2_workers",
+    "backtest",
+]
+PRODUCERS = ["kafka_python_producer", "ingest"]
+
+
+def _bars(ax: Any, names: list[str], tp: dict[str, Any], title: str, highlight: set[str]) -> None:
+    shown = [n for n in names if n in tp]
+    rates = [tp[n]["rate"] for n in shown]
+    colors = ["tab:orange" if n in highlight else "tab:blue" for n in shown]
+    bars = ax.bar([LABELS[n] for n in shown], rates, color=colors)
+    ax.set_yscale("log")
+    ax.set_ylabel("ticks/s (log)")
+    ax.set_title(title)
+    for bar, rate in zip(bars, rates, strict=True):
+        ax.annotate(
+            f"{rate:,.0f}",
+            (bar.get_x() + bar.get_width() / 2, rate),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+        )
+    ax.tick_params(axis="x", labelsize=7)
+
+
+def draw(results: dict[str, Any], path: Path) -> None:
+    tp = results["throughput"]
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    _bars(
+        axes[0][0],
+        CONSUMERS,
+        tp,
+        f"Consuming the same {results['ticks']:,} ticks",
+        {"processor", "processor_2_workers"},
+    )
+    _bars(axes[0][1], PRODUCERS, tp, "Producing the same bytes (acks=all, idempotent)", {"ingest"})
+
+    ax = axes[1][0]
+    levels = results.get("latency", {}).get("levels", [])
+    if levels:
+        rates = [lv["rate"] for lv in levels]
+        for kind, style in (("record_high", "-"), ("index_divergence", ":")):
+            for q, color in (("p50_ms", "tab:green"), ("p99_ms", "tab:red")):
+                ys = [lv["subscriber"][kind].get(q) for lv in levels]
+                if any(y is not None for y in ys):
+                    ax.plot(
+                        rates,
+                        [y if y is not None else float("nan") for y in ys],
+                        style,
+                        marker="o",
+                        color=color,
+                        label=f"{kind} {q[:3]} (subscriber)",
+                    )
+        ys = [lv["histogram"].get("p99_ms") for lv in levels]
+        ax.plot(
+            rates,
+            [y if y is not None else float("nan") for y in ys],
+            "--",
+            marker="x",
+            color="gray",
+            label="p99 (alerter histogram)",
+        )
+        ax.axhline(100, color="black", linewidth=0.5)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("ticks/s paced")
+        ax.set_ylabel("tick-to-alert ms (log)")
+        ax.legend(fontsize=7)
+    ax.set_title("Tick-to-alert latency")
+
+    ax = axes[1][1]
+    rows = results.get("alerter", [])
+    if rows:
+        labels = [f"{r['subscriptions']:,} subs" for r in rows]
+        x = range(len(rows))
+        ax.bar([i - 0.2 for i in x], [r["alerts_per_s"] for r in rows], width=0.4, label="alerts/s")
+        ax.bar(
+            [i + 0.2 for i in x],
+            [r["deliveries_per_s"] for r in rows],
+            width=0.4,
+            label="subscription deliveries/s",
+        )
+        ax.set_xticks(list(x), labels)
+        ax.set_yscale("log")
+        ax.legend(fontsize=7)
+    ax.set_title("Alerter (Redis)")
+    ratios = results.get("ratios", {})
+    versions = results.get("versions", {})
+    fig.suptitle(
+        f"marketsignal live path, {results['machine']['cpus']} cores shared, one run "
+        f"({results['started']}); processor/ceiling {ratios.get('processor_to_ceiling', 0):.2f}, "
+        f"processor/peer {ratios.get('processor_to_peer', 0):.2f}, "
+        f"processor/limit {ratios.get('processor_to_limit_orjson', 0):.2f}\n"
+        + ", ".join(f"{k} {v}" for k, v in versions.items()),
+        fontsize=9,
+    )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    source = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "bench" / "results.json"
+    draw(json.loads(source.read_text()), ROOT / "docs" / "bench.png")
