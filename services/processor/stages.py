@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.bar import Bar
-from schemas.dead_letter import DeadLetter, quote_raw
+from schemas.dead_letter import DeadLetter, DeadLetterReason, quote_raw
 from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat, PairBar, PairFeedMessage, PairTick
 from schemas.signals import AnySignal
 from schemas.tick import Tick
@@ -63,6 +63,30 @@ class Outputs:
     def add_signals(self, signals: Sequence[AnySignal], origin_ms: int | None) -> None:
         self.signals.extend(signals)
         self.signal_origins.extend([origin_ms] * len(signals))
+
+    def reject(
+        self,
+        rec: Record,
+        topic: str,
+        now: datetime,
+        *,
+        reason: DeadLetterReason,
+        field: str | None,
+        detail: str,
+        symbol: str | None = None,
+    ) -> None:
+        """Dead-letter `rec`, quoting it and naming where it was read (`topic[p]@offset`)."""
+        self.dead.append(
+            DeadLetter(
+                reason=reason,
+                field=field,
+                detail=detail,
+                raw=_text(rec.value),
+                source=f"{topic}[{rec.partition}]@{rec.offset}",
+                symbol=symbol,
+                received_at=now,
+            )
+        )
 
 
 # An A/H listing's key on the re-keyed topic and in the pair table: a divergence pair
@@ -123,20 +147,17 @@ class SymbolStage:
             parsed = fast(rec.value)
             if parsed is None:
                 # Anything unusual: the model decides, and names the field if it is bad.
-                where = f"{self.source}[{rec.partition}]@{rec.offset}"
                 try:
                     tick = Tick.model_validate_json(rec.value, context=self._context)
                 except ValidationError as exc:
                     bad = describe(exc)
-                    out.dead.append(
-                        DeadLetter(
-                            reason="malformed",
-                            field=bad.field,
-                            detail=bad.detail,
-                            raw=_text(rec.value),
-                            source=where,
-                            received_at=now,
-                        )
+                    out.reject(
+                        rec,
+                        self.source,
+                        now,
+                        reason="malformed",
+                        field=bad.field,
+                        detail=bad.detail,
                     )
                     continue
                 symbol, us, price = tick.symbol, to_us(tick.ts), tick.price
@@ -145,16 +166,14 @@ class SymbolStage:
             if rec.key is not None and rec.key != symbol.encode():
                 # State is partitioned by symbol: a tick keyed otherwise would be judged
                 # against the wrong partition's state.
-                out.dead.append(
-                    DeadLetter(
-                        reason="malformed",
-                        field="key",
-                        detail=f"record key {rec.key!r} is not the tick's symbol",
-                        raw=_text(rec.value),
-                        source=f"{self.source}[{rec.partition}]@{rec.offset}",
-                        symbol=symbol,
-                        received_at=now,
-                    )
+                out.reject(
+                    rec,
+                    self.source,
+                    now,
+                    reason="malformed",
+                    field="key",
+                    detail=f"record key {rec.key!r} is not the tick's symbol",
+                    symbol=symbol,
                 )
                 continue
             tracker = trackers.get(symbol)
@@ -168,16 +187,14 @@ class SymbolStage:
             positions[symbol] = (rec.partition, rec.offset)
             if result is not None:
                 if type(result) is Late:
-                    out.dead.append(
-                        DeadLetter(
-                            reason="late",
-                            field="ts",
-                            detail=result.detail(self.rules.ticks.allowed_lateness_s),
-                            raw=_text(rec.value),
-                            source=f"{self.source}[{rec.partition}]@{rec.offset}",
-                            symbol=symbol,
-                            received_at=now,
-                        )
+                    out.reject(
+                        rec,
+                        self.source,
+                        now,
+                        reason="late",
+                        field="ts",
+                        detail=result.detail(self.rules.ticks.allowed_lateness_s),
+                        symbol=symbol,
                     )
                     continue
                 out.add_signals([result], rec.ingested_ms)  # type: ignore[list-item]
@@ -223,34 +240,29 @@ class HistoryStage:
         trackers: dict[str, tuple[dict[str, Any] | None, SymbolTracker]] = {}
         now = datetime.now(UTC)
         for rec in records:
-            where = f"{self.source}[{rec.partition}]@{rec.offset}"
             try:
                 bar = Bar.model_validate_json(rec.value)
             except ValidationError as exc:
                 bad = describe(exc)
-                out.dead.append(
-                    DeadLetter(
-                        reason="malformed",
-                        field=bad.field,
-                        detail=f"not a daily bar: {bad.detail}",
-                        raw=_text(rec.value),
-                        source=where,
-                        received_at=now,
-                    )
+                out.reject(
+                    rec,
+                    self.source,
+                    now,
+                    reason="malformed",
+                    field=bad.field,
+                    detail=f"not a daily bar: {bad.detail}",
                 )
                 continue
             symbol = bar.symbol
             if rec.key is not None and rec.key != symbol.encode():
-                out.dead.append(
-                    DeadLetter(
-                        reason="malformed",
-                        field="key",
-                        detail=f"record key {rec.key!r} is not the bar's symbol",
-                        raw=_text(rec.value),
-                        source=where,
-                        symbol=symbol,
-                        received_at=now,
-                    )
+                out.reject(
+                    rec,
+                    self.source,
+                    now,
+                    reason="malformed",
+                    field="key",
+                    detail=f"record key {rec.key!r} is not the bar's symbol",
+                    symbol=symbol,
                 )
                 continue
             entry = trackers.get(symbol)
@@ -352,15 +364,13 @@ class PairStage:
                 # Written by some other client: dead-lettered with the reason, never fatal.
                 now_dt = now_dt or datetime.now(UTC)
                 bad = describe(exc) if isinstance(exc, ValidationError) else None
-                out.dead.append(
-                    DeadLetter(
-                        reason="malformed",
-                        field=bad.field if bad else "symbol",
-                        detail=bad.detail if bad else str(exc),
-                        raw=_text(rec.value),
-                        source=f"{self.source}[{rec.partition}]@{rec.offset}",
-                        received_at=now_dt,
-                    )
+                out.reject(
+                    rec,
+                    self.source,
+                    now_dt,
+                    reason="malformed",
+                    field=bad.field if bad else "symbol",
+                    detail=bad.detail if bad else str(exc),
                 )
                 continue
             pair = rec.key.decode(errors="replace") if rec.key is not None else ""
