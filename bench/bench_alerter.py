@@ -24,10 +24,10 @@ from schemas.alert import Alert
 from schemas.signals import RecordHigh
 from schemas.subscription import SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
-from services.alerter.fanout import SubscriptionDelivery
-from services.alerter.matching import SubscriptionIndex, accepts
-from services.alerter.subscriptions import SubscriptionRegistry
-from services.settings import Settings
+from services.runtime.settings import Settings
+from services.subscriptions.fanout import SubscriptionDelivery
+from services.subscriptions.matching import SubscriptionIndex, accepts
+from services.subscriptions.registry import SubscriptionRegistry
 
 SYMBOLS = [f"{i:04d}.HK" for i in range(250)] + [f"{600000 + i}.SH" for i in range(250)]
 BATCH = 500

@@ -35,9 +35,9 @@ from schemas.alert import Alert
 from schemas.signals import RecordHigh
 from schemas.subscription import SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
-from services.alerter.fanout import FanoutWorker, SubscriptionDelivery
-from services.alerter.subscriptions import SubscriptionKeys, SubscriptionRegistry
-from services.settings import Settings
+from services.runtime.settings import Settings
+from services.subscriptions.fanout import FanoutWorker, SubscriptionDelivery
+from services.subscriptions.registry import SubscriptionKeys, SubscriptionRegistry
 
 SYMBOLS = [f"{i:04d}.HK" for i in range(250)] + [f"{600000 + i}.SH" for i in range(250)]
 T0 = datetime(2026, 2, 13, 1, 30, tzinfo=UTC)

@@ -51,7 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_backtest import RULES, generate
 
 from schemas.pair_feed import PAIR_FEED_TOPIC
-from services.lag import compute_lag
+from services.runtime.lag import compute_lag
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".local" / "bench"

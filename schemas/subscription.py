@@ -97,7 +97,7 @@ class Webhook(_Strict):
     @classmethod
     def _parses(cls, value: str) -> str:
         # Where it may point (no loopback, private...) depends on settings: checked by
-        # services/alerter/destinations.py at creation and at each delivery.
+        # services/subscriptions/destinations.py at creation and at each delivery.
         try:
             parts = urlsplit(value)
             port = parts.port

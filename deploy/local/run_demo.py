@@ -30,7 +30,7 @@ from schemas.alert import Alert
 from services.alerter.format import format_alert
 from services.backtest.run import run_backtest
 from services.detection.rules import Rules
-from services.settings import Settings
+from services.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "deploy" / "demo" / "ticks.csv"

@@ -3,7 +3,7 @@
 One Lua script does all three for an alert, so no crash can leave an alert claimed but
 not in the stream (a replay would then skip it: lost). With `fanout=True` the same
 script also queues the alert for the subscriptions (`subs:fanout`, read by
-services/alerter/fanout.py's worker off the Kafka loop), atomically with the claim.
+services/subscriptions/fanout.py's worker off the Kafka loop), atomically with the claim.
 Redis does not roll a script back when a command in it fails, so the claim is written
 last, after the XADDs succeeded.
 """
@@ -16,7 +16,7 @@ import redis
 
 from schemas.alert import Alert
 from schemas.topics import ALERTS_STREAM, alert_channel
-from services.settings import Settings
+from services.runtime.settings import Settings
 
 # KEYS: seen key, stream, fan-out queue.  ARGV: ttl seconds, stream maxlen, channel,
 # alert JSON, '1' to queue the alert for the subscriptions' fan-out.

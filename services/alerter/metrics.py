@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from schemas.alert import Alert
 from schemas.topics import INGESTED_AT_HEADER
-from services.observability import ReadyFlag
+from services.runtime.observability import ReadyFlag
 
 # Tick ingest (the ingestor's Kafka timestamp) to alert delivery (the Redis script
 # returned), in seconds with millisecond-scale buckets. Why these: a healthy pipeline

@@ -10,7 +10,7 @@ from kafka import KafkaProducer
 from schemas.dead_letter import DeadLetter, quote_raw
 from schemas.topics import DLQ_REASON_HEADER
 from services.alerter.relay import Rejected
-from services.settings import Settings
+from services.runtime.settings import Settings
 
 # Generous for a broker that is up; a stuck one ends the run, and the batch is replayed.
 SEND_TIMEOUT_S = 30.0

@@ -13,9 +13,9 @@ from datetime import date, tzinfo
 from typing import Any
 
 from schemas.signals import AnySignal
-from services.alerter.matching import symbol_matches
 from services.detection.engine import Engine
 from services.detection.rules import Rules
+from services.subscriptions.matching import symbol_matches
 
 DEFAULT_LIMIT = 12
 

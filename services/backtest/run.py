@@ -13,9 +13,9 @@ from services.backtest.chart_data import ChartData
 from services.detection.engine import Engine
 from services.detection.record_high import Late
 from services.detection.rules import Rules
-from services.feed import Format, read_records, read_stream
-from services.history import BadBar, read_bars
-from services.validation import Invalid, ParsedTick, TickParser
+from services.parsing.feed import Format, read_records, read_stream
+from services.parsing.history import BadBar, read_bars
+from services.parsing.validation import Invalid, ParsedTick, TickParser
 
 
 class StrictStop(Exception):  # noqa: N818 - a stop, not an error in the program

@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO
 
-from services.feed import CsvDecoder, Format, JsonlDecoder, LineReader, RawRecord
+from services.parsing.feed import CsvDecoder, Format, JsonlDecoder, LineReader, RawRecord
 
 
 @dataclass

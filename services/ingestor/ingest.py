@@ -11,9 +11,9 @@ from typing import Protocol
 
 from schemas.dead_letter import DeadLetter
 from schemas.tick import Tick
-from services.feed import RawRecord, read_records
 from services.ingestor.pacing import Pacer
 from services.ingestor.screening import Accepted, Screener
+from services.parsing.feed import RawRecord, read_records
 
 # A dead letter must fit in one Kafka record (1 MiB by default) whatever the input line.
 MAX_RAW_CHARS = 100_000

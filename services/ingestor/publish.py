@@ -14,8 +14,8 @@ from schemas.dead_letter import DeadLetter
 from schemas.tick import Tick
 from schemas.topics import DLQ_REASON_HEADER
 from services.ingestor.metrics import IngestMetrics
-from services.kafka_admin import BrokerUnavailableError
-from services.settings import Settings
+from services.runtime.kafka_admin import BrokerUnavailableError
+from services.runtime.settings import Settings
 
 log = logging.getLogger("marketsignal.ingestor")
 

@@ -16,8 +16,8 @@ from schemas.dead_letter import DeadLetter, DeadLetterReason
 from schemas.tick import Tick, TickKind, is_valid_symbol
 from schemas.zones import ExchangeZones
 from services.detection.timeline import US_PER_S, from_us
-from services.feed import RawRecord, as_mapping
-from services.validation import Invalid, TickParser
+from services.parsing.feed import RawRecord, as_mapping
+from services.parsing.validation import Invalid, TickParser
 
 
 @dataclass(frozen=True, slots=True)

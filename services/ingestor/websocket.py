@@ -38,11 +38,11 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from services.feed import RawRecord
 from services.ingestor.ingest import IngestSummary, Sink, handle_record
 from services.ingestor.metrics import IngestMetrics
 from services.ingestor.pacing import Pacer
 from services.ingestor.screening import Screener
+from services.parsing.feed import RawRecord
 
 log = logging.getLogger("marketsignal.ingestor.ws")
 

@@ -35,7 +35,7 @@ from services.processor.assignment import unassigned
 from services.processor.continuity import Continuity
 from services.processor.metrics import ProcessorMetrics
 from services.processor.stages import HistoryStage, Outputs, PairStage, Record, SymbolStage
-from services.settings import Settings
+from services.runtime.settings import Settings
 
 log = logging.getLogger("marketsignal.processor")
 

@@ -1,6 +1,6 @@
 """The processor's metrics, on top of faust's own sensor, in a registry `run` creates.
 
-Served on `processor_metrics_port` (9102) by services.observability, together with
+Served on `processor_metrics_port` (9102) by services.runtime.observability, together with
 faust's sensor (`faust_*` metrics, registered in the same registry with the fixed name
 prefix `faust`, so namespaces and app ids never change a dashboard's metric names).
 

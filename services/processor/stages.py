@@ -27,8 +27,8 @@ from services.detection.engine import Clocks, new_ah_tracker, new_pair_tracker, 
 from services.detection.record_high import Late, SymbolTracker
 from services.detection.rules import Rules
 from services.detection.timeline import to_us
+from services.parsing.validation import describe
 from services.processor.fast_json import HEARTBEAT, FastTicks, pair_tick, parse_pair_feed
-from services.validation import describe
 
 _PAIR_FEED: TypeAdapter[PairTick | PairBar | Heartbeat] = TypeAdapter(PairFeedMessage)
 

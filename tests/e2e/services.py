@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from services.settings import Settings
+from services.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 

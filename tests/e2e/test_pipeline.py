@@ -26,8 +26,8 @@ from schemas.alert import Alert
 from schemas.signals import SIGNAL_ADAPTER
 from services.backtest.run import run_backtest
 from services.detection.rules import Rules
-from services.lag import caught_up
-from services.settings import Settings
+from services.runtime.lag import caught_up
+from services.runtime.settings import Settings
 from tests.e2e.services import ROOT, Service, free_port, service_env, wait_for
 from tests.integration.conftest import SettingsFactory, read_all
 

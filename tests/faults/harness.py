@@ -29,11 +29,11 @@ from schemas.alert import alert_id_for
 from schemas.pair_feed import PAIR_FEED_TOPIC
 from schemas.signals import SIGNAL_ADAPTER
 from schemas.subscription import SubscriptionSpec
-from services.alerter.subscriptions import SubscriptionKeys, SubscriptionRegistry
 from services.backtest.run import run_backtest
 from services.detection.rules import Rules
-from services.lag import compute_lag
-from services.settings import Settings
+from services.runtime.lag import compute_lag
+from services.runtime.settings import Settings
+from services.subscriptions.registry import SubscriptionKeys, SubscriptionRegistry
 from tests.e2e.services import ROOT, Service, free_port, service_env, wait_for
 
 STACK = ROOT / "deploy" / "local" / "stack.sh"

@@ -19,7 +19,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
-from services.settings import Settings
+from services.runtime.settings import Settings
 from tests.integration.receiver import Receiver
 
 SettingsFactory = Callable[..., Settings]

@@ -19,10 +19,10 @@ import redis
 from schemas.alert import Alert, alert_id_for
 from schemas.dead_letter import DeadLetter
 from schemas.signals import IndexDivergence, RecordHigh
-from services.alerter.command import relay_signals
 from services.alerter.relay import AlertStats
-from services.kafka_admin import ensure_topics
-from services.settings import Settings
+from services.cli.alert import relay_signals
+from services.runtime.kafka_admin import ensure_topics
+from services.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 

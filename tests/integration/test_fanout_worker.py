@@ -14,9 +14,9 @@ import redis
 
 from schemas.subscription import SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
-from services.alerter.fanout import GROUP, FanoutWorker
-from services.alerter.subscriptions import LiveIndex, SubscriptionKeys, SubscriptionRegistry
-from services.settings import Settings
+from services.runtime.settings import Settings
+from services.subscriptions.fanout import GROUP, FanoutWorker
+from services.subscriptions.registry import LiveIndex, SubscriptionKeys, SubscriptionRegistry
 from tests.integration.test_subscriptions import HKT, _wait, alerts, rh
 from tests.integration.test_webhook_resilience import Grant, restricted  # noqa: F401
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from schemas.bar import Bar
-from services.settings import Settings
+from services.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import pytest
 from schemas.dead_letter import DeadLetter
 from schemas.tick import Tick
 from schemas.topics import DLQ_REASON_HEADER
-from services.settings import Settings
+from services.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 

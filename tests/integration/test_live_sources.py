@@ -26,7 +26,7 @@ import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from schemas.dead_letter import DeadLetter
-from services.settings import Settings
+from services.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -24,9 +24,9 @@ import pytest
 import redis
 
 from schemas.alert import Alert
-from services.alerter.background import Background
-from services.alerter.subscriptions import SubscriptionKeys, SubscriptionRegistry
-from services.settings import Settings
+from services.runtime.settings import Settings
+from services.subscriptions.background import Background
+from services.subscriptions.registry import SubscriptionKeys, SubscriptionRegistry
 from tests.integration.receiver import Receiver
 from tests.integration.test_subscriptions import (
     HKT,

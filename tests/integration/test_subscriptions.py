@@ -19,14 +19,14 @@ import redis
 from schemas.alert import Alert, alert_id_for
 from schemas.signals import SIGNAL_ADAPTER, AhPremium, IndexDivergence, RecordHigh
 from schemas.subscription import SubscriptionSpec
-from services.alerter.background import Background
-from services.alerter.command import relay_signals
 from services.alerter.delivery import RedisDelivery
-from services.alerter.fanout import SubscriptionDelivery
-from services.alerter.subscriptions import SubscriptionKeys, SubscriptionRegistry
-from services.alerter.webhook import SIGNATURE_HEADER, verify
-from services.kafka_admin import ensure_topics
-from services.settings import Settings
+from services.cli.alert import relay_signals
+from services.runtime.kafka_admin import ensure_topics
+from services.runtime.settings import Settings
+from services.subscriptions.background import Background
+from services.subscriptions.fanout import SubscriptionDelivery
+from services.subscriptions.registry import SubscriptionKeys, SubscriptionRegistry
+from services.subscriptions.webhook import SIGNATURE_HEADER, verify
 from tests.integration.receiver import Receiver
 
 pytestmark = pytest.mark.integration

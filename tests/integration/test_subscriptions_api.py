@@ -21,10 +21,10 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from schemas.alert import Alert
 from schemas.signals import RecordHigh
 from schemas.subscription import CreatedSubscription, Subscription
-from services.alerter.background import Background
 from services.alerter.delivery import RedisDelivery
-from services.alerter.fanout import SubscriptionDelivery
-from services.settings import Settings
+from services.runtime.settings import Settings
+from services.subscriptions.background import Background
+from services.subscriptions.fanout import SubscriptionDelivery
 
 pytestmark = pytest.mark.integration
 TOKEN = "test-token-1-0123456789"

@@ -16,9 +16,9 @@ import redis
 from schemas.alert import Alert
 from schemas.signals import RecordHigh
 from services.alerter.delivery import RedisDelivery
-from services.alerter.fanout import SubscriptionDelivery
-from services.alerter.subscriptions import SubscriptionKeys, SubscriptionRegistry
-from services.settings import Settings
+from services.runtime.settings import Settings
+from services.subscriptions.fanout import SubscriptionDelivery
+from services.subscriptions.registry import SubscriptionKeys, SubscriptionRegistry
 
 pytestmark = pytest.mark.integration
 CLI = [sys.executable, "-m", "services.cli"]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from services.settings import Settings
+from services.runtime.settings import Settings
 from tests.e2e.services import ROOT, free_port
 from tests.integration.conftest import SettingsFactory
 

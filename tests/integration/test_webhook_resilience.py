@@ -19,10 +19,10 @@ from urllib.parse import quote, urlsplit, urlunsplit
 import pytest
 import redis
 
-from services.alerter.background import Background
-from services.alerter.subscriptions import SubscriptionKeys, SubscriptionRegistry
-from services.alerter.webhook import GROUP, WebhookWorker
-from services.settings import Settings
+from services.runtime.settings import Settings
+from services.subscriptions.background import Background
+from services.subscriptions.registry import SubscriptionKeys, SubscriptionRegistry
+from services.subscriptions.webhook import GROUP, WebhookWorker
 from tests.integration.receiver import Receiver
 from tests.integration.test_subscriptions import (
     HKT,
@@ -244,7 +244,7 @@ def test_an_expired_subscription_gets_nothing_more(
         alerts([rh("2513.HK", datetime(2026, 2, 13, 10, i, tzinfo=HKT))]) for i in range(2)
     )
     from services.alerter.delivery import RedisDelivery
-    from services.alerter.fanout import SubscriptionDelivery
+    from services.subscriptions.fanout import SubscriptionDelivery
 
     def at(moment: datetime) -> SubscriptionDelivery:
         return SubscriptionDelivery(

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from services.cli import COMMANDS, build_parser
-from services.settings import Settings
+from services.runtime.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from schemas.zones import ExchangeZones
 from services.detection.timeline import to_us
-from services.feed import KNOWN_COLUMNS
-from services.validation import Invalid, ParsedTick, TickParser, TickValidator
+from services.parsing.feed import KNOWN_COLUMNS
+from services.parsing.validation import Invalid, ParsedTick, TickParser, TickValidator
 
 ZONES = ExchangeZones()
 

@@ -16,7 +16,7 @@ from schemas.tick import Tick
 from schemas.zones import ExchangeZones
 from services.backtest.run import run_backtest
 from services.detection.rules import Rules
-from services.feed import read_records, read_stream
+from services.parsing.feed import read_records, read_stream
 
 
 def backtest(path: Path) -> tuple[list[dict[str, object]], list[str]]:

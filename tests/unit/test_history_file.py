@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.cli import main
-from services.history import BadBar, read_bars
+from services.parsing.history import BadBar, read_bars
 
 BARS = """\
 

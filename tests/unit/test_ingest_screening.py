@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 from schemas.dead_letter import DeadLetter
 from schemas.zones import ExchangeZones
-from services.feed import RawRecord
 from services.ingestor.pacing import Pacer
 from services.ingestor.screening import Accepted, Screener
+from services.parsing.feed import RawRecord
 
 NOW = datetime(2026, 2, 13, tzinfo=UTC)
 

@@ -14,7 +14,7 @@ from schemas.export import export
 from schemas.signals import SIGNAL_ADAPTER, IndexDivergence, RecordHigh
 from schemas.tick import Tick
 from schemas.zones import ExchangeZones
-from services.validation import TickValidator
+from services.parsing.validation import TickValidator
 
 HKT = timezone(timedelta(hours=8))
 

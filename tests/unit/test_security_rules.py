@@ -16,11 +16,11 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas.subscription import SubscriptionSpec
-from services.alerter.api import json_too_deep, owner_of
-from services.alerter.destinations import DestinationError, parse_url, refusal
-from services.alerter.secrets import WebhookSecrets
-from services.alerter.webhook import sign, verify
-from services.settings import Settings, redact_url, settings_problem
+from services.runtime.settings import Settings, redact_url, settings_problem
+from services.subscriptions.api import json_too_deep, owner_of
+from services.subscriptions.destinations import DestinationError, parse_url, refusal
+from services.subscriptions.secrets import WebhookSecrets
+from services.subscriptions.webhook import sign, verify
 
 ROOT = Path(__file__).resolve().parents[2]
 

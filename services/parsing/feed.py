@@ -1,6 +1,6 @@
 """Reading tick files (CSV with a header, or JSON Lines) into raw records with line numbers.
 
-Validation is not done here: `services.validation` turns a record into a `Tick` or a
+Validation is not done here: `services.parsing.validation` turns a record into a `Tick` or a
 reason, so the ingestor and the backtest reject exactly the same lines.
 
 Line numbers are physical: the first line of the file is 1 and blank lines count, so a
@@ -50,7 +50,7 @@ class RawRecord(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Columns:
-    """What a CSV header must and may name (ticks here, daily bars in `services.history`)."""
+    """What a CSV header must and may name (ticks; daily bars in `services.parsing.history`)."""
 
     required: tuple[str, ...]
     known: tuple[str, ...]

@@ -16,7 +16,7 @@ disconnected. Delivery scripts also check that the subscription still exists, so
 delete takes effect even for an alert already matched.
 
 No webhook secret is stored: each is derived from the alerter's key and the id
-(services/alerter/secrets.py), so whoever can read Redis cannot sign as the alerter.
+(services/subscriptions/secrets.py), so whoever can read Redis cannot sign as the alerter.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from typing import Any
 import redis
 
 from schemas.subscription import Subscription, SubscriptionSpec, is_subscription_id, sub_stream
-from services.alerter.matching import SubscriptionIndex
-from services.alerter.secrets import WebhookSecrets
-from services.settings import Settings
+from services.runtime.settings import Settings
+from services.subscriptions.matching import SubscriptionIndex
+from services.subscriptions.secrets import WebhookSecrets
 
 # Changes kept for incremental readers; one further behind reloads everything.
 CHANGES_MAXLEN = 10_000

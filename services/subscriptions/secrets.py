@@ -16,7 +16,7 @@ import os
 import secrets
 from pathlib import Path
 
-from services.settings import Settings
+from services.runtime.settings import Settings
 
 KEY_BYTES = 32
 

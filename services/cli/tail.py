@@ -21,8 +21,8 @@ from schemas.alert import Alert
 from schemas.topics import ALERTS_PATTERN, alert_channel
 from services.alerter.delivery import stream_key
 from services.alerter.format import format_alert
-from services.cli import add_config_option
-from services.settings import Settings
+from services.cli.options import add_config_option
+from services.runtime.settings import Settings
 
 XRANGE_PAGE = 1000
 # pubsub wait per call: how soon --timeout and Ctrl-C are noticed.

@@ -16,7 +16,7 @@ logged and the step retried with backoff, never skipped: an entry is acknowledge
 once its outcome is recorded. A task that ends anyway (an unexpected exception) is
 logged and restarted by the worker's supervision loop.
 
-Destinations are checked at each attempt (services/alerter/destinations.py): literal
+Destinations are checked at each attempt (services/subscriptions/destinations.py): literal
 addresses here, names by the connector's resolver. Redirects are not followed: a 3xx is
 a failed attempt.
 
@@ -47,7 +47,9 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from schemas.subscription import Subscription
-from services.alerter.destinations import (
+from services.alerter.metrics import AlertMetrics
+from services.runtime.settings import Settings
+from services.subscriptions.destinations import (
     DestinationError,
     GuardedResolver,
     describe,
@@ -55,10 +57,8 @@ from services.alerter.destinations import (
     parse_url,
     refusal,
 )
-from services.alerter.metrics import AlertMetrics
-from services.alerter.secrets import WebhookSecrets
-from services.alerter.subscriptions import RegistryFollower, SubscriptionKeys
-from services.settings import Settings
+from services.subscriptions.registry import RegistryFollower, SubscriptionKeys
+from services.subscriptions.secrets import WebhookSecrets
 
 log = logging.getLogger("marketsignal.webhook")
 

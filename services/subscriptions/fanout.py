@@ -40,10 +40,10 @@ import redis
 
 from schemas.alert import Alert
 from schemas.zones import ExchangeZones
-from services.alerter.frequency import event_ms, local_day
 from services.alerter.relay import Delivery
-from services.alerter.subscriptions import LiveIndex, SubscriptionKeys, SubscriptionRegistry
-from services.settings import Settings
+from services.runtime.settings import Settings
+from services.subscriptions.frequency import event_ms, local_day
+from services.subscriptions.registry import LiveIndex, SubscriptionKeys, SubscriptionRegistry
 
 log = logging.getLogger("marketsignal.fanout")
 

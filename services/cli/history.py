@@ -16,13 +16,13 @@ from pathlib import Path
 from kafka.errors import KafkaError
 
 from schemas.bar import Bar
-from services.cli import add_config_option
-from services.feed import FORMATS, FeedError, stdin_text
-from services.history import BadBar, read_bars, read_bars_stream
+from services.cli.options import add_config_option
 from services.ingestor.publish import Publisher
-from services.kafka_admin import BrokerUnavailableError, ensure_topics
-from services.lag import caught_up
-from services.settings import Settings
+from services.parsing.feed import FORMATS, FeedError, stdin_text
+from services.parsing.history import BadBar, read_bars, read_bars_stream
+from services.runtime.kafka_admin import BrokerUnavailableError, ensure_topics
+from services.runtime.lag import caught_up
+from services.runtime.settings import Settings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

@@ -41,9 +41,9 @@ from schemas.subscription import (
     SubscriptionSpec,
     is_subscription_id,
 )
-from services.alerter.destinations import DestinationError, check_url
-from services.alerter.subscriptions import PAGE_DEFAULT, PAGE_MAX, SubscriptionRegistry
-from services.settings import Settings
+from services.runtime.settings import Settings
+from services.subscriptions.destinations import DestinationError, check_url
+from services.subscriptions.registry import PAGE_DEFAULT, PAGE_MAX, SubscriptionRegistry
 
 log = logging.getLogger("marketsignal.api")
 

@@ -1,4 +1,9 @@
-"""The `marketsignal` command: one subcommand per service or tool."""
+"""The `marketsignal` command: one subcommand per service or tool.
+
+Each subcommand is the module of the same name in this package (`marketsignal alert` is
+`services/cli/alert.py`); the modules are thin adapters from arguments and settings to
+the library code in the service packages.
+"""
 
 from __future__ import annotations
 
@@ -6,14 +11,13 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Protocol, cast
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from services.detection.rules import RulesError
-from services.settings import settings_problem
+from services.runtime.settings import settings_problem
 
 
 class Command(Protocol):
@@ -25,16 +29,16 @@ class Command(Protocol):
 # name -> (module, one-line help). Modules are imported only when their command runs,
 # so `marketsignal backtest` never loads Kafka or Faust.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "backtest": ("services.backtest.command", "run the detectors on a CSV or JSONL file"),
-    "schemas": ("services.schemas_command", "export the wire contract as JSON Schema"),
-    "ingest": ("services.ingestor.command", "validate ticks from a file and publish them to Kafka"),
-    "history": ("services.history_command", "load daily bars (history) into the processor"),
-    "process": ("services.processor.command", "run the faust-streaming detector worker"),
-    "alert": ("services.alerter.command", "deliver signals from Kafka to Redis subscribers"),
-    "tail": ("services.alerter.tail", "print alerts live as a subscriber sees them"),
-    "subscribe": ("services.subscribe_command", "create an alert subscription, then tail it"),
-    "subscriptions": ("services.subscriptions_command", "list, show or delete subscriptions"),
-    "status": ("services.status", "report each component: up or down, address, lag"),
+    "backtest": ("services.cli.backtest", "run the detectors on a CSV or JSONL file"),
+    "schemas": ("services.cli.schemas", "export the wire contract as JSON Schema"),
+    "ingest": ("services.cli.ingest", "validate ticks from a file and publish them to Kafka"),
+    "history": ("services.cli.history", "load daily bars (history) into the processor"),
+    "process": ("services.cli.process", "run the faust-streaming detector worker"),
+    "alert": ("services.cli.alert", "deliver signals from Kafka to Redis subscribers"),
+    "tail": ("services.cli.tail", "print alerts live as a subscriber sees them"),
+    "subscribe": ("services.cli.subscribe", "create an alert subscription, then tail it"),
+    "subscriptions": ("services.cli.subscriptions", "list, show or delete subscriptions"),
+    "status": ("services.cli.status", "report each component: up or down, address, lag"),
 }
 
 
@@ -53,15 +57,6 @@ def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
         if name == chosen:
             _load(name).configure(p)
     return parser
-
-
-def add_config_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help="rules file (TOML); defaults to $MARKETSIGNAL_CONFIG, else built-in defaults",
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,7 +79,3 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

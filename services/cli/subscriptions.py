@@ -12,9 +12,9 @@ import sys
 
 import redis
 
-from services.alerter.subscriptions import SubscriptionRegistry
-from services.cli import add_config_option
-from services.settings import Settings
+from services.cli.options import add_config_option
+from services.runtime.settings import Settings
+from services.subscriptions.registry import SubscriptionRegistry
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

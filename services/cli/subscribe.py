@@ -18,9 +18,9 @@ from pydantic import ValidationError
 from schemas.alert import Alert
 from schemas.subscription import SubscriptionSpec
 from services.alerter.format import format_alert
-from services.alerter.subscriptions import SubscriptionKeys, SubscriptionRegistry
-from services.cli import add_config_option
-from services.settings import Settings
+from services.cli.options import add_config_option
+from services.runtime.settings import Settings
+from services.subscriptions.registry import SubscriptionKeys, SubscriptionRegistry
 
 BLOCK_MS = 200
 

@@ -10,7 +10,7 @@
 Event time makes the decision a function of the signals alone: a replay, a restart or
 a backlog after an outage decides exactly as the live run did (wall-clock cooldowns
 would let a backlog through in a burst, or swallow it). The state lives in Redis and
-is read and written by the delivery script itself (services/alerter/fanout.py).
+is read and written by the delivery script itself (services/subscriptions/fanout.py).
 """
 
 from __future__ import annotations

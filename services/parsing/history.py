@@ -16,8 +16,8 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from schemas.bar import Bar
-from services.feed import Columns, Format, RawRecord, read_records, read_stream
-from services.validation import describe
+from services.parsing.feed import Columns, Format, RawRecord, read_records, read_stream
+from services.parsing.validation import describe
 
 BAR_COLUMNS = Columns(
     required=("symbol", "date", "high", "close"),

@@ -7,7 +7,7 @@ from typing import Any
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
-from services.settings import Settings
+from services.runtime.settings import Settings
 
 
 class BrokerUnavailableError(RuntimeError):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 from services.backtest.chart_data import DEFAULT_LIMIT, ChartData
 from services.backtest.run import StrictStop, run_backtest
-from services.cli import add_config_option
-from services.feed import FORMATS, FeedError, stdin_text
-from services.settings import Settings
+from services.cli.options import add_config_option
+from services.parsing.feed import FORMATS, FeedError, stdin_text
+from services.runtime.settings import Settings
 
 
 def configure(parser: argparse.ArgumentParser) -> None:

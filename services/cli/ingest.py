@@ -25,8 +25,7 @@ from types import FrameType
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
-from services.cli import add_config_option
-from services.feed import FORMATS, FeedError, RawRecord, read_records, read_stream, stdin_text
+from services.cli.options import add_config_option
 from services.ingestor.follow import (
     FollowedFile,
     default_position_file,
@@ -38,9 +37,17 @@ from services.ingestor.metrics import IngestMetrics, MeteredSink
 from services.ingestor.pacing import Pacer
 from services.ingestor.publish import Publisher
 from services.ingestor.screening import Screener
-from services.kafka_admin import BrokerUnavailableError, ensure_topics
-from services.observability import ReadyFlag, serve
-from services.settings import Settings
+from services.parsing.feed import (
+    FORMATS,
+    FeedError,
+    RawRecord,
+    read_records,
+    read_stream,
+    stdin_text,
+)
+from services.runtime.kafka_admin import BrokerUnavailableError, ensure_topics
+from services.runtime.observability import ReadyFlag, serve
+from services.runtime.settings import Settings
 
 
 class Stopped(Exception):  # noqa: N818 - a request, not an error

@@ -14,11 +14,11 @@ import threading
 import redis
 from aiohttp import web
 
-from services.alerter.api import build_app
 from services.alerter.metrics import AlertMetrics
-from services.alerter.subscriptions import SubscriptionRegistry
-from services.alerter.webhook import WebhookWorker
-from services.settings import Settings
+from services.runtime.settings import Settings
+from services.subscriptions.api import build_app
+from services.subscriptions.registry import SubscriptionRegistry
+from services.subscriptions.webhook import WebhookWorker
 
 log = logging.getLogger("marketsignal.alerter")
 LOCAL_ONLY = "127.0.0.1"

@@ -15,18 +15,18 @@ from kafka import KafkaConsumer
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
-from services.alerter.background import Background
 from services.alerter.delivery import RedisDelivery
-from services.alerter.fanout import FanoutWorker
 from services.alerter.metrics import AlertMetrics
 from services.alerter.quarantine import KafkaQuarantine
 from services.alerter.relay import AlertRelay, AlertStats
-from services.alerter.subscriptions import SubscriptionRegistry
-from services.cli import add_config_option
-from services.kafka_admin import BrokerUnavailableError, ensure_topics
-from services.lag import LagCollector
-from services.observability import serve
-from services.settings import Settings
+from services.cli.options import add_config_option
+from services.runtime.kafka_admin import BrokerUnavailableError, ensure_topics
+from services.runtime.lag import LagCollector
+from services.runtime.observability import serve
+from services.runtime.settings import Settings
+from services.subscriptions.background import Background
+from services.subscriptions.fanout import FanoutWorker
+from services.subscriptions.registry import SubscriptionRegistry
 
 log = logging.getLogger("marketsignal.alerter")
 
@@ -103,7 +103,7 @@ def relay_signals(
                 "start the local stack with `make stack-up`"
             ) from None
         # Subscriptions are served off the Kafka loop: the shared delivery queues each new
-        # alert for the fan-out worker in the same atomic step (services/alerter/fanout.py).
+        # alert for the fan-out worker in the same atomic step (services/subscriptions/fanout.py).
         fanout = FanoutWorker(settings).start()
         try:
             relay = AlertRelay(

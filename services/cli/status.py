@@ -10,9 +10,9 @@ import redis
 from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.errors import KafkaError
 
-from services.cli import add_config_option
-from services.lag import compute_lag
-from services.settings import Settings
+from services.cli.options import add_config_option
+from services.runtime.lag import compute_lag
+from services.runtime.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -13,13 +13,13 @@ import faust
 from prometheus_client import CollectorRegistry
 
 from schemas.pair_feed import PAIR_FEED_TOPIC
-from services.cli import add_config_option
-from services.kafka_admin import BrokerUnavailableError, ensure_topics
-from services.lag import LagCollector
-from services.observability import serve
+from services.cli.options import add_config_option
 from services.processor.app import STATE_TABLES, Readiness, build_app
 from services.processor.metrics import ProcessorMetrics, install_batch_sensor
-from services.settings import Settings
+from services.runtime.kafka_admin import BrokerUnavailableError, ensure_topics
+from services.runtime.lag import LagCollector
+from services.runtime.observability import serve
+from services.runtime.settings import Settings
 
 
 class BoundedStopWorker(faust.Worker):

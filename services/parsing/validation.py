@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from schemas.tick import MAX_EPOCH_MS, Tick, is_valid_symbol, parse_ts
 from schemas.zones import ExchangeZones
 from services.detection.timeline import to_us
-from services.feed import as_mapping
+from services.parsing.feed import as_mapping
 
 _PLAIN_DECIMAL = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,15})?").fullmatch
 _KINDS = frozenset(("trade", "index"))

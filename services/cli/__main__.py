@@ -1,0 +1,5 @@
+"""`python -m services.cli`: what the tests, benchmarks and deploy scripts run."""
+
+from services.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""What every service shares at run time: settings, Kafka admin, lag, metrics server."""

@@ -1,0 +1,1 @@
+"""Alert subscriptions: registry, matching, HTTP API, fan-out and webhook delivery."""
