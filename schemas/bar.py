@@ -1,4 +1,4 @@
-"""Bar: one daily bar of history (shared/SIGNALS.md, "History (daily bars)").
+"""Bar: one daily bar of history (docs/signals.md, "History (daily bars)").
 
 The value on the `history` topic (keyed by symbol), and what a history file's lines
 validate to. Bars seed record highs (their `high`) and divergence bases (their `close`).

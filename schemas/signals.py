@@ -1,23 +1,18 @@
-"""The signal kinds the detectors emit (shared/SIGNALS.md is the contract)."""
+"""The signal kinds the detectors emit (docs/signals.md is the contract)."""
 
 from __future__ import annotations
 
-import re
-from datetime import datetime
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
 
-from schemas.tick import SYMBOL_PATTERN
+from schemas.common import Symbol
 
 RecordWindow = Literal["all_time", "52w"]
 Phase = Literal["open", "close"]
 Direction = Literal["a_over_b", "b_over_a"]
 AhDirection = Literal["a_premium", "h_premium"]
 DIVERGENCE_WINDOW_PATTERN = r"^(ytd|[1-9][0-9]{0,3}d)$"
-_DIVERGENCE_WINDOW_RE = re.compile(DIVERGENCE_WINDOW_PATTERN)
-
-Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
 
 
 class RecordHigh(BaseModel):
@@ -108,14 +103,6 @@ Signal = Annotated[AnySignal, Field(discriminator="kind")]
 SignalKind = Literal["record_high", "index_divergence", "ah_premium"]
 SIGNAL_KINDS: tuple[str, ...] = ("record_high", "index_divergence", "ah_premium")
 SIGNAL_ADAPTER: TypeAdapter[AnySignal] = TypeAdapter(Signal)
-
-
-def signal_ts(signal: AnySignal) -> datetime:
-    return signal.ts
-
-
-def is_divergence_window(text: str) -> bool:
-    return _DIVERGENCE_WINDOW_RE.match(text) is not None
 
 
 def pair_name(a: str, b: str) -> str:

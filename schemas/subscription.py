@@ -16,14 +16,13 @@ from urllib.parse import urlsplit
 
 from pydantic import (
     AwareDatetime,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
+from schemas.common import Strict
 from schemas.signals import (
     DIVERGENCE_WINDOW_PATTERN,
     Direction,
@@ -61,11 +60,7 @@ def is_subscription_id(text: str) -> bool:
     return _SUBSCRIPTION_ID_RE.match(text) is not None
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class Filters(_Strict):
+class Filters(Strict):
     """Which alerts: every non-empty field must accept the alert (AND); values in a list: OR."""
 
     # record_high: the symbol; index_divergence: either index of the pair; ah_premium:
@@ -90,7 +85,7 @@ class Filters(_Strict):
     min_premium_pct: Annotated[float, Field(ge=0, le=1e6)] | None = None
 
 
-class Webhook(_Strict):
+class Webhook(Strict):
     url: Annotated[str, Field(pattern=WEBHOOK_URL_PATTERN, max_length=2048)]
 
     @field_validator("url")
@@ -116,7 +111,7 @@ class Webhook(_Strict):
         return value
 
 
-class DeliverySpec(_Strict):
+class DeliverySpec(Strict):
     """Where a subscription's alerts go: at least one of the three."""
 
     stream: bool = True
@@ -141,7 +136,7 @@ class DeliverySpec(_Strict):
         return tuple(out)
 
 
-class SubscriptionSpec(_Strict):
+class SubscriptionSpec(Strict):
     """What a client sends to create or replace a subscription."""
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
@@ -186,14 +181,8 @@ class Subscription(SubscriptionSpec):
     def expired(self, now: datetime) -> bool:
         return self.expires_at is not None and self.expires_at <= now
 
-    @property
-    def spec(self) -> SubscriptionSpec:
-        return SubscriptionSpec.model_validate(
-            self.model_dump(exclude={"id", "owner", "created_at", "updated_at"})
-        )
 
-
-class CreatedSubscription(_Strict):
+class CreatedSubscription(Strict):
     """The answer to a create: the subscription and, once only, its webhook secret."""
 
     subscription: Subscription

@@ -10,6 +10,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from schemas.alert import Alert
+from schemas.common import header_int
 from schemas.topics import INGESTED_AT_HEADER
 from services.runtime.observability import ReadyFlag
 
@@ -48,13 +49,8 @@ CHANNELS = ("stream", "pubsub", "webhook")
 
 
 def _ingested_s(record: Any) -> float | None:
-    for name, value in getattr(record, "headers", None) or ():
-        if name == INGESTED_AT_HEADER and value:
-            try:
-                return int(value) / 1000.0
-            except ValueError:
-                return None
-    return None
+    ms = header_int(getattr(record, "headers", None), INGESTED_AT_HEADER)
+    return None if ms is None else ms / 1000.0
 
 
 class AlertMetrics:

@@ -20,7 +20,7 @@ from services.alerter.metrics import AlertMetrics
 from services.alerter.quarantine import KafkaQuarantine
 from services.alerter.relay import AlertRelay, AlertStats
 from services.cli.options import add_config_option
-from services.runtime.kafka_admin import BrokerUnavailableError, ensure_topics
+from services.runtime.kafka_admin import BrokerUnavailableError, connecting, ensure_topics
 from services.runtime.lag import LagCollector
 from services.runtime.observability import serve
 from services.runtime.settings import Settings
@@ -67,7 +67,7 @@ def open_consumer(settings: Settings) -> KafkaConsumer:
         bootstrap_servers=settings.kafka_bootstrap,
         bootstrap_timeout_ms=settings.kafka_bootstrap_timeout_ms,
         client_id=f"{settings.namespace}marketsignal-alerter",
-        group_id=settings.namespace + settings.alerter_group,
+        group_id=settings.alerter_consumer_group,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
         session_timeout_ms=settings.alerter_session_timeout_ms,
@@ -94,14 +94,9 @@ def relay_signals(
         adopted = SubscriptionRegistry(client, settings).adopt_legacy()
         if adopted:
             log.warning("%d subscriptions of an earlier version now belong to the CLI", adopted)
-        try:
+        with connecting(settings):
             consumer = open_consumer(settings)
             quarantine = KafkaQuarantine(settings, lambda: datetime.now(UTC))
-        except KafkaError as exc:
-            raise BrokerUnavailableError(
-                f"Kafka at {settings.kafka_bootstrap} is not reachable ({exc}); "
-                "start the local stack with `make stack-up`"
-            ) from None
         # Subscriptions are served off the Kafka loop: the shared delivery queues each new
         # alert for the fan-out worker in the same atomic step (services/subscriptions/fanout.py).
         fanout = FanoutWorker(settings).start()
@@ -141,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     registry.register(
         LagCollector(
             settings.kafka_bootstrap,
-            settings.namespace + settings.alerter_group,
+            settings.alerter_consumer_group,
             [settings.signals_topic],
         )
     )

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _wait_merged(settings: Settings, timeout_s: float) -> int:
-    group = settings.namespace + settings.processor_app_id
+    group = settings.processor_consumer_group
     deadline = time.monotonic() + timeout_s
     while not caught_up(settings.kafka_bootstrap, group, [settings.history_topic]):
         if time.monotonic() > deadline:

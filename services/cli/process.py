@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
         # some of them: a topic missing from the consumer's first metadata is left out of
         # the group's assignment until the next metadata refresh (5 min): no divergence,
         # or no state recovered, meanwhile (two workers on a fresh broker hit it).
-        app_id = settings.namespace + settings.processor_app_id
+        app_id = settings.processor_consumer_group
         changelogs = [f"{app_id}-{name}-changelog" for name in STATE_TABLES]
         ensure_topics(
             settings,
@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     registry.register(
         LagCollector(
             settings.kafka_bootstrap,
-            settings.namespace + settings.processor_app_id,
+            settings.processor_consumer_group,
             [settings.ticks_topic, settings.topic(PAIR_FEED_TOPIC), settings.history_topic],
         )
     )

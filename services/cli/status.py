@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
             lag_line(
                 settings,
                 "processor",
-                settings.namespace + settings.processor_app_id,
+                settings.processor_consumer_group,
                 [settings.ticks_topic],
             )
         )
@@ -103,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
             lag_line(
                 settings,
                 "alerter",
-                settings.namespace + settings.alerter_group,
+                settings.alerter_consumer_group,
                 [settings.signals_topic],
             )
         )

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from typing import Any
 
 import redis
 from pydantic import ValidationError
 
-from schemas.alert import Alert
+from schemas.common import field_problems
 from schemas.subscription import SubscriptionSpec
-from services.alerter.format import format_alert
 from services.cli.options import add_config_option
+from services.cli.tail import Printer, follow_stream
 from services.runtime.settings import Settings
 from services.subscriptions.registry import SubscriptionKeys, SubscriptionRegistry
-
-BLOCK_MS = 200
 
 
 def _csv(text: str) -> list[str]:
@@ -90,44 +87,13 @@ def spec_of(args: argparse.Namespace) -> dict[str, Any]:
     return spec
 
 
-def tail(
-    client: redis.Redis,
-    stream: str,
-    *,
-    as_json: bool,
-    count: int | None,
-    timeout_s: float | None,
-) -> int:
-    """Print the stream's alerts from its start; the number printed."""
-    deadline = None if timeout_s is None else time.monotonic() + timeout_s
-    last = "0-0"
-    printed = 0
-    while count is None or printed < count:
-        if deadline is not None and time.monotonic() >= deadline:
-            break
-        read: Any = client.xread({stream: last}, count=100, block=BLOCK_MS)
-        for _name, entries in read or ():
-            for entry_id, fields in entries:
-                last = entry_id
-                raw = fields.get(b"alert")
-                if raw is None:
-                    continue
-                text = raw.decode() if as_json else format_alert(Alert.model_validate_json(raw))
-                print(text, flush=True)
-                printed += 1
-                if count is not None and printed >= count:
-                    return printed
-    return printed
-
-
 def run(args: argparse.Namespace) -> int:
     settings = Settings.for_config(args.config)
     try:
         spec = SubscriptionSpec.model_validate(spec_of(args))
     except ValidationError as exc:
-        for error in exc.errors():
-            field = ".".join(str(p) for p in error["loc"])
-            print(f"marketsignal: {field}: {error['msg']}", file=sys.stderr)
+        for problem in field_problems(exc):
+            print(f"marketsignal: {problem.field}: {problem.message}", file=sys.stderr)
         return 2
     client = redis.Redis.from_url(settings.redis_url)
     try:
@@ -138,13 +104,8 @@ def run(args: argparse.Namespace) -> int:
         if args.no_tail:
             print(sub.id)
             return 0
-        printed = tail(
-            client,
-            SubscriptionKeys(settings).stream(sub.id),
-            as_json=args.json,
-            count=args.count,
-            timeout_s=args.timeout,
-        )
+        printer = Printer(sys.stdout, sys.stderr, args.json, args.count)
+        follow_stream(client, SubscriptionKeys(settings).stream(sub.id), printer, args.timeout)
     except redis.RedisError as exc:
         print(f"marketsignal: Redis at {settings.redis_location}: {exc}", file=sys.stderr)
         return 1
@@ -152,4 +113,4 @@ def run(args: argparse.Namespace) -> int:
         return 130
     finally:
         client.close()
-    return 1 if args.count is not None and printed < args.count else 0
+    return 1 if args.count is not None and not printer.done else 0

@@ -25,7 +25,7 @@ from services.cli.options import add_config_option
 from services.runtime.settings import Settings
 
 XRANGE_PAGE = 1000
-# pubsub wait per call: how soon --timeout and Ctrl-C are noticed.
+# pubsub wait (and stream block) per call: how soon --timeout and Ctrl-C are noticed.
 LISTEN_SLICE_S = 0.2
 
 
@@ -140,6 +140,33 @@ def follow(
                 printer.show(message["data"])
     finally:
         pubsub.close()
+
+
+def follow_stream(
+    client: redis.Redis,
+    stream: str,
+    printer: Printer,
+    timeout_s: float | None,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Print one stream's alerts from its start, then as they are added (a subscription's
+    own stream: `marketsignal subscribe`), until the printer is done or `timeout_s`.
+    """
+    deadline = None if timeout_s is None else clock() + timeout_s
+    last: bytes | str = "0-0"
+    while not printer.done:
+        block_s = LISTEN_SLICE_S
+        if deadline is not None:
+            block_s = min(block_s, deadline - clock())
+            if block_s <= 0:
+                return
+        read: Any = client.xread({stream: last}, count=100, block=max(1, int(block_s * 1000)))
+        for _name, entries in read or ():
+            for entry_id, fields in entries:
+                last = entry_id
+                raw = fields.get(b"alert")
+                if raw is not None:
+                    printer.show(raw)
 
 
 def _matches(raw: bytes, prefix: str, full_pattern: str) -> bool:

@@ -26,7 +26,7 @@ class _History:
     """What one index contributes to the pair: its last price and what bases need.
 
     Its price series is its bars' closes (date order) followed by its ticks
-    (shared/SIGNALS.md, "History"): bars only ever precede the ticks, so ticks win
+    (docs/signals.md, "History"): bars only ever precede the ticks, so ticks win
     wherever both could answer, and a bar never becomes the last price.
     """
 

@@ -1,4 +1,4 @@
-"""Detection rules from TOML (shared/SIGNALS.md, "Configuration"), validated at load."""
+"""Detection rules from TOML (docs/signals.md, "Configuration"), validated at load."""
 
 from __future__ import annotations
 
@@ -8,8 +8,6 @@ from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -17,27 +15,22 @@ from pydantic import (
     model_validator,
 )
 
+from schemas.common import Strict, Symbol, field_problems
 from schemas.signals import DIVERGENCE_WINDOW_PATTERN, pair_name
-from schemas.tick import SYMBOL_PATTERN
 from schemas.zones import DEFAULT_ZONES, ExchangeZones
 
 RecordWindowName = Literal["all_time", "52w"]
-Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
 
 
 class RulesError(ValueError):
     """A rules file that cannot be used, with every problem spelled out."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
-
-class TickRules(_Strict):
+class TickRules(Strict):
     allowed_lateness_s: Annotated[float, Field(ge=0)] = 5.0
 
 
-class RecordHighRules(_Strict):
+class RecordHighRules(Strict):
     windows: tuple[RecordWindowName, ...] = ("all_time", "52w")
     step_pct: Annotated[float, Field(ge=0)] = 1.0
 
@@ -49,7 +42,7 @@ class RecordHighRules(_Strict):
         return value
 
 
-class DivergenceRule(_Strict):
+class DivergenceRule(Strict):
     a: Symbol = "000688.SH"
     b: Symbol = "HSTECH.HK"
     window: Annotated[str, Field(pattern=DIVERGENCE_WINDOW_PATTERN)] = "ytd"
@@ -74,8 +67,8 @@ class DivergenceRule(_Strict):
         return None if self.window == "ytd" else int(self.window[:-1])
 
 
-class AhRule(_Strict):
-    """One dual listing (SIGNALS.md "ah_premium"): A share, H share, and HKD per CNY."""
+class AhRule(Strict):
+    """One dual listing (docs/signals.md "ah_premium"): A share, H share, and HKD per CNY."""
 
     a: Symbol
     h: Symbol
@@ -122,7 +115,7 @@ def _default_pairs() -> tuple[DivergenceRule, ...]:
     return (DivergenceRule(),)
 
 
-class Rules(_Strict):
+class Rules(Strict):
     ticks: TickRules = TickRules()
     timezones: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_ZONES))
     record_high: RecordHighRules = RecordHighRules()
@@ -192,11 +185,11 @@ class Rules(_Strict):
         try:
             return cls.model_validate(data)
         except ValidationError as exc:
-            problems = []
-            for err in exc.errors():
-                where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-                msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-                problems.append(f"  {where}: {msg}")
+            problems = [
+                f"  {p.field or '(top level)'}: "
+                + ("unknown key" if p.type == "extra_forbidden" else p.message)
+                for p in field_problems(exc)
+            ]
             raise RulesError(f"{source}: invalid rules\n" + "\n".join(problems)) from None
 
     @classmethod

@@ -28,10 +28,6 @@ def from_us(us: int, zone: tzinfo) -> datetime:
     return (EPOCH + timedelta(microseconds=us)).astimezone(zone)
 
 
-def day_iso(day: int) -> str:
-    return date.fromordinal(day).isoformat()
-
-
 def lateness_days(lateness_us: int) -> int:
     """Whole local days a tick may lag the newest one: bounds how much history must be kept."""
     return -(-lateness_us // US_PER_DAY) + 2

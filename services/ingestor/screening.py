@@ -1,7 +1,7 @@
 """Deciding, line by line, whether a feed record is a tick to publish or a dead letter.
 
 Pure logic: no Kafka here, so the rules are tested without a broker. The lateness rule is
-the detectors' own (shared/SIGNALS.md, "Ordering"); the processor checks again, but
+the detectors' own (docs/signals.md, "Ordering"); the processor checks again, but
 rejecting early keeps late ticks off `ticks` and names their file line.
 """
 

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
+from schemas.common import field_problems
 from schemas.tick import MAX_EPOCH_MS, Tick, is_valid_symbol, parse_ts
 from schemas.zones import ExchangeZones
 from services.detection.timeline import to_us
@@ -46,17 +47,13 @@ class ParsedTick(NamedTuple):
 def describe(exc: ValidationError) -> Invalid:
     parts = []
     first_field: str | None = None
-    for err in exc.errors(include_url=False):
-        loc = ".".join(str(p) for p in err["loc"])
-        if first_field is None and loc:
-            first_field = str(err["loc"][0])
-        msg = err["msg"]
-        if msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        if err["type"] == "missing":
-            parts.append(f"{loc}: missing")
+    for p in field_problems(exc, with_input=True):
+        if first_field is None and p.field:
+            first_field = str(p.loc[0])
+        if p.type == "missing":
+            parts.append(f"{p.field}: missing")
         else:
-            parts.append(f"{loc}: {msg} (got {err.get('input')!r})" if loc else msg)
+            parts.append(f"{p.field}: {p.message} (got {p.input!r})" if p.field else p.message)
     return Invalid(first_field, "; ".join(parts))
 
 

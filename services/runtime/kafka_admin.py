@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from kafka.admin import KafkaAdminClient
@@ -14,6 +16,20 @@ class BrokerUnavailableError(RuntimeError):
     """The broker could not be reached or refused the request; the message says which."""
 
 
+@contextmanager
+def connecting(settings: Settings) -> Iterator[None]:
+    """Around a Kafka client's creation: a broker that does not answer becomes a
+    `BrokerUnavailableError` that says where it was looked for and how to start one.
+    """
+    try:
+        yield
+    except KafkaError as exc:
+        raise BrokerUnavailableError(
+            f"Kafka at {settings.kafka_bootstrap} is not reachable ({exc}); "
+            "start the local stack with `make stack-up`"
+        ) from None
+
+
 def ensure_topics(
     settings: Settings,
     names: list[str],
@@ -24,17 +40,12 @@ def ensure_topics(
 
     `configs`: topic configs by topic name (e.g. compaction for a changelog).
     """
-    try:
+    with connecting(settings):
         admin = KafkaAdminClient(
             bootstrap_servers=settings.kafka_bootstrap,
             bootstrap_timeout_ms=settings.kafka_bootstrap_timeout_ms,
             client_id=f"{settings.namespace}marketsignal-admin",
         )
-    except KafkaError as exc:
-        raise BrokerUnavailableError(
-            f"Kafka at {settings.kafka_bootstrap} is not reachable ({exc}); "
-            "start the local stack with `make stack-up`"
-        ) from None
     try:
         spec: dict[str, dict[str, Any]] = {
             name: {

@@ -12,6 +12,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict, SettingsError
 
 from schemas import topics
+from schemas.common import field_problems
 from services.detection.rules import Rules
 
 # A bearer token shorter than this is refused at start-up: guessable, or a typo.
@@ -61,20 +62,19 @@ def settings_problem(exc: ValidationError | SettingsError) -> str:
     """What is wrong with the environment, naming variables, never quoting their values."""
     if isinstance(exc, SettingsError):
         return f"invalid settings: {str(exc).split(chr(10))[0]}"
-    named = []
-    for error in exc.errors(include_input=False, include_url=False):
-        loc = ".".join(str(p) for p in error["loc"])
-        msg = str(error["msg"]).removeprefix("Value error, ")
-        if not msg.startswith("MARKETSIGNAL_"):
-            msg = f"MARKETSIGNAL_{loc.upper()}: {msg}"
-        named.append(msg)
+    named = [
+        p.message
+        if p.message.startswith("MARKETSIGNAL_")
+        else f"MARKETSIGNAL_{p.field.upper()}: {p.message}"
+        for p in field_problems(exc)
+    ]
     return "invalid settings: " + "; ".join(named)
 
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MARKETSIGNAL_", extra="ignore", frozen=True)
 
-    # Rules file (TOML, shared/SIGNALS.md "Configuration"); None means the defaults.
+    # Rules file (TOML, docs/signals.md "Configuration"); None means the defaults.
     config: Path | None = None
     kafka_bootstrap: str = "127.0.0.1:9092"
     # How long a client waits for a first broker: a stopped stack fails fast, not after 30s.
@@ -226,6 +226,15 @@ class Settings(BaseSettings):
     @property
     def signals_dlq_topic(self) -> str:
         return self.topic(topics.SIGNALS_DLQ)
+
+    @property
+    def processor_consumer_group(self) -> str:
+        """The processor's faust app id, which is also its Kafka consumer group."""
+        return self.namespace + self.processor_app_id
+
+    @property
+    def alerter_consumer_group(self) -> str:
+        return self.namespace + self.alerter_group
 
     def redis_key(self, name: str) -> str:
         return f"{self.namespace}{name}"

@@ -34,6 +34,7 @@ from pydantic import ValidationError
 from pydantic.json_schema import models_json_schema
 
 from schemas.alert import Alert
+from schemas.common import field_problems
 from schemas.subscription import (
     SUBSCRIPTION_ID_PATTERN,
     CreatedSubscription,
@@ -101,12 +102,8 @@ def error(status: int, message: str, fields: list[dict[str, str]] | None = None)
     return web.json_response(body, status=status)
 
 
-def _field(loc: tuple[int | str, ...]) -> str:
-    return ".".join(str(part) for part in loc) or "(body)"
-
-
 def validation_error(exc: ValidationError) -> web.Response:
-    fields = [{"field": _field(e["loc"]), "message": e["msg"]} for e in exc.errors()]
+    fields = [{"field": p.field or "(body)", "message": p.message} for p in field_problems(exc)]
     named = ", ".join(f"{f['field']}: {f['message']}" for f in fields[:5])
     return error(422, f"invalid subscription: {named}", fields)
 

@@ -395,10 +395,6 @@ class LiveIndex:
         self.follower = RegistryFollower(registry.client, registry.keys)
         self._index = SubscriptionIndex()
 
-    @property
-    def reloads(self) -> int:
-        return self.follower.reloads
-
     def current(self) -> SubscriptionIndex:
         full, changed = self.follower.poll()
         if full:

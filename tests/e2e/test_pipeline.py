@@ -95,7 +95,7 @@ def seed_history(settings: Settings, rules: Path, services: list[Service]) -> No
     )
     assert proc.returncode == 0, proc.stderr
     assert " 0 bad" in proc.stderr
-    group = settings.namespace + settings.processor_app_id
+    group = settings.processor_consumer_group
     wait_for(
         "the history merged by the processor",
         lambda: caught_up(settings.kafka_bootstrap, group, [settings.history_topic]),
@@ -223,7 +223,7 @@ def test_two_workers_split_the_work_and_agree_with_the_backtest(
         start_processor("worker-2", env, tmp_path),
     ]
     try:
-        group = s.namespace + s.processor_app_id
+        group = s.processor_consumer_group
         admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
 
         def ticks_partitions() -> list[list[int]]:

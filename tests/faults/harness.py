@@ -151,8 +151,8 @@ class Pipeline:
         self._runs: Counter[str] = Counter()
         self._ports: dict[str, int] = {}
         self.stream = settings.redis_key("alerts")
-        self.group = settings.namespace + settings.processor_app_id
-        self.alerter_group = settings.namespace + settings.alerter_group
+        self.group = settings.processor_consumer_group
+        self.alerter_group = settings.alerter_consumer_group
         # A catch-all subscription: its own stream must hold every alert once too.
         self.subscription, _ = SubscriptionRegistry(client, settings).create(
             SubscriptionSpec.model_validate({"name": "faults"})

@@ -1,4 +1,4 @@
-"""`Engine` A/H premium against a naive reference written straight from SIGNALS.md.
+"""`Engine` A/H premium against a naive reference written straight from docs/signals.md.
 
 The reference keeps every tick a listing ever received, and decides everything by
 rescanning that whole history: a tick is held until every leg has been seen at or past

@@ -1,4 +1,4 @@
-"""`Engine` index divergence against a naive reference written straight from SIGNALS.md.
+"""`Engine` index divergence against a naive reference written straight from docs/signals.md.
 
 The reference collects the accepted ticks of the pair, replays the reorder rule literally
 (hold a tick until both indices have been seen at or past its ts; a tick keyed before the
@@ -40,7 +40,7 @@ SUFFIX_ZONES = {".HK": "Asia/Hong_Kong", ".SH": "Asia/Shanghai", ".SZ": "Asia/Sh
 
 
 def zone_of(symbol: str) -> tzinfo:
-    # Case-sensitive, longest suffix first (shared/SIGNALS.md): `0700.hk` is UTC.
+    # Case-sensitive, longest suffix first (docs/signals.md): `0700.hk` is UTC.
     for suffix in sorted(SUFFIX_ZONES, key=len, reverse=True):
         if symbol.endswith(suffix):
             return ZoneInfo(SUFFIX_ZONES[suffix])

@@ -1,4 +1,4 @@
-"""The contract's input edge cases (shared/SIGNALS.md, "Ticks"), each through the backtest.
+"""The contract's input edge cases (docs/signals.md, "Ticks"), each through the backtest.
 
 Booleans are malformed prices, line numbers are physical, a CSV may start with a BOM,
 NaN/Infinity are named by field, short and long CSV rows, case-sensitive suffixes.

@@ -1,4 +1,4 @@
-"""History (daily bars) in `Engine` against naive references written from SIGNALS.md.
+"""History (daily bars) in `Engine` against naive references written from docs/signals.md.
 
 The references are the ones of test_record_high_reference / test_divergence_reference,
 given history the way the contract words it:

@@ -1,4 +1,4 @@
-"""`Engine` record highs against a naive reference written straight from SIGNALS.md.
+"""`Engine` record highs against a naive reference written straight from docs/signals.md.
 
 The reference keeps every accepted tick of every symbol in a plain list and rescans the
 whole list on every tick: no deques, no daily maxima, no caches. It follows the contract
@@ -51,7 +51,7 @@ SYMBOLS = ["X.HK", "Y.SH", "Z", "W.NY", "V.KT", "u.hk"]
 
 
 def zone_of(symbol: str) -> tzinfo:
-    # Case-sensitive, longest suffix first (shared/SIGNALS.md): `0700.hk` is UTC.
+    # Case-sensitive, longest suffix first (docs/signals.md): `0700.hk` is UTC.
     for suffix in sorted(SUFFIX_ZONES, key=len, reverse=True):
         if symbol.endswith(suffix):
             return ZoneInfo(SUFFIX_ZONES[suffix])

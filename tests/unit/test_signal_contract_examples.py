@@ -1,4 +1,4 @@
-"""Hand-written cases that pin SIGNALS.md's rules one by one, with the figures spelled out."""
+"""Hand-written cases that pin docs/signals.md's rules one by one, with the figures spelled out."""
 
 from __future__ import annotations
 

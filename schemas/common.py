@@ -1,0 +1,61 @@
+"""What every model module shares, defined once: the strict base, `Symbol`, error wording
+and header reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from schemas.tick import SYMBOL_PATTERN
+
+Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
+
+
+class Strict(BaseModel):
+    """Frozen, no unknown fields, no NaN or infinity: every model of the contract."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldProblem:
+    """One error of a `ValidationError`: where (dotted, "" for the whole value) and what."""
+
+    loc: tuple[int | str, ...]
+    field: str
+    message: str
+    type: str
+    input: Any
+
+
+def field_problems(exc: ValidationError, *, with_input: bool = False) -> list[FieldProblem]:
+    """The errors of `exc` with dotted field names and pydantic's "Value error, " dropped.
+
+    `with_input=False` leaves the offending values out: settings and secrets must never be
+    echoed back.
+    """
+    return [
+        FieldProblem(
+            loc=tuple(err["loc"]),
+            field=".".join(str(part) for part in err["loc"]),
+            message=str(err["msg"]).removeprefix("Value error, "),
+            type=err["type"],
+            input=err.get("input") if with_input else None,
+        )
+        for err in exc.errors(include_url=False, include_input=with_input)
+    ]
+
+
+def header_int(headers: Iterable[tuple[str, bytes]] | None, name: str) -> int | None:
+    """The integer value of Kafka header `name`, or None when absent, empty or not a number."""
+    for key, value in headers or ():
+        if key == name and value:
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
