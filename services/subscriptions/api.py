@@ -18,59 +18,37 @@ name this host, so a web page (DNS rebinding, a form post) cannot drive it.
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
 import redis
 from aiohttp import web
 from pydantic import ValidationError
-from pydantic.json_schema import models_json_schema
 
-from schemas.alert import Alert
 from schemas.common import field_problems
 from schemas.subscription import (
-    SUBSCRIPTION_ID_PATTERN,
     CreatedSubscription,
     Subscription,
     SubscriptionSpec,
     is_subscription_id,
 )
 from services.runtime.settings import Settings
+from services.subscriptions.access import Access, Caller, error, identify
 from services.subscriptions.destinations import DestinationError, check_url
-from services.subscriptions.registry import PAGE_DEFAULT, PAGE_MAX, SubscriptionRegistry
+from services.subscriptions.openapi import openapi_document
+from services.subscriptions.registry import (
+    ENTRY_ID_PATTERN,
+    PAGE_DEFAULT,
+    PAGE_MAX,
+    RECENT_DEFAULT,
+    RECENT_MAX,
+    SubscriptionRegistry,
+)
 
 log = logging.getLogger("marketsignal.api")
-
-
-@dataclass(frozen=True)
-class Caller:
-    """Who is calling: the owner name its subscriptions carry, and whether it sees all."""
-
-    owner: str
-    admin: bool
-
-    @property
-    def scope(self) -> str | None:
-        """The owner to restrict registry calls to; None: every subscription."""
-        return None if self.admin else self.owner
-
-
-@dataclass(frozen=True)
-class Access:
-    owners: tuple[str, ...]
-    admins: tuple[str, ...]
-    settings: Settings
-
-    @property
-    def tokenless(self) -> bool:
-        return not (self.owners or self.admins)
 
 
 REGISTRY: web.AppKey[SubscriptionRegistry] = web.AppKey("registry", SubscriptionRegistry)
@@ -79,27 +57,13 @@ CALLER: web.RequestKey[Caller] = web.RequestKey("caller", Caller)
 MAX_BODY = 256 * 1024
 # Deep enough for any subscription (4 levels), shallow enough that no parser recurses far.
 MAX_DEPTH = 32
-RECENT_DEFAULT, RECENT_MAX = 50, 1000
 PUBLIC = frozenset({"/openapi.json"})
-LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "[::1]"})
 _DIGITS = re.compile(r"^[0-9]{1,4}$")
-_ENTRY_ID = re.compile(r"^[0-9]{1,20}-[0-9]{1,20}$")
+_ENTRY_ID = re.compile(ENTRY_ID_PATTERN)
 _STRINGS = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
 
 
-def owner_of(token: str) -> str:
-    """The owner name of a token: a fingerprint, never the token itself."""
-    return "token:" + hashlib.sha256(token.encode()).hexdigest()[:12]
-
-
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def error(status: int, message: str, fields: list[dict[str, str]] | None = None) -> web.Response:
-    body: dict[str, Any] = {"error": message}
-    if fields is not None:
-        body["fields"] = fields
-    return web.json_response(body, status=status)
 
 
 def validation_error(exc: ValidationError) -> web.Response:
@@ -108,39 +72,10 @@ def validation_error(exc: ValidationError) -> web.Response:
     return error(422, f"invalid subscription: {named}", fields)
 
 
-def _matches(token: str, candidates: tuple[str, ...]) -> bool:
-    # Every candidate compared, in constant time each: no early exit to time.
-    found = False
-    for candidate in candidates:
-        found |= hmac.compare_digest(token.encode(), candidate.encode())
-    return found
-
-
-def _caller(request: web.Request, access: Access) -> Caller | web.Response:
-    if access.tokenless:
-        host = request.headers.get("Host", "")
-        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
-        if name.lower() not in LOCAL_HOSTS:
-            message = "Host must be 127.0.0.1, localhost or [::1] when the API has no token"
-            return error(403, message, [{"field": "Host", "message": message}])
-        return Caller("local", admin=True)
-    given = request.headers.get("Authorization", "")
-    scheme, _, token = given.partition(" ")
-    if scheme.lower() == "bearer" and token:
-        if _matches(token, access.admins):
-            return Caller(owner_of(token), admin=True)
-        if _matches(token, access.owners):
-            return Caller(owner_of(token), admin=False)
-    message = "missing or wrong bearer token (Authorization: Bearer TOKEN)"
-    response = error(401, message, [{"field": "Authorization", "message": message}])
-    response.headers["WWW-Authenticate"] = 'Bearer realm="marketsignal"'
-    return response
-
-
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     access = request.app[ACCESS]
-    caller = _caller(request, access)
+    caller = identify(request, access)
     if isinstance(caller, web.Response):
         if request.path not in PUBLIC or caller.status == 403:
             return caller
@@ -338,219 +273,3 @@ def build_app(registry: SubscriptionRegistry, settings: Settings) -> web.Applica
     app.router.add_get("/subscriptions/{sub_id}/alerts", recent)
     app.router.add_post("/subscriptions/{sub_id}/redis-user", redis_user)
     return app
-
-
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _content(schema: dict[str, Any]) -> dict[str, Any]:
-    return {"application/json": {"schema": schema}}
-
-
-def openapi_document(with_auth: bool = True) -> dict[str, Any]:
-    """OpenAPI 3.1 (its schemas are JSON Schema 2020-12, what pydantic writes)."""
-    _, top = models_json_schema(
-        [
-            (SubscriptionSpec, "validation"),
-            (Subscription, "serialization"),
-            (CreatedSubscription, "serialization"),
-            (Alert, "serialization"),
-        ],
-        ref_template="#/components/schemas/{model}",
-    )
-    schemas: dict[str, Any] = dict(top["$defs"])
-    schemas["Error"] = {
-        "type": "object",
-        "required": ["error"],
-        "properties": {
-            "error": {"type": "string"},
-            "fields": {
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "required": ["field", "message"],
-                    "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
-                },
-            },
-        },
-    }
-
-    def errors(*codes: int) -> dict[str, Any]:
-        names = {
-            400: "Not JSON, not an object, nested too deep, or a bad query parameter",
-            401: "Missing or wrong bearer token",
-            403: "Host header not this host (tokenless mode)",
-            404: "No such subscription (or another owner's)",
-            415: "Body not application/json",
-            422: "A field the schema refuses, or a refused webhook destination (each named)",
-            503: "Redis unavailable",
-        }
-        chosen = [*codes, 503] + ([401] if with_auth else [403])
-        return {
-            str(c): {"description": names[c], "content": _content(_ref("Error"))} for c in chosen
-        }
-
-    sub_id = {
-        "name": "sub_id",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string"},
-    }
-    body = {"required": True, "content": _content(_ref("SubscriptionSpec"))}
-    paths: dict[str, Any] = {
-        "/subscriptions": {
-            "post": {
-                "summary": "Create a subscription (its webhook secret is returned only here)",
-                "operationId": "createSubscription",
-                "requestBody": body,
-                "responses": {
-                    "201": {
-                        "description": "Created",
-                        "content": _content(_ref("CreatedSubscription")),
-                    },
-                    **errors(400, 415, 422),
-                },
-            },
-            "get": {
-                "summary": "List the caller's subscriptions (an admin: all), a page at a time",
-                "operationId": "listSubscriptions",
-                "parameters": [
-                    {
-                        "name": "limit",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": PAGE_MAX},
-                    },
-                    {
-                        "name": "after",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string", "pattern": SUBSCRIPTION_ID_PATTERN},
-                    },
-                ],
-                "responses": {
-                    "200": {
-                        "description": "A page in id order; `next` is the cursor of the next",
-                        "content": _content(
-                            {
-                                "type": "object",
-                                "required": ["subscriptions", "next"],
-                                "properties": {
-                                    "subscriptions": {
-                                        "type": "array",
-                                        "items": _ref("Subscription"),
-                                    },
-                                    "next": {"type": ["string", "null"]},
-                                },
-                            }
-                        ),
-                    },
-                    **errors(400),
-                },
-            },
-        },
-        "/subscriptions/{sub_id}": {
-            "parameters": [sub_id],
-            "get": {
-                "summary": "Show a subscription",
-                "operationId": "showSubscription",
-                "responses": {
-                    "200": {
-                        "description": "The subscription",
-                        "content": _content(_ref("Subscription")),
-                    },
-                    **errors(404),
-                },
-            },
-            "put": {
-                "summary": "Replace a subscription's name, filters, frequency, expiry, delivery",
-                "operationId": "updateSubscription",
-                "requestBody": body,
-                "responses": {
-                    "200": {"description": "Updated", "content": _content(_ref("Subscription"))},
-                    **errors(400, 404, 415, 422),
-                },
-            },
-            "delete": {
-                "summary": "Delete a subscription, its stream and its webhook outbox",
-                "operationId": "deleteSubscription",
-                "responses": {"204": {"description": "Deleted"}, **errors(404)},
-            },
-        },
-        "/subscriptions/{sub_id}/alerts": {
-            "parameters": [sub_id],
-            "get": {
-                "summary": "Recent alerts of the subscription's stream, oldest first",
-                "operationId": "recentAlerts",
-                "parameters": [
-                    {
-                        "name": "count",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "integer", "minimum": 1, "maximum": RECENT_MAX},
-                    },
-                    {
-                        "name": "before",
-                        "in": "query",
-                        "required": False,
-                        "schema": {"type": "string", "pattern": _ENTRY_ID.pattern},
-                    },
-                ],
-                "responses": {
-                    "200": {
-                        "description": "Alerts; `next`: pass as `before` for older ones",
-                        "content": _content(
-                            {
-                                "type": "object",
-                                "required": ["alerts", "next"],
-                                "properties": {
-                                    "alerts": {"type": "array", "items": _ref("Alert")},
-                                    "next": {"type": ["string", "null"]},
-                                },
-                            }
-                        ),
-                    },
-                    **errors(400, 404),
-                },
-            },
-        },
-        "/subscriptions/{sub_id}/redis-user": {
-            "parameters": [sub_id],
-            "post": {
-                "summary": "A Redis user that can read only this subscription's stream "
-                "and channel (a new password each call)",
-                "operationId": "grantRedisUser",
-                "responses": {
-                    "201": {
-                        "description": "The user and its password (shown once)",
-                        "content": _content(
-                            {
-                                "type": "object",
-                                "required": ["user", "password", "stream", "channel"],
-                                "properties": {
-                                    k: {"type": "string"}
-                                    for k in ("user", "password", "stream", "channel")
-                                },
-                            }
-                        ),
-                    },
-                    **errors(404),
-                },
-            },
-        },
-    }
-    doc: dict[str, Any] = {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "marketsignal subscriptions",
-            "version": "1",
-            "description": "Alert subscriptions: who gets which alert, how often, and where.",
-        },
-        "paths": paths,
-        "components": {"schemas": schemas},
-    }
-    if with_auth:
-        doc["components"]["securitySchemes"] = {"bearer": {"type": "http", "scheme": "bearer"}}
-        doc["security"] = [{"bearer": []}]
-    return doc

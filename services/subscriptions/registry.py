@@ -39,6 +39,9 @@ from services.subscriptions.secrets import WebhookSecrets
 # Changes kept for incremental readers; one further behind reloads everything.
 CHANGES_MAXLEN = 10_000
 PAGE_DEFAULT, PAGE_MAX = 100, 1000
+# `recent`: alerts a page, and the shape of the stream entry id that pages them.
+RECENT_DEFAULT, RECENT_MAX = 50, 1000
+ENTRY_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
 
 # KEYS: subs, owners, order, by-owner set, version, changes.
 # ARGV: id, JSON, owner, mode ('create' | 'update'), required owner ('' = any), maxlen.

@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from schemas.subscription import SubscriptionSpec
 from services.runtime.settings import Settings, redact_url, settings_problem
-from services.subscriptions.api import json_too_deep, owner_of
+from services.subscriptions.access import owner_of
+from services.subscriptions.api import json_too_deep
 from services.subscriptions.destinations import DestinationError, parse_url, refusal
 from services.subscriptions.secrets import WebhookSecrets
 from services.subscriptions.webhook import sign, verify
