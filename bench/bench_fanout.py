@@ -37,7 +37,8 @@ from schemas.subscription import SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
 from services.runtime.settings import Settings
 from services.subscriptions.fanout import FanoutWorker, SubscriptionDelivery
-from services.subscriptions.registry import SubscriptionKeys, SubscriptionRegistry
+from services.subscriptions.keys import SubscriptionKeys
+from services.subscriptions.registry import SubscriptionRegistry
 
 SYMBOLS = [f"{i:04d}.HK" for i in range(250)] + [f"{600000 + i}.SH" for i in range(250)]
 T0 = datetime(2026, 2, 13, 1, 30, tzinfo=UTC)

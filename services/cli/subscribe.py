@@ -19,7 +19,8 @@ from schemas.subscription import SubscriptionSpec
 from services.cli.options import add_config_option
 from services.cli.tail import Printer, follow_stream
 from services.runtime.settings import Settings
-from services.subscriptions.registry import SubscriptionKeys, SubscriptionRegistry
+from services.subscriptions.keys import SubscriptionKeys
+from services.subscriptions.registry import SubscriptionRegistry
 
 
 def _csv(text: str) -> list[str]:

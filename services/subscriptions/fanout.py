@@ -42,8 +42,10 @@ from schemas.alert import Alert
 from schemas.zones import ExchangeZones
 from services.alerter.relay import Delivery
 from services.runtime.settings import Settings
+from services.subscriptions.follower import LiveIndex
 from services.subscriptions.frequency import event_ms, local_day
-from services.subscriptions.registry import LiveIndex, SubscriptionKeys, SubscriptionRegistry
+from services.subscriptions.keys import SubscriptionKeys
+from services.subscriptions.registry import SubscriptionRegistry
 
 log = logging.getLogger("marketsignal.fanout")
 

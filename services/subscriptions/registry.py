@@ -31,9 +31,9 @@ from typing import Any
 
 import redis
 
-from schemas.subscription import Subscription, SubscriptionSpec, is_subscription_id, sub_stream
+from schemas.subscription import Subscription, SubscriptionSpec, is_subscription_id
 from services.runtime.settings import Settings
-from services.subscriptions.matching import SubscriptionIndex
+from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.secrets import WebhookSecrets
 
 # Changes kept for incremental readers; one further behind reloads everything.
@@ -100,64 +100,6 @@ end
 redis.call('DEL', KEYS[5])
 return adopted
 """
-
-
-class SubscriptionKeys:
-    """Every Redis name the subscriptions use, in one place."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.subs = settings.redis_key("subs")
-        self.owners = settings.redis_key("subs:owner")
-        self.order = settings.redis_key("subs:order")
-        self.by_owner_prefix = settings.redis_key("subs:by:")
-        self.version = settings.redis_key("subs:version")
-        self.changes = settings.redis_key("subs:changes")
-        self.fanout_queue = settings.redis_key("subs:fanout")
-        self.fanout_lease = settings.redis_key("subs:fanout:lease")
-
-    def by_owner(self, owner: str) -> str:
-        return self.by_owner_prefix + owner
-
-    def redis_user(self, sub_id: str) -> str:
-        """The optional Redis ACL user of a subscriber (docs/security.md)."""
-        return self.settings.redis_key(f"sub-{sub_id}")
-
-    def fanout_done(self, alert_id: str) -> str:
-        """Set once an alert was fanned out to every subscription it matched."""
-        return self.settings.redis_key(f"fanout:done:{alert_id}")
-
-    def stream(self, sub_id: str) -> str:
-        """Durable delivery: `alerts:sub:{id}` (also the pub/sub channel's name)."""
-        return self.settings.redis_key(sub_stream(sub_id))
-
-    def day(self, sub_id: str, subject: str, day: str) -> str:
-        return self.settings.redis_key(f"sub:{sub_id}:day:{subject}:{day}")
-
-    def last(self, sub_id: str) -> str:
-        """Cooldown state: hash subject -> event time (epoch ms) of the last delivery."""
-        return self.settings.redis_key(f"sub:{sub_id}:last")
-
-    def outbox(self, sub_id: str) -> str:
-        """Webhook deliveries not yet acknowledged by the receiver."""
-        return self.settings.redis_key(f"sub:{sub_id}:outbox")
-
-    def webhook_dead(self, sub_id: str) -> str:
-        """Webhook deliveries that failed every attempt (kept for inspection)."""
-        return self.settings.redis_key(f"sub:{sub_id}:webhook:failed")
-
-    def webhook_failures(self, sub_id: str) -> str:
-        """Failed webhook attempts of the subscription (a counter)."""
-        return self.settings.redis_key(f"sub:{sub_id}:webhook:failures")
-
-    def owned(self, sub_id: str) -> list[str]:
-        return [
-            self.stream(sub_id),
-            self.last(sub_id),
-            self.outbox(sub_id),
-            self.webhook_dead(sub_id),
-            self.webhook_failures(sub_id),
-        ]
 
 
 class SubscriptionRegistry:
@@ -341,71 +283,3 @@ class SubscriptionRegistry:
             ],
         )
         return user, password
-
-
-class RegistryFollower:
-    """Keeps up with the registry: which subscriptions changed since the last look."""
-
-    def __init__(self, client: redis.Redis, keys: SubscriptionKeys) -> None:
-        self.client = client
-        self.keys = keys
-        self.version = -1
-        self._last_entry = "0-0"
-        self.reloads = 0
-        self.changes_applied = 0
-
-    def poll(self) -> tuple[bool, dict[str, Subscription | None]]:
-        """(full, subs): full=True: `subs` is everything; else the changed ids only
-        (None: deleted). Nothing changed: (False, {})."""
-        version = self.version_now()
-        if version == self.version:
-            return False, {}
-        k = self.keys
-        if self.version >= 0:
-            entries: Any = self.client.xrange(k.changes, f"({self._last_entry}", "+")
-            versions = [int(fields[b"v"]) for _id, fields in entries]
-            expected = list(range(self.version + 1, self.version + 1 + len(versions)))
-            if versions and versions == expected:
-                ids = list(dict.fromkeys(fields[b"id"].decode() for _id, fields in entries))
-                raw: Any = self.client.hmget(k.subs, ids)
-                self._last_entry = entries[-1][0].decode()
-                self.version = versions[-1]
-                self.changes_applied += len(ids)
-                return False, {
-                    i: None if v is None else Subscription.model_validate_json(v)
-                    for i, v in zip(ids, raw, strict=True)
-                }
-        # First look, or the stream no longer holds every change since ours: reload.
-        last: Any = self.client.xrevrange(k.changes, count=1)
-        everything: Any = self.client.hgetall(k.subs)
-        self._last_entry = last[0][0].decode() if last else "0-0"
-        self.version = int(last[0][1][b"v"]) if last else version
-        self.reloads += 1
-        return True, {
-            key.decode(): Subscription.model_validate_json(v) for key, v in everything.items()
-        }
-
-    def version_now(self) -> int:
-        raw: Any = self.client.get(self.keys.version)
-        return 0 if raw is None else int(raw)
-
-
-class LiveIndex:
-    """The alerter's view: the index of the current subscriptions, changed incrementally."""
-
-    def __init__(self, registry: SubscriptionRegistry) -> None:
-        self.registry = registry
-        self.follower = RegistryFollower(registry.client, registry.keys)
-        self._index = SubscriptionIndex()
-
-    def current(self) -> SubscriptionIndex:
-        full, changed = self.follower.poll()
-        if full:
-            self._index = SubscriptionIndex(s for s in changed.values() if s is not None)
-        else:
-            for sub_id, sub in changed.items():
-                if sub is None:
-                    self._index.remove(sub_id)
-                else:
-                    self._index.add(sub)
-        return self._index

@@ -20,23 +20,16 @@ Destinations are checked at each attempt (services/subscriptions/destinations.py
 addresses here, names by the connector's resolver. Redirects are not followed: a 3xx is
 a failed attempt.
 
-Signature: `X-Marketsignal-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of
-"<t>." + body, keyed with the subscription's secret>`. A receiver recomputes it and
-refuses a `t` older than its tolerance (`verify`), so a captured delivery cannot be
-replayed later (docs/security.md).
+Signing: services/subscriptions/signing.py.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import hmac
 import logging
 import os
-import re
 import socket
-import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -50,52 +43,22 @@ from schemas.subscription import Subscription
 from services.alerter.metrics import AlertMetrics
 from services.runtime.settings import Settings
 from services.subscriptions.destinations import (
-    DestinationError,
     GuardedResolver,
     describe,
-    literal,
-    parse_url,
-    refusal,
 )
-from services.subscriptions.registry import RegistryFollower, SubscriptionKeys
+from services.subscriptions.follower import RegistryFollower
+from services.subscriptions.keys import SubscriptionKeys
+from services.subscriptions.posting import Target, alert_id_of, post
 from services.subscriptions.secrets import WebhookSecrets
 
 log = logging.getLogger("marketsignal.webhook")
 
-SIGNATURE_HEADER = "X-Marketsignal-Signature"
 GROUP = "webhook"
 READ_BLOCK_MS = 500
 # How often the worker looks for new, changed or deleted webhook subscriptions.
 REFRESH_S = 0.2
 REDIS_BACKOFF_MAX_S = 5.0
-_SIGNATURE = re.compile(r"^t=([0-9]{1,12}),v1=([0-9a-f]{64})$")
 T = TypeVar("T")
-
-
-def sign(secret: str, timestamp: int, body: bytes) -> str:
-    """The signature header's value for `body` sent at `timestamp` (unix seconds)."""
-    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
-    return f"t={timestamp},v1={mac.hexdigest()}"
-
-
-def verify(
-    secret: str, body: bytes, header: str, *, now: float | None = None, tolerance_s: int = 300
-) -> bool:
-    """What a receiver does: the signature matches and its timestamp is recent."""
-    match = _SIGNATURE.match(header)
-    if match is None:
-        return False
-    timestamp = int(match.group(1))
-    current = time.time() if now is None else now
-    if abs(current - timestamp) > tolerance_s:
-        return False
-    return hmac.compare_digest(sign(secret, timestamp, body), header)
-
-
-@dataclass
-class Target:
-    url: str
-    secret: str
 
 
 @dataclass
@@ -301,13 +264,15 @@ class WebhookWorker:
         """None once delivered; else (the last reason, attempts) after every attempt failed."""
         s = self.settings
         delay = s.webhook_backoff_s
-        alert_id = _alert_id(body)
+        alert_id = alert_id_of(body)
         error = "deleted"
         for attempt in range(1, s.webhook_max_attempts + 1):
             target = self.targets.get(sub_id)
             if target is None:
                 return None  # deleted meanwhile: nobody to deliver to, nothing to keep
-            error_or_none = await self._attempt(target, sub_id, alert_id, attempt, body)
+            error_or_none = await post(
+                self._session, target, sub_id, alert_id, attempt, body, self.allow
+            )
             if error_or_none is None:
                 self.stats.delivered += 1
                 self.stats.per_sub[sub_id] = self.stats.per_sub.get(sub_id, 0) + 1
@@ -336,46 +301,3 @@ class WebhookWorker:
                 delay = min(delay * 2, s.webhook_backoff_max_s)
         self.stats.gave_up += 1
         return error, s.webhook_max_attempts
-
-    async def _attempt(
-        self, target: Target, sub_id: str, alert_id: str, attempt: int, body: bytes
-    ) -> str | None:
-        """None on a 2xx answer, else what went wrong (never the URL's credentials)."""
-        try:
-            _, host, _ = parse_url(target.url)
-            ip = literal(host)
-            why = None if ip is None else refusal(ip, self.allow)
-            if why:
-                raise DestinationError(f"refused destination: {why}")
-        except DestinationError as exc:
-            return str(exc)
-        headers = {
-            "Content-Type": "application/json",
-            SIGNATURE_HEADER: sign(target.secret, int(time.time()), body),
-            "X-Marketsignal-Subscription": sub_id,
-            "X-Marketsignal-Alert-Id": alert_id,
-            "X-Marketsignal-Attempt": str(attempt),
-        }
-        session = self._session
-        assert session is not None, "run() opens the session"
-        try:
-            async with session.post(
-                target.url, data=body, headers=headers, allow_redirects=False
-            ) as resp:
-                await resp.read()
-                if 200 <= resp.status < 300:
-                    return None
-                if 300 <= resp.status < 400:
-                    return f"HTTP {resp.status}: redirects are not followed"
-                return f"HTTP {resp.status}"
-        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
-            return describe(exc)
-
-
-def _alert_id(body: bytes) -> str:
-    marker = b'"alert_id":"'
-    start = body.find(marker)
-    if start < 0:
-        return ""
-    start += len(marker)
-    return body[start : body.find(b'"', start)].decode(errors="replace")

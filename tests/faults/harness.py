@@ -33,7 +33,8 @@ from services.backtest.run import run_backtest
 from services.detection.rules import Rules
 from services.runtime.lag import compute_lag
 from services.runtime.settings import Settings
-from services.subscriptions.registry import SubscriptionKeys, SubscriptionRegistry
+from services.subscriptions.keys import SubscriptionKeys
+from services.subscriptions.registry import SubscriptionRegistry
 from tests.e2e.services import ROOT, Service, free_port, service_env, wait_for
 
 STACK = ROOT / "deploy" / "local" / "stack.sh"

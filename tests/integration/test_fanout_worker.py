@@ -16,7 +16,9 @@ from schemas.subscription import SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
 from services.runtime.settings import Settings
 from services.subscriptions.fanout import GROUP, FanoutWorker
-from services.subscriptions.registry import LiveIndex, SubscriptionKeys, SubscriptionRegistry
+from services.subscriptions.follower import LiveIndex
+from services.subscriptions.keys import SubscriptionKeys
+from services.subscriptions.registry import SubscriptionRegistry
 from tests.integration.test_subscriptions import HKT, _wait, alerts, rh
 from tests.integration.test_webhook_resilience import Grant, restricted  # noqa: F401
 

@@ -26,7 +26,8 @@ import redis
 from schemas.alert import Alert
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
-from services.subscriptions.registry import SubscriptionKeys, SubscriptionRegistry
+from services.subscriptions.keys import SubscriptionKeys
+from services.subscriptions.registry import SubscriptionRegistry
 from tests.integration.receiver import Receiver
 from tests.integration.test_subscriptions import (
     HKT,

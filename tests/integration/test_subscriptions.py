@@ -25,8 +25,9 @@ from services.runtime.kafka_admin import ensure_topics
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
 from services.subscriptions.fanout import SubscriptionDelivery
-from services.subscriptions.registry import SubscriptionKeys, SubscriptionRegistry
-from services.subscriptions.webhook import SIGNATURE_HEADER, verify
+from services.subscriptions.keys import SubscriptionKeys
+from services.subscriptions.registry import SubscriptionRegistry
+from services.subscriptions.signing import SIGNATURE_HEADER, verify
 from tests.integration.receiver import Receiver
 
 pytestmark = pytest.mark.integration

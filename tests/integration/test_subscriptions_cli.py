@@ -18,7 +18,8 @@ from schemas.signals import RecordHigh
 from services.alerter.delivery import RedisDelivery
 from services.runtime.settings import Settings
 from services.subscriptions.fanout import SubscriptionDelivery
-from services.subscriptions.registry import SubscriptionKeys, SubscriptionRegistry
+from services.subscriptions.keys import SubscriptionKeys
+from services.subscriptions.registry import SubscriptionRegistry
 
 pytestmark = pytest.mark.integration
 CLI = [sys.executable, "-m", "services.cli"]

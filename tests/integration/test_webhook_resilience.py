@@ -20,8 +20,11 @@ import pytest
 import redis
 
 from services.runtime.settings import Settings
+from services.subscriptions import webhook
 from services.subscriptions.background import Background
-from services.subscriptions.registry import SubscriptionKeys, SubscriptionRegistry
+from services.subscriptions.keys import SubscriptionKeys
+from services.subscriptions.posting import post
+from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.webhook import GROUP, WebhookWorker
 from tests.integration.receiver import Receiver
 from tests.integration.test_subscriptions import (
@@ -201,16 +204,15 @@ def test_an_unexpected_error_ends_no_task_silently(
         spec(delivery={"webhook": {"url": receiver.url("hook")}})
     )
     worker = WebhookWorker(s)
-    real = worker._attempt
     blown: list[bool] = []
 
     async def buggy(*args: Any) -> str | None:
         if not blown:
             blown.append(True)
             raise RuntimeError("injected bug")
-        return await real(*args)
+        return await post(*args)
 
-    monkeypatch.setattr(worker, "_attempt", buggy)
+    monkeypatch.setattr(webhook, "post", buggy)
     background = Background(s, api=False, webhooks=False)
     background.worker = worker
     with caplog.at_level("ERROR"):

@@ -21,7 +21,7 @@ from services.subscriptions.access import owner_of
 from services.subscriptions.api import json_too_deep
 from services.subscriptions.destinations import DestinationError, parse_url, refusal
 from services.subscriptions.secrets import WebhookSecrets
-from services.subscriptions.webhook import sign, verify
+from services.subscriptions.signing import sign, verify
 
 ROOT = Path(__file__).resolve().parents[2]
 
