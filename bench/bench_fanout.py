@@ -36,7 +36,8 @@ from schemas.signals import RecordHigh
 from schemas.subscription import SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
 from services.runtime.settings import Settings
-from services.subscriptions.fanout import FanoutWorker, SubscriptionDelivery
+from services.subscriptions.fanout import SubscriptionDelivery
+from services.subscriptions.fanout_worker import FanoutWorker
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 

@@ -25,7 +25,7 @@ from services.runtime.lag import LagCollector
 from services.runtime.observability import serve
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
-from services.subscriptions.fanout import FanoutWorker
+from services.subscriptions.fanout_worker import FanoutWorker
 from services.subscriptions.registry import SubscriptionRegistry
 
 log = logging.getLogger("marketsignal.alerter")

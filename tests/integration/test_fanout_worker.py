@@ -15,7 +15,7 @@ import redis
 from schemas.subscription import SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
 from services.runtime.settings import Settings
-from services.subscriptions.fanout import GROUP, FanoutWorker
+from services.subscriptions.fanout_worker import GROUP, FanoutWorker
 from services.subscriptions.follower import LiveIndex
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
