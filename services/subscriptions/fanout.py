@@ -2,10 +2,10 @@
 
 Off the Kafka loop. The alerter's shared delivery (services/alerter/delivery.py) queues
 each new alert in the Redis stream `subs:fanout` in the same atomic step as its dedupe
-claim, then commits its Kafka offsets; `FanoutWorker`, a thread of its own, reads that
-queue with a consumer group and fans each alert out (services/subscriptions/fanout_worker.py). So ten thousand subscribers never
-hold up Kafka consumption, and an alert the alerter committed is never lost to a crash:
-the entry stays pending until fanned out, and another worker claims it.
+claim, then commits its Kafka offsets; `FanoutWorker` (fanout_worker.py), a thread of its
+own, reads that queue with a consumer group and fans each alert out. So ten thousand
+subscribers never hold up Kafka consumption, and an alert the alerter committed is never
+lost to a crash: the entry stays pending until fanned out, and another worker claims it.
 
 One Lua script per alert covers every matching subscription, atomically:
 
