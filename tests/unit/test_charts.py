@@ -20,14 +20,9 @@ from matplotlib.image import imread
 
 from schemas.signals import SIGNAL_ADAPTER
 from services.backtest.chart_data import DEFAULT_LIMIT, ChartData, choose, file_name
-from services.backtest.charts import (
-    FIGURES,
-    GAP_WIDTH_S,
-    MARKER_GID,
-    SessionAxis,
-    write_charts,
-)
+from services.backtest.charts import FIGURES, MARKER_GID, write_charts
 from services.backtest.run import run_backtest
+from services.backtest.session_axis import GAP_WIDTH_S, SessionAxis
 from services.cli import main
 from services.detection.rules import Rules
 from services.detection.timeline import to_us
