@@ -66,12 +66,12 @@ bench-backtest: install ## Benchmark: backtest ticks/s on 1M generated ticks
 .PHONY: bench-alerter
 bench-alerter: install ## Benchmark: alerter alerts/s with 1, 100 and 10,000 subscriptions (real Redis)
 	bash $(STACK) up
-	$(PY) bench/bench_alerter.py
+	$(PY) -m bench.bench_alerter
 
 .PHONY: bench-fanout
 bench-fanout: install ## Benchmark: p50/p99 alert latency to 10,000 subscribers (half match-all) at 20 alerts/s
 	bash $(STACK) up
-	$(PY) bench/bench_fanout.py
+	$(PY) -m bench.bench_fanout
 
 .PHONY: bench-history
 bench-history: install ## Benchmark: memory of 10,000 symbols x 400 daily bars

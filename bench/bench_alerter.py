@@ -21,13 +21,13 @@ from datetime import UTC, datetime, timedelta
 import redis
 
 from schemas.alert import Alert
-from schemas.signals import RecordHigh
 from schemas.subscription import SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
 from services.runtime.settings import Settings
 from services.subscriptions.fanout import SubscriptionDelivery
 from services.subscriptions.matching import SubscriptionIndex, accepts
 from services.subscriptions.registry import SubscriptionRegistry
+from tests import factories
 
 SYMBOLS = [f"{i:04d}.HK" for i in range(250)] + [f"{600000 + i}.SH" for i in range(250)]
 BATCH = 500
@@ -50,16 +50,14 @@ def alerts(rng: random.Random, n: int) -> list[Alert]:
     out = []
     for i in range(n):
         change = rng.uniform(0, 3)
-        signal = RecordHigh(
-            symbol=rng.choice(SYMBOLS),
-            ts=t0 + timedelta(milliseconds=i),
-            price=100 + change,
-            window="all_time",
-            previous_high=100.0,
+        signal = factories.record_high(
+            rng.choice(SYMBOLS),
+            t0 + timedelta(milliseconds=i),
+            100 + change,
             previous_high_ts=t0,
             change_pct=change,
         )
-        out.append(Alert.of(signal, t0))
+        out.append(factories.alert(signal, t0))
     return out
 
 

@@ -32,7 +32,6 @@ from typing import Any
 import redis
 
 from schemas.alert import Alert
-from schemas.signals import RecordHigh
 from schemas.subscription import SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
 from services.runtime.settings import Settings
@@ -40,6 +39,7 @@ from services.subscriptions.fanout import SubscriptionDelivery
 from services.subscriptions.fanout_worker import FanoutWorker
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
+from tests import factories
 
 SYMBOLS = [f"{i:04d}.HK" for i in range(250)] + [f"{600000 + i}.SH" for i in range(250)]
 T0 = datetime(2026, 2, 13, 1, 30, tzinfo=UTC)
@@ -62,16 +62,14 @@ def watch_list(rng: random.Random, i: int) -> SubscriptionSpec:
 
 def alert(rng: random.Random, i: int) -> Alert:
     change = rng.uniform(0, 3)
-    signal = RecordHigh(
-        symbol=rng.choice(SYMBOLS),
-        ts=T0 + timedelta(seconds=i),
-        price=100 + change,
-        window="all_time",
-        previous_high=100.0,
+    signal = factories.record_high(
+        rng.choice(SYMBOLS),
+        T0 + timedelta(seconds=i),
+        100 + change,
         previous_high_ts=T0,
         change_pct=change,
     )
-    return Alert.of(signal, datetime.now(UTC))
+    return factories.alert(signal)
 
 
 def pct(values: list[float], q: float) -> float:

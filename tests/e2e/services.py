@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import socket
 import subprocess
@@ -12,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from services.runtime.settings import Settings
+from tests import factories
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -23,20 +23,15 @@ def free_port() -> int:
 
 
 def service_env(settings: Settings, rules: Path) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        MARKETSIGNAL_NAMESPACE=settings.namespace,
-        MARKETSIGNAL_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
-        MARKETSIGNAL_REDIS_URL=settings.redis_url,
-        MARKETSIGNAL_PARTITIONS=str(settings.partitions),
-        MARKETSIGNAL_CONFIG=str(rules),
-        MARKETSIGNAL_STATE_DIR=str(ROOT / ".local" / "state" / "e2e"),
+    return factories.service_env(
+        settings,
+        rules,
+        state_dir=ROOT / ".local" / "state" / "e2e",
         # Any free port: tests never clash with `make up` or with each other.
-        MARKETSIGNAL_INGESTOR_METRICS_PORT="0",
-        MARKETSIGNAL_PROCESSOR_METRICS_PORT="0",
-        MARKETSIGNAL_ALERTER_METRICS_PORT="0",
+        ingestor_metrics_port=0,
+        processor_metrics_port=0,
+        alerter_metrics_port=0,
     )
-    return env
 
 
 class Service:

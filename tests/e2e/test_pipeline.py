@@ -13,8 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -30,6 +28,8 @@ from services.runtime.lag import caught_up
 from services.runtime.settings import Settings
 from tests.e2e.services import ROOT, Service, free_port, service_env, wait_for
 from tests.integration.conftest import SettingsFactory, read_all
+from tests.live import Drained, Subscriber
+from tests.summary import summary_counts
 
 pytestmark = pytest.mark.e2e
 
@@ -94,7 +94,7 @@ def seed_history(settings: Settings, rules: Path, services: list[Service]) -> No
         check=False,
     )
     assert proc.returncode == 0, proc.stderr
-    assert " 0 bad" in proc.stderr
+    assert summary_counts(proc.stderr, "history:")["bad"] == 0
     group = settings.processor_consumer_group
     wait_for(
         "the history merged by the processor",
@@ -130,28 +130,14 @@ def ingest(settings: Settings, rules: Path) -> str:
     return proc.stdout + proc.stderr
 
 
-class Subscriber:
-    """A live PSUBSCRIBE alerts:* client, started before anything is delivered."""
-
-    def __init__(self, client: redis.Redis, pattern: str) -> None:
-        self.pubsub = client.pubsub(ignore_subscribe_messages=True)
-        self.pubsub.psubscribe(pattern)
-        self.pubsub.get_message(timeout=1.0)  # the subscribe confirmation
-        self.messages: list[tuple[str, bytes]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            msg = self.pubsub.get_message(timeout=0.2)
-            if msg and msg["type"] == "pmessage":
-                self.messages.append((msg["channel"].decode(), msg["data"]))
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.pubsub.close()
+def wait_drained(s: Settings, services: list[Service]) -> None:
+    """Until the processor and the alerter have committed every input: anything delivered
+    twice or extra has then arrived."""
+    drained = Drained(s)
+    try:
+        wait_for("both consumer groups at lag 0", drained, 120, services)
+    finally:
+        drained.close()
 
 
 def stream_alerts(client: redis.Redis, key: str) -> list[Alert]:
@@ -176,7 +162,7 @@ def test_demo_replay_reaches_subscribers_exactly_as_the_backtest_says(
         # the demo has every kind: record highs, the divergence, the A/H premium
         assert kinds == {"record_high", "index_divergence", "ah_premium"}
     env = service_env(s, rules)
-    live = Subscriber(redis_client, f"{s.namespace}alerts:*")
+    live = Subscriber(redis_client, s.redis_key("alerts:*"), s.redis_key("alerts:marker:sync"))
     processor = start_processor("processor", env, tmp_path)
     alerter = Service("alerter", ["alert"], env, tmp_path)
     services = [processor, alerter]
@@ -190,24 +176,26 @@ def test_demo_replay_reaches_subscribers_exactly_as_the_backtest_says(
             240,
             services,
         )
-        time.sleep(3)  # anything delivered twice or extra would arrive by now
+        wait_drained(s, services)
+        messages = live.sync()
     finally:
         live.close()
         for svc in services:
             svc.stop()
-    assert "dead-lettered" in summary
+    counts = summary_counts(summary, "ingest:")
+    assert counts["read"] == counts["published"] + counts["dead-lettered"] > 0
     alerts = stream_alerts(redis_client, s.redis_key("alerts"))
     assert len(alerts) == len(expected)
     assert len({a.alert_id for a in alerts}) == len(alerts)
     assert by_subject([a.signal.model_dump_json() for a in alerts]) == by_subject(expected)
     # The live subscriber saw each alert once, on its kind/subject channel.
-    seen = Counter(Alert.model_validate_json(data).alert_id for _, data in live.messages)
+    seen = Counter(Alert.model_validate_json(data).alert_id for _, data in messages)
     assert seen == Counter(a.alert_id for a in alerts)
-    for channel, data in live.messages:
+    for channel, data in messages:
         alert = Alert.model_validate_json(data)
         assert channel == f"{s.namespace}alerts:{alert.kind}:{alert.subject}"
     if "ah_premium" in kinds and not os.environ.get("E2E_TICKS"):
-        premium_channels = {c for c, _ in live.messages if ":ah_premium:" in c}
+        premium_channels = {c for c, _ in messages if ":ah_premium:" in c}
         assert premium_channels == {f"{s.namespace}alerts:ah_premium:688981.SH/0981.HK"}
 
 
@@ -282,7 +270,7 @@ def test_a_killed_processor_restarts_without_losing_or_repeating_an_alert(
             240,
             [processor, alerter],
         )
-        time.sleep(3)
+        wait_drained(s, [processor, alerter])
     finally:
         if feed is not None:
             feed.kill()

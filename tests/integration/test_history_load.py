@@ -3,7 +3,6 @@ reported by line, and --strict publishing nothing."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -14,6 +13,8 @@ import pytest
 
 from schemas.bar import Bar
 from services.runtime.settings import Settings
+from tests import factories
+from tests.summary import summary_counts
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,12 +30,7 @@ HSTECH.HK,2025-11-28,5650,5600,
 
 
 def history_load(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        "MARKETSIGNAL_NAMESPACE": settings.namespace,
-        "MARKETSIGNAL_PARTITIONS": str(settings.partitions),
-        "MARKETSIGNAL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-    }
+    env = factories.service_env(settings)
     return subprocess.run(
         [sys.executable, "-m", "services.cli", "history", "load", *args],
         cwd=ROOT,
@@ -63,7 +59,8 @@ def test_bars_are_published_by_symbol_and_bad_ones_reported_by_line(
         done.stderr
     )
     assert f"{bars}:6: bad bar: date: '2025-11-31' is not a real date" in done.stderr
-    assert "history: 3 bars published" in done.stderr
+    counts = summary_counts(done.stderr, "history:")
+    assert (counts["bars"], counts["bad"]) == (3, 2)
     records = read_topic(s.history_topic, expect=3)
     assert len(records) == 3  # the --strict run published nothing
     got = [Bar.model_validate_json(r.value) for r in records]

@@ -16,6 +16,8 @@ from schemas.dead_letter import DeadLetter
 from schemas.tick import Tick
 from schemas.topics import DLQ_REASON_HEADER
 from services.runtime.settings import Settings
+from tests import factories
+from tests.summary import summary_counts
 
 pytestmark = pytest.mark.integration
 
@@ -56,13 +58,7 @@ GOOD = [
 def ingest(
     settings: Settings, *args: str, env_extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    env = {
-        **os.environ,
-        **(env_extra or {}),
-        "MARKETSIGNAL_NAMESPACE": settings.namespace,
-        "MARKETSIGNAL_PARTITIONS": str(settings.partitions),
-        "MARKETSIGNAL_KAFKA_BOOTSTRAP": settings.kafka_bootstrap,
-    }
+    env = factories.service_env(settings, base={**os.environ, **(env_extra or {})})
     return subprocess.run(
         [sys.executable, "-m", "services.cli", "ingest", *args],
         env=env,
@@ -85,7 +81,13 @@ def test_csv_goes_to_ticks_and_dead_letters_with_reasons(
     done = ingest(s, str(feed))
 
     assert done.returncode == 0, done.stderr
-    assert "11 read, 5 published, 6 dead-lettered (late=1, malformed=5)" in done.stderr
+    assert summary_counts(done.stderr, "ingest:") == {
+        "read": 11,
+        "published": 5,
+        "dead-lettered": 6,
+        "late": 1,
+        "malformed": 5,
+    }
 
     ticks = read_topic(s.ticks_topic, expect=5)
     # The model itself, not the ingestor's fast path, says what each good line means.

@@ -18,13 +18,12 @@ import schemathesis
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
-from schemas.alert import Alert
-from schemas.signals import RecordHigh
 from schemas.subscription import CreatedSubscription, Subscription
 from services.alerter.delivery import RedisDelivery
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
 from services.subscriptions.fanout import SubscriptionDelivery
+from tests import factories
 
 pytestmark = pytest.mark.integration
 TOKEN = "test-token-1-0123456789"
@@ -124,21 +123,13 @@ def test_create_list_show_update_delete_and_recent_alerts(
 
     ts = datetime(2026, 2, 13, 7, 58, tzinfo=UTC)
     signals = [
-        RecordHigh(
-            symbol="2513.HK",
-            ts=ts,
-            price=p,
-            window="all_time",
-            previous_high=400.0,
-            previous_high_ts=ts,
-            change_pct=(p / 400 - 1) * 100,
-        )
+        factories.record_high("2513.HK", ts, p, previous_high=400.0, previous_high_ts=ts)
         for p in (404.0, 420.0, 496.0)
     ]
     delivery = SubscriptionDelivery(
         RedisDelivery(redis_client, api.settings), redis_client, api.settings
     )
-    delivery.deliver([Alert.of(x, datetime.now(UTC)) for x in signals])
+    delivery.deliver(factories.alerts(signals))
     status, recent = api.call("GET", f"/subscriptions/{sub.id}/alerts?count=5")
     assert status == 200
     assert [a["signal"]["price"] for a in recent["alerts"]] == [420.0, 496.0]  # >= 2%

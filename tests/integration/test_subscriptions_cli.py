@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -13,13 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis
 
-from schemas.alert import Alert
 from schemas.signals import RecordHigh
 from services.alerter.delivery import RedisDelivery
 from services.runtime.settings import Settings
 from services.subscriptions.fanout import SubscriptionDelivery
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
+from tests import factories
 
 pytestmark = pytest.mark.integration
 CLI = [sys.executable, "-m", "services.cli"]
@@ -29,11 +28,7 @@ def test_subscribe_creates_and_tails_then_list_show_delete(
     settings: Callable[..., Settings], redis_client: redis.Redis
 ) -> None:
     s = settings()
-    env = {
-        **os.environ,
-        "MARKETSIGNAL_NAMESPACE": s.namespace,
-        "MARKETSIGNAL_REDIS_URL": s.redis_url,
-    }
+    env = factories.service_env(s)
     sub = subprocess.Popen(
         [
             *CLI,
@@ -68,14 +63,8 @@ def test_subscribe_creates_and_tails_then_list_show_delete(
     ts = datetime(2026, 2, 13, 2, 0, tzinfo=UTC)
 
     def high(symbol: str, change: float, day: int = 0) -> RecordHigh:
-        return RecordHigh(
-            symbol=symbol,
-            ts=ts + timedelta(days=day),
-            price=100 + change,
-            window="all_time",
-            previous_high=100.0,
-            previous_high_ts=ts,
-            change_pct=change,
+        return factories.record_high(
+            symbol, ts + timedelta(days=day), 100 + change, previous_high_ts=ts, change_pct=change
         )
 
     items = [
@@ -86,7 +75,7 @@ def test_subscribe_creates_and_tails_then_list_show_delete(
         high("0700.HK", 1.5),
     ]
     delivery = SubscriptionDelivery(RedisDelivery(redis_client, s), redis_client, s)
-    delivery.deliver([Alert.of(x, datetime.now(UTC)) for x in items])
+    delivery.deliver(factories.alerts(items))
     out, err = sub.communicate(timeout=60)
     assert sub.returncode == 0, err
     assert f"subscription {created.id} created" in err

@@ -9,6 +9,7 @@ import pytest
 
 from services.cli import main
 from services.parsing.history import BadBar, read_bars
+from tests.summary import summary_counts
 
 BARS = """\
 
@@ -97,7 +98,8 @@ def test_backtest_with_history_judges_the_first_tick_against_the_bars(
     assert [(s["price"], s["window"]) for s in signals] == [(111.0, "all_time")]
     assert signals[0]["previous_high"] == 110.0
     assert signals[0]["previous_high_ts"] == "2025-06-02T00:00:00+08:00"
-    assert "history: 3 bars, 0 bad, 1 overlap" in err
+    counts = summary_counts(err, "summary:")
+    assert (counts["bars"], counts["bad"], counts["overlap"]) == (3, 0, 1)
 
 
 def test_the_first_tick_with_history_can_itself_be_a_record(

@@ -1,0 +1,144 @@
+"""Factories for signals, alerts and service environments, shared by tests and benchmarks.
+
+Each builds a valid object from defaults and takes keyword overrides, so a test names
+only what it is about. `tests/conftest.py` offers them as fixtures (`record_high_factory`
+...), quix-streams style; benchmarks and helper modules import them directly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from schemas.alert import Alert
+from schemas.signals import AhPremium, AnySignal, IndexDivergence, RecordHigh
+from services.runtime.settings import Settings
+
+HKT = timezone(timedelta(hours=8))
+T0 = datetime(2026, 2, 13, 10, 0, tzinfo=HKT)
+
+
+def record_high(
+    symbol: str = "2513.HK",
+    ts: datetime = T0,
+    price: float = 110.0,
+    *,
+    previous_high: float = 100.0,
+    previous_high_ts: datetime | None = None,
+    window: str = "all_time",
+    change_pct: float | None = None,
+) -> RecordHigh:
+    """A record high; `change_pct` follows from the prices unless given."""
+    return RecordHigh.model_validate(
+        {
+            "symbol": symbol,
+            "ts": ts,
+            "price": price,
+            "window": window,
+            "previous_high": previous_high,
+            "previous_high_ts": previous_high_ts or ts - timedelta(days=1),
+            "change_pct": (price / previous_high - 1) * 100 if change_pct is None else change_pct,
+        }
+    )
+
+
+def divergence(
+    ts: datetime = T0,
+    *,
+    pair: str = "000688.SH/HSTECH.HK",
+    phase: str = "open",
+    direction: str = "a_over_b",
+    return_a_pct: float = 8.1,
+    return_b_pct: float = -2.1,
+    spread_pp: float | None = None,
+    threshold_pp: float = 10.0,
+    window: str = "ytd",
+) -> IndexDivergence:
+    """An index divergence; `spread_pp` follows from the returns unless given."""
+    a, b = pair.split("/")
+    return IndexDivergence.model_validate(
+        {
+            "pair": pair,
+            "a": a,
+            "b": b,
+            "ts": ts,
+            "phase": phase,
+            "direction": direction,
+            "return_a_pct": return_a_pct,
+            "return_b_pct": return_b_pct,
+            "spread_pp": return_a_pct - return_b_pct if spread_pp is None else spread_pp,
+            "threshold_pp": threshold_pp,
+            "window": window,
+        }
+    )
+
+
+def ah_premium(
+    ts: datetime = T0,
+    *,
+    pair: str = "688981.SH/0981.HK",
+    phase: str = "open",
+    premium_pct: float = 35.0,
+    fx: float = 1.09,
+    price_a: float = 100.0,
+    threshold_pct: float = 30.0,
+) -> AhPremium:
+    """An A/H premium; the H price is the one that gives `premium_pct` at `fx`."""
+    a, h = pair.split("/")
+    return AhPremium.model_validate(
+        {
+            "pair": pair,
+            "a": a,
+            "h": h,
+            "ts": ts,
+            "phase": phase,
+            "direction": "a_premium" if premium_pct > 0 else "h_premium",
+            "price_a": price_a,
+            "price_h": price_a * fx / (1 + premium_pct / 100),
+            "fx": fx,
+            "premium_pct": premium_pct,
+            "threshold_pct": threshold_pct,
+        }
+    )
+
+
+def alert(signal: AnySignal, emitted_at: datetime | None = None) -> Alert:
+    return Alert.of(signal, emitted_at or datetime.now(UTC))
+
+
+def alerts(signals: Iterable[AnySignal], emitted_at: datetime | None = None) -> list[Alert]:
+    return [alert(s, emitted_at) for s in signals]
+
+
+def _env_value(value: Any) -> str:
+    if isinstance(value, (list, tuple, dict)):
+        return json.dumps(value)
+    return str(value)
+
+
+def service_env(
+    settings: Settings,
+    rules: Path | None = None,
+    base: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> dict[str, str]:
+    """The environment of a `marketsignal` process that talks to `settings`' stack.
+
+    `base` defaults to this process's environment; each override `some_setting=value`
+    becomes `MARKETSIGNAL_SOME_SETTING` (lists as JSON).
+    """
+    env = dict(os.environ if base is None else base)
+    env.update(
+        MARKETSIGNAL_NAMESPACE=settings.namespace,
+        MARKETSIGNAL_KAFKA_BOOTSTRAP=settings.kafka_bootstrap,
+        MARKETSIGNAL_REDIS_URL=settings.redis_url,
+        MARKETSIGNAL_PARTITIONS=str(settings.partitions),
+    )
+    if rules is not None:
+        env["MARKETSIGNAL_CONFIG"] = str(rules)
+    env.update({f"MARKETSIGNAL_{k.upper()}": _env_value(v) for k, v in overrides.items()})
+    return env

@@ -1,0 +1,101 @@
+"""Watching the real stack until a condition holds, never for a fixed time.
+
+- `Subscriber`: a PSUBSCRIBE client whose `sync()` proves every message published so far
+  has arrived (a marker published after them has).
+- `Drained`: whether the processor and the alerter have committed everything on their
+  inputs (consumer lag 0, `services.runtime.lag.compute_lag`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import redis
+from kafka import KafkaConsumer
+from kafka.admin import KafkaAdminClient
+
+from schemas.pair_feed import PAIR_FEED_TOPIC
+from services.runtime.lag import compute_lag
+from services.runtime.settings import Settings
+
+
+class Subscriber:
+    """PSUBSCRIBE on `pattern` in a thread, confirmed before the constructor returns."""
+
+    def __init__(self, client: redis.Redis, pattern: str, marker: str) -> None:
+        """`marker`: a channel `pattern` matches that nothing else publishes on."""
+        self.client = client
+        self.marker = marker
+        self.pubsub = client.pubsub()  # type: ignore[no-untyped-call]
+        self.pubsub.psubscribe(pattern)
+        deadline = time.monotonic() + 10
+        while (msg := self.pubsub.get_message(timeout=1.0)) is None or msg["type"] != "psubscribe":
+            assert time.monotonic() < deadline, "no psubscribe confirmation in 10 s"
+        self.messages: list[tuple[str, bytes]] = []
+        self._markers = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._listen, daemon=True)
+        self._thread.start()
+
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            msg = self.pubsub.get_message(timeout=0.1)
+            if msg is None or msg["type"] != "pmessage":
+                continue
+            channel = msg["channel"].decode()
+            if channel == self.marker:
+                self._markers += 1
+            else:
+                self.messages.append((channel, msg["data"]))
+
+    def sync(self, timeout_s: float = 10.0) -> list[tuple[str, bytes]]:
+        """Every message published before this call, as (channel, data).
+
+        Redis runs commands one at a time and sends a subscriber its messages in that
+        order, so once a marker published now has arrived, so has everything before it.
+        """
+        wanted = self._markers + 1
+        self.client.publish(self.marker, b"sync")
+        deadline = time.monotonic() + timeout_s
+        while self._markers < wanted:
+            assert time.monotonic() < deadline, f"sync marker not received in {timeout_s}s"
+            time.sleep(0.01)
+        return list(self.messages)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.pubsub.close()
+
+
+class Drained:
+    """Callable: True once the processor and the alerter groups have lag 0 on every input.
+
+    The processor commits a tick only after its outputs are acknowledged, and the alerter
+    commits a signal only after it is in Redis: with both at lag 0 nothing that is on
+    Kafka now is still on its way to a subscriber.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.s = settings
+        self.admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
+        )
+
+    def _zero(self, group: str, topics: list[str]) -> bool:
+        lags: Any = compute_lag(self.admin, self.consumer, group, topics)
+        return bool(lags) and all(item.lag == 0 for item in lags)
+
+    def __call__(self) -> bool:
+        s = self.s
+        processor_inputs = [s.ticks_topic, s.history_topic, s.topic(PAIR_FEED_TOPIC)]
+        return self._zero(s.processor_consumer_group, processor_inputs) and self._zero(
+            s.alerter_consumer_group, [s.signals_topic]
+        )
+
+    def close(self) -> None:
+        self.admin.close()
+        self.consumer.close()
