@@ -17,6 +17,7 @@ import random
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import redis
 
@@ -39,9 +40,9 @@ def spec(rng: random.Random, i: int) -> SubscriptionSpec:
         symbols = [rng.choice(["*.HK", "*.SH", "60000*"])]
     else:
         symbols = rng.sample(SYMBOLS, rng.randint(1, 5))
-    filters = {"symbols": symbols, "kinds": ["record_high"]}
+    filters: dict[str, Any] = {"symbols": symbols, "kinds": ["record_high"]}
     if rng.random() < 0.5:
-        filters["min_change_pct"] = round(rng.uniform(0, 2), 2)  # type: ignore[assignment]
+        filters["min_change_pct"] = round(rng.uniform(0, 2), 2)
     return SubscriptionSpec.model_validate({"name": f"bench {i}", "filters": filters})
 
 

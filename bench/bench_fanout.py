@@ -123,7 +123,7 @@ def run(base: Settings, n_subs: int, rate: float, seconds: float, churn_s: float
         stop.set()
         churner.join()
         deadline = time.monotonic() + 120
-        while int(client.xlen(keys.fanout_queue)) and time.monotonic() < deadline:  # type: ignore[arg-type]
+        while int(client.xlen(keys.fanout_queue)) and time.monotonic() < deadline:
             time.sleep(0.05)
         worker.stop()
 

@@ -76,7 +76,7 @@ def faust_bare(bootstrap: str, topic: str, count: int, out: Path) -> None:
         datadir=str(datadir),
     )
     source = app.topic(topic, key_type=bytes, value_type=bytes, value_serializer="raw")
-    state = {"seen": 0, "first": 0.0}
+    state: dict[str, Any] = {"seen": 0, "first": 0.0}
 
     @app.agent(source, concurrency=1)
     async def decode(stream: Any) -> None:

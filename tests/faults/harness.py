@@ -364,7 +364,7 @@ class Pipeline:
     def _details(self, want: Counter[str], got: Counter[str]) -> list[str]:
         if want == got:
             return []
-        signals = {}
+        signals: dict[str, str] = {}
         for p, values in self._signals_by_partition().items():
             for off, (i, text) in values:
                 signals.setdefault(i, f"signals[{p}]@{off} {text}")

@@ -56,5 +56,5 @@ class Receiver:
         with contextlib.suppress(RuntimeError):  # the fixture stops the loop at teardown
             self.loop.run_until_complete(main())
 
-    def bodies(self, path: str, status_ok: bool = True) -> list[bytes]:
+    def bodies(self, path: str) -> list[bytes]:
         return [b for _t, h, b in self.received if h["path"] == path]

@@ -124,7 +124,7 @@ def test_each_signal_delivered_once_and_replay_delivers_nothing(
     prefix = s.redis_key("alert:seen:").encode()
     assert {key.removeprefix(prefix).decode() for key in seen} == expected
     for key in seen:
-        assert 0 < int(redis_client.ttl(key)) <= s.alert_dedupe_ttl_s  # type: ignore[arg-type]
+        assert 0 < int(redis_client.ttl(key)) <= s.alert_dedupe_ttl_s
 
     # Replay: a new consumer group reads the topic from the start.
     dead = read_topic(s.signals_dlq_topic, expect=1)
@@ -154,7 +154,7 @@ def _alerter(s: Settings, *args: str, batch: int = 500) -> subprocess.Popen[str]
 def _wait_for_stream(client: redis.Redis, s: Settings, at_least: int, timeout_s: float) -> int:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        n = int(client.xlen(s.redis_key("alerts")))  # type: ignore[arg-type]
+        n = int(client.xlen(s.redis_key("alerts")))
         if n >= at_least:
             return n
         time.sleep(0.005)
@@ -185,7 +185,7 @@ def test_restart_mid_way_neither_loses_nor_duplicates(
     finally:
         if first.poll() is None:
             first.kill()
-    delivered_before = int(redis_client.xlen(s.redis_key("alerts")))  # type: ignore[arg-type]
+    delivered_before = int(redis_client.xlen(s.redis_key("alerts")))
     assert delivered_before < len(items), "the first run finished: nothing was interrupted"
     if stop_with == signal.SIGTERM:
         assert first.returncode == 0, err

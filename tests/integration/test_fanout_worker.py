@@ -51,7 +51,7 @@ def test_a_worker_takes_over_a_dead_holders_queue_in_order(
     worker = FanoutWorker(s, lease_ms=1000).start()
     try:
         _wait(lambda: len(_stream_ids(redis_client, keys, sub.id)) == 6, 20)
-        _wait(lambda: int(redis_client.xlen(keys.fanout_queue)) == 0, 10)  # type: ignore[arg-type]
+        _wait(lambda: int(redis_client.xlen(keys.fanout_queue)) == 0, 10)
     finally:
         worker.stop()
     assert _stream_ids(redis_client, keys, sub.id) == [a.alert_id for a in batch]
@@ -115,12 +115,12 @@ def test_registry_changes_are_applied_one_at_a_time(
     live = LiveIndex(registry)
     first = [registry.create(SubscriptionSpec(name=f"s{i}"))[0] for i in range(5)]
     assert len(live.current()) == 5
-    assert live.reloads == 1
+    assert live.follower.reloads == 1
     added, _ = registry.create(SubscriptionSpec(name="new"))
     registry.update(first[0].id, SubscriptionSpec(name="changed", filters={"symbols": ["X"]}))
     registry.delete(first[1].id)
     index = live.current()
-    assert live.reloads == 1
+    assert live.follower.reloads == 1
     assert live.follower.changes_applied == 3
     assert set(index.subscriptions) == {s.id for s in first if s.id != first[1].id} | {added.id}
     assert index.subscriptions[first[0].id].filters.symbols == ("X",)
@@ -146,7 +146,7 @@ def test_registry_changes_are_applied_one_at_a_time(
     registry.delete(first[2].id)
     redis_client.xtrim(registry.keys.changes, maxlen=1, approximate=False)
     assert len(behind.current()) == 33
-    assert behind.reloads == 2
+    assert behind.follower.reloads == 2
 
 
 def test_a_registry_of_an_earlier_version_is_adopted(

@@ -139,7 +139,7 @@ def test_every_tool_name_is_a_class_in_the_resolved_jars() -> None:
     libs = subprocess.run(
         ["bash", str(KAFKA_SH), "libs"], capture_output=True, text=True, check=True, timeout=600
     ).stdout.strip()
-    classes = set()
+    classes: set[str] = set()
     for jar in Path(libs).glob("*.jar"):
         with zipfile.ZipFile(jar) as zf:
             classes.update(n for n in zf.namelist() if n.endswith(".class"))

@@ -10,6 +10,7 @@ the test's namespace, each on free ports. Then:
 
 from __future__ import annotations
 
+import functools
 import json
 import shutil
 import subprocess
@@ -129,7 +130,8 @@ def test_prometheus_scrapes_every_service_and_counts_the_replays_alerts(
         alerter = Service("alerter", ["alert"], env, tmp_path)
         services += [processor, alerter]
         for name in ("processor", "alerter"):
-            wait_for(f"{name} /readyz", lambda n=name: ok(f"{metrics[n]}/readyz"), 150, services)
+            readyz = f"{metrics[name]}/readyz"
+            wait_for(f"{name} /readyz", functools.partial(ok, readyz), 150, services)
             assert ok(f"{metrics[name]}/healthz")
 
         ingestor = Service("ingestor", ["ingest", str(DEMO), "--rate", RATE], env, tmp_path)

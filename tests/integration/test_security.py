@@ -88,7 +88,7 @@ def api(settings: Callable[..., Settings]) -> Iterator[Api]:
 
 
 @pytest.fixture
-def local_api(settings: Callable[..., Settings], receiver: Receiver) -> Iterator[Api]:
+def local_api(settings: Callable[..., Settings]) -> Iterator[Api]:
     """Tokenless, with the test receiver's address allow-listed."""
     s = settings(webhook_allow_networks=LOCAL_RECEIVER)
     background = Background(s, webhooks=False, port=0).start()
@@ -166,7 +166,7 @@ def test_paging_through_subscriptions(api: Api) -> None:
         assert body["fields"][0]["field"] == bad.split("=")[0]
 
 
-def test_token_settings_are_checked_at_start_up(tmp_path: Path) -> None:
+def test_token_settings_are_checked_at_start_up() -> None:
     cases = {
         '[""]': "MARKETSIGNAL_API_TOKENS[0] is refused",
         '["short"]': "at least 16 characters",
@@ -276,7 +276,7 @@ def test_destinations_are_checked_again_at_delivery_and_redirects_fail(
     )
     worker = Background(allowed, api=False).start()
     try:
-        _wait(lambda: int(redis_client.xlen(keys.webhook_dead(redirected.id))) == 1, 20)  # type: ignore[arg-type]
+        _wait(lambda: int(redis_client.xlen(keys.webhook_dead(redirected.id))) == 1, 20)
     finally:
         worker.stop()
     ((_, fields),) = redis_client.xrange(keys.webhook_dead(redirected.id))  # type: ignore[misc]
@@ -497,7 +497,7 @@ def test_no_secret_in_a_runs_logs_or_error_responses(
             )
             keys = SubscriptionKeys(s)
             sub_id = created["subscription"]["id"]
-            _wait(lambda: int(redis_client.xlen(keys.webhook_dead(sub_id))) == 1, 30)  # type: ignore[arg-type]
+            _wait(lambda: int(redis_client.xlen(keys.webhook_dead(sub_id))) == 1, 30)
         finally:
             redis_client.close()
     finally:

@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from schemas.alert import Alert, alert_id_for
-from schemas.signals import SIGNAL_ADAPTER, AhPremium, IndexDivergence, RecordHigh
+from schemas.signals import SIGNAL_ADAPTER, AhPremium, AnySignal
 from schemas.subscription import SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
 from services.cli.alert import relay_signals
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 HKT = timezone(timedelta(hours=8))
-Signal = RecordHigh | IndexDivergence
+Signal = AnySignal
 # The receivers of these tests listen on 127.0.0.1, a destination refused unless listed.
 LOCAL_RECEIVER = (IPv4Network("127.0.0.1/32"),)
 
@@ -83,7 +83,7 @@ def wants(f: dict[str, Any], sig: dict[str, Any]) -> bool:
             return False
         if f.get("windows") and sig["window"] not in f["windows"]:
             return False
-        return sig["change_pct"] >= f.get("min_change_pct", float("-inf"))
+        return bool(sig["change_pct"] >= f.get("min_change_pct", float("-inf")))
     other = sig["h"] if sig["kind"] == "ah_premium" else sig["b"]
     if f.get("symbols") and not (sym_ok(sig["a"]) or sym_ok(other)):
         return False
@@ -92,8 +92,8 @@ def wants(f: dict[str, Any], sig: dict[str, Any]) -> bool:
     if f.get("phases") and sig["phase"] not in f["phases"]:
         return False
     if sig["kind"] == "ah_premium":
-        return abs(sig["premium_pct"]) >= f.get("min_premium_pct", 0)
-    return abs(sig["spread_pp"]) >= f.get("min_spread_pp", 0)
+        return bool(abs(sig["premium_pct"]) >= f.get("min_premium_pct", 0))
+    return bool(abs(sig["spread_pp"]) >= f.get("min_spread_pp", 0))
 
 
 def test_each_subscription_stream_holds_exactly_what_its_filters_select(
@@ -223,23 +223,23 @@ def test_created_while_alerts_flow_takes_effect_within_a_second_and_deleted_stop
     registry = SubscriptionRegistry(redis_client, s)
     try:
         feed(20)  # alerts are flowing: the group has joined and delivers
-        _wait(lambda: int(redis_client.xlen(s.redis_key("alerts"))) >= 20, 60)  # type: ignore[arg-type]
+        _wait(lambda: int(redis_client.xlen(s.redis_key("alerts"))) >= 20, 60)
         sub, _ = registry.create(spec(filters={"symbols": ["2513.HK"]}))
         created = time.monotonic()
         stream = SubscriptionKeys(s).stream(sub.id)
         pump = threading.Thread(target=feed, args=(100,), daemon=True)
         pump.start()
-        _wait(lambda: int(redis_client.xlen(stream)) > 0, 10)  # type: ignore[arg-type]
+        _wait(lambda: int(redis_client.xlen(stream)) > 0, 10)
         took = time.monotonic() - created
         assert took < 1.0, f"first alert after {took:.2f}s"
         pump.join()
-        _wait(lambda: int(redis_client.xlen(s.redis_key("alerts"))) >= sent, 30)  # type: ignore[arg-type]
-        assert int(redis_client.xlen(stream)) > 50  # type: ignore[arg-type]
+        _wait(lambda: int(redis_client.xlen(s.redis_key("alerts"))) >= sent, 30)
+        assert int(redis_client.xlen(stream)) > 50
 
         assert registry.delete(sub.id)
         deleted_at = sent
         feed(40)
-        _wait(lambda: int(redis_client.xlen(s.redis_key("alerts"))) >= sent, 30)  # type: ignore[arg-type]
+        _wait(lambda: int(redis_client.xlen(s.redis_key("alerts"))) >= sent, 30)
         assert sent == deleted_at + 40
         assert redis_client.exists(stream) == 0, "a deleted subscription kept receiving"
         assert registry.get(sub.id) is None
@@ -285,10 +285,7 @@ def test_webhooks_signed_retried_once_and_a_dead_receiver_slows_no_one(
         # deleted only after its outcome (here a 2xx) is recorded.
         keys = SubscriptionKeys(s)
         _wait(
-            lambda: all(
-                int(redis_client.xlen(keys.outbox(sub.id))) == 0  # type: ignore[arg-type]
-                for sub in (good, flaky)
-            ),
+            lambda: all(int(redis_client.xlen(keys.outbox(sub.id))) == 0 for sub in (good, flaky)),
             10,
         )
     finally:
@@ -318,7 +315,7 @@ def test_webhooks_signed_retried_once_and_a_dead_receiver_slows_no_one(
     assert flaky_ids[:3] == [first] * 3
     assert flaky_ids[3:] == [a.alert_id for a in batch[1:]]
     keys = SubscriptionKeys(s)
-    assert int(redis_client.get(keys.webhook_failures(flaky.id)) or 0) == 2  # type: ignore[arg-type]
-    assert int(redis_client.xlen(keys.outbox(good.id))) == 0  # type: ignore[arg-type]
+    assert int(redis_client.get(keys.webhook_failures(flaky.id)) or 0) == 2
+    assert int(redis_client.xlen(keys.outbox(good.id))) == 0
     # The dead receiver's alerts wait in its outbox for a later worker: none lost.
-    assert int(redis_client.xlen(keys.outbox(dead.id))) == 5  # type: ignore[arg-type]
+    assert int(redis_client.xlen(keys.outbox(dead.id))) == 5

@@ -113,7 +113,7 @@ def test_a_redis_error_on_acknowledging_is_retried_and_the_task_lives_on(
         assert pending["pending"] >= 1
 
         _allow(redis_client, f"{namespace}worker", "xack")
-        _wait(lambda: int(redis_client.xlen(keys.outbox(sub.id))) == 0, 15)  # type: ignore[arg-type]
+        _wait(lambda: int(redis_client.xlen(keys.outbox(sub.id))) == 0, 15)
         assert worker.tasks[sub.id] is task  # the same task, never restarted
     finally:
         background.stop()
@@ -144,14 +144,14 @@ def test_a_redis_error_on_dead_lettering_is_retried_and_nothing_is_acknowledged_
         (alert,) = alerts([rh("2513.HK", datetime(2026, 2, 13, 10, 0, tzinfo=HKT))])
         fanout(redis_client, s).deliver([alert])
         _wait(lambda: worker.stats.redis_errors >= 2, 15)
-        assert int(redis_client.xlen(keys.outbox(sub.id))) == 1  # type: ignore[arg-type]
-        assert int(redis_client.xlen(keys.webhook_dead(sub.id))) == 0  # type: ignore[arg-type]
+        assert int(redis_client.xlen(keys.outbox(sub.id))) == 1
+        assert int(redis_client.xlen(keys.webhook_dead(sub.id))) == 0
         assert not worker.tasks[sub.id].done()
         _allow(redis_client, f"{namespace}worker", "xadd")
-        _wait(lambda: int(redis_client.xlen(keys.webhook_dead(sub.id))) == 1, 15)  # type: ignore[arg-type]
+        _wait(lambda: int(redis_client.xlen(keys.webhook_dead(sub.id))) == 1, 15)
     finally:
         background.stop()
-    assert int(redis_client.xlen(keys.outbox(sub.id))) == 0  # type: ignore[arg-type]
+    assert int(redis_client.xlen(keys.outbox(sub.id))) == 0
     ((_, fields),) = redis_client.xrange(keys.webhook_dead(sub.id))  # type: ignore[misc]
     assert fields[b"reason"] == b"HTTP 500"
     assert fields[b"attempts"] == b"2"
@@ -183,8 +183,8 @@ def test_every_attempt_failing_dead_letters_with_the_reason(
         assert fields[b"alert"] == alert.model_dump_json().encode()
         assert fields[b"attempts"] == b"3"
         reasons[sub.id] = fields[b"reason"].decode()
-        assert int(redis_client.xlen(keys.outbox(sub.id))) == 0  # type: ignore[arg-type]
-        assert int(redis_client.get(keys.webhook_failures(sub.id)) or 0) == 3  # type: ignore[arg-type]
+        assert int(redis_client.xlen(keys.outbox(sub.id))) == 0
+        assert int(redis_client.get(keys.webhook_failures(sub.id)) or 0) == 3
     assert reasons[failing.id] == "HTTP 503"
     assert reasons[slow.id].startswith(("TimeoutError", "ServerTimeoutError")), reasons
     assert len(receiver.bodies("fails")) == 3
@@ -255,8 +255,8 @@ def test_an_expired_subscription_gets_nothing_more(
 
     at(expires - timedelta(seconds=1)).deliver(before)
     at(expires).deliver(after)
-    assert int(redis_client.xlen(keys.stream(sub.id))) == 1  # type: ignore[arg-type]
-    assert int(redis_client.xlen(keys.outbox(sub.id))) == 1  # type: ignore[arg-type]
+    assert int(redis_client.xlen(keys.stream(sub.id))) == 1
+    assert int(redis_client.xlen(keys.outbox(sub.id))) == 1
     background = Background(s, api=False).start()
     try:
         _wait(lambda: len(receiver.bodies("x")) == 1, 10)
@@ -284,7 +284,7 @@ def test_a_new_worker_takes_over_a_dead_workers_pending_deliveries(
     background = Background(s, api=False).start()
     try:
         _wait(lambda: len(receiver.bodies("hook")) == 3, 20)
-        _wait(lambda: int(redis_client.xlen(keys.outbox(sub.id))) == 0, 10)  # type: ignore[arg-type]
+        _wait(lambda: int(redis_client.xlen(keys.outbox(sub.id))) == 0, 10)
     finally:
         background.stop()
     posted = receiver.bodies("hook")

@@ -390,9 +390,10 @@ def test_held_ticks_are_released_after_max_wait_s_of_wall_clock() -> None:
     assert engine.process(tick(A, 5, 40.0), now=11.0) == []
     assert engine.expire(12.9) == []
     released = engine.expire(13.0)  # 2 s after it arrived
-    assert [(s.phase, s.premium_pct) for s in released if isinstance(s, AhPremium)] == [
-        ("close", pytest.approx(-12.0))
+    got: list[tuple[str, Any]] = [
+        (s.phase, s.premium_pct) for s in released if isinstance(s, AhPremium)
     ]
+    assert got == [("close", pytest.approx(-12.0))]
     assert engine.listings[0].pending == 0
 
 

@@ -28,7 +28,8 @@ SERVICES = {
 
 
 def compose() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE.read_text())
+    data: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return data
 
 
 def dockerfile() -> str:

@@ -99,7 +99,8 @@ def interleave(draw: st.DrawFn, ticks: list[Any], bars: list[BarEvent]) -> list[
         # most bars before every tick; some among them (loaded while ticks flow)
         at = 0 if draw(st.integers(0, 2)) else draw(st.integers(0, len(events)))
         events.insert(at, bar)
-    if bars and draw(st.booleans()):
+    again = draw(st.booleans())
+    if bars and again:
         events[len(events) // 2 : len(events) // 2] = list(bars)  # the same file again
     return events
 

@@ -211,11 +211,9 @@ def test_a_h_listings_ride_the_pair_stage_apart_from_a_pair_of_the_same_symbols(
         assert isinstance(tracker, AhTracker) == key.startswith("ah:")
         signals += [s.model_dump_json() for s in tracker.flush()]
     engine = Engine(rules)
-    expected = [
-        s.model_dump_json()
-        for tick in ticks
-        for s in engine.process(tick)  # type: ignore[union-attr]
-    ] + [s.model_dump_json() for s in engine.flush()]
+    expected = [s.model_dump_json() for tick in ticks for s in engine.process(tick)] + [
+        s.model_dump_json() for s in engine.flush()
+    ]
     assert per_subject(signals) == per_subject(expected)
     kinds = {SIGNAL_ADAPTER.validate_json(s).kind for s in signals}
     assert kinds == {"record_high", "index_divergence", "ah_premium"}

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 )
 def test_empty_or_short_tokens_are_refused(tokens: list[str], message: str) -> None:
     with pytest.raises(ValidationError) as caught:
-        Settings(api_tokens=json.dumps(tokens))  # type: ignore[arg-type]
+        Settings(api_tokens=json.dumps(tokens))
     problem = settings_problem(caught.value)
     assert message in problem
     for token in tokens:
@@ -46,7 +46,7 @@ def test_empty_or_short_tokens_are_refused(tokens: list[str], message: str) -> N
 
 def test_a_token_setting_that_is_not_json_is_named_not_echoed() -> None:
     with pytest.raises(ValidationError) as caught:
-        Settings(api_admin_tokens="secret-value-not-json")  # type: ignore[arg-type]
+        Settings(api_admin_tokens="secret-value-not-json")
     problem = settings_problem(caught.value)
     assert "MARKETSIGNAL_API_ADMIN_TOKENS must be a JSON list of strings" in problem
     assert "secret-value" not in problem
@@ -54,9 +54,9 @@ def test_a_token_setting_that_is_not_json_is_named_not_echoed() -> None:
 
 def test_good_tokens_and_networks_are_read() -> None:
     s = Settings(
-        api_tokens='["owner-token-0123456789"]',  # type: ignore[arg-type]
-        api_admin_tokens='["admin-token-0123456789"]',  # type: ignore[arg-type]
-        webhook_allow_networks='["10.1.0.0/16", "::1"]',  # type: ignore[arg-type]
+        api_tokens='["owner-token-0123456789"]',
+        api_admin_tokens='["admin-token-0123456789"]',
+        webhook_allow_networks='["10.1.0.0/16", "::1"]',
         redis_password_file=None,
     )
     assert s.api_auth

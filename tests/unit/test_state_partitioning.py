@@ -11,7 +11,7 @@ from services.processor.app import StateTable
 
 def kafka_python_partition(key: bytes, partitions: int) -> int:
     # What the ingestor's kafka-python producer does for a keyed record (Java-compatible).
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return int(murmur2(key) & 0x7FFFFFFF) % partitions
 
 
 @settings(max_examples=300, deadline=None)
