@@ -29,6 +29,7 @@ from services.subscriptions.fanout import SubscriptionDelivery
 from services.subscriptions.matching import SubscriptionIndex, accepts
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
+from tests.live import drop_namespace
 
 SYMBOLS = [f"{i:04d}.HK" for i in range(250)] + [f"{600000 + i}.SH" for i in range(250)]
 BATCH = 500
@@ -98,10 +99,8 @@ def run(base: Settings, n_subs: int, items: list[Alert]) -> None:
             flush=True,
         )
     finally:
-        keys = list(client.scan_iter(match=f"{s.namespace}*", count=5000))
-        for i in range(0, len(keys), 5000):
-            client.delete(*keys[i : i + 5000])
         client.close()
+        drop_namespace(s, s.namespace, topics=False)
 
 
 def main() -> int:

@@ -40,6 +40,7 @@ from services.subscriptions.fanout_worker import FanoutWorker
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
+from tests.live import drop_namespace
 
 SYMBOLS = [f"{i:04d}.HK" for i in range(250)] + [f"{600000 + i}.SH" for i in range(250)]
 T0 = datetime(2026, 2, 13, 1, 30, tzinfo=UTC)
@@ -182,10 +183,8 @@ def run(base: Settings, n_subs: int, rate: float, seconds: float, churn_s: float
             f"fan-out in the loop {in_loop * 1000:.1f} ms: {in_loop / queued:,.0f}x"
         )
     finally:
-        keys_left = list(client.scan_iter(match=f"{s.namespace}*", count=5000))
-        for i in range(0, len(keys_left), 5000):
-            client.delete(*keys_left[i : i + 5000])
         client.close()
+        drop_namespace(s, s.namespace, topics=False)
 
 
 def main() -> int:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import AfterValidator, AwareDatetime, Field, TypeAdapter
 
-from schemas.common import Symbol
+from schemas.common import Strict, Symbol
 
 RecordWindow = Literal["all_time", "52w"]
 Phase = Literal["open", "close"]
@@ -15,10 +16,17 @@ AhDirection = Literal["a_premium", "h_premium"]
 DIVERGENCE_WINDOW_PATTERN = r"^(ytd|[1-9][0-9]{0,3}d)$"
 
 
-class RecordHigh(BaseModel):
-    """A symbol traded above its highest earlier price in `window`."""
+def _two_legs(shape: str) -> Callable[[str], str]:
+    def check(value: str) -> str:
+        if value.count("/") != 1:
+            raise ValueError(f"pair must be '{shape}'")
+        return value
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+    return check
+
+
+class RecordHigh(Strict):
+    """A symbol traded above its highest earlier price in `window`."""
 
     kind: Literal["record_high"] = "record_high"
     symbol: Symbol
@@ -34,13 +42,11 @@ class RecordHigh(BaseModel):
         return self.symbol
 
 
-class IndexDivergence(BaseModel):
+class IndexDivergence(Strict):
     """Two indices' returns over `window` moved apart (`open`) or back together (`close`)."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
     kind: Literal["index_divergence"] = "index_divergence"
-    pair: str
+    pair: Annotated[str, AfterValidator(_two_legs("A/B"))]
     a: Symbol
     b: Symbol
     ts: AwareDatetime
@@ -52,29 +58,20 @@ class IndexDivergence(BaseModel):
     threshold_pp: float
     window: Annotated[str, Field(pattern=DIVERGENCE_WINDOW_PATTERN)]
 
-    @field_validator("pair")
-    @classmethod
-    def _pair_names_both(cls, value: str) -> str:
-        if value.count("/") != 1:
-            raise ValueError("pair must be 'A/B'")
-        return value
-
     @property
     def subject(self) -> str:
         return self.pair
 
 
-class AhPremium(BaseModel):
+class AhPremium(Strict):
     """A dual listing's A share, in HKD, moved away from its H share (`open`) or back (`close`).
 
     `premium_pct` = 100 * (price_a * fx / price_h - 1): positive when the A share (CNY,
     converted at `fx` HKD per CNY) trades above the H share (HKD).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
-
     kind: Literal["ah_premium"] = "ah_premium"
-    pair: str
+    pair: Annotated[str, AfterValidator(_two_legs("A/H"))]
     a: Symbol
     h: Symbol
     ts: AwareDatetime
@@ -85,13 +82,6 @@ class AhPremium(BaseModel):
     fx: float
     premium_pct: float
     threshold_pct: float
-
-    @field_validator("pair")
-    @classmethod
-    def _pair_names_both(cls, value: str) -> str:
-        if value.count("/") != 1:
-            raise ValueError("pair must be 'A/H'")
-        return value
 
     @property
     def subject(self) -> str:

@@ -4,6 +4,7 @@
   has arrived (a marker published after them has).
 - `Drained`: whether the processor and the alerter have committed everything on their
   inputs (consumer lag 0, `services.runtime.lag.compute_lag`).
+- `drop_namespace`: what a test or a benchmark leaves behind in Redis and Kafka.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import redis
 from kafka import KafkaConsumer
 from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
 
 from schemas.pair_feed import PAIR_FEED_TOPIC
 from services.runtime.lag import compute_lag
@@ -99,3 +101,31 @@ class Drained:
     def close(self) -> None:
         self.admin.close()
         self.consumer.close()
+
+
+def drop_namespace(settings: Settings, namespace: str, *, topics: bool = True) -> None:
+    """Delete the namespace's Redis keys (in batches), ACL users and, with `topics`, topics."""
+    client = redis.Redis.from_url(settings.redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{namespace}*", count=5000))
+        for i in range(0, len(keys), 5000):
+            client.delete(*keys[i : i + 5000])
+        # Per-subscriber ACL users (docs/security.md) are named after the namespace too.
+        users: Any = client.acl_users()
+        for user in users:
+            name = user.decode() if isinstance(user, bytes) else str(user)
+            if name.startswith(namespace):
+                client.acl_deluser(name)
+    finally:
+        client.close()
+    if not topics:
+        return
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        mine = [t for t in admin.list_topics() if t.startswith(namespace)]
+        if mine:
+            admin.delete_topics(mine)
+    except KafkaError:
+        pass  # tidying up must not turn a passing test red
+    finally:
+        admin.close()

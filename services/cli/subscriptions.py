@@ -31,6 +31,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     ).add_argument("id")
 
 
+def _unknown(sub_id: str) -> int:
+    print(f"marketsignal: no subscription {sub_id!r}", file=sys.stderr)
+    return 1
+
+
 def run(args: argparse.Namespace) -> int:
     settings = Settings.for_config(args.config)
     client = redis.Redis.from_url(settings.redis_url)
@@ -50,22 +55,19 @@ def run(args: argparse.Namespace) -> int:
         if args.action == "show":
             found = registry.get(args.id)
             if found is None:
-                print(f"marketsignal: no subscription {args.id!r}", file=sys.stderr)
-                return 1
+                return _unknown(args.id)
             print(found.model_dump_json(indent=2))
             return 0
         if args.action == "redis-user":
             granted = registry.grant_redis_user(args.id)
             if granted is None:
-                print(f"marketsignal: no subscription {args.id!r}", file=sys.stderr)
-                return 1
+                return _unknown(args.id)
             user, password = granted
             stream = registry.keys.stream(args.id)
             print(json.dumps({"user": user, "password": password, "stream": stream}))
             return 0
         if not registry.delete(args.id):
-            print(f"marketsignal: no subscription {args.id!r}", file=sys.stderr)
-            return 1
+            return _unknown(args.id)
         print(f"subscription {args.id} deleted", file=sys.stderr)
         return 0
     except redis.RedisError as exc:

@@ -151,6 +151,12 @@ def _json(model: Subscription | CreatedSubscription, status: int = 200) -> web.R
     )
 
 
+def _page(name: str, items: list[str], following: str | None) -> web.Response:
+    """`{name: [...], "next": ...}` from JSON the models (or Redis) already wrote."""
+    text = f'{{"{name}":[{",".join(items)}],"next":{json.dumps(following)}}}'
+    return web.Response(text=text, content_type="application/json")
+
+
 def _not_found(sub_id: str) -> web.Response:
     shown = sub_id if is_subscription_id(sub_id) else "(not an id)"
     return error(404, f"no subscription {shown}", [{"field": "sub_id", "message": "not found"}])
@@ -183,14 +189,7 @@ async def list_page(request: web.Request) -> web.StreamResponse:
         return error(400, message, [{"field": "after", "message": message}])
     registry = request.app[REGISTRY]
     subs, following = await asyncio.to_thread(registry.page, caller_of(request).scope, after, limit)
-    text = (
-        '{"subscriptions":['
-        + ",".join(s.model_dump_json() for s in subs)
-        + '],"next":'
-        + json.dumps(following)
-        + "}"
-    )
-    return web.Response(text=text, content_type="application/json")
+    return _page("subscriptions", [s.model_dump_json() for s in subs], following)
 
 
 async def show(request: web.Request) -> web.StreamResponse:
@@ -233,14 +232,7 @@ async def recent(request: web.Request) -> web.StreamResponse:
     if sub is None:
         return _not_found(sub_id)
     raw, following = await asyncio.to_thread(registry.recent_page, sub_id, count, before)
-    body = (
-        '{"alerts":['
-        + ",".join(r.decode() for r in raw)
-        + '],"next":'
-        + json.dumps(following)
-        + "}"
-    )
-    return web.Response(text=body, content_type="application/json")
+    return _page("alerts", [r.decode() for r in raw], following)
 
 
 async def redis_user(request: web.Request) -> web.StreamResponse:

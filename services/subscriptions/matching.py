@@ -35,6 +35,15 @@ def symbol_matches(pattern: str, symbol: str) -> bool:
     return fnmatch.fnmatchcase(symbol, pattern)  # the schema allows no `[` in a pattern
 
 
+def _pair_accepted(filters: Filters, pair: str, legs: tuple[str, str], phase: str) -> bool:
+    """The filters a divergence and an A/H premium share: either leg, the pair, the phase."""
+    if filters.symbols and not any(symbol_matches(p, leg) for p in filters.symbols for leg in legs):
+        return False
+    if filters.pairs and pair not in filters.pairs:
+        return False
+    return not (filters.phases and phase not in filters.phases)
+
+
 def accepts(filters: Filters, signal: AnySignal) -> bool:
     if filters.kinds and signal.kind not in filters.kinds:
         return False
@@ -45,24 +54,12 @@ def accepts(filters: Filters, signal: AnySignal) -> bool:
             return False
         return filters.min_change_pct is None or signal.change_pct >= filters.min_change_pct
     if isinstance(signal, AhPremium):
-        if filters.symbols and not any(
-            symbol_matches(p, signal.a) or symbol_matches(p, signal.h) for p in filters.symbols
-        ):
-            return False
-        if filters.pairs and signal.pair not in filters.pairs:
-            return False
-        if filters.phases and signal.phase not in filters.phases:
+        if not _pair_accepted(filters, signal.pair, (signal.a, signal.h), signal.phase):
             return False
         return filters.min_premium_pct is None or (
             abs(signal.premium_pct) >= filters.min_premium_pct
         )
-    if filters.symbols and not any(
-        symbol_matches(p, signal.a) or symbol_matches(p, signal.b) for p in filters.symbols
-    ):
-        return False
-    if filters.pairs and signal.pair not in filters.pairs:
-        return False
-    if filters.phases and signal.phase not in filters.phases:
+    if not _pair_accepted(filters, signal.pair, (signal.a, signal.b), signal.phase):
         return False
     if filters.directions and signal.direction not in filters.directions:
         return False

@@ -16,11 +16,10 @@ from uuid import uuid4
 import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient
-from kafka.errors import KafkaError
 
 from services.runtime.settings import Settings
 from tests.integration.receiver import Receiver
+from tests.live import drop_namespace
 
 SettingsFactory = Callable[..., Settings]
 STACK_HINT = "start the local stack with `make stack-up` (deploy/local/stack.sh up)"
@@ -57,32 +56,7 @@ def stack() -> Settings:
 def namespace(stack: Settings) -> Iterator[str]:
     ns = f"t{uuid4().hex[:8]}."
     yield ns
-    _drop_namespace(stack, ns)
-
-
-def _drop_namespace(stack: Settings, ns: str) -> None:
-    client = redis.Redis.from_url(stack.redis_url)
-    try:
-        keys = list(client.scan_iter(match=f"{ns}*", count=1000))
-        if keys:
-            client.delete(*keys)
-        # Per-subscriber ACL users (docs/security.md) are named after the namespace too.
-        users: Any = client.acl_users()
-        for user in users:
-            name = user.decode() if isinstance(user, bytes) else str(user)
-            if name.startswith(ns):
-                client.acl_deluser(name)
-    finally:
-        client.close()
-    admin = KafkaAdminClient(bootstrap_servers=stack.kafka_bootstrap)
-    try:
-        mine = [t for t in admin.list_topics() if t.startswith(ns)]
-        if mine:
-            admin.delete_topics(mine)
-    except KafkaError:
-        pass  # tidying up must not turn a passing test red
-    finally:
-        admin.close()
+    drop_namespace(stack, ns)
 
 
 @pytest.fixture

@@ -13,8 +13,6 @@ import os
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +26,7 @@ from services.runtime.settings import Settings
 from services.subscriptions.background import Background
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
+from tests.integration.api_client import Api, serving
 from tests.integration.receiver import Receiver
 from tests.integration.test_subscriptions import (
     HKT,
@@ -47,55 +46,17 @@ BOB = "bob-token-0123456789abcdef"
 ADMIN = "admin-token-0123456789abcdef"
 
 
-class Api:
-    def __init__(self, base: str, settings: Settings) -> None:
-        self.base = base
-        self.settings = settings
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        token: str | None = ALICE,
-        raw: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> tuple[int, Any]:
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        if token is not None:
-            request.add_header("Authorization", f"Bearer {token}")
-        for name, value in (headers or {}).items():
-            request.add_header(name, value)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as resp:
-                text = resp.read()
-                return resp.status, json.loads(text) if text else None
-        except urllib.error.HTTPError as exc:
-            text = exc.read()
-            return exc.code, json.loads(text) if text else None
-
-
 @pytest.fixture
 def api(settings: Callable[..., Settings]) -> Iterator[Api]:
-    s = settings(api_tokens=(ALICE, BOB), api_admin_tokens=(ADMIN,))
-    background = Background(s, webhooks=False, port=0).start()
-    try:
-        yield Api(f"http://127.0.0.1:{background.port}", s)
-    finally:
-        background.stop()
+    with serving(settings(api_tokens=(ALICE, BOB), api_admin_tokens=(ADMIN,)), ALICE) as api:
+        yield api
 
 
 @pytest.fixture
 def local_api(settings: Callable[..., Settings]) -> Iterator[Api]:
     """Tokenless, with the test receiver's address allow-listed."""
-    s = settings(webhook_allow_networks=LOCAL_RECEIVER)
-    background = Background(s, webhooks=False, port=0).start()
-    try:
-        yield Api(f"http://127.0.0.1:{background.port}", s)
-    finally:
-        background.stop()
+    with serving(settings(webhook_allow_networks=LOCAL_RECEIVER), ALICE) as api:
+        yield api
 
 
 def _create(api: Api, token: str, name: str) -> str:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,47 +21,17 @@ from services.runtime.settings import Settings
 from services.subscriptions.background import Background
 from services.subscriptions.fanout import SubscriptionDelivery
 from tests import factories
+from tests.integration.api_client import Api, serving
 
 pytestmark = pytest.mark.integration
 TOKEN = "test-token-1-0123456789"
 OTHER = "other-token-0123456789"
 
 
-@dataclass
-class Api:
-    base: str
-    settings: Settings
-
-    def call(
-        self,
-        method: str,
-        path: str,
-        body: Any = None,
-        token: str | None = TOKEN,
-        raw: bytes | None = None,
-    ) -> tuple[int, Any]:
-        data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-        request = urllib.request.Request(self.base + path, data=data, method=method)
-        request.add_header("Content-Type", "application/json")
-        if token is not None:
-            request.add_header("Authorization", f"Bearer {token}")
-        try:
-            with urllib.request.urlopen(request, timeout=10) as resp:
-                text = resp.read()
-                return resp.status, json.loads(text) if text else None
-        except urllib.error.HTTPError as exc:
-            text = exc.read()
-            return exc.code, json.loads(text) if text else None
-
-
 @pytest.fixture
 def api(settings: Callable[..., Settings]) -> Iterator[Api]:
-    s = settings(api_tokens=(TOKEN, OTHER))
-    background = Background(s, webhooks=False, port=0).start()
-    try:
-        yield Api(f"http://127.0.0.1:{background.port}", s)
-    finally:
-        background.stop()
+    with serving(settings(api_tokens=(TOKEN, OTHER)), TOKEN) as api:
+        yield api
 
 
 def test_refused_without_or_with_a_wrong_token(api: Api) -> None:
