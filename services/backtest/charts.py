@@ -44,6 +44,15 @@ def _bar_us(day: date, zone: tzinfo) -> int:
     return to_us(datetime.combine(day, time(12, 0), zone))
 
 
+def _finish(fig: Figure, axis: SessionAxis, *axes: Axes) -> Figure:
+    """Grid and legend on every panel; date labels under the last one."""
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        ax.legend(loc="upper left", fontsize=8)
+    axis.decorate(axes[-1])
+    return fig
+
+
 # -- the three kinds of chart ---------------------------------------------------------
 
 
@@ -121,10 +130,7 @@ def record_high_figure(data: ChartData, symbol: str) -> Figure:
     n = len(signals)
     ax.set_title(f"{symbol}: {n} record high{'' if n == 1 else 's'}", fontsize=11)
     ax.set_ylabel("price")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
-    axis.decorate(ax)
-    return fig
+    return _finish(fig, axis, ax)
 
 
 def _open_spans(
@@ -192,11 +198,7 @@ def divergence_figure(data: ChartData, pair: str) -> Figure:
     )
     top.set_ylabel("return (%)")
     bottom.set_ylabel("spread (pp)")
-    for ax in (top, bottom):
-        ax.grid(alpha=0.3)
-        ax.legend(loc="upper left", fontsize=8)
-    axis.decorate(bottom)
-    return fig
+    return _finish(fig, axis, top, bottom)
 
 
 def ah_figure(data: ChartData, pair: str) -> Figure:
@@ -221,10 +223,7 @@ def ah_figure(data: ChartData, pair: str) -> Figure:
         ax.axvspan(axis.x(start), axis.x(end), color="#d62728", alpha=0.08, linewidth=0)
     ax.set_title(f"A/H premium {rule.a} / {rule.h} ({len(signals)} signals)", fontsize=11)
     ax.set_ylabel("premium (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper left", fontsize=8)
-    axis.decorate(ax)
-    return fig
+    return _finish(fig, axis, ax)
 
 
 FIGURES = {
