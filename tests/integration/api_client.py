@@ -50,6 +50,18 @@ class Api:
             return exc.code, json.loads(text) if text else None
 
 
+ALICE = "alice-token-0123456789abcdef"
+BOB = "bob-token-0123456789abcdef"
+ADMIN = "admin-token-0123456789abcdef"
+
+
+def create_subscription(api: Api, token: str, name: str) -> str:
+    """A subscription named `name`, created with `token`: its id."""
+    status, body = api.call("POST", "/subscriptions", {"name": name}, token=token)
+    assert status == 201, body
+    return str(body["subscription"]["id"])
+
+
 @contextmanager
 def serving(settings: Settings, token: str | None = None) -> Iterator[Api]:
     """The API of `settings` on a free port (no webhook worker), stopped afterwards."""

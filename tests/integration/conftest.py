@@ -18,7 +18,8 @@ import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from services.runtime.settings import Settings
-from tests.integration.receiver import Receiver
+from tests.integration.api_client import ADMIN, ALICE, BOB, Api, serving
+from tests.integration.receiver import LOCAL_RECEIVER, Receiver
 from tests.live import drop_namespace
 
 SettingsFactory = Callable[..., Settings]
@@ -142,3 +143,17 @@ def receiver() -> Iterator[Receiver]:
     made = Receiver()
     yield made
     made.loop.call_soon_threadsafe(made.loop.stop)
+
+
+@pytest.fixture
+def api(settings: SettingsFactory) -> Iterator[Api]:
+    """The subscriptions API with two owners (ALICE, BOB) and an admin; calls as ALICE."""
+    with serving(settings(api_tokens=(ALICE, BOB), api_admin_tokens=(ADMIN,)), ALICE) as api:
+        yield api
+
+
+@pytest.fixture
+def local_api(settings: SettingsFactory) -> Iterator[Api]:
+    """Tokenless, with the test receiver's address allow-listed."""
+    with serving(settings(webhook_allow_networks=LOCAL_RECEIVER)) as api:
+        yield api

@@ -6,8 +6,12 @@ import asyncio
 import contextlib
 import threading
 import time
+from ipaddress import IPv4Network
 
 from aiohttp import web
+
+# The allow-list that lets webhooks reach this receiver (tests only: loopback is refused).
+LOCAL_RECEIVER = (IPv4Network("127.0.0.1/32"),)
 
 
 class Receiver:

@@ -9,7 +9,6 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +28,7 @@ from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.signing import SIGNATURE_HEADER, verify
 from tests import factories
-from tests.integration.receiver import Receiver
+from tests.integration.receiver import LOCAL_RECEIVER, Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +36,6 @@ ROOT = Path(__file__).resolve().parents[2]
 HKT = timezone(timedelta(hours=8))
 Signal = AnySignal
 # The receivers of these tests listen on 127.0.0.1, a destination refused unless listed.
-LOCAL_RECEIVER = (IPv4Network("127.0.0.1/32"),)
 
 
 def spec(**data: Any) -> SubscriptionSpec:

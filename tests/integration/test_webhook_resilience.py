@@ -26,10 +26,9 @@ from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.posting import post
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.webhook import GROUP, WebhookWorker
-from tests.integration.receiver import Receiver
+from tests.integration.receiver import LOCAL_RECEIVER, Receiver
 from tests.integration.test_subscriptions import (
     HKT,
-    LOCAL_RECEIVER,
     _wait,
     alerts,
     fanout,

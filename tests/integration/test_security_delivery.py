@@ -1,0 +1,315 @@
+"""docs/security.md's controls on what leaves the alerter, probed as an attacker would.
+
+Real HTTP, real Redis: webhook destinations in every spelling, at creation and again at
+delivery time, redirects, the per-subscriber Redis user, the local Redis password, and a
+run's logs searched for every secret it was given. The API's own controls (owners,
+tokens, hostile input) are in test_security.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from schemas.alert import Alert
+from services.runtime.settings import Settings
+from services.subscriptions.background import Background
+from services.subscriptions.keys import SubscriptionKeys
+from services.subscriptions.registry import SubscriptionRegistry
+from tests.integration.api_client import ADMIN, ALICE, BOB, Api, create_subscription
+from tests.integration.receiver import LOCAL_RECEIVER, Receiver
+from tests.integration.test_subscriptions import (
+    HKT,
+    _wait,
+    alerts,
+    fanout,
+    rh,
+    spec,
+)
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SSRF = [
+    "http://127.0.0.1:9090/-/quit",
+    "http://127.0.0.1:6379/",
+    "http://169.254.169.254/latest/meta-data/",
+    "http://[::1]:9110/subscriptions",
+    "http://2130706433:9090/",
+    "http://0x7f.0.0.1:9090/",
+    "http://0177.0.0.1:9090/",
+    "http://127.1:9090/",
+    "http://[::ffff:127.0.0.1]:9090/",
+    "http://[::ffff:7f00:1]:9090/",
+    "http://[64:ff9b::7f00:1]/",
+    "http://localhost:9110/subscriptions",
+    "http://0.0.0.0:9090/",
+    "http://10.0.0.1/",
+    "http://192.168.1.1/",
+    "http://[fd00:ec2::254]/",
+    "http://224.0.0.1/",
+    "http://100.100.100.200/latest/meta-data/",
+    "HTTP://127.0.0.1:9090/-/quit",
+    "https://user:pass@127.0.0.1/",
+]
+
+
+@pytest.mark.parametrize("url", SSRF)
+def test_webhooks_cannot_point_inside(api: Api, url: str) -> None:
+    status, body = api.call(
+        "POST", "/subscriptions", {"name": "probe", "delivery": {"webhook": {"url": url}}}
+    )
+    assert status == 422, body
+    assert body["fields"][0]["field"] == "delivery.webhook.url"
+    assert "pass@" not in json.dumps(body)
+
+
+def test_schemes_are_case_insensitive_and_only_http(local_api: Api, receiver: Receiver) -> None:
+    ok = receiver.url("hook").replace("http://", "HTTP://")
+    status, body = local_api.call(
+        "POST", "/subscriptions", {"name": "caps", "delivery": {"webhook": {"url": ok}}}, None
+    )
+    assert status == 201, body
+    for bad in ("ftp://127.0.0.1/", "file:///etc/passwd", "gopher://127.0.0.1:6379/_PING"):
+        status, body = local_api.call(
+            "POST", "/subscriptions", {"name": "x", "delivery": {"webhook": {"url": bad}}}, None
+        )
+        assert status == 422, (bad, body)
+
+
+def test_destinations_are_checked_again_at_delivery_and_redirects_fail(
+    settings: Callable[..., Settings], redis_client: redis.Redis, receiver: Receiver
+) -> None:
+    """Subscriptions written straight to the registry (as if their name resolved outside
+    when created): the worker refuses them when it connects. A 302 is a failure."""
+    s = settings(webhook_backoff_s=0.05, webhook_max_attempts=2)
+    registry = SubscriptionRegistry(redis_client, s)
+    port = receiver.port
+    inside = [
+        registry.create(spec(delivery={"webhook": {"url": url}}))[0]
+        for url in (f"http://localhost:{port}/a", f"http://2130706433:{port}/b")
+    ]
+    keys = SubscriptionKeys(s)
+    refusing = Background(s, api=False).start()
+    try:
+        fanout(redis_client, s).deliver(
+            alerts([rh("2513.HK", datetime(2026, 2, 13, 10, 0, tzinfo=HKT))])
+        )
+        for sub in inside:
+            _wait(lambda sub=sub: int(redis_client.xlen(keys.webhook_dead(sub.id))) == 1, 20)  # type: ignore[misc]
+    finally:
+        refusing.stop()
+    reasons = []
+    for sub in inside:
+        ((_, fields),) = redis_client.xrange(keys.webhook_dead(sub.id))  # type: ignore[misc]
+        reasons.append(fields[b"reason"].decode())
+    # The name is resolved and refused; the decimal spelling aiohttp refuses itself.
+    assert "refused destination: localhost resolves to 127.0.0.1" in reasons[0], reasons
+    assert "not a canonical IPv4 address" in reasons[1], reasons
+    assert not [h for _t, h, _b in receiver.received if h["path"] in ("a", "b")]
+    # Allow-listed, the redirecting receiver is reached, but its 302 is not followed.
+    allowed = s.model_copy(update={"webhook_allow_networks": LOCAL_RECEIVER})
+    redirected, _ = registry.create(spec(delivery={"webhook": {"url": receiver.url("moved")}}))
+    receiver.plans["moved"] = [f"redirect:http://127.0.0.1:{port}/target"] * 2
+    fanout(redis_client, s).deliver(
+        alerts([rh("2513.HK", datetime(2026, 2, 13, 10, 1, tzinfo=HKT), 120.0)])
+    )
+    worker = Background(allowed, api=False).start()
+    try:
+        _wait(lambda: int(redis_client.xlen(keys.webhook_dead(redirected.id))) == 1, 20)
+    finally:
+        worker.stop()
+    ((_, fields),) = redis_client.xrange(keys.webhook_dead(redirected.id))  # type: ignore[misc]
+    assert fields[b"reason"] == b"HTTP 302: redirects are not followed"
+    assert len(receiver.bodies("moved")) == 2
+    assert receiver.bodies("target") == []
+
+
+def test_a_subscriber_redis_user_reads_its_own_stream_only(
+    api: Api, redis_client: redis.Redis
+) -> None:
+    mine = create_subscription(api, ALICE, "mine")
+    other = create_subscription(api, BOB, "other")
+    s = api.settings
+    keys = SubscriptionKeys(s)
+    status, granted = api.call("POST", f"/subscriptions/{mine}/redis-user")
+    assert status == 201
+    assert granted["stream"] == keys.stream(mine)
+    fanout(redis_client, s).deliver(
+        alerts([rh("2513.HK", datetime(2026, 2, 13, 10, 0, tzinfo=HKT))])
+    )
+    url = redis.Redis.from_url(s.redis_url).connection_pool.connection_kwargs
+    subscriber = redis.Redis(
+        host=url.get("host", "127.0.0.1"),
+        port=url.get("port", 6379),
+        username=granted["user"],
+        password=granted["password"],
+    )
+    try:
+        entries: Any = subscriber.xrange(granted["stream"])
+        assert len(entries) == 1
+        Alert.model_validate_json(entries[0][1][b"alert"])
+        pubsub = subscriber.pubsub()
+        pubsub.subscribe(granted["channel"])
+        pubsub.close()
+        for forbidden in (
+            lambda: subscriber.xrange(keys.stream(other)),
+            lambda: subscriber.hgetall(keys.subs),
+            lambda: subscriber.xrange(keys.outbox(mine)),
+            lambda: subscriber.get("anything"),
+            lambda: subscriber.xadd(granted["stream"], {"alert": "forged"}),
+            lambda: subscriber.keys("*"),
+            lambda: subscriber.publish(granted["channel"], "forged"),
+            lambda: _subscribe(subscriber, keys.stream(other)),
+        ):
+            with pytest.raises(redis.exceptions.NoPermissionError):
+                forbidden()
+    finally:
+        subscriber.close()
+    # No webhook secret anywhere in Redis: a reader of every key finds none.
+    secret = api.call("POST", "/subscriptions", {"name": "s"})[1]["webhook_secret"]
+    for key in redis_client.scan_iter(match=f"{s.namespace}*"):
+        dumped: Any = redis_client.dump(key)
+        assert secret.encode() not in (dumped or b""), key
+    # Deleting the subscription deletes its user.
+    assert api.call("DELETE", f"/subscriptions/{mine}")[0] == 204
+    users: Any = redis_client.acl_users()
+    assert granted["user"].encode() not in users
+    assert granted["user"] not in users
+
+
+def _subscribe(client: redis.Redis, channel: str) -> None:
+    pubsub = client.pubsub()
+    try:
+        pubsub.subscribe(channel)
+        pubsub.get_message(timeout=5)  # the refusal arrives as the reply
+    finally:
+        pubsub.close()
+
+
+def test_no_secret_in_a_runs_logs_or_error_responses(
+    settings: Callable[..., Settings], receiver: Receiver, tmp_path: Path
+) -> None:
+    """A real alerter process with tokens, a webhook key, a webhook URL with credentials
+    that fails, wrong tokens tried, a Redis URL with a wrong password: no secret in its
+    output, nor in any error response."""
+    s = settings()
+    webhook_key = "webhook-key-" + os.urandom(16).hex()
+    url_password = "url-password-" + os.urandom(8).hex()
+    env = {
+        **os.environ,
+        "MARKETSIGNAL_NAMESPACE": s.namespace,
+        "MARKETSIGNAL_KAFKA_BOOTSTRAP": s.kafka_bootstrap,
+        "MARKETSIGNAL_REDIS_URL": s.redis_url,
+        "MARKETSIGNAL_PARTITIONS": "1",
+        "MARKETSIGNAL_API_TOKENS": json.dumps([ALICE]),
+        "MARKETSIGNAL_API_ADMIN_TOKENS": json.dumps([ADMIN]),
+        "MARKETSIGNAL_API_PORT": "0",
+        "MARKETSIGNAL_API_HOST": "127.0.0.1",
+        "MARKETSIGNAL_ALERTER_METRICS_PORT": "0",
+        "MARKETSIGNAL_WEBHOOK_KEY": webhook_key,
+        "MARKETSIGNAL_WEBHOOK_ALLOW_NETWORKS": '["127.0.0.1/32"]',
+        "MARKETSIGNAL_WEBHOOK_MAX_ATTEMPTS": "2",
+        "MARKETSIGNAL_WEBHOOK_BACKOFF_S": "0.05",
+    }
+    log = tmp_path / "alerter.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "alert", "--idle-exit", "6"],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    answers: list[str] = []
+    secrets_given = [ALICE, ADMIN, webhook_key, url_password]
+    try:
+        port = _wait_for_api_port(log)
+        api = Api(f"http://127.0.0.1:{port}", s)
+        hook = receiver.url("fails").replace("http://", f"http://user:{url_password}@")
+        receiver.plans["fails"] = [500] * 5
+        status, created = api.call(
+            "POST", "/subscriptions", {"name": "x", "delivery": {"webhook": {"url": hook}}}
+        )
+        assert status == 201, created
+        secrets_given.append(created["webhook_secret"])
+        for token in (ALICE[:-1], "", ADMIN + "x"):
+            answers.append(json.dumps(api.call("GET", "/subscriptions", token=token)))
+        answers.append(json.dumps(api.call("POST", "/subscriptions", raw=b"{" + ALICE.encode())))
+        redis_client = redis.Redis.from_url(s.redis_url)
+        try:
+            fanout(redis_client, s).deliver(
+                alerts([rh("2513.HK", datetime(2026, 2, 13, 10, 0, tzinfo=HKT))])
+            )
+            keys = SubscriptionKeys(s)
+            sub_id = created["subscription"]["id"]
+            _wait(lambda: int(redis_client.xlen(keys.webhook_dead(sub_id))) == 1, 30)
+        finally:
+            redis_client.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=60)
+    # A second run that cannot log in to Redis prints the URL, not its password.
+    where = s.redis_url.removeprefix("redis://").rsplit("@", 1)[-1]
+    bad_url = f"redis://no-such-user:{url_password}@{where}"
+    failed = subprocess.run(
+        [sys.executable, "-m", "services.cli", "alert", "--once"],
+        env={**env, "MARKETSIGNAL_REDIS_URL": bad_url, "MARKETSIGNAL_ALERTER_METRICS_PORT": "0"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+    )
+    assert failed.returncode == 1, failed.stderr
+    text = log.read_text() + failed.stdout + failed.stderr + "".join(answers)
+    # The run did log what went wrong (so the search below searched something).
+    assert "attempt 2/2 failed: HTTP 500" in text
+    assert "Redis at redis://no-such-user:***@" in text
+    for secret in secrets_given:
+        assert secret not in text, "a secret appears in the logs or an error response"
+
+
+def _wait_for_api_port(log: Path, timeout_s: float = 60.0) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for line in log.read_text().splitlines():
+            if "subscriptions API on http://127.0.0.1:" in line:
+                return int(line.split("127.0.0.1:")[1].split()[0].rstrip(":"))
+        time.sleep(0.1)
+    raise AssertionError(f"the alerter did not serve its API: {log.read_text()[-2000:]}")
+
+
+def test_the_local_redis_refuses_clients_without_the_password(stack: Settings) -> None:
+    """The Redis deploy/local/stack.sh started has a password: clients without it are
+    refused, clients with the settings' URL (which reads the password file) are not."""
+    pid_file = ROOT / ".local/run/redis.pid"
+    password_file = stack.redis_password_file
+    try:
+        os.kill(int(pid_file.read_text().strip()), 0)
+    except (OSError, ValueError):
+        pytest.skip("this checkout's stack.sh did not start the Redis in use (reused one)")
+    if not (ROOT / ".local/redis/auth.conf").exists():
+        pytest.skip("the Redis in use was started by a stack.sh older than its password")
+    assert password_file is not None
+    assert password_file.is_file()
+    assert password_file.stat().st_mode & 0o077 == 0, "the password file is private"
+    base = Settings(redis_password_file=None)
+    bare = redis.Redis.from_url(base.redis_url)
+    try:
+        with pytest.raises(redis.exceptions.AuthenticationError):
+            bare.ping()
+    finally:
+        bare.close()
+    assert redis.Redis.from_url(stack.redis_url).ping()
