@@ -54,7 +54,12 @@ class ScriptedConsumer:
         self.metrics: AlertMetrics | None = None
         self.readiness: list[tuple[bool, str]] = []
 
-    def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[Any, Any]:
+    # A fake KafkaConsumer.poll: the signature is the client's, the answer the test's.
+    def poll(
+        self,
+        timeout_ms: int = 0,  # noqa: ARG002
+        max_records: int | None = None,  # noqa: ARG002
+    ) -> dict[Any, Any]:
         self.polls += 1
         if self.metrics is not None:
             self.readiness.append(self.metrics.ready())
