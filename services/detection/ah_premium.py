@@ -15,7 +15,11 @@ from typing import Any
 from schemas.signals import AhPremium
 from services.detection.ordering import EventOrder, Held
 from services.detection.rules import AhRule
+from services.detection.state import check_version
 from services.detection.timeline import ZoneClock
+
+STATE_VERSION = 1
+STATE_VERSIONS = (1,)
 
 A, H, FX = 0, 1, 2
 
@@ -128,7 +132,7 @@ class AhTracker:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "v": 1,
+            "v": STATE_VERSION,
             **self.order.to_state(),
             "last": self.last[: len(self.rule.legs)],
             "open": self.open_direction,
@@ -138,6 +142,7 @@ class AhTracker:
     def from_state(
         cls, rule: AhRule, clocks: tuple[ZoneClock, ...], state: dict[str, Any]
     ) -> AhTracker:
+        check_version(state, "A/H listing", STATE_VERSIONS)
         t = cls(rule, clocks)
         t.order = EventOrder.from_state(len(rule.legs), rule.max_wait_s, state)
         for leg, price in enumerate(state["last"]):

@@ -15,7 +15,11 @@ from schemas.signals import IndexDivergence
 from services.detection.index_series import IndexSeries
 from services.detection.ordering import EventOrder, Held
 from services.detection.rules import DivergenceRule
+from services.detection.state import check_version
 from services.detection.timeline import ZoneClock, lateness_days
+
+STATE_VERSION = 1
+STATE_VERSIONS = (1,)
 
 A, B = 0, 1
 
@@ -185,7 +189,7 @@ class PairTracker:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "v": 1,
+            "v": STATE_VERSION,
             **self.order.to_state(),
             "hist": [h.to_state() for h in self.hist],
             "open": self.open_direction,
@@ -203,6 +207,7 @@ class PairTracker:
         lateness_us: int,
         state: dict[str, Any],
     ) -> PairTracker:
+        check_version(state, "divergence pair", STATE_VERSIONS)
         t = cls(rule, clocks, lateness_us)
         t.order = EventOrder.from_state(2, rule.max_wait_s, state)
         t.hist = (

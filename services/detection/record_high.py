@@ -17,7 +17,12 @@ from datetime import datetime
 from typing import Any, Literal
 
 from schemas.signals import RecordHigh
+from services.detection.state import check_version
 from services.detection.timeline import ZoneClock, lateness_days
+
+# 2 keeps debounce memory per day; 1 (one [day, price] per window) is still read.
+STATE_VERSION = 2
+STATE_VERSIONS = (1, 2)
 
 WINDOW_DAYS = 365
 
@@ -333,7 +338,7 @@ class SymbolTracker:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "v": 2,
+            "v": STATE_VERSION,
             "latest_us": self.latest_us,
             "ath": self.ath,
             "ath_us": self.ath_us,
@@ -351,6 +356,7 @@ class SymbolTracker:
     def from_state(
         cls, symbol: str, config: RecordHighConfig, clock: ZoneClock, state: dict[str, Any]
     ) -> SymbolTracker:
+        check_version(state, "record-high symbol", STATE_VERSIONS)
         tracker = cls(symbol, config, clock)
         tracker.latest_us = state["latest_us"]
         tracker.ath = float(state["ath"])
