@@ -29,7 +29,8 @@ from schemas.dead_letter import DeadLetter
 from schemas.pair_feed import PAIR_FEED_TOPIC
 from services.detection.rules import Rules
 from services.runtime.settings import Settings
-from tests.faults.harness import Fault, Pipeline, may_restart, restart_component
+from tests.faults.components import Fault, may_restart, restart_component
+from tests.faults.harness import Pipeline
 from tests.faults.workload import write_workload
 from tests.integration.conftest import SettingsFactory, read_all
 
