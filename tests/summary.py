@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-_COUNT = re.compile(r"(?<![\w.,])(\d+) ([a-z][a-z-]*)")
+_COUNT = re.compile(r"(?<![\w.,])(\d+) ([a-z][a-z-]*)(?![\w/-])")
 _NAMED = re.compile(r"([a-z_]+)=(\d+)")
 
 

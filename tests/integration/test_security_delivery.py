@@ -236,7 +236,7 @@ def test_no_secret_in_a_runs_logs_or_error_responses(
     secrets_given = [ALICE, ADMIN, webhook_key, url_password]
     try:
         port = _wait_for_api_port(log)
-        api = Api(f"http://127.0.0.1:{port}", s)
+        api = Api(f"http://127.0.0.1:{port}", s, ALICE)
         hook = receiver.url("fails").replace("http://", f"http://user:{url_password}@")
         receiver.plans["fails"] = [500] * 5
         status, created = api.call(

@@ -55,7 +55,7 @@ def test_without_tokens_the_api_listens_on_localhost_only(
         background.start()
     try:
         assert "127.0.0.1 only" in caplog.text
-        api = Api(f"http://127.0.0.1:{background.port}", s)
+        api = Api(f"http://127.0.0.1:{background.port}", s, TOKEN)
         assert api.call("GET", "/subscriptions", token=None)[0] == 200
     finally:
         background.stop()

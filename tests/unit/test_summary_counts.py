@@ -12,7 +12,7 @@ from tests.summary import summary_counts
 
 def test_ingest_line() -> None:
     summary = IngestSummary(read=1234, published=1228, dead=Counter(late=1, malformed=5))
-    summary.seconds = 0.5
+    summary.seconds = 51.0  # a rate of "24 ticks/s": not a count of ticks
     assert summary_counts(summary.render(), "ingest:") == {
         "read": 1234,
         "published": 1228,
