@@ -17,7 +17,6 @@ import random
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import redis
 
@@ -36,15 +35,7 @@ BATCH = 500
 
 
 def spec(rng: random.Random, i: int) -> SubscriptionSpec:
-    roll = rng.random()
-    if roll < 0.02:
-        symbols = [rng.choice(["*.HK", "*.SH", "60000*"])]
-    else:
-        symbols = rng.sample(SYMBOLS, rng.randint(1, 5))
-    filters: dict[str, Any] = {"symbols": symbols, "kinds": ["record_high"]}
-    if rng.random() < 0.5:
-        filters["min_change_pct"] = round(rng.uniform(0, 2), 2)
-    return SubscriptionSpec.model_validate({"name": f"bench {i}", "filters": filters})
+    return factories.watch_list(rng, i, SYMBOLS, name="bench")
 
 
 def alerts(rng: random.Random, n: int) -> list[Alert]:

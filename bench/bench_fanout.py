@@ -27,7 +27,6 @@ import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import redis
 
@@ -47,18 +46,7 @@ T0 = datetime(2026, 2, 13, 1, 30, tzinfo=UTC)
 
 
 def watch_list(rng: random.Random, i: int) -> SubscriptionSpec:
-    roll = rng.random()
-    if roll < 0.1:
-        n = rng.randrange(250)
-        symbols = [f"{n // 100}?{n % 100:02d}.*", f"*{n:04d}?HK"]  # wildcards mid-string
-    elif roll < 0.12:
-        symbols = [rng.choice(["*.HK", "*.SH", "60000*"])]
-    else:
-        symbols = rng.sample(SYMBOLS, rng.randint(1, 5))
-    filters: dict[str, Any] = {"symbols": symbols, "kinds": ["record_high"]}
-    if rng.random() < 0.5:
-        filters["min_change_pct"] = round(rng.uniform(0, 2), 2)
-    return SubscriptionSpec.model_validate({"name": f"watch {i}", "filters": filters})
+    return factories.watch_list(rng, i, SYMBOLS, mid_wildcards=0.1, globs=0.02)
 
 
 def alert(rng: random.Random, i: int) -> Alert:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any
 
 from schemas.alert import Alert
 from schemas.signals import AhPremium, AnySignal, IndexDivergence, RecordHigh
+from schemas.subscription import SubscriptionSpec
 from services.runtime.settings import Settings
 
 HKT = timezone(timedelta(hours=8))
@@ -85,9 +87,10 @@ def ah_premium(
     premium_pct: float = 35.0,
     fx: float = 1.09,
     price_a: float = 100.0,
+    price_h: float | None = None,
     threshold_pct: float = 30.0,
 ) -> AhPremium:
-    """An A/H premium; the H price is the one that gives `premium_pct` at `fx`."""
+    """An A/H premium; the H price, unless given, is the one that gives `premium_pct`."""
     a, h = pair.split("/")
     return AhPremium.model_validate(
         {
@@ -98,12 +101,40 @@ def ah_premium(
             "phase": phase,
             "direction": "a_premium" if premium_pct > 0 else "h_premium",
             "price_a": price_a,
-            "price_h": price_a * fx / (1 + premium_pct / 100),
+            "price_h": price_a * fx / (1 + premium_pct / 100) if price_h is None else price_h,
             "fx": fx,
             "premium_pct": premium_pct,
             "threshold_pct": threshold_pct,
         }
     )
+
+
+def watch_list(
+    rng: random.Random,
+    i: int,
+    symbols: list[str],
+    *,
+    name: str = "watch",
+    mid_wildcards: float = 0.0,
+    globs: float = 0.02,
+) -> SubscriptionSpec:
+    """A random subscriber's record-high watch list, as the alerter benchmarks use.
+
+    A share `mid_wildcards` of them name symbols with wildcards inside (`1?23.*`), a share
+    `globs` a whole market (`*.HK`), the rest one to five symbols; half set a minimum change.
+    """
+    roll = rng.random()
+    if roll < mid_wildcards:
+        n = rng.randrange(250)
+        chosen = [f"{n // 100}?{n % 100:02d}.*", f"*{n:04d}?HK"]
+    elif roll < mid_wildcards + globs:
+        chosen = [rng.choice(["*.HK", "*.SH", "60000*"])]
+    else:
+        chosen = rng.sample(symbols, rng.randint(1, 5))
+    filters: dict[str, Any] = {"symbols": chosen, "kinds": ["record_high"]}
+    if rng.random() < 0.5:
+        filters["min_change_pct"] = round(rng.uniform(0, 2), 2)
+    return SubscriptionSpec.model_validate({"name": f"{name} {i}", "filters": filters})
 
 
 def alert(signal: AnySignal, emitted_at: datetime | None = None) -> Alert:

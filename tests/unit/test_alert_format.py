@@ -5,19 +5,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from schemas.alert import Alert
-from schemas.signals import IndexDivergence, RecordHigh
 from services.alerter.format import format_alert
+from tests import factories
 
 HKT = timezone(timedelta(hours=8))
 NOW = datetime(2026, 2, 13, 8, 0, tzinfo=UTC)
 
 
 def test_record_high_line() -> None:
-    signal = RecordHigh(
-        symbol="2513.HK",
-        ts=datetime(2026, 2, 13, 15, 58, tzinfo=HKT),
-        price=496.0,
-        window="all_time",
+    signal = factories.record_high(
+        "2513.HK",
+        datetime(2026, 2, 13, 15, 58, tzinfo=HKT),
+        496.0,
         previous_high=401.94,
         previous_high_ts=datetime(2026, 2, 12, 11, 0, tzinfo=HKT),
         change_pct=23.40,
@@ -29,19 +28,7 @@ def test_record_high_line() -> None:
 
 
 def test_divergence_line() -> None:
-    signal = IndexDivergence(
-        pair="000688.SH/HSTECH.HK",
-        a="000688.SH",
-        b="HSTECH.HK",
-        ts=datetime(2026, 2, 11, 10, 30, tzinfo=HKT),
-        phase="open",
-        direction="a_over_b",
-        return_a_pct=8.1,
-        return_b_pct=-2.1,
-        spread_pp=10.2,
-        threshold_pp=10.0,
-        window="ytd",
-    )
+    signal = factories.divergence(datetime(2026, 2, 11, 10, 30, tzinfo=HKT), spread_pp=10.2)
     assert format_alert(Alert.of(signal, NOW)) == (
         "2026-02-11 10:30:00+08:00  DIVERGENCE OPEN  000688.SH/HSTECH.HK  a_over_b  "
         "spread +10.2pp (A +8.1%, B -2.1%)"
@@ -49,10 +36,10 @@ def test_divergence_line() -> None:
 
 
 def test_fractional_seconds_and_small_prices_keep_their_digits() -> None:
-    signal = RecordHigh(
-        symbol="PENNY",
-        ts=datetime(2026, 2, 13, 15, 58, 0, 250_000, tzinfo=UTC),
-        price=0.00123,
+    signal = factories.record_high(
+        "PENNY",
+        datetime(2026, 2, 13, 15, 58, 0, 250_000, tzinfo=UTC),
+        0.00123,
         window="52w",
         previous_high=0.0012,
         previous_high_ts=datetime(2026, 1, 2, tzinfo=UTC),
@@ -64,20 +51,12 @@ def test_fractional_seconds_and_small_prices_keep_their_digits() -> None:
 
 
 def test_ah_premium_line() -> None:
-    from schemas.signals import AhPremium
-
-    signal = AhPremium(
-        pair="688981.SH/0981.HK",
-        a="688981.SH",
-        h="0981.HK",
-        ts=datetime(2026, 1, 29, 10, 3, tzinfo=HKT),
-        phase="open",
-        direction="a_premium",
+    signal = factories.ah_premium(
+        datetime(2026, 1, 29, 10, 3, tzinfo=HKT),
         price_a=129.78,
         price_h=109.14,
         fx=1.0935,
         premium_pct=30.03,
-        threshold_pct=30.0,
     )
     assert format_alert(Alert.of(signal, NOW)) == (
         "2026-01-29 10:03:00+08:00  A/H PREMIUM OPEN  688981.SH/0981.HK  a_premium  "

@@ -11,10 +11,11 @@ from pydantic import ValidationError
 
 from schemas.alert import Alert, alert_id_for
 from schemas.export import export
-from schemas.signals import SIGNAL_ADAPTER, IndexDivergence, RecordHigh
+from schemas.signals import SIGNAL_ADAPTER, RecordHigh
 from schemas.tick import Tick
 from schemas.zones import ExchangeZones
 from services.parsing.validation import TickValidator
+from tests import factories
 
 HKT = timezone(timedelta(hours=8))
 
@@ -147,19 +148,7 @@ class TestSignalsAndAlerts:
         rh = _record_high()
         back = SIGNAL_ADAPTER.validate_json(rh.model_dump_json())
         assert back == rh
-        div = IndexDivergence(
-            pair="000688.SH/HSTECH.HK",
-            a="000688.SH",
-            b="HSTECH.HK",
-            ts=datetime(2026, 2, 11, 14, 0, tzinfo=HKT),
-            phase="open",
-            direction="a_over_b",
-            return_a_pct=8.1,
-            return_b_pct=-2.1,
-            spread_pp=10.2,
-            threshold_pp=10.0,
-            window="ytd",
-        )
+        div = factories.divergence(datetime(2026, 2, 11, 14, 0, tzinfo=HKT), spread_pp=10.2)
         assert SIGNAL_ADAPTER.validate_json(div.model_dump_json()) == div
         assert div.subject == "000688.SH/HSTECH.HK"
 

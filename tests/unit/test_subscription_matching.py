@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from schemas.signals import AhPremium, AnySignal, IndexDivergence, RecordHigh
 from schemas.subscription import Filters, Subscription, SubscriptionSpec
 from services.subscriptions.matching import SubscriptionIndex, accepts, symbol_matches
+from tests import factories
 
 T0 = datetime(2026, 2, 13, 2, 0, tzinfo=UTC)
 SYMBOLS = ["2513.HK", "0700.HK", "000688.SH", "HSTECH.HK", "600000.SH", "AAPL", "HSI.HK"]
@@ -24,32 +25,16 @@ PATTERNS = [
 ]
 
 record_highs = st.builds(
-    lambda sym, window, chg: RecordHigh(
-        symbol=sym,
-        ts=T0,
-        price=100 * (1 + chg / 100),
-        window=window,
-        previous_high=100.0,
-        previous_high_ts=T0 - timedelta(days=1),
-        change_pct=chg,
+    lambda sym, window, chg: factories.record_high(
+        sym, T0, 100 * (1 + chg / 100), window=window, change_pct=chg
     ),
     st.sampled_from(SYMBOLS),
     st.sampled_from(["all_time", "52w"]),
     st.floats(0, 30),
 )
 divergences = st.builds(
-    lambda pair, phase, direction, spread: IndexDivergence(
-        pair=pair,
-        a=pair.split("/")[0],
-        b=pair.split("/")[1],
-        ts=T0,
-        phase=phase,
-        direction=direction,
-        return_a_pct=spread,
-        return_b_pct=0.0,
-        spread_pp=spread,
-        threshold_pp=10.0,
-        window="ytd",
+    lambda pair, phase, direction, spread: factories.divergence(
+        T0, pair=pair, phase=phase, direction=direction, return_a_pct=spread, return_b_pct=0.0
     ),
     st.sampled_from(PAIRS),
     st.sampled_from(["open", "close"]),
@@ -57,18 +42,8 @@ divergences = st.builds(
     st.floats(-30, 30),
 )
 premiums = st.builds(
-    lambda pair, phase, premium: AhPremium(
-        pair=pair,
-        a=pair.split("/")[0],
-        h=pair.split("/")[1],
-        ts=T0,
-        phase=phase,
-        direction="a_premium" if premium > 0 else "h_premium",
-        price_a=100.0,
-        price_h=100.0 * 1.09 / (1 + premium / 100),
-        fx=1.09,
-        premium_pct=premium,
-        threshold_pct=30.0,
+    lambda pair, phase, premium: factories.ah_premium(
+        T0, pair=pair, phase=phase, premium_pct=premium
     ),
     st.sampled_from(LISTINGS),
     st.sampled_from(["open", "close"]),
