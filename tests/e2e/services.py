@@ -34,6 +34,25 @@ def service_env(settings: Settings, rules: Path) -> dict[str, str]:
     )
 
 
+def run_cli(
+    *args: str,
+    env: dict[str, str] | None = None,
+    timeout_s: float = 120,
+    input: str | None = None,
+) -> subprocess.CompletedProcess[str]:
+    """`marketsignal ARGS` to completion, from the repository root, output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli", *args],
+        cwd=ROOT,
+        env=env,
+        input=input,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
 class Service:
     """One `marketsignal <command>` process with its output in a log file."""
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.services import ROOT, Service, free_port, service_env
+from tests.e2e.services import ROOT, Service, free_port, run_cli, service_env
 from tests.e2e.test_pipeline import DEMO, backtest, by_subject, paced_rules
 from tests.integration.conftest import SettingsFactory
 
@@ -42,15 +41,7 @@ def test_the_kafka_console_consumer_reads_signals_as_plain_json(
     env = service_env(s, rules)
     processor = Service("processor", ["process", "--web-port", str(free_port())], env, tmp_path)
     try:
-        ingest = subprocess.run(
-            [sys.executable, "-m", "services.cli", "ingest", str(ticks), "--rate", "5000"],
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        ingest = run_cli("ingest", str(ticks), "--rate", "5000", env=env, timeout_s=300)
         assert ingest.returncode == 0, ingest.stderr
         # Reads until it has as many as the backtest says, or until 90 s pass without one.
         consumer = subprocess.run(

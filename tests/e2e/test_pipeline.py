@@ -26,7 +26,7 @@ from services.backtest.run import run_backtest
 from services.detection.rules import Rules
 from services.runtime.lag import caught_up
 from services.runtime.settings import Settings
-from tests.e2e.services import ROOT, Service, free_port, service_env, wait_for
+from tests.e2e.services import ROOT, Service, free_port, run_cli, service_env, wait_for
 from tests.integration.conftest import SettingsFactory, read_all
 from tests.live import Drained, Subscriber
 from tests.summary import summary_counts
@@ -84,15 +84,7 @@ def seed_history(settings: Settings, rules: Path, services: list[Service]) -> No
     """`history load` the bars, then wait until the processor group has merged them all."""
     if BARS is None:
         return
-    proc = subprocess.run(
-        [sys.executable, "-m", "services.cli", "history", "load", str(BARS)],
-        cwd=ROOT,
-        env=service_env(settings, rules),
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    proc = run_cli("history", "load", str(BARS), env=service_env(settings, rules), timeout_s=300)
     assert proc.returncode == 0, proc.stderr
     assert summary_counts(proc.stderr, "history:")["bad"] == 0
     group = settings.processor_consumer_group

@@ -23,6 +23,7 @@ from services.cli.alert import relay_signals
 from services.runtime.kafka_admin import ensure_topics
 from services.runtime.settings import Settings
 from tests import factories, live
+from tests.e2e.services import run_cli
 from tests.summary import summary_counts
 
 pytestmark = pytest.mark.integration
@@ -246,13 +247,15 @@ def test_tail_formats_lines_and_filters_by_pattern(
     produce(s.signals_topic, wire(items))
     relay(s)
     env = factories.service_env(s)
-    done = subprocess.run(
-        [*TAIL, "--from-start", "--pattern", "alerts:index_divergence:*", "--timeout", "1"],
+    done = run_cli(
+        "tail",
+        "--from-start",
+        "--pattern",
+        "alerts:index_divergence:*",
+        "--timeout",
+        "1",
         env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        timeout_s=60,
     )
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()

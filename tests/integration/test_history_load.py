@@ -4,7 +4,6 @@ reported by line, and --strict publishing nothing."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import pytest
 from schemas.bar import Bar
 from services.runtime.settings import Settings
 from tests import factories
+from tests.e2e.services import run_cli
 from tests.summary import summary_counts
 
 pytestmark = pytest.mark.integration
@@ -31,15 +31,7 @@ HSTECH.HK,2025-11-28,5650,5600,
 
 def history_load(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
     env = factories.service_env(settings)
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", "history", "load", *args],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli("history", "load", *args, env=env, timeout_s=120)
 
 
 def test_bars_are_published_by_symbol_and_bad_ones_reported_by_line(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ from schemas.tick import Tick
 from schemas.topics import DLQ_REASON_HEADER
 from services.runtime.settings import Settings
 from tests import factories
+from tests.e2e.services import run_cli
 from tests.summary import summary_counts
 
 pytestmark = pytest.mark.integration
@@ -59,14 +59,7 @@ def ingest(
     settings: Settings, *args: str, env_extra: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     env = factories.service_env(settings, base={**os.environ, **(env_extra or {})})
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli", "ingest", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    return run_cli("ingest", *args, env=env, timeout_s=120)
 
 
 def test_csv_goes_to_ticks_and_dead_letters_with_reasons(

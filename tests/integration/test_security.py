@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.e2e.services import run_cli
 from tests.integration.api_client import ADMIN, ALICE, BOB, Api, create_subscription
 
 pytestmark = pytest.mark.integration
@@ -94,15 +93,7 @@ def test_token_settings_are_checked_at_start_up() -> None:
     }
     for value, message in cases.items():
         env = {**os.environ, "MARKETSIGNAL_API_TOKENS": value}
-        run = subprocess.run(
-            [sys.executable, "-m", "services.cli", "alert", "--once"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-            cwd=ROOT,
-        )
+        run = run_cli("alert", "--once", env=env, timeout_s=60)
         assert run.returncode == 2, (value, run.stderr)
         assert message in run.stderr, (value, run.stderr)
         assert "Traceback" not in run.stderr

@@ -26,6 +26,7 @@ from services.runtime.settings import Settings
 from services.subscriptions.background import Background
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
+from tests.e2e.services import run_cli
 from tests.integration.api_client import ADMIN, ALICE, BOB, Api, create_subscription
 from tests.integration.receiver import LOCAL_RECEIVER, Receiver
 from tests.integration.test_subscriptions import (
@@ -263,14 +264,11 @@ def test_no_secret_in_a_runs_logs_or_error_responses(
     # A second run that cannot log in to Redis prints the URL, not its password.
     where = s.redis_url.removeprefix("redis://").rsplit("@", 1)[-1]
     bad_url = f"redis://no-such-user:{url_password}@{where}"
-    failed = subprocess.run(
-        [sys.executable, "-m", "services.cli", "alert", "--once"],
+    failed = run_cli(
+        "alert",
+        "--once",
         env={**env, "MARKETSIGNAL_REDIS_URL": bad_url, "MARKETSIGNAL_ALERTER_METRICS_PORT": "0"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=ROOT,
+        timeout_s=120,
     )
     assert failed.returncode == 1, failed.stderr
     text = log.read_text() + failed.stdout + failed.stderr + "".join(answers)

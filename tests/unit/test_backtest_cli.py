@@ -11,6 +11,7 @@ import pytest
 from services.backtest.run import run_backtest
 from services.cli import main
 from services.detection.rules import Rules
+from tests.e2e.services import run_cli
 from tests.summary import summary_counts
 
 HEADER = "symbol,ts,price,volume,kind\n"
@@ -110,18 +111,7 @@ def test_schemas_export_command(tmp_path: Path, capsys: pytest.CaptureFixture[st
 
 
 def test_backtest_reads_standard_input(ticks: Path) -> None:
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[2]
-    proc = subprocess.run(
-        [sys.executable, "-m", "services.cli", "backtest", "-"],
-        input=ticks.read_text(encoding="utf-8"),
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=root,
-    )
+    proc = run_cli("backtest", "-", input=ticks.read_text(encoding="utf-8"))
     assert proc.returncode == 0, proc.stderr
     assert [json.loads(line)["price"] for line in proc.stdout.splitlines()] == [410.0, 496.0]
     assert "<stdin>:4: malformed: price" in proc.stderr

@@ -17,6 +17,7 @@ import pytest
 from schemas.signals import SIGNAL_ADAPTER, AhPremium, IndexDivergence, RecordHigh
 from services.backtest.run import Summary, run_backtest
 from services.detection.rules import Rules
+from tests.e2e.services import run_cli
 from tests.summary import summary_counts
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,22 +139,13 @@ def test_the_story_smic_a_h_premium_crosses_its_threshold_a_few_times() -> None:
 
 
 def test_the_cli_prints_the_same_lines() -> None:
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "backtest",
-            str(DEMO / "ticks.csv"),
-            "--config",
-            str(DEMO / "rules.toml"),
-            "--history",
-            str(DEMO / "bars.csv"),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=ROOT,
+    proc = run_cli(
+        "backtest",
+        str(DEMO / "ticks.csv"),
+        "--config",
+        str(DEMO / "rules.toml"),
+        "--history",
+        str(DEMO / "bars.csv"),
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == GOLDEN.read_text().splitlines(), REFRESH
