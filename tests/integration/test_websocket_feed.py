@@ -1,0 +1,215 @@
+"""The WebSocket feed on the real broker (`marketsignal ingest --ws`).
+
+The feed is a real local server (the `websockets` library) started by the test: it drops
+the connection mid-stream without a close frame, goes away for a moment, comes back, and
+re-sends from a little before the drop. What lands on `ticks` must be every tick exactly
+once, in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.server import Server, ServerConnection, serve
+
+from schemas.dead_letter import DeadLetter
+from services.runtime.settings import Settings
+from tests.integration.test_live_sources import (
+    T0_MS,
+    free_port,
+    ingest,
+    prices,
+    scrape,
+    stop,
+    wait_metric,
+)
+
+pytestmark = pytest.mark.integration
+
+
+def tick_message(i: int) -> str:
+    return json.dumps({"symbol": "Z", "ts": T0_MS + i * 1000, "price": 100 + i})
+
+
+def feed_messages() -> list[str]:
+    """40 messages: single ticks, one array of three, a heartbeat and a malformed tick."""
+    messages, i = [], 0
+    for n in range(40):
+        if n == 10:
+            messages.append(json.dumps([json.loads(tick_message(i + k)) for k in range(3)]))
+            i += 3
+        elif n == 15:
+            messages.append(json.dumps({"type": "heartbeat"}))
+        elif n == 27:  # re-sent after the drop too: dead-lettered once only
+            messages.append(json.dumps({"symbol": "Z", "ts": T0_MS, "price": True}))
+        else:
+            messages.append(tick_message(i))
+            i += 1
+    return messages
+
+
+class FeedServer:
+    """Sends `messages`; the first connection drops after `drop_after`, and the next ones
+    re-send from `resend_from` on, then stay open."""
+
+    def __init__(self, messages: list[str], drop_after: int, resend_from: int) -> None:
+        self.messages = messages
+        self.drop_after = drop_after
+        self.resend_from = resend_from
+        self.port = free_port()
+        self.subscribes: list[str] = []
+        self.connections = 0
+        self.dropped = threading.Event()
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        self.server: Server | None = None
+
+    async def handler(self, ws: ServerConnection) -> None:
+        self.connections += 1
+        first = self.connections == 1
+        self.subscribes.append(str(await ws.recv()))
+        if first:
+            for message in self.messages[: self.drop_after]:
+                await ws.send(message)
+            await asyncio.sleep(0.5)  # let them reach the client
+            # Gone for a moment: stop listening, then drop the connection (no close
+            # frame), so the client's first reconnect attempts are refused.
+            assert self.server is not None
+            self.server.close(close_connections=False)
+            assert ws.transport is not None
+            ws.transport.abort()
+            self.dropped.set()
+            return
+        for message in self.messages[self.resend_from :]:
+            await ws.send(message)
+        await ws.wait_closed()
+
+    def start(self) -> None:
+        async def up() -> Server:
+            return await serve(self.handler, "127.0.0.1", self.port)
+
+        self.server = asyncio.run_coroutine_threadsafe(up(), self.loop).result(10)
+
+    def shutdown(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+
+
+def test_websocket_feed_reconnects_with_nothing_lost_or_duplicated(
+    tmp_path: Path, settings: Callable[..., Settings], read_topic: Callable[..., list[Any]]
+) -> None:
+    s = settings(partitions=1)
+    messages = feed_messages()
+    n_ticks = 40  # 37 single-tick messages and an array of 3 (no heartbeat, no bad one)
+    server = FeedServer(messages, drop_after=30, resend_from=24)
+    server.start()
+    subscribe = tmp_path / "subscribe.json"
+    subscribe.write_text('{"op": "subscribe", "symbols": ["Z"]}')
+    port = free_port()
+    proc = ingest(
+        s,
+        "--ws",
+        f"ws://127.0.0.1:{server.port}/feed",
+        "--subscribe",
+        str(subscribe),
+        "--backoff-initial",
+        "0.2",
+        "--backoff-max",
+        "1",
+        "--ping-interval",
+        "1",
+        "--ping-timeout",
+        "5",
+        "--max-in-flight",
+        "2",
+        metrics_port=port,
+    )
+    try:
+        assert server.dropped.wait(60), "the client never received the first messages"
+        wait_metric(port, "marketsignal_ingest_ws_reconnects_total", lambda v: v >= 2, proc)
+        server.start()  # back on the same port
+        got = prices(read_topic(s.ticks_topic, expect=n_ticks, timeout_s=90))
+        time.sleep(1.5)  # anything sent twice would be on the topic by now
+        metrics = scrape(port)
+        code, err = stop(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        server.shutdown()
+    assert code == 0, err
+    assert got == [100 + i for i in range(n_ticks)]
+    assert prices(read_topic(s.ticks_topic)) == got  # and nothing arrived after
+    assert server.connections == 2
+    assert server.subscribes == ['{"op": "subscribe", "symbols": ["Z"]}'] * 2
+    assert metrics["marketsignal_ingest_ws_reconnects_total"] >= 2
+    # messages 24..29 came twice (one of them the malformed tick): each dropped once
+    assert metrics["marketsignal_ingest_ws_replayed_total"] == 6
+    assert metrics["marketsignal_ingest_ws_connected"] == 1
+    [dead] = [DeadLetter.model_validate_json(r.value) for r in read_topic(s.dlq_topic)]
+    assert (dead.field, dead.line) == ("price", 28)
+
+
+def test_websocket_reader_stops_reading_while_kafka_has_too_much_unacknowledged() -> None:
+    """Back-pressure, with the broker's acknowledgements replaced by a gate: while more
+    than --max-in-flight records are unacknowledged, the source reads no further message
+    (the server's are left queued), and it reads them all once the gate opens."""
+    from datetime import UTC, datetime
+
+    from schemas.zones import ExchangeZones
+    from services.ingestor.screening import Screener
+    from services.ingestor.websocket import WsOptions, WsSource
+
+    class Collect:
+        def __init__(self) -> None:
+            self.ticks: list[Any] = []
+
+        def tick(self, tick: Any) -> None:
+            self.ticks.append(tick)
+
+        def dead_letter(self, dead: Any) -> None:
+            raise AssertionError(dead)
+
+    port = free_port()
+    sent = 200
+
+    async def handler(ws: ServerConnection) -> None:
+        for i in range(sent):
+            await ws.send(tick_message(i))
+        await ws.wait_closed()
+
+    async def scenario() -> tuple[int, int]:
+        unacked = [1_000]  # Kafka "slow": far over the limit until the gate opens
+        sink = Collect()
+        screener = Screener(ExchangeZones(), 5.0, "ws", lambda: datetime.now(UTC))
+        source = WsSource(
+            WsOptions(url=f"ws://127.0.0.1:{port}", max_in_flight=10, max_queue=4),
+            screener,
+            sink,
+            lambda: unacked[0],
+        )
+        async with serve(handler, "127.0.0.1", port):
+            task = asyncio.create_task(source.run())
+            deadline = time.monotonic() + 30
+            # The source's own counter, polled under a deadline: it offers no event.
+            while source.messages == 0 and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(1.0)  # time enough to read everything, were it reading
+            while_blocked = source.messages
+            unacked[0] = 0  # acknowledged: reading resumes
+            while len(sink.ticks) < sent and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            source.stop()
+            await asyncio.wait_for(task, 10)
+        return while_blocked, len(sink.ticks)
+
+    while_blocked, delivered = asyncio.run(scenario())
+    assert while_blocked == 1  # the message in hand, then it waited
+    assert delivered == sent
