@@ -26,6 +26,7 @@ from schemas.signals import IndexDivergence, RecordHigh
 from schemas.tick import Tick
 from services.detection.engine import Engine
 from services.detection.rules import Rules
+from tests.unit import naive_divergence as ndiv
 from tests.unit import test_divergence_reference as div
 from tests.unit import test_record_high_reference as rh
 
@@ -141,7 +142,7 @@ def test_record_highs_with_history_match_the_naive_reference(
 
 
 @dataclass
-class NaivePairWithHistory(div.NaivePair):
+class NaivePairWithHistory(ndiv.NaivePair):
     bars: list[dict[date, float]] = field(default_factory=lambda: [{}, {}])
     first_day: list[date | None] = field(default_factory=lambda: [None, None])
 
@@ -150,7 +151,7 @@ class NaivePairWithHistory(div.NaivePair):
 
     def arrive(self, side: int, ts: datetime, price: float) -> list[IndexDivergence]:
         if self.first_day[side] is None:
-            self.first_day[side] = div.local_date(self.symbol(side), ts)
+            self.first_day[side] = ndiv.local_date(self.symbol(side), ts)
         return super().arrive(side, ts, price)
 
     def series_bars(self, side: int) -> list[tuple[date, float]]:
@@ -165,7 +166,7 @@ class NaivePairWithHistory(div.NaivePair):
         sym = self.symbol(side)
         mine = [e for e in self.evaluated if e.side == side]
         if self.rule.window == "ytd":
-            if any(div.local_date(sym, e.ts).year < day.year for e in mine):
+            if any(ndiv.local_date(sym, e.ts).year < day.year for e in mine):
                 return ticks_base  # the series' last element dated in an earlier year
             earlier = [c for d, c in bars if d.year < day.year]
             if earlier:
@@ -173,7 +174,7 @@ class NaivePairWithHistory(div.NaivePair):
             same_year = [c for d, c in bars if d.year == day.year]
             return same_year[0] if same_year else ticks_base
         limit = day - timedelta(days=int(self.rule.window[:-1]))
-        tick_days = [div.local_date(sym, e.ts) for e in mine]
+        tick_days = [ndiv.local_date(sym, e.ts) for e in mine]
         best = max(
             [d for d in tick_days if d <= limit] + [d for d, _ in bars if d <= limit],
             default=None,
@@ -201,11 +202,11 @@ def test_divergence_with_history_matches_the_naive_reference(
     rules, events = scenario
     note(f"rules {rules.divergence}\nevents {events}")
     engine = Engine(rules)
-    reference = div.NaiveDivergence(rules)
+    reference = ndiv.NaiveDivergence(rules)
     reference.pairs = [NaivePairWithHistory(rule) for rule in rules.divergence]
     for i, event in enumerate(events):
         if event == div.FLUSH:
-            got, want = div.engine_view(engine.flush()), div.reference_view(reference.flush())
+            got, want = ndiv.engine_view(engine.flush()), ndiv.reference_view(reference.flush())
             assert got == want, f"flush at #{i}:\n engine    {got}\n reference {want}"
             continue
         if isinstance(event, BarEvent):
@@ -216,10 +217,10 @@ def test_divergence_with_history_matches_the_naive_reference(
                     pair.bar(0 if event.symbol == pair.rule.a else 1, event.day, event.close)
             continue
         assert isinstance(event, Tick)
-        got = div.engine_view(engine.process(event))
-        want = div.reference_view(reference.process(event.symbol, event.ts, event.price))
+        got = ndiv.engine_view(engine.process(event))
+        want = ndiv.reference_view(reference.process(event.symbol, event.ts, event.price))
         assert got == want, f"event #{i} {event!r}:\n engine    {got}\n reference {want}"
-    got, want = div.engine_view(engine.flush()), div.reference_view(reference.flush())
+    got, want = ndiv.engine_view(engine.flush()), ndiv.reference_view(reference.flush())
     assert got == want, f"flush:\n engine    {got}\n reference {want}"
 
 
