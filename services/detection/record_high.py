@@ -17,12 +17,8 @@ from datetime import datetime
 from typing import Any, Literal
 
 from schemas.signals import RecordHigh
-from services.detection.state import check_version
+from services.detection.record_high_state import restore, state_of
 from services.detection.timeline import ZoneClock, lateness_days
-
-# 2 keeps debounce memory per day; 1 (one [day, price] per window) is still read.
-STATE_VERSION = 2
-STATE_VERSIONS = (1, 2)
 
 WINDOW_DAYS = 365
 
@@ -334,52 +330,15 @@ class SymbolTracker:
             if day >= self.max_day - (WINDOW_DAYS - 1):
                 self._push(day, entry[0])
 
-    # -- serialisation ----------------------------------------------------------------
+    # -- serialisation (record_high_state.py) ------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        return {
-            "v": STATE_VERSION,
-            "latest_us": self.latest_us,
-            "ath": self.ath,
-            "ath_us": self.ath_us,
-            "days": [[d, e[0], e[1]] for d, e in self.days.items()],
-            "deque": list(self._deque),
-            "max_day": self.max_day,
-            "debounce": {w: [[d, p] for d, p in m.items()] for w, m in self.debounce.items()},
-            "pending": None if self.pending is None else [[d, h] for d, h in self.pending.items()],
-            "first_day": self.first_day,
-            "bar_days": [self.bar_days[0], format(self.bar_days[1], "x")],
-            "overlap": self.overlap,
-        }
+        return state_of(self)
 
     @classmethod
     def from_state(
         cls, symbol: str, config: RecordHighConfig, clock: ZoneClock, state: dict[str, Any]
     ) -> SymbolTracker:
-        check_version(state, "record-high symbol", STATE_VERSIONS)
         tracker = cls(symbol, config, clock)
-        tracker.latest_us = state["latest_us"]
-        tracker.ath = float(state["ath"])
-        tracker.ath_us = int(state["ath_us"])
-        tracker.days = {int(d): [float(p), int(u)] for d, p, u in state["days"]}
-        tracker._deque = deque(int(d) for d in state["deque"])
-        tracker.max_day = int(state["max_day"])
-        tracker._today = tracker.days.get(tracker.max_day, [0.0, 0])
-        tracker.debounce = {w: _debounce_memory(m) for w, m in state["debounce"].items()}
-        pending = state.get("pending")
-        tracker.pending = None if pending is None else {int(d): float(h) for d, h in pending}
-        first_day = state.get("first_day")
-        if first_day is None and tracker.latest_us is not None:
-            first_day = min(tracker.days, default=None)  # a state from before history
-        tracker.first_day = first_day
-        lo, bits = state.get("bar_days", [0, "0"])
-        tracker.bar_days = (int(lo), int(bits, 16))
-        tracker.overlap = int(state.get("overlap", 0))
+        restore(tracker, state)
         return tracker
-
-
-def _debounce_memory(saved: list[Any]) -> dict[int, float]:
-    """Per-day debounce memory; a version-1 state held one [day, price] pair per window."""
-    if len(saved) == 2 and not isinstance(saved[0], list):
-        return {int(saved[0]): float(saved[1])}
-    return {int(d): float(p) for d, p in saved}
