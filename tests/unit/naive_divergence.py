@@ -23,28 +23,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from schemas.signals import IndexDivergence
 from services.detection.record_high import Late
 from services.detection.rules import DivergenceRule, Rules
-
-SUFFIX_ZONES = {".HK": "Asia/Hong_Kong", ".SH": "Asia/Shanghai", ".SZ": "Asia/Shanghai"}
-
-
-def zone_of(symbol: str) -> tzinfo:
-    # Case-sensitive, longest suffix first (docs/signals.md): `0700.hk` is UTC.
-    for suffix in sorted(SUFFIX_ZONES, key=len, reverse=True):
-        if symbol.endswith(suffix):
-            return ZoneInfo(SUFFIX_ZONES[suffix])
-    return UTC
-
-
-def local_date(symbol: str, ts: datetime) -> date:
-    return ts.astimezone(zone_of(symbol)).date()
-
+from tests.unit.naive_common import hysteresis, local_date, zone_of
 
 # -- the naive reference --------------------------------------------------------------
 
@@ -161,18 +146,11 @@ class NaivePair:
                 window=rule.window,
             )
 
-        current = self.open_direction
-        if current is None:
-            if beyond:
-                self.open_direction = direction
-                out.append(signal("open", direction))
-        elif abs(spread_pp) < rule.threshold_pp * rule.hysteresis:
-            self.open_direction = None
-            out.append(signal("close", current))
-        elif beyond and direction != current:
-            out.append(signal("close", current))
-            self.open_direction = direction
-            out.append(signal("open", direction))
+        inside = abs(spread_pp) < rule.threshold_pp * rule.hysteresis
+        self.open_direction, phases = hysteresis(
+            self.open_direction, direction, beyond=beyond, inside=inside
+        )
+        out.extend(signal(phase, d) for phase, d in phases)
 
 
 @dataclass

@@ -14,9 +14,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -26,16 +25,9 @@ from schemas.tick import Tick
 from services.detection.engine import Engine
 from services.detection.record_high import Late
 from services.detection.rules import AhRule, Rules, TickRules
+from tests.unit.naive_common import hysteresis, zone_of
 
 A, H, FX, NOISE = "A.SH", "H.HK", "FX", "N.SZ"
-
-
-def zone_of(symbol: str) -> tzinfo:
-    if symbol.endswith(".HK"):
-        return ZoneInfo("Asia/Hong_Kong")
-    if symbol.endswith((".SH", ".SZ")):
-        return ZoneInfo("Asia/Shanghai")
-    return UTC
 
 
 # -- the naive reference --------------------------------------------------------------
@@ -138,18 +130,11 @@ class NaiveListing:
                 threshold_pct=self.rule.threshold_pct,
             )
 
-        current = self.open_direction
-        if current is None:
-            if beyond:
-                self.open_direction = direction
-                out.append(signal("open", direction))
-        elif abs(premium) < self.rule.threshold_pct * self.rule.hysteresis:
-            self.open_direction = None
-            out.append(signal("close", current))
-        elif beyond and direction != current:
-            out.append(signal("close", current))
-            self.open_direction = direction
-            out.append(signal("open", direction))
+        inside = abs(premium) < self.rule.threshold_pct * self.rule.hysteresis
+        self.open_direction, phases = hysteresis(
+            self.open_direction, direction, beyond=beyond, inside=inside
+        )
+        out.extend(signal(phase, d) for phase, d in phases)
 
 
 @dataclass

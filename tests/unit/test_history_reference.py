@@ -26,6 +26,7 @@ from schemas.signals import IndexDivergence, RecordHigh
 from schemas.tick import Tick
 from services.detection.engine import Engine
 from services.detection.rules import Rules
+from tests.unit import naive_common
 from tests.unit import naive_divergence as ndiv
 from tests.unit import test_divergence_reference as div
 from tests.unit import test_record_high_reference as rh
@@ -151,7 +152,7 @@ class NaivePairWithHistory(ndiv.NaivePair):
 
     def arrive(self, side: int, ts: datetime, price: float) -> list[IndexDivergence]:
         if self.first_day[side] is None:
-            self.first_day[side] = ndiv.local_date(self.symbol(side), ts)
+            self.first_day[side] = naive_common.local_date(self.symbol(side), ts)
         return super().arrive(side, ts, price)
 
     def series_bars(self, side: int) -> list[tuple[date, float]]:
@@ -166,7 +167,7 @@ class NaivePairWithHistory(ndiv.NaivePair):
         sym = self.symbol(side)
         mine = [e for e in self.evaluated if e.side == side]
         if self.rule.window == "ytd":
-            if any(ndiv.local_date(sym, e.ts).year < day.year for e in mine):
+            if any(naive_common.local_date(sym, e.ts).year < day.year for e in mine):
                 return ticks_base  # the series' last element dated in an earlier year
             earlier = [c for d, c in bars if d.year < day.year]
             if earlier:
@@ -174,7 +175,7 @@ class NaivePairWithHistory(ndiv.NaivePair):
             same_year = [c for d, c in bars if d.year == day.year]
             return same_year[0] if same_year else ticks_base
         limit = day - timedelta(days=int(self.rule.window[:-1]))
-        tick_days = [ndiv.local_date(sym, e.ts) for e in mine]
+        tick_days = [naive_common.local_date(sym, e.ts) for e in mine]
         best = max(
             [d for d in tick_days if d <= limit] + [d for d, _ in bars if d <= limit],
             default=None,

@@ -27,7 +27,6 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -37,6 +36,7 @@ from schemas.tick import Tick
 from services.detection.engine import Engine
 from services.detection.record_high import Late
 from services.detection.rules import RecordHighRules, Rules, TickRules
+from tests.unit import naive_common
 
 # Extra zones beyond the contract's defaults: one with DST, one with a 45-minute offset.
 EXTRA_ZONES = {".NY": "America/New_York", ".KT": "Asia/Kathmandu"}
@@ -51,15 +51,11 @@ SYMBOLS = ["X.HK", "Y.SH", "Z", "W.NY", "V.KT", "u.hk"]
 
 
 def zone_of(symbol: str) -> tzinfo:
-    # Case-sensitive, longest suffix first (docs/signals.md): `0700.hk` is UTC.
-    for suffix in sorted(SUFFIX_ZONES, key=len, reverse=True):
-        if symbol.endswith(suffix):
-            return ZoneInfo(SUFFIX_ZONES[suffix])
-    return UTC
+    return naive_common.zone_of(symbol, SUFFIX_ZONES)
 
 
 def local_date(symbol: str, ts: datetime) -> date:
-    return ts.astimezone(zone_of(symbol)).date()
+    return naive_common.local_date(symbol, ts, SUFFIX_ZONES)
 
 
 # -- the naive reference --------------------------------------------------------------
