@@ -137,6 +137,11 @@ def watch_list(
     return SubscriptionSpec.model_validate({"name": f"{name} {i}", "filters": filters})
 
 
+def subscription_spec(**data: Any) -> SubscriptionSpec:
+    """A subscription named "t" unless `name` is given; every other field as given."""
+    return SubscriptionSpec.model_validate({"name": "t", **data})
+
+
 def alert(signal: AnySignal, emitted_at: datetime | None = None) -> Alert:
     return Alert.of(signal, emitted_at or datetime.now(UTC))
 

@@ -4,6 +4,8 @@
   has arrived (a marker published after them has).
 - `Drained`: whether the processor and the alerter have committed everything on their
   inputs (consumer lag 0, `services.runtime.lag.compute_lag`).
+- `wait_until`: poll a condition under a deadline.
+- `subscription_delivery`: the alerter's delivery with the fan-out done in the same call.
 - `drop_namespace`: what a test or a benchmark leaves behind in Redis and Kafka.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -19,8 +22,10 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from schemas.pair_feed import PAIR_FEED_TOPIC
+from services.alerter.delivery import RedisDelivery
 from services.runtime.lag import compute_lag
 from services.runtime.settings import Settings
+from services.subscriptions.fanout import SubscriptionDelivery
 
 
 class Subscriber:
@@ -129,3 +134,17 @@ def drop_namespace(settings: Settings, namespace: str, *, topics: bool = True) -
         pass  # tidying up must not turn a passing test red
     finally:
         admin.close()
+
+
+def wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
+    """Return once `condition()` holds; fail after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true after {timeout_s}s")
+        time.sleep(0.005)
+
+
+def subscription_delivery(client: redis.Redis, settings: Settings) -> SubscriptionDelivery:
+    """Shared delivery then fan-out, synchronously: no fan-out worker needed."""
+    return SubscriptionDelivery(RedisDelivery(client, settings), client, settings)

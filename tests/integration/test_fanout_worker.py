@@ -19,8 +19,9 @@ from services.subscriptions.fanout_worker import GROUP, FanoutWorker
 from services.subscriptions.follower import LiveIndex
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
-from tests.integration.test_subscriptions import HKT, _wait, alerts, rh
+from tests import factories
 from tests.integration.test_webhook_resilience import Grant, restricted  # noqa: F401
+from tests.live import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -31,8 +32,13 @@ def _stream_ids(client: redis.Redis, keys: SubscriptionKeys, sub_id: str) -> lis
 
 
 def _batch(n: int, start: int = 0) -> list[Any]:
-    return alerts(
-        [rh("2513.HK", datetime(2026, 2, 13, 10, 0, start + i, tzinfo=HKT)) for i in range(n)]
+    return factories.alerts(
+        [
+            factories.record_high(
+                "2513.HK", datetime(2026, 2, 13, 10, 0, start + i, tzinfo=factories.HKT)
+            )
+            for i in range(n)
+        ]
     )
 
 
@@ -50,8 +56,8 @@ def test_a_worker_takes_over_a_dead_holders_queue_in_order(
     redis_client.set(keys.fanout_lease, "dead", px=1500)
     worker = FanoutWorker(s, lease_ms=1000).start()
     try:
-        _wait(lambda: len(_stream_ids(redis_client, keys, sub.id)) == 6, 20)
-        _wait(lambda: int(redis_client.xlen(keys.fanout_queue)) == 0, 10)
+        wait_until(lambda: len(_stream_ids(redis_client, keys, sub.id)) == 6, 20)
+        wait_until(lambda: int(redis_client.xlen(keys.fanout_queue)) == 0, 10)
     finally:
         worker.stop()
     assert _stream_ids(redis_client, keys, sub.id) == [a.alert_id for a in batch]
@@ -74,7 +80,7 @@ def test_two_workers_deliver_each_alert_once_in_order(
             shared.deliver(batch)
             sent += [a.alert_id for a in batch]
         for sub in subs:
-            _wait(lambda sub=sub: len(_stream_ids(redis_client, keys, sub.id)) >= 50, 20)  # type: ignore[misc]
+            wait_until(lambda sub=sub: len(_stream_ids(redis_client, keys, sub.id)) >= 50, 20)  # type: ignore[misc]
     finally:
         for worker in workers:
             worker.stop()
@@ -97,10 +103,10 @@ def test_a_redis_error_in_the_fan_out_is_retried_not_fatal(
     url = restricted("-evalsha", "-eval", user="fanout")
     worker = FanoutWorker(s.model_copy(update={"redis_url": url})).start()
     try:
-        _wait(lambda: worker.errors >= 2, 20)
+        wait_until(lambda: worker.errors >= 2, 20)
         assert _stream_ids(redis_client, keys, sub.id) == []
         redis_client.execute_command("ACL", "SETUSER", f"{namespace}fanout", "+evalsha", "+eval")
-        _wait(lambda: len(_stream_ids(redis_client, keys, sub.id)) == 3, 20)
+        wait_until(lambda: len(_stream_ids(redis_client, keys, sub.id)) == 3, 20)
     finally:
         worker.stop()
     assert _stream_ids(redis_client, keys, sub.id) == [a.alert_id for a in batch]

@@ -26,17 +26,11 @@ from services.runtime.settings import Settings
 from services.subscriptions.background import Background
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
+from tests import factories
 from tests.e2e.services import run_cli
 from tests.integration.api_client import ADMIN, ALICE, BOB, Api, create_subscription
 from tests.integration.receiver import LOCAL_RECEIVER, Receiver
-from tests.integration.test_subscriptions import (
-    HKT,
-    _wait,
-    alerts,
-    fanout,
-    rh,
-    spec,
-)
+from tests.live import subscription_delivery, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -98,17 +92,23 @@ def test_destinations_are_checked_again_at_delivery_and_redirects_fail(
     registry = SubscriptionRegistry(redis_client, s)
     port = receiver.port
     inside = [
-        registry.create(spec(delivery={"webhook": {"url": url}}))[0]
+        registry.create(factories.subscription_spec(delivery={"webhook": {"url": url}}))[0]
         for url in (f"http://localhost:{port}/a", f"http://2130706433:{port}/b")
     ]
     keys = SubscriptionKeys(s)
     refusing = Background(s, api=False).start()
     try:
-        fanout(redis_client, s).deliver(
-            alerts([rh("2513.HK", datetime(2026, 2, 13, 10, 0, tzinfo=HKT))])
+        subscription_delivery(redis_client, s).deliver(
+            factories.alerts(
+                [
+                    factories.record_high(
+                        "2513.HK", datetime(2026, 2, 13, 10, 0, tzinfo=factories.HKT)
+                    )
+                ]
+            )
         )
         for sub in inside:
-            _wait(lambda sub=sub: int(redis_client.xlen(keys.webhook_dead(sub.id))) == 1, 20)  # type: ignore[misc]
+            wait_until(lambda sub=sub: int(redis_client.xlen(keys.webhook_dead(sub.id))) == 1, 20)  # type: ignore[misc]
     finally:
         refusing.stop()
     reasons = []
@@ -121,14 +121,22 @@ def test_destinations_are_checked_again_at_delivery_and_redirects_fail(
     assert not [h for _t, h, _b in receiver.received if h["path"] in ("a", "b")]
     # Allow-listed, the redirecting receiver is reached, but its 302 is not followed.
     allowed = s.model_copy(update={"webhook_allow_networks": LOCAL_RECEIVER})
-    redirected, _ = registry.create(spec(delivery={"webhook": {"url": receiver.url("moved")}}))
+    redirected, _ = registry.create(
+        factories.subscription_spec(delivery={"webhook": {"url": receiver.url("moved")}})
+    )
     receiver.plans["moved"] = [f"redirect:http://127.0.0.1:{port}/target"] * 2
-    fanout(redis_client, s).deliver(
-        alerts([rh("2513.HK", datetime(2026, 2, 13, 10, 1, tzinfo=HKT), 120.0)])
+    subscription_delivery(redis_client, s).deliver(
+        factories.alerts(
+            [
+                factories.record_high(
+                    "2513.HK", datetime(2026, 2, 13, 10, 1, tzinfo=factories.HKT), 120.0
+                )
+            ]
+        )
     )
     worker = Background(allowed, api=False).start()
     try:
-        _wait(lambda: int(redis_client.xlen(keys.webhook_dead(redirected.id))) == 1, 20)
+        wait_until(lambda: int(redis_client.xlen(keys.webhook_dead(redirected.id))) == 1, 20)
     finally:
         worker.stop()
     ((_, fields),) = redis_client.xrange(keys.webhook_dead(redirected.id))  # type: ignore[misc]
@@ -147,8 +155,10 @@ def test_a_subscriber_redis_user_reads_its_own_stream_only(
     status, granted = api.call("POST", f"/subscriptions/{mine}/redis-user")
     assert status == 201
     assert granted["stream"] == keys.stream(mine)
-    fanout(redis_client, s).deliver(
-        alerts([rh("2513.HK", datetime(2026, 2, 13, 10, 0, tzinfo=HKT))])
+    subscription_delivery(redis_client, s).deliver(
+        factories.alerts(
+            [factories.record_high("2513.HK", datetime(2026, 2, 13, 10, 0, tzinfo=factories.HKT))]
+        )
     )
     url = redis.Redis.from_url(s.redis_url).connection_pool.connection_kwargs
     subscriber = redis.Redis(
@@ -250,12 +260,18 @@ def test_no_secret_in_a_runs_logs_or_error_responses(
         answers.append(json.dumps(api.call("POST", "/subscriptions", raw=b"{" + ALICE.encode())))
         redis_client = redis.Redis.from_url(s.redis_url)
         try:
-            fanout(redis_client, s).deliver(
-                alerts([rh("2513.HK", datetime(2026, 2, 13, 10, 0, tzinfo=HKT))])
+            subscription_delivery(redis_client, s).deliver(
+                factories.alerts(
+                    [
+                        factories.record_high(
+                            "2513.HK", datetime(2026, 2, 13, 10, 0, tzinfo=factories.HKT)
+                        )
+                    ]
+                )
             )
             keys = SubscriptionKeys(s)
             sub_id = created["subscription"]["id"]
-            _wait(lambda: int(redis_client.xlen(keys.webhook_dead(sub_id))) == 1, 30)
+            wait_until(lambda: int(redis_client.xlen(keys.webhook_dead(sub_id))) == 1, 30)
         finally:
             redis_client.close()
     finally:

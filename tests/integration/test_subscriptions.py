@@ -8,7 +8,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,29 +17,22 @@ import redis
 
 from schemas.alert import Alert, alert_id_for
 from schemas.signals import SIGNAL_ADAPTER, AhPremium, AnySignal
-from schemas.subscription import SubscriptionSpec
-from services.alerter.delivery import RedisDelivery
 from services.cli.alert import relay_signals
 from services.runtime.kafka_admin import ensure_topics
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
-from services.subscriptions.fanout import SubscriptionDelivery
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.signing import SIGNATURE_HEADER, verify
 from tests import factories
 from tests.integration.receiver import LOCAL_RECEIVER, Receiver
+from tests.live import subscription_delivery, wait_until
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-HKT = timezone(timedelta(hours=8))
 Signal = AnySignal
 # The receivers of these tests listen on 127.0.0.1, a destination refused unless listed.
-
-
-def spec(**data: Any) -> SubscriptionSpec:
-    return SubscriptionSpec.model_validate({"name": "t", **data})
 
 
 def sub_ids(client: redis.Redis, s: Settings, sub_id: str) -> list[str]:
@@ -121,7 +114,7 @@ def test_each_subscription_stream_holds_exactly_what_its_filters_select(
         {"kinds": ["ah_premium"], "pairs": ["688981.SH/0981.HK"], "min_premium_pct": 30.03},
         {"symbols": ["0981.HK"], "phases": ["close"]},
     ]
-    subs = [registry.create(spec(filters=f))[0] for f in overlapping]
+    subs = [registry.create(factories.subscription_spec(filters=f))[0] for f in overlapping]
     produce(s.signals_topic, [(x.subject.encode(), x.model_dump_json().encode()) for x in items])
 
     stats = relay_signals(s, threading.Event(), 1.5)
@@ -149,45 +142,47 @@ def test_each_subscription_stream_holds_exactly_what_its_filters_select(
         assert len(sub_ids(redis_client, s, sub.id)) == n
 
 
-rh = factories.record_high
-alerts = factories.alerts
-
-
-def fanout(client: redis.Redis, s: Settings) -> SubscriptionDelivery:
-    return SubscriptionDelivery(RedisDelivery(client, s), client, s)
-
-
 def test_once_per_day_in_the_exchange_zone_and_cooldown_on_event_time(
     settings: Callable[..., Settings], redis_client: redis.Redis
 ) -> None:
     s = settings()
     registry = SubscriptionRegistry(redis_client, s)
-    daily, _ = registry.create(spec(frequency="once_per_day"))
-    cool, _ = registry.create(spec(frequency="cooldown", cooldown_s=600))
-    every, _ = registry.create(spec())
-    day1 = datetime(2026, 2, 12, 9, 30, tzinfo=HKT)
+    daily, _ = registry.create(factories.subscription_spec(frequency="once_per_day"))
+    cool, _ = registry.create(factories.subscription_spec(frequency="cooldown", cooldown_s=600))
+    every, _ = registry.create(factories.subscription_spec())
+    day1 = datetime(2026, 2, 12, 9, 30, tzinfo=factories.HKT)
     items: list[Signal] = [
-        rh("2513.HK", day1, 110),  # daily: first of 2026-02-12 HKT; cool: first
-        rh("2513.HK", day1 + timedelta(minutes=5), 111),  # cool: 300 s after: no
-        rh("0700.HK", day1 + timedelta(minutes=6), 112),  # another subject: both yes
-        rh("2513.HK", day1 + timedelta(minutes=10), 113),  # cool: exactly 600 s: yes
-        rh("2513.HK", day1 + timedelta(minutes=19), 114),  # cool: 540 s after: no
-        # 23:59 HKT is 15:59 UTC: still 2026-02-12 in Hong Kong, so no daily alert.
-        rh("2513.HK", datetime(2026, 2, 12, 23, 59, tzinfo=HKT), 115),
-        # 00:01 HKT on the 13th is 16:01 UTC on the 12th: a new day in Hong Kong.
-        rh("2513.HK", datetime(2026, 2, 13, 0, 1, tzinfo=HKT), 116),
-        rh("2513.HK", datetime(2026, 2, 13, 0, 5, tzinfo=HKT), 117),  # cool: 360 s: no
+        factories.record_high(
+            "2513.HK", day1, 110
+        ),  # daily: first of 2026-02-12 factories.HKT; cool: first
+        factories.record_high("2513.HK", day1 + timedelta(minutes=5), 111),  # cool: 300 s after: no
+        factories.record_high(
+            "0700.HK", day1 + timedelta(minutes=6), 112
+        ),  # another subject: both yes
+        factories.record_high(
+            "2513.HK", day1 + timedelta(minutes=10), 113
+        ),  # cool: exactly 600 s: yes
+        factories.record_high(
+            "2513.HK", day1 + timedelta(minutes=19), 114
+        ),  # cool: 540 s after: no
+        # 23:59 factories.HKT is 15:59 UTC: still 2026-02-12 in Hong Kong, so no daily alert.
+        factories.record_high("2513.HK", datetime(2026, 2, 12, 23, 59, tzinfo=factories.HKT), 115),
+        # 00:01 factories.HKT on the 13th is 16:01 UTC on the 12th: a new day in Hong Kong.
+        factories.record_high("2513.HK", datetime(2026, 2, 13, 0, 1, tzinfo=factories.HKT), 116),
+        factories.record_high(
+            "2513.HK", datetime(2026, 2, 13, 0, 5, tzinfo=factories.HKT), 117
+        ),  # cool: 360 s: no
     ]
-    batch = alerts(items)
+    batch = factories.alerts(items)
     ids = [a.alert_id for a in batch]
 
     # Two batches, as the relay would deliver them, then the whole lot again (a replay),
     # then again through a fresh delivery object (a restart): the same decisions.
-    first = fanout(redis_client, s)
+    first = subscription_delivery(redis_client, s)
     first.deliver(batch[:3])
     first.deliver(batch[3:])
     first.deliver(batch)
-    fanout(redis_client, s).deliver(batch)
+    subscription_delivery(redis_client, s).deliver(batch)
 
     assert sub_ids(redis_client, s, every.id) == ids
     assert sub_ids(redis_client, s, daily.id) == [ids[0], ids[2], ids[6]]
@@ -207,13 +202,13 @@ def test_created_while_alerts_flow_takes_effect_within_a_second_and_deleted_stop
     stop = threading.Event()
     relay = threading.Thread(target=relay_signals, args=(s, stop, None), daemon=True)
     relay.start()
-    t0 = datetime(2026, 2, 13, 10, 0, tzinfo=HKT)
+    t0 = datetime(2026, 2, 13, 10, 0, tzinfo=factories.HKT)
     sent = 0
 
     def feed(n: int, pause_s: float = 0.02) -> None:
         nonlocal sent
         for _ in range(n):
-            x = rh("2513.HK", t0 + timedelta(seconds=sent), 110 + sent * 0.01)
+            x = factories.record_high("2513.HK", t0 + timedelta(seconds=sent), 110 + sent * 0.01)
             produce(s.signals_topic, [(b"2513.HK", x.model_dump_json().encode())])
             sent += 1
             time.sleep(pause_s)
@@ -221,37 +216,29 @@ def test_created_while_alerts_flow_takes_effect_within_a_second_and_deleted_stop
     registry = SubscriptionRegistry(redis_client, s)
     try:
         feed(20)  # alerts are flowing: the group has joined and delivers
-        _wait(lambda: int(redis_client.xlen(s.redis_key("alerts"))) >= 20, 60)
-        sub, _ = registry.create(spec(filters={"symbols": ["2513.HK"]}))
+        wait_until(lambda: int(redis_client.xlen(s.redis_key("alerts"))) >= 20, 60)
+        sub, _ = registry.create(factories.subscription_spec(filters={"symbols": ["2513.HK"]}))
         created = time.monotonic()
         stream = SubscriptionKeys(s).stream(sub.id)
         pump = threading.Thread(target=feed, args=(100,), daemon=True)
         pump.start()
-        _wait(lambda: int(redis_client.xlen(stream)) > 0, 10)
+        wait_until(lambda: int(redis_client.xlen(stream)) > 0, 10)
         took = time.monotonic() - created
         assert took < 1.0, f"first alert after {took:.2f}s"
         pump.join()
-        _wait(lambda: int(redis_client.xlen(s.redis_key("alerts"))) >= sent, 30)
+        wait_until(lambda: int(redis_client.xlen(s.redis_key("alerts"))) >= sent, 30)
         assert int(redis_client.xlen(stream)) > 50
 
         assert registry.delete(sub.id)
         deleted_at = sent
         feed(40)
-        _wait(lambda: int(redis_client.xlen(s.redis_key("alerts"))) >= sent, 30)
+        wait_until(lambda: int(redis_client.xlen(s.redis_key("alerts"))) >= sent, 30)
         assert sent == deleted_at + 40
         assert redis_client.exists(stream) == 0, "a deleted subscription kept receiving"
         assert registry.get(sub.id) is None
     finally:
         stop.set()
         relay.join(timeout=30)
-
-
-def _wait(condition: Callable[[], bool], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout_s}s")
-        time.sleep(0.005)
 
 
 def test_webhooks_signed_retried_once_and_a_dead_receiver_slows_no_one(
@@ -264,25 +251,33 @@ def test_webhooks_signed_retried_once_and_a_dead_receiver_slows_no_one(
         webhook_allow_networks=LOCAL_RECEIVER,
     )
     registry = SubscriptionRegistry(redis_client, s)
-    good, good_secret = registry.create(spec(delivery={"webhook": {"url": receiver.url("good")}}))
-    flaky, _ = registry.create(spec(delivery={"webhook": {"url": receiver.url("flaky")}}))
-    dead, _ = registry.create(spec(delivery={"webhook": {"url": receiver.url("dead")}}))
+    good, good_secret = registry.create(
+        factories.subscription_spec(delivery={"webhook": {"url": receiver.url("good")}})
+    )
+    flaky, _ = registry.create(
+        factories.subscription_spec(delivery={"webhook": {"url": receiver.url("flaky")}})
+    )
+    dead, _ = registry.create(
+        factories.subscription_spec(delivery={"webhook": {"url": receiver.url("dead")}})
+    )
     receiver.plans["flaky"] = [500, 503]  # fails twice, then succeeds
     receiver.plans["dead"] = ["hang"] * 10  # never answers
     background = Background(s, api=False).start()
     try:
-        t0 = datetime(2026, 2, 13, 10, 0, tzinfo=HKT)
-        batch = alerts([rh("2513.HK", t0 + timedelta(seconds=i), 110 + i) for i in range(5)])
+        t0 = datetime(2026, 2, 13, 10, 0, tzinfo=factories.HKT)
+        batch = factories.alerts(
+            [factories.record_high("2513.HK", t0 + timedelta(seconds=i), 110 + i) for i in range(5)]
+        )
         sent_at = time.monotonic()
-        fanout(redis_client, s).deliver(batch)
+        subscription_delivery(redis_client, s).deliver(batch)
 
-        _wait(lambda: len(receiver.bodies("good")) == 5, 10)
+        wait_until(lambda: len(receiver.bodies("good")) == 5, 10)
         good_took = time.monotonic() - sent_at
-        _wait(lambda: len(receiver.bodies("flaky")) == 5 + 2, 10)
+        wait_until(lambda: len(receiver.bodies("flaky")) == 5 + 2, 10)
         # Nothing more can come for these two once their outboxes are empty: an entry is
         # deleted only after its outcome (here a 2xx) is recorded.
         keys = SubscriptionKeys(s)
-        _wait(
+        wait_until(
             lambda: all(int(redis_client.xlen(keys.outbox(sub.id))) == 0 for sub in (good, flaky)),
             10,
         )

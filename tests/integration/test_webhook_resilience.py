@@ -26,15 +26,9 @@ from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.posting import post
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.webhook import GROUP, WebhookWorker
+from tests import factories
 from tests.integration.receiver import LOCAL_RECEIVER, Receiver
-from tests.integration.test_subscriptions import (
-    HKT,
-    _wait,
-    alerts,
-    fanout,
-    rh,
-    spec,
-)
+from tests.live import subscription_delivery, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -91,7 +85,7 @@ def test_a_redis_error_on_acknowledging_is_retried_and_the_task_lives_on(
 ) -> None:
     s = _settings(settings)
     sub, _ = SubscriptionRegistry(redis_client, s).create(
-        spec(delivery={"webhook": {"url": receiver.url("hook")}})
+        factories.subscription_spec(delivery={"webhook": {"url": receiver.url("hook")}})
     )
     keys = SubscriptionKeys(s)
     worker = WebhookWorker(s, redis_url=restricted("-xack"))
@@ -99,12 +93,17 @@ def test_a_redis_error_on_acknowledging_is_retried_and_the_task_lives_on(
     background.worker = worker
     background.start()
     try:
-        batch = alerts([rh("2513.HK", datetime(2026, 2, 13, 10, i, tzinfo=HKT)) for i in range(3)])
-        fanout(redis_client, s).deliver(batch)
+        batch = factories.alerts(
+            [
+                factories.record_high("2513.HK", datetime(2026, 2, 13, 10, i, tzinfo=factories.HKT))
+                for i in range(3)
+            ]
+        )
+        subscription_delivery(redis_client, s).deliver(batch)
         # Posted, but the acknowledgement is refused: the entry stays pending, the task
         # retries the same step instead of dying or skipping.
-        _wait(lambda: len(receiver.bodies("hook")) >= 1, 10)
-        _wait(lambda: worker.stats.redis_errors >= 3, 10)
+        wait_until(lambda: len(receiver.bodies("hook")) >= 1, 10)
+        wait_until(lambda: worker.stats.redis_errors >= 3, 10)
         assert len(receiver.bodies("hook")) == 1, "moved on without acknowledging"
         task = worker.tasks[sub.id]
         assert not task.done()
@@ -112,7 +111,7 @@ def test_a_redis_error_on_acknowledging_is_retried_and_the_task_lives_on(
         assert pending["pending"] >= 1
 
         _allow(redis_client, f"{namespace}worker", "xack")
-        _wait(lambda: int(redis_client.xlen(keys.outbox(sub.id))) == 0, 15)
+        wait_until(lambda: int(redis_client.xlen(keys.outbox(sub.id))) == 0, 15)
         assert worker.tasks[sub.id] is task  # the same task, never restarted
     finally:
         background.stop()
@@ -131,7 +130,7 @@ def test_a_redis_error_on_dead_lettering_is_retried_and_nothing_is_acknowledged_
     """Every attempt fails; recording the dead letter fails too: the entry stays pending."""
     s = _settings(settings)
     sub, _ = SubscriptionRegistry(redis_client, s).create(
-        spec(delivery={"webhook": {"url": receiver.url("down")}})
+        factories.subscription_spec(delivery={"webhook": {"url": receiver.url("down")}})
     )
     receiver.plans["down"] = [500] * 20
     keys = SubscriptionKeys(s)
@@ -140,14 +139,16 @@ def test_a_redis_error_on_dead_lettering_is_retried_and_nothing_is_acknowledged_
     background.worker = worker
     background.start()
     try:
-        (alert,) = alerts([rh("2513.HK", datetime(2026, 2, 13, 10, 0, tzinfo=HKT))])
-        fanout(redis_client, s).deliver([alert])
-        _wait(lambda: worker.stats.redis_errors >= 2, 15)
+        (alert,) = factories.alerts(
+            [factories.record_high("2513.HK", datetime(2026, 2, 13, 10, 0, tzinfo=factories.HKT))]
+        )
+        subscription_delivery(redis_client, s).deliver([alert])
+        wait_until(lambda: worker.stats.redis_errors >= 2, 15)
         assert int(redis_client.xlen(keys.outbox(sub.id))) == 1
         assert int(redis_client.xlen(keys.webhook_dead(sub.id))) == 0
         assert not worker.tasks[sub.id].done()
         _allow(redis_client, f"{namespace}worker", "xadd")
-        _wait(lambda: int(redis_client.xlen(keys.webhook_dead(sub.id))) == 1, 15)
+        wait_until(lambda: int(redis_client.xlen(keys.webhook_dead(sub.id))) == 1, 15)
     finally:
         background.stop()
     assert int(redis_client.xlen(keys.outbox(sub.id))) == 0
@@ -163,17 +164,23 @@ def test_every_attempt_failing_dead_letters_with_the_reason(
 ) -> None:
     s = _settings(settings, webhook_max_attempts=3, webhook_timeout_s=0.5)
     registry = SubscriptionRegistry(redis_client, s)
-    failing, _ = registry.create(spec(delivery={"webhook": {"url": receiver.url("fails")}}))
-    slow, _ = registry.create(spec(delivery={"webhook": {"url": receiver.url("slow")}}))
+    failing, _ = registry.create(
+        factories.subscription_spec(delivery={"webhook": {"url": receiver.url("fails")}})
+    )
+    slow, _ = registry.create(
+        factories.subscription_spec(delivery={"webhook": {"url": receiver.url("slow")}})
+    )
     receiver.plans["fails"] = [503] * 3
     receiver.plans["slow"] = ["hang"] * 3
     keys = SubscriptionKeys(s)
     background = Background(s, api=False).start()
     try:
-        (alert,) = alerts([rh("0700.HK", datetime(2026, 2, 13, 10, 0, tzinfo=HKT))])
-        fanout(redis_client, s).deliver([alert])
+        (alert,) = factories.alerts(
+            [factories.record_high("0700.HK", datetime(2026, 2, 13, 10, 0, tzinfo=factories.HKT))]
+        )
+        subscription_delivery(redis_client, s).deliver([alert])
         for sub in (failing, slow):
-            _wait(lambda sub=sub: int(redis_client.xlen(keys.webhook_dead(sub.id))) == 1, 20)  # type: ignore[misc]
+            wait_until(lambda sub=sub: int(redis_client.xlen(keys.webhook_dead(sub.id))) == 1, 20)  # type: ignore[misc]
     finally:
         background.stop()
     reasons = {}
@@ -200,7 +207,7 @@ def test_an_unexpected_error_ends_no_task_silently(
     task restarted: the subscription's webhooks go on."""
     s = _settings(settings)
     SubscriptionRegistry(redis_client, s).create(
-        spec(delivery={"webhook": {"url": receiver.url("hook")}})
+        factories.subscription_spec(delivery={"webhook": {"url": receiver.url("hook")}})
     )
     worker = WebhookWorker(s)
     blown: list[bool] = []
@@ -217,11 +224,16 @@ def test_an_unexpected_error_ends_no_task_silently(
     with caplog.at_level("ERROR"):
         background.start()
         try:
-            batch = alerts(
-                [rh("2513.HK", datetime(2026, 2, 13, 10, i, tzinfo=HKT)) for i in range(2)]
+            batch = factories.alerts(
+                [
+                    factories.record_high(
+                        "2513.HK", datetime(2026, 2, 13, 10, i, tzinfo=factories.HKT)
+                    )
+                    for i in range(2)
+                ]
             )
-            fanout(redis_client, s).deliver(batch)
-            _wait(lambda: len(receiver.bodies("hook")) == 2, 20)
+            subscription_delivery(redis_client, s).deliver(batch)
+            wait_until(lambda: len(receiver.bodies("hook")) == 2, 20)
         finally:
             background.stop()
     assert worker.stats.restarts == 1
@@ -238,11 +250,16 @@ def test_an_expired_subscription_gets_nothing_more(
     s = _settings(settings)
     expires = datetime(2027, 1, 1, tzinfo=UTC)
     sub, _ = SubscriptionRegistry(redis_client, s).create(
-        spec(expires_at=expires, delivery={"stream": True, "webhook": {"url": receiver.url("x")}})
+        factories.subscription_spec(
+            expires_at=expires, delivery={"stream": True, "webhook": {"url": receiver.url("x")}}
+        )
     )
     keys = SubscriptionKeys(s)
     before, after = (
-        alerts([rh("2513.HK", datetime(2026, 2, 13, 10, i, tzinfo=HKT))]) for i in range(2)
+        factories.alerts(
+            [factories.record_high("2513.HK", datetime(2026, 2, 13, 10, i, tzinfo=factories.HKT))]
+        )
+        for i in range(2)
     )
     from services.alerter.delivery import RedisDelivery
     from services.subscriptions.fanout import SubscriptionDelivery
@@ -258,7 +275,7 @@ def test_an_expired_subscription_gets_nothing_more(
     assert int(redis_client.xlen(keys.outbox(sub.id))) == 1
     background = Background(s, api=False).start()
     try:
-        _wait(lambda: len(receiver.bodies("x")) == 1, 10)
+        wait_until(lambda: len(receiver.bodies("x")) == 1, 10)
         time.sleep(0.5)
     finally:
         background.stop()
@@ -270,11 +287,16 @@ def test_a_new_worker_takes_over_a_dead_workers_pending_deliveries(
 ) -> None:
     s = _settings(settings, webhook_claim_idle_ms=500)
     sub, secret = SubscriptionRegistry(redis_client, s).create(
-        spec(delivery={"webhook": {"url": receiver.url("hook")}})
+        factories.subscription_spec(delivery={"webhook": {"url": receiver.url("hook")}})
     )
     keys = SubscriptionKeys(s)
-    batch = alerts([rh("2513.HK", datetime(2026, 2, 13, 10, i, tzinfo=HKT)) for i in range(3)])
-    fanout(redis_client, s).deliver(batch)
+    batch = factories.alerts(
+        [
+            factories.record_high("2513.HK", datetime(2026, 2, 13, 10, i, tzinfo=factories.HKT))
+            for i in range(3)
+        ]
+    )
+    subscription_delivery(redis_client, s).deliver(batch)
     # A worker that read two deliveries and died before posting them (real Redis calls,
     # exactly what a worker does before its POST).
     redis_client.xgroup_create(keys.outbox(sub.id), GROUP, id="0")
@@ -282,8 +304,8 @@ def test_a_new_worker_takes_over_a_dead_workers_pending_deliveries(
     assert len(taken[0][1]) == 2
     background = Background(s, api=False).start()
     try:
-        _wait(lambda: len(receiver.bodies("hook")) == 3, 20)
-        _wait(lambda: int(redis_client.xlen(keys.outbox(sub.id))) == 0, 10)
+        wait_until(lambda: len(receiver.bodies("hook")) == 3, 20)
+        wait_until(lambda: int(redis_client.xlen(keys.outbox(sub.id))) == 0, 10)
     finally:
         background.stop()
     posted = receiver.bodies("hook")
