@@ -78,30 +78,48 @@ class Subscriber:
 
 
 class Drained:
-    """Callable: True once the processor and the alerter groups have lag 0 on every input.
+    """Callable: True once everything on Kafka when it was first asked has reached Redis.
 
-    The processor commits a tick only after its outputs are acknowledged, and the alerter
-    commits a signal only after it is in Redis: with both at lag 0 nothing that is on
-    Kafka now is still on its way to a subscriber.
+    A barrier in three steps, each a consumer group's committed offsets passing end
+    offsets taken before: the processor's on the feed (ticks, history); then, from a
+    snapshot taken after that, its own pair feed (the ticks it forwarded; the leader's
+    heartbeats keep that topic growing, so its lag is rarely 0 at any one moment); then,
+    from a snapshot taken after that, the alerter's on `signals`. The processor commits a
+    record only after its outputs are acknowledged and the alerter only after the alert
+    is in Redis, so once all three pass, nothing of the feed is still on its way.
     """
 
     def __init__(self, settings: Settings) -> None:
-        self.s = settings
+        s = self.s = settings
         self.admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
         self.consumer = KafkaConsumer(
             bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False
         )
-
-    def _zero(self, group: str, topics: list[str]) -> bool:
-        lags: Any = compute_lag(self.admin, self.consumer, group, topics)
-        return bool(lags) and all(item.lag == 0 for item in lags)
+        self.steps = [
+            (s.processor_consumer_group, [s.ticks_topic, s.history_topic]),
+            (s.processor_consumer_group, [s.topic(PAIR_FEED_TOPIC)]),
+            (s.alerter_consumer_group, [s.signals_topic]),
+        ]
+        self.step = 0
+        self.targets: dict[tuple[str, int], int] | None = None
 
     def __call__(self) -> bool:
-        s = self.s
-        processor_inputs = [s.ticks_topic, s.history_topic, s.topic(PAIR_FEED_TOPIC)]
-        return self._zero(s.processor_consumer_group, processor_inputs) and self._zero(
-            s.alerter_consumer_group, [s.signals_topic]
-        )
+        while self.step < len(self.steps):
+            group, topics = self.steps[self.step]
+            lags: Any = compute_lag(self.admin, self.consumer, group, topics)
+            if not lags:
+                return False
+            if self.targets is None:
+                self.targets = {(x.topic, x.partition): x.end for x in lags}
+            done = all(
+                (x.start if x.committed is None else x.committed)
+                >= self.targets.get((x.topic, x.partition), 0)
+                for x in lags
+            )
+            if not done:
+                return False
+            self.step, self.targets = self.step + 1, None
+        return True
 
     def close(self) -> None:
         self.admin.close()
