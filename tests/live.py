@@ -106,7 +106,12 @@ class Drained:
     def __call__(self) -> bool:
         while self.step < len(self.steps):
             group, topics = self.steps[self.step]
-            lags: Any = compute_lag(self.admin, self.consumer, group, topics)
+            try:
+                lags: Any = compute_lag(self.admin, self.consumer, group, topics)
+            except KafkaError as exc:
+                if not exc.retriable:
+                    raise
+                return False  # e.g. no group coordinator yet: ask again
             if not lags:
                 return False
             if self.targets is None:

@@ -158,6 +158,13 @@ def caught_up(bootstrap: str, group: str, topics: Sequence[str]) -> bool:
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     try:
         lags = compute_lag(admin, consumer, group, topics)
+    except KafkaError as exc:
+        if not exc.retriable:
+            raise
+        # A broker just started has no group coordinator yet (its offsets topic is still
+        # being created): not caught up, ask again.
+        log.debug("lag of %s not known yet: %r", group, exc)
+        return False
     finally:
         admin.close()
         consumer.close()
