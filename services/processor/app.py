@@ -34,6 +34,7 @@ from services.detection.rules import Rules
 from services.processor.assignment import unassigned
 from services.processor.continuity import Continuity
 from services.processor.metrics import ProcessorMetrics
+from services.processor.offsets import install as install_contiguous_commits
 from services.processor.stages import HistoryStage, Outputs, PairStage, Record, SymbolStage
 from services.settings import Settings
 
@@ -254,6 +255,8 @@ def build_app(
         web_bind="127.0.0.1",
         web_host="127.0.0.1",
     )
+    # Faust's own commit rule can pass records nobody processed (services/processor/offsets.py).
+    install_contiguous_commits(app)
 
     def raw_topic(name: str, *, internal: bool = False) -> faust.TopicT:
         return app.topic(
