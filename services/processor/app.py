@@ -26,12 +26,10 @@ from typing import Any, cast
 import faust
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP
-from kafka import KafkaAdminClient
 
 from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat
 from schemas.topics import DLQ_REASON_HEADER, INGESTED_AT_HEADER
 from services.detection.rules import Rules
-from services.processor.assignment import unassigned
 from services.processor.continuity import Continuity
 from services.processor.metrics import ProcessorMetrics
 from services.processor.offsets import install as install_contiguous_commits
@@ -163,7 +161,7 @@ def web_port_for(port: int, host: str = "127.0.0.1") -> int:
 
 
 @contextmanager
-def unacked_unless_done(events: Sequence[Any]) -> Iterator[None]:
+def unacked_unless_done(events: Sequence[Any], continuity: Continuity) -> Iterator[None]:
     """Keep a batch from being committed unless its processing finished.
 
     `Batches` acks a batch only when the agent asks for the next one, but any ack of an
@@ -172,13 +170,17 @@ def unacked_unless_done(events: Sequence[Any]) -> Iterator[None]:
     written: lost. (faust's `take_events`, used before, acks in a `finally`.) Marking
     their messages acked without telling the consumer makes a later ack a no-op, so their
     offsets are never committed and a restart redelivers them; it also lets a stop's
-    `wait_empty` stop waiting for them.
+    `wait_empty` stop waiting for them. A raising agent is restarted by faust on the same
+    consumer, whose stream goes on after these events: `continuity` is told they were
+    not processed, so the next record of their partitions rewinds them (without that
+    the commit would wait for them forever).
     """
     try:
         yield
     except BaseException:
         for event in events:
             event.message.acked = True
+        continuity.undo([event.message for event in events])
         raise
 
 
@@ -396,9 +398,27 @@ def build_app(
     ) -> Sequence[Any]:
         # Where Faust sought each partition to after its assignment.
         committed = cast(Any, app.consumer)._committed_offset
+        # No committed offset (Faust also stores 0 as none): the partition is read from
+        # its log start, so that is where it must begin; otherwise the first record
+        # would be taken for the start, and a hole before it would go unnoticed.
+        fresh = {
+            TP(topic, e.message.partition)
+            for e in events
+            if e.message.partition not in continuity.next
+            and committed.get(TP(topic, e.message.partition)) is None
+        }
+        earliest: dict[TP, int] = {}
+        if fresh:
+            try:
+                earliest = dict(await app.consumer.earliest_offsets(*fresh))
+            except Exception as exc:  # the broker may be restarting: the first record starts it
+                log.warning("%s: log start offsets unknown (%r)", topic, exc)
 
         def start(partition: int) -> int | None:
-            offset = committed.get(TP(topic, partition))
+            tp = TP(topic, partition)
+            offset = committed.get(tp)
+            if offset is None:
+                offset = earliest.get(tp)
             return int(offset) if offset is not None else None
 
         admitted, rewind = continuity.admit([e.message for e in events], start)
@@ -431,7 +451,7 @@ def build_app(
     @app.agent(ticks, name="records", concurrency=1)
     async def detect_symbols(stream: faust.StreamT[Any]) -> None:
         async for events in Batches(app, stream):
-            with unacked_unless_done(events):
+            with unacked_unless_done(events, symbol_continuity):
                 kept = await without_gaps(events, symbol_continuity, settings.ticks_topic)
                 batch = records(kept)
                 async with symbol_lock:
@@ -455,7 +475,7 @@ def build_app(
     @app.agent(history, name="history", concurrency=1)
     async def merge_history(stream: faust.StreamT[Any]) -> None:
         async for events in Batches(app, stream):
-            with unacked_unless_done(events):
+            with unacked_unless_done(events, history_continuity):
                 kept = await without_gaps(events, history_continuity, settings.history_topic)
                 async with symbol_lock:
                     out = history_stage.process(records(kept), load_from(symbol_table))
@@ -467,7 +487,7 @@ def build_app(
     @app.agent(by_pair, name="divergence", concurrency=1)
     async def detect_pairs(stream: faust.StreamT[Any]) -> None:
         async for events in Batches(app, stream):
-            with unacked_unless_done(events):
+            with unacked_unless_done(events, pair_continuity):
                 kept = await without_gaps(events, pair_continuity, by_pair.get_topic_name())
                 batch = records(kept)
                 started = time.perf_counter()
@@ -487,40 +507,6 @@ def build_app(
         # partition handles it, in order with that pair's ticks.
         for key in pair_stage.subjects():
             await by_pair.send(key=key.encode(), value=heartbeat)
-
-    group = app_id
-    sources = [settings.ticks_topic, by_pair.get_topic_name(), settings.history_topic]
-    admin: list[Any] = []  # created on first use, in a worker thread
-    strikes = [0]
-
-    def describe_group() -> Any:
-        if not admin:
-            admin.append(KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap))
-        return admin[0].describe_groups([group])[group]
-
-    @app.timer(interval=5.0, on_leader=True)  # type: ignore[untyped-decorator]
-    async def check_assignment() -> None:
-        try:
-            missing = unassigned(
-                await asyncio.to_thread(describe_group), sources, settings.partitions
-            )
-        except Exception as exc:  # the broker may be restarting: next time
-            log.debug("group check failed: %r", exc)
-            return
-        strikes[0] = strikes[0] + 1 if missing else 0
-        if strikes[0] >= 2:  # two checks 5 s apart: not a rebalance in flight
-            log.error("partitions held by no worker: %s; rejoining to rebalance", missing)
-            strikes[0] = 0
-            thread = cast(Any, app.consumer)._thread
-            consumer = thread._ensure_consumer()
-
-            async def rejoin() -> None:
-                # Fresh metadata first: a topic missing from it is what the assignor
-                # leaves out; then rejoin, which makes the broker rebalance.
-                await consumer._client.force_metadata_update()
-                consumer._coordinator.request_rejoin()
-
-            await thread.call_thread(rejoin)
 
     if readiness is not None:
         probe = readiness

@@ -71,6 +71,15 @@ class Continuity:
         self.rewinds += len(rewind)
         return admitted, rewind
 
+    def undo(self, records: Sequence[Positioned]) -> None:
+        """These records were admitted but not processed (their batch failed): the next
+        record of their partitions must be the first of them again, so whatever comes
+        after is held back and the partition rewound to it, as for a hole."""
+        for rec in records:
+            expected = self.next.get(rec.partition)
+            if expected is not None and rec.offset < expected:
+                self.next[rec.partition] = rec.offset
+
     def forget(self) -> None:
         """Partitions were revoked: a reassigned one restarts from its committed offset."""
         self.next.clear()

@@ -67,3 +67,24 @@ def test_the_first_record_after_an_assignment_must_be_the_committed_offset() -> 
     ok, rewind = c.admit([Rec(0, 45), Rec(1, 9)], committed.get)
     assert (ok, rewind) == ([False, True], {0: 40})
     assert c.admit([Rec(0, 40)], committed.get) == ([True], {})
+
+
+def test_records_of_a_failed_batch_are_expected_again() -> None:
+    c = Continuity()
+    c.admit([Rec(0, 10), Rec(0, 11), Rec(1, 5)])
+    c.admit([Rec(0, 12), Rec(0, 13), Rec(1, 6)])
+    c.undo([Rec(0, 12), Rec(0, 13), Rec(1, 6)])  # that batch raised: never processed
+    # The restarted agent's stream goes on after the failed batch: a hole, rewound.
+    ok, rewind = c.admit([Rec(0, 14), Rec(1, 7)])
+    assert ok == [False, False]
+    assert rewind == {0: 12, 1: 6}
+    ok, rewind = c.admit([Rec(0, 12), Rec(1, 6)])
+    assert (ok, rewind) == ([True, True], {})
+
+
+def test_undo_never_moves_a_partition_forward() -> None:
+    c = Continuity()
+    c.admit([Rec(0, 10), Rec(0, 11)])
+    c.undo([Rec(0, 20), Rec(2, 3)])  # past what was admitted; a partition never seen
+    ok, rewind = c.admit([Rec(0, 12), Rec(2, 9)])
+    assert (ok, rewind) == ([True, True], {})
