@@ -33,6 +33,7 @@ from services.detection.rules import Rules
 from services.processor.continuity import Continuity
 from services.processor.metrics import ProcessorMetrics
 from services.processor.offsets import install as install_contiguous_commits
+from services.processor.offsets import processed
 from services.processor.stages import HistoryStage, Outputs, PairStage, Record, SymbolStage
 from services.settings import Settings
 
@@ -90,6 +91,7 @@ class Batches:
     """
 
     def __init__(self, app: faust.App, stream: faust.StreamT[Any]) -> None:
+        self.app = app
         self.stream = cast(faust.Stream[Any], stream).noack()
         self.highwater = app.consumer.highwater
         self.pending: list[Any] = []
@@ -136,6 +138,7 @@ class Batches:
                     self.room.set()
                     yield batch
                     for done in batch:
+                        processed(self.app, done.message)
                         await self.stream.ack(done)
                 elif pump.done():
                     pump.result()  # re-raise what stopped the stream, if anything

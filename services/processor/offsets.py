@@ -1,8 +1,15 @@
 """Faust's consumer with an offset commit that never passes an unprocessed record.
 
 Faust commits, per source partition, the end of the first run of consecutive acked
-offsets. Two of its rules let that run start past records nobody processed:
+offsets. Three of its rules let that run cover records nobody processed:
 
+- Its streams ack the messages they skip: a message of an older consumer generation, or
+  one taken while the flow is suspended (a rebalance or a stop has begun), is acked
+  without being handed to the agent, on the assumption that it will be fetched again.
+  `Batches` (app.py) keeps pulling from the stream while the agent works, so it does
+  take such messages: the one a blocked conductor puts into the queue right after a
+  stop or a revocation cleared it, and the older generation's after a rebalance. Their
+  acks made the next commit (a stop commits, and so does a revocation) cover them.
 - A jump in fetched offsets is taken for a compacted range or transaction markers and
   recorded as a "gap" (`_add_gap`) that `_new_offset` later counts as acked, together
   with the record after the jump (the interval is closed at its end). Our sources are
@@ -11,18 +18,21 @@ offsets. Two of its rules let that run start past records nobody processed:
   flow stops or the generation changes). `Continuity` holds the records after a hole
   back and seeks the partition back to it, but the gap stayed recorded: as soon as the
   refetched records were acked past its start, the next commit covered the whole hole,
-  processed or not. A kill -9 or a stop killed half-way then left the committed offset
-  ahead of the tables: the ticks in between were never evaluated (missing alerts, all
-  consecutive) and later ticks were judged against the older state (extra alerts).
+  processed or not.
 - The check for a run that does not start at the committed offset lets a run starting
   one past it through (`min(acked) - committed > 1`), so the record at the committed
   offset itself could be skipped.
 
-Here a jump records nothing, and a commit covers only the acked run that starts exactly
-at the committed offset. An offset is acked only after its batch's outputs and table
-writes are acknowledged by Kafka (`app.py`), so a committed offset never passes state.
-A hole in the acks holds the partition's commit back until the records are refetched
-and processed (Continuity's seek-back), which is a delay, never a loss.
+Any of them, followed by a kill -9 or a stop killed half-way, leaves the committed offset
+ahead of the tables: the ticks in between are never evaluated (missing alerts, all
+consecutive) and later ticks are judged against the older state (extra alerts).
+
+Here only the acks of messages an agent declared processed (`processed`, called after
+the batch's outputs and table writes are acknowledged by Kafka) count; a jump records
+nothing; and a commit covers only the acked run that starts exactly at the committed
+offset. A hole in the acks holds the partition's commit back until the records are
+refetched and processed (Continuity's seek-back, or the seek to the committed offset
+after a restart or rebalance): a delay, never a loss.
 """
 
 from __future__ import annotations
@@ -31,9 +41,12 @@ import logging
 import time
 from bisect import bisect_left
 from typing import Any
+from weakref import WeakSet
 
 from faust.transport.drivers.aiokafka import Consumer
-from faust.types import TP
+from faust.types import TP, Message
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
 
 log = logging.getLogger("marketsignal.processor")
 
@@ -42,6 +55,26 @@ HELD_WARN_S = 30.0
 
 class ContiguousCommitConsumer(Consumer):
     """aiokafka-driven faust consumer; only the commit offset rules differ."""
+
+    _processed: WeakSet[Message] | None = None
+
+    def processed(self, message: Message) -> None:
+        """The agent is done with `message`: its coming ack may count for the commit."""
+        if self._processed is None:
+            self._processed = WeakSet()
+        self._processed.add(message)
+
+    def ack(self, message: Message) -> bool:
+        done = self._processed
+        if done is not None and message in done:
+            done.discard(message)
+            return bool(super().ack(message))
+        # Skipped by a stream, never processed: settled for `wait_empty`, not committed.
+        with ack_lock:
+            message.acked = True
+            self._unacked_messages.discard(message)
+            notify(self._waiting_for_ack)
+        return False
 
     async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
         # `_drain_messages` calls this with the offset after the last one read and the
@@ -115,6 +148,11 @@ def commit_offset(acked: list[int], index: set[int], committed: int | None) -> i
     index.difference_update(acked[:run])
     del acked[:run]
     return end + 1
+
+
+def processed(app: Any, message: Message) -> None:
+    """Declare `message` processed by an agent, so that its ack is committed."""
+    app.consumer.processed(message)
 
 
 def install(app: Any) -> None:
