@@ -50,6 +50,9 @@ BATCH_MAX_WAIT_S = 0.25
 # The outputs of a batch go out together and are awaited together: a few ms of linger
 # puts them in a few large produce requests instead of one per partition and send.
 PRODUCER_LINGER_S = 0.002
+# How long a partition sought back to a missing record may wait for it before the seek
+# is repeated (services/processor/continuity.py).
+REWIND_RETRY_S = 2.0
 PRODUCER_MAX_BATCH_BYTES = 1024 * 1024
 
 
@@ -424,7 +427,7 @@ def build_app(
                 offset = earliest.get(tp)
             return int(offset) if offset is not None else None
 
-        admitted, rewind = continuity.admit([e.message for e in events], start)
+        admitted, rewind = continuity.admit([e.message for e in events], start, time.monotonic())
         for event, ok in zip(events, admitted, strict=True):
             if not ok:
                 # Never committed: fetched again after the seek below.
@@ -433,11 +436,33 @@ def build_app(
             log.warning(
                 "%s[%d]: records missing from %d on, seeking back", topic, partition, offset
             )
-            try:
-                await app.consumer.seek(TP(topic, partition), offset)
-            except Exception as exc:  # e.g. a stale record of a partition revoked meanwhile
-                log.warning("%s[%d]: seek failed (%r); records held back", topic, partition, exc)
+            await seek_back(topic, partition, offset)
         return [e for e, ok in zip(events, admitted, strict=True) if ok]
+
+    async def seek_back(topic: str, partition: int, offset: int) -> None:
+        try:
+            await app.consumer.seek(TP(topic, partition), offset)
+        except Exception as exc:  # e.g. a stale record of a partition revoked meanwhile
+            log.warning("%s[%d]: seek failed (%r); records held back", topic, partition, exc)
+
+    @app.timer(interval=REWIND_RETRY_S)  # type: ignore[untyped-decorator]
+    async def retry_rewinds() -> None:
+        # A rewind whose first record has not come: the seek was undone (Continuity's
+        # `waiting`), and at the end of a partition no later record would show the hole.
+        now = time.monotonic()
+        for continuity, topic in (
+            (symbol_continuity, settings.ticks_topic),
+            (pair_continuity, by_pair.get_topic_name()),
+            (history_continuity, settings.history_topic),
+        ):
+            for partition, offset in continuity.overdue(now, REWIND_RETRY_S).items():
+                log.warning(
+                    "%s[%d]: record %d not fetched since the rewind, seeking back again",
+                    topic,
+                    partition,
+                    offset,
+                )
+                await seek_back(topic, partition, offset)
 
     def records(events: Sequence[Any]) -> list[Record]:
         return [

@@ -88,3 +88,27 @@ def test_undo_never_moves_a_partition_forward() -> None:
     c.undo([Rec(0, 20), Rec(2, 3)])  # past what was admitted; a partition never seen
     ok, rewind = c.admit([Rec(0, 12), Rec(2, 9)])
     assert (ok, rewind) == ([True, True], {})
+
+
+def test_a_rewind_whose_record_does_not_come_is_due_again() -> None:
+    c = Continuity()
+    c.admit([Rec(0, 10)], now=0.0)
+    ok, rewind = c.admit([Rec(0, 14)], now=1.0)
+    assert (ok, rewind) == ([False], {0: 11})
+    assert c.overdue(now=2.5, after_s=2.0) == {}
+    assert c.overdue(now=3.0, after_s=2.0) == {0: 11}
+    assert c.overdue(now=4.0, after_s=2.0) == {}  # its clock restarted at 3.0
+    # Stale records held back again do not restart the clock.
+    c.admit([Rec(0, 15)], now=4.5)
+    assert c.overdue(now=5.0, after_s=2.0) == {0: 11}
+    # The record comes: nothing is due any more.
+    ok, _ = c.admit([Rec(0, 11), Rec(0, 12)], now=5.5)
+    assert ok == [True, True]
+    assert c.overdue(now=100.0, after_s=2.0) == {}
+
+
+def test_forget_drops_the_rewinds_under_way() -> None:
+    c = Continuity()
+    c.admit([Rec(0, 10), Rec(0, 12)], now=0.0)
+    c.forget()
+    assert c.overdue(now=100.0, after_s=2.0) == {}
