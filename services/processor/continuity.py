@@ -10,8 +10,9 @@ skipped as "already applied" forever (lost alerts), and later ticks judged again
 state that never saw them (wrong alerts). The hole's offsets are never acked either, so
 Faust's commit stops at its start for good.
 
-Faust's `_drain_messages` makes it worse: a jump in offsets is taken for a compacted
-range and "acked" (`_add_gap`), so the commit may pass over the hole.
+Faust's `_drain_messages` made it worse: a jump in offsets was taken for a compacted
+range and "acked" (`_add_gap`), so the commit could pass over the hole; the processor's
+consumer (`offsets.py`) records no such gap, and commits only what was processed.
 
 `Continuity` remembers, per source partition, the offset that must come next (for the
 first record after an assignment: the committed offset Faust sought to). A record past
