@@ -141,6 +141,7 @@ class Batches:
                     self.room.set()
                     yield batch
                     for done in batch:
+                        # Declared right before its ack: only such acks are committed.
                         processed(self.app, done.message)
                         await self.stream.ack(done)
                 elif pump.done():
