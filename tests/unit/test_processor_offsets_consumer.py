@@ -11,7 +11,7 @@ from faust.types.tuples import ConsumerMessage
 
 from services.processor.app import build_app
 from services.processor.offsets import ContiguousCommitConsumer, processed
-from services.settings import Settings
+from services.runtime.settings import Settings
 
 
 def consumer_for(topic: str) -> Any:
