@@ -45,6 +45,10 @@ log = logging.getLogger("marketsignal.processor")
 STATE_TABLES = ("symbol-state", "pair-state")
 
 BATCH_MAX = 2000
+# A record may be a bundle of many ticks: a batch also ends at this many value bytes
+# (about 10k ticks), so its outputs and state writes stay small and a rebalance's wait
+# for its ack stays short.
+BATCH_MAX_BYTES = 1024 * 1024
 # The longest a batch waits for the rest of a partition it was told exists (`Batches`).
 BATCH_MAX_WAIT_S = 0.25
 # The outputs of a batch go out together and are awaited together: a few ms of linger
@@ -94,6 +98,7 @@ class Batches:
         self.stream = cast(faust.Stream[Any], stream).noack()
         self.highwater = app.consumer.highwater
         self.pending: list[Any] = []
+        self.pending_bytes = 0
         self.first_at = 0.0
         self.complete = False  # `pending` ends a batch by itself
         self.wake = asyncio.Event()  # first event of a batch, or a complete batch
@@ -103,7 +108,7 @@ class Batches:
     async def _pump(self) -> None:
         try:
             async for event in self.stream.events():
-                while len(self.pending) >= BATCH_MAX:
+                while len(self.pending) >= BATCH_MAX or self.pending_bytes >= BATCH_MAX_BYTES:
                     self.room.clear()
                     await self.room.wait()
                 if not self.pending:
@@ -111,8 +116,11 @@ class Batches:
                     self.wake.set()
                 self.pending.append(event)
                 message = event.message
-                if len(self.pending) >= BATCH_MAX or message.offset + 1 >= (
-                    self.highwater(message.tp) or 0
+                self.pending_bytes += len(message.value or b"")
+                if (
+                    len(self.pending) >= BATCH_MAX
+                    or self.pending_bytes >= BATCH_MAX_BYTES
+                    or message.offset + 1 >= (self.highwater(message.tp) or 0)
                 ):
                     self.complete = True
                     self.wake.set()
@@ -134,6 +142,7 @@ class Batches:
                 self.wake.clear()
                 if self.pending:
                     batch, self.pending, self.complete = self.pending, [], False
+                    self.pending_bytes = 0
                     self.room.set()
                     yield batch
                     for done in batch:
@@ -297,7 +306,7 @@ def build_app(
     # the partition of the current event, which in a mixed batch is some other key's.
     symbol_table, pair_table = (state_table(name) for name in STATE_TABLES)
 
-    symbol_stage = SymbolStage(rules, settings.ticks_topic)
+    symbol_stage = SymbolStage(rules, settings.ticks_topic, settings.partitions)
     pair_stage = PairStage(rules, settings.topic(PAIR_FEED_TOPIC))
     history_stage = HistoryStage(rules, settings.history_topic)
     # The tick and history agents share the symbol table: each holds this lock from
@@ -355,11 +364,10 @@ def build_app(
                     _origin_headers(origin),
                 )
             )
-        for (pair, payload), origin in zip(out.forwards, out.forward_origins, strict=True):
+        # A pair's ticks of the batch in one record (a bundle), as the ingestor's ticks.
+        for pair, value, origin in out.pair_records():
             pending.append(
-                await send(
-                    by_pair_topic, pair.encode(), payload, None, None, _origin_headers(origin)
-                )
+                await send(by_pair_topic, pair.encode(), value, None, None, _origin_headers(origin))
             )
         for dead in out.dead:
             pending.append(
@@ -437,15 +445,14 @@ def build_app(
                     if metrics is not None:
                         metrics.batch(
                             "symbol",
-                            len(batch),
+                            out.ticks,
                             time.perf_counter() - started,
                             out.evaluated,
                             out.signals,
                             out.dead,
                         )
-                        metrics.staleness.seen(
-                            r.key.decode(errors="replace") for r in batch if r.key is not None
-                        )
+                        # Bundles have no key: the symbols are those whose state moved.
+                        metrics.staleness.seen(out.states)
                     await emit(out)
                     await write_states(symbol_table, out.states)
 
