@@ -56,6 +56,7 @@ from bench_backtest import INDICES, RULES, generate
 
 from schemas.pair_feed import PAIR_FEED_TOPIC
 from services.lag import compute_lag
+from services.settings import LOCAL_REDIS_PASSWORD_FILE, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".local" / "bench"
@@ -65,7 +66,11 @@ PY = sys.executable
 RESULTS = ROOT / "bench" / "results.json"
 CHART = ROOT / "docs" / "bench.png"
 BOOTSTRAP = os.environ.get("MARKETSIGNAL_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-REDIS_URL = os.environ.get("MARKETSIGNAL_REDIS_URL", "redis://127.0.0.1:6379/0")
+# With the local stack's password, read as the services read it (its file under .local/).
+REDIS_URL = Settings(
+    redis_url=os.environ.get("MARKETSIGNAL_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    redis_password_file=ROOT / LOCAL_REDIS_PASSWORD_FILE,
+).redis_url
 
 
 def log(text: str) -> None:
