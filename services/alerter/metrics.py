@@ -89,6 +89,11 @@ class AlertMetrics:
             "Redis errors while delivering (the batch is retried, nothing committed past it)",
             registry=registry,
         )
+        self.kafka_errors = Counter(
+            "marketsignal_alert_kafka_errors",
+            "Retriable Kafka errors while polling signals (the poll is retried after a backoff)",
+            registry=registry,
+        )
         self.latency = Histogram(
             "marketsignal_tick_to_alert_latency_seconds",
             "Time from a tick's ingest to the delivery of the alert it caused",
@@ -124,6 +129,10 @@ class AlertMetrics:
             at = origins.get(alert.alert_id) if fresh else None
             if at is not None:
                 self.latency.observe(max(0.0, now - at))
+
+    def kafka_failed(self, exc: Exception) -> None:
+        self.kafka_errors.inc()
+        self.ready.set(False, f"Kafka unavailable: {exc}")
 
     def redis_failed(self, exc: Exception) -> None:
         self.redis_errors.inc()

@@ -126,8 +126,26 @@ class AlertRelay:
         idle_since: float | None = None
         if self.metrics is not None:
             self.metrics.ready.set(True, "consuming signals, Redis reachable")
+        backoff = 0.1
         while not stop.is_set():
-            polled = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self.batch_max)
+            try:
+                polled = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self.batch_max)
+            except KafkaError as exc:
+                # A broker restart surfaces here (e.g. the committed-offset fetch after a
+                # rebalance); nothing was consumed, so waiting and polling again loses nothing.
+                # Only errors Kafka itself calls permanent (authorisation, config) end the run.
+                if not exc.retriable:
+                    raise
+                if self.metrics is not None:
+                    self.metrics.kafka_failed(exc)
+                log.warning("Kafka poll failed, retrying in %.1fs: %s", backoff, exc)
+                if stop.wait(backoff):
+                    break
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                continue
+            if backoff > 0.1 and self.metrics is not None:
+                self.metrics.ready.set(True, "consuming signals, Redis reachable")
+            backoff = 0.1
             records = [rec for batch in polled.values() for rec in batch]
             if records:
                 idle_since = None

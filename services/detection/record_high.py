@@ -20,6 +20,9 @@ from schemas.signals import RecordHigh
 from services.detection.timeline import ZoneClock, lateness_days
 
 WINDOW_DAYS = 365
+# Settled days are compacted when the kept days reach twice the last compacted size plus
+# this: amortised O(1) per day, and a state at most about twice its minimum.
+COMPACT_SLACK = 16
 
 # What became of a bar: waiting for the first tick, merged, dated on or after the first
 # tick's date (ticks are the truth there), or a second bar for a date that has one.
@@ -60,6 +63,7 @@ class SymbolTracker:
 
     __slots__ = (
         "_all_time",
+        "_compact_at",
         "_day",
         "_deque",
         "_hi",
@@ -102,6 +106,7 @@ class SymbolTracker:
         self.days: dict[int, list[Any]] = {}
         # Days whose maximum is not beaten by a later day: front is the window's high.
         self._deque: deque[int] = deque()
+        self._compact_at = COMPACT_SLACK
         self.max_day = 0
         # window -> local day -> price of the last signal emitted on that day. Per day, so
         # a late tick of yesterday neither uses nor resets today's memory.
@@ -320,6 +325,38 @@ class SymbolTracker:
         dq = self._deque
         while dq and dq[0] < keep_from:
             dq.popleft()
+        self._maybe_compact()
+
+    def _maybe_compact(self) -> None:
+        if len(self.days) >= self._compact_at:
+            self.compact()
+            self._compact_at = 2 * len(self.days) + COMPACT_SLACK
+
+    def compact(self) -> None:
+        """Drop settled days whose high a later settled day beats.
+
+        A settled day is one no acceptable tick can be dated on any more. Every window a
+        future tick asks about ends on an acceptable day, so a window holding a settled day
+        also holds every later settled day: one of them with a higher price is always the
+        better answer, and the earlier day can never be a window's high again. Ties stay
+        (the earlier day has the earlier ts). A rising year keeps little; a falling one keeps
+        every day, as it must (each is some future window's high). Such a day is never in the
+        deque either: the later, higher day popped it.
+        """
+        settled_below = self.max_day - lateness_days(self._lateness_us)
+        days = self.days
+        best = -1.0
+        dropped = []
+        for day in reversed(days):
+            if day >= settled_below:
+                continue
+            price = days[day][0]
+            if price < best:
+                dropped.append(day)
+            else:
+                best = price
+        for day in dropped:
+            del days[day]
 
     def _rebuild(self) -> None:
         """Re-sort daily maxima and rebuild the deque after an out-of-order day changed."""
@@ -328,6 +365,7 @@ class SymbolTracker:
         for day, entry in self.days.items():
             if day >= self.max_day - (WINDOW_DAYS - 1):
                 self._push(day, entry[0])
+        self._maybe_compact()
 
     # -- serialisation ----------------------------------------------------------------
 

@@ -235,7 +235,7 @@ def scenarios(draw: st.DrawFn) -> tuple[Rules, list[Tick]]:
     return rules, ticks
 
 
-def run_both(rules: Rules, ticks: list[Tick]) -> None:
+def run_both(rules: Rules, ticks: list[Tick], *, compact_always: bool = False) -> None:
     engine = Engine(rules)
     reference = NaiveRecordHighs(
         windows=rules.record_high.windows,
@@ -246,6 +246,9 @@ def run_both(rules: Rules, ticks: list[Tick]) -> None:
         got = engine_view(engine.process(tick))
         want = reference_view(reference.process(tick.symbol, tick.ts, tick.price))
         assert same(got, want), f"tick #{i} {tick!r}:\n engine    {got}\n reference {want}"
+        if compact_always:
+            for tracker in engine.symbols.values():
+                tracker.compact()
     assert engine.flush() == []
 
 
@@ -274,3 +277,58 @@ def test_daily_ticks_over_two_years_match(days_prices: list[tuple[int, float]], 
     ]
     rules = Rules(divergence=(), timezones=EXTRA_ZONES)
     run_both(rules, ticks)
+
+
+@st.composite
+def long_daily_scenarios(draw: st.DrawFn) -> tuple[Rules, list[Tick]]:
+    """Months of roughly daily ticks, some late across midnight: settled days get compacted."""
+    sym = draw(st.sampled_from(["X.HK", "Z", "W.NY"]))
+    lateness = draw(st.sampled_from([7200, 172800, 259200]))
+    windows = draw(st.sampled_from([("all_time", "52w"), ("52w",), ("52w",)]))
+    rules = Rules(
+        ticks=TickRules(allowed_lateness_s=lateness),
+        record_high=RecordHighRules(windows=windows, step_pct=0.0),
+        divergence=(),
+        timezones=EXTRA_ZONES,
+    )
+    newest = draw(st.sampled_from(STARTS))
+    level = 10.0
+    ticks = []
+    for _ in range(draw(st.integers(40, 160))):
+        level = max(1.0, round(level * (1 + draw(st.integers(-6, 5)) / 100), 2))
+        if draw(st.integers(0, 2)) == 0:
+            ts = newest - draw(backward_step(lateness))
+        else:
+            newest = newest + timedelta(hours=draw(st.integers(4, 30)))
+            ts = newest
+        ticks.append(Tick(symbol=sym, ts=ts, price=level))
+    return rules, ticks
+
+
+@settings(max_examples=60, deadline=None)
+@given(long_daily_scenarios())
+def test_compacted_daily_history_matches_the_reference(
+    scenario: tuple[Rules, list[Tick]],
+) -> None:
+    rules, ticks = scenario
+    run_both(rules, ticks)
+    # Compaction at any moment, not only when the tracker chooses to, changes nothing.
+    run_both(rules, ticks, compact_always=True)
+
+
+def test_compaction_keeps_a_rising_year_small_and_a_falling_year_whole() -> None:
+    """The memory claim behind compaction, and the case where nothing may be dropped."""
+    start = datetime(2025, 1, 1, 2, 0, tzinfo=UTC)
+    rules = Rules(divergence=(), timezones=EXTRA_ZONES)
+    for prices, most in (
+        ([10.0 + d for d in range(300)], 40),
+        ([500.0 - d for d in range(300)], None),
+    ):
+        engine = Engine(rules)
+        for d, p in enumerate(prices):
+            engine.process(Tick(symbol="X.HK", ts=start + timedelta(days=d), price=p))
+        kept = len(engine.to_state()["symbols"]["X.HK"]["days"])
+        if most is None:
+            assert kept >= 300  # a falling year: each day is some future window's high
+        else:
+            assert kept <= most

@@ -1,0 +1,143 @@
+"""The alerter's relay loop survives a broker outage seen by its consumer's poll.
+
+The consumer and the delivery here are in-memory stand-ins for the relay's two
+protocols: this checks the loop's own logic (retry, no commit past undelivered
+signals, give up only on permanent errors). The real broker restart is the fault
+suite's `test_broker_restart_mid_stream`.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from kafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
+from prometheus_client import CollectorRegistry
+
+from schemas.alert import Alert
+from schemas.signals import RecordHigh
+from services.alerter.metrics import AlertMetrics
+from services.alerter.relay import AlertRelay
+
+HKT = timezone(timedelta(hours=8))
+
+
+def signal_record(offset: int) -> SimpleNamespace:
+    signal = RecordHigh(
+        symbol="2513.HK",
+        ts=datetime(2026, 2, 13, 10, 0, tzinfo=HKT) + timedelta(minutes=offset),
+        price=400.0 + offset,
+        window="all_time",
+        previous_high=399.0 + offset,
+        previous_high_ts=datetime(2026, 2, 12, 11, 0, tzinfo=HKT),
+        change_pct=0.25,
+    )
+    return SimpleNamespace(
+        topic="signals", partition=0, offset=offset, value=signal.model_dump_json().encode()
+    )
+
+
+class ScriptedConsumer:
+    """poll() plays a script: a list of records is returned, an exception is raised."""
+
+    def __init__(self, script: list[list[Any] | KafkaError], stop: threading.Event) -> None:
+        self.script: Iterator[list[Any] | KafkaError] = iter(script)
+        self.stop = stop
+        self.commits: list[int] = []
+        self.delivered_before_commit: list[int] = []
+        self.polls = 0
+        self.delivery: Recorder | None = None
+        self.metrics: AlertMetrics | None = None
+        self.readiness: list[tuple[bool, str]] = []
+
+    def poll(self, timeout_ms: int = 0, max_records: int | None = None) -> dict[Any, Any]:
+        self.polls += 1
+        if self.metrics is not None:
+            self.readiness.append(self.metrics.ready())
+        step = next(self.script, None)
+        if step is None:
+            self.stop.set()
+            return {}
+        if isinstance(step, KafkaError):
+            raise step
+        return {("signals", 0): step}
+
+    def commit(self) -> None:
+        assert self.delivery is not None
+        self.commits.append(self.polls)
+        self.delivered_before_commit.append(len(self.delivery.alerts))
+
+    def assignment(self) -> set[Any]:
+        return {("signals", 0)}
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.alerts: list[Alert] = []
+
+    def deliver(self, alerts: list[Alert]) -> list[bool]:
+        self.alerts.extend(alerts)
+        return [True] * len(alerts)
+
+
+def relay_for(
+    script: list[list[Any] | KafkaError],
+) -> tuple[AlertRelay, ScriptedConsumer, Recorder, AlertMetrics, threading.Event]:
+    stop = threading.Event()
+    consumer = ScriptedConsumer(script, stop)
+    delivery = Recorder()
+    consumer.delivery = delivery
+    metrics = AlertMetrics(CollectorRegistry())
+    consumer.metrics = metrics
+    relay = AlertRelay(
+        consumer,
+        delivery,
+        metrics=metrics,
+        now=lambda: datetime(2026, 2, 13, 8, 0, tzinfo=UTC),
+    )
+    return relay, consumer, delivery, metrics, stop
+
+
+def test_connection_errors_in_poll_are_retried_and_nothing_is_lost() -> None:
+    first = [signal_record(0), signal_record(1)]
+    second = [signal_record(2)]
+    down = KafkaConnectionError("111 ECONNREFUSED")
+    relay, consumer, delivery, metrics, stop = relay_for([first, down, down, second])
+
+    stats = relay.run(stop)
+
+    assert [a.subject for a in delivery.alerts] == ["2513.HK"] * 3
+    assert [getattr(a.signal, "price", None) for a in delivery.alerts] == [400.0, 401.0, 402.0]
+    assert stats.delivered == 3
+    # One commit per delivered batch, each after its alerts were stored.
+    assert consumer.delivered_before_commit == [2, 3]
+    assert metrics.kafka_errors._value.get() == 2
+    ready, reason = metrics.ready()
+    assert ready, reason
+
+
+def test_readiness_reports_the_outage_while_it_lasts() -> None:
+    down = KafkaConnectionError("down")
+    relay, consumer, _delivery, metrics, stop = relay_for([down, down, []])
+
+    relay.run(stop)
+
+    # Seen at each poll: ready, then not while polls fail, ready again after one succeeds.
+    states = [ready for ready, _reason in consumer.readiness]
+    assert states == [True, False, False, True]
+    assert consumer.readiness[1][1].startswith("Kafka unavailable")
+    assert metrics.ready()[0]
+
+
+def test_permanent_kafka_errors_end_the_run() -> None:
+    relay, _consumer, delivery, _metrics, stop = relay_for(
+        [[signal_record(0)], TopicAuthorizationFailedError("signals")]
+    )
+
+    with pytest.raises(TopicAuthorizationFailedError):
+        relay.run(stop)
+    assert len(delivery.alerts) == 1
