@@ -197,7 +197,7 @@ def test_json_schema_export(tmp_path: Path) -> None:
     record_schema = json.loads((tmp_path / "tick_record.schema.json").read_text())
     single, bundle = record_schema["anyOf"]
     assert single == {"$ref": "#/$defs/Tick"}
-    assert bundle["type"] == "array" and bundle["minItems"] == 1
+    assert (bundle["type"], bundle["minItems"]) == ("array", 1)
     assert bundle["items"] == {"$ref": "#/$defs/Tick"}
     tick_schema = json.loads((tmp_path / "tick.schema.json").read_text())
     assert set(tick_schema["required"]) == {"symbol", "ts", "price"}
