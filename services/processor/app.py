@@ -27,14 +27,14 @@ import faust
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP
-from kafka import KafkaAdminClient
 
 from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat
 from schemas.topics import DLQ_REASON_HEADER, INGESTED_AT_HEADER
 from services.detection.rules import Rules
-from services.processor.assignment import unassigned
 from services.processor.continuity import Continuity
 from services.processor.metrics import ProcessorMetrics
+from services.processor.offsets import install as install_contiguous_commits
+from services.processor.offsets import processed
 from services.processor.stages import HistoryStage, Outputs, PairStage, Record, SymbolStage
 from services.settings import Settings
 
@@ -55,6 +55,9 @@ BATCH_MAX_WAIT_S = 0.25
 # The outputs of a batch go out together and are awaited together: a few ms of linger
 # puts them in a few large produce requests instead of one per partition and send.
 PRODUCER_LINGER_S = 0.002
+# How long a partition sought back to a missing record may wait for it before the seek
+# is repeated (services/processor/continuity.py).
+REWIND_RETRY_S = 2.0
 PRODUCER_MAX_BATCH_BYTES = 1024 * 1024
 
 
@@ -96,6 +99,7 @@ class Batches:
     """
 
     def __init__(self, app: faust.App, stream: faust.StreamT[Any]) -> None:
+        self.app = app
         self.stream = cast(faust.Stream[Any], stream).noack()
         self.highwater = app.consumer.highwater
         self.pending: list[Any] = []
@@ -147,6 +151,8 @@ class Batches:
                     self.room.set()
                     yield batch
                     for done in batch:
+                        # Declared right before its ack: only such acks are committed.
+                        processed(self.app, done.message)
                         await self.stream.ack(done)
                 elif pump.done():
                     pump.result()  # re-raise what stopped the stream, if anything
@@ -172,7 +178,7 @@ def web_port_for(port: int, host: str = "127.0.0.1") -> int:
 
 
 @contextmanager
-def unacked_unless_done(events: Sequence[Any]) -> Iterator[None]:
+def unacked_unless_done(events: Sequence[Any], continuity: Continuity) -> Iterator[None]:
     """Keep a batch from being committed unless its processing finished.
 
     `Batches` acks a batch only when the agent asks for the next one, but any ack of an
@@ -181,13 +187,17 @@ def unacked_unless_done(events: Sequence[Any]) -> Iterator[None]:
     written: lost. (faust's `take_events`, used before, acks in a `finally`.) Marking
     their messages acked without telling the consumer makes a later ack a no-op, so their
     offsets are never committed and a restart redelivers them; it also lets a stop's
-    `wait_empty` stop waiting for them.
+    `wait_empty` stop waiting for them. A raising agent is restarted by faust on the same
+    consumer, whose stream goes on after these events: `continuity` is told they were
+    not processed, so the next record of their partitions rewinds them (without that
+    the commit would wait for them forever).
     """
     try:
         yield
     except BaseException:
         for event in events:
             event.message.acked = True
+        continuity.undo([event.message for event in events])
         raise
 
 
@@ -264,6 +274,8 @@ def build_app(
         web_bind="127.0.0.1",
         web_host="127.0.0.1",
     )
+    # Faust's own commit rule can pass records nobody processed (services/processor/offsets.py).
+    install_contiguous_commits(app)
 
     def raw_topic(name: str, *, internal: bool = False) -> faust.TopicT:
         return app.topic(
@@ -403,12 +415,30 @@ def build_app(
     ) -> Sequence[Any]:
         # Where Faust sought each partition to after its assignment.
         committed = cast(Any, app.consumer)._committed_offset
+        # No committed offset (Faust also stores 0 as none): the partition is read from
+        # its log start, so that is where it must begin; otherwise the first record
+        # would be taken for the start, and a hole before it would go unnoticed.
+        fresh = {
+            TP(topic, e.message.partition)
+            for e in events
+            if e.message.partition not in continuity.next
+            and committed.get(TP(topic, e.message.partition)) is None
+        }
+        earliest: dict[TP, int] = {}
+        if fresh:
+            try:
+                earliest = dict(await app.consumer.earliest_offsets(*fresh))
+            except Exception as exc:  # the broker may be restarting: the first record starts it
+                log.warning("%s: log start offsets unknown (%r)", topic, exc)
 
         def start(partition: int) -> int | None:
-            offset = committed.get(TP(topic, partition))
+            tp = TP(topic, partition)
+            offset = committed.get(tp)
+            if offset is None:
+                offset = earliest.get(tp)
             return int(offset) if offset is not None else None
 
-        admitted, rewind = continuity.admit([e.message for e in events], start)
+        admitted, rewind = continuity.admit([e.message for e in events], start, time.monotonic())
         for event, ok in zip(events, admitted, strict=True):
             if not ok:
                 # Never committed: fetched again after the seek below.
@@ -417,11 +447,33 @@ def build_app(
             log.warning(
                 "%s[%d]: records missing from %d on, seeking back", topic, partition, offset
             )
-            try:
-                await app.consumer.seek(TP(topic, partition), offset)
-            except Exception as exc:  # e.g. a stale record of a partition revoked meanwhile
-                log.warning("%s[%d]: seek failed (%r); records held back", topic, partition, exc)
+            await seek_back(topic, partition, offset)
         return [e for e, ok in zip(events, admitted, strict=True) if ok]
+
+    async def seek_back(topic: str, partition: int, offset: int) -> None:
+        try:
+            await app.consumer.seek(TP(topic, partition), offset)
+        except Exception as exc:  # e.g. a stale record of a partition revoked meanwhile
+            log.warning("%s[%d]: seek failed (%r); records held back", topic, partition, exc)
+
+    @app.timer(interval=REWIND_RETRY_S)  # type: ignore[untyped-decorator]
+    async def retry_rewinds() -> None:
+        # A rewind whose first record has not come: the seek was undone (Continuity's
+        # `waiting`), and at the end of a partition no later record would show the hole.
+        now = time.monotonic()
+        for continuity, topic in (
+            (symbol_continuity, settings.ticks_topic),
+            (pair_continuity, by_pair.get_topic_name()),
+            (history_continuity, settings.history_topic),
+        ):
+            for partition, offset in continuity.overdue(now, REWIND_RETRY_S).items():
+                log.warning(
+                    "%s[%d]: record %d not fetched since the rewind, seeking back again",
+                    topic,
+                    partition,
+                    offset,
+                )
+                await seek_back(topic, partition, offset)
 
     def records(events: Sequence[Any]) -> list[Record]:
         return [
@@ -438,7 +490,7 @@ def build_app(
     @app.agent(ticks, name="records", concurrency=1)
     async def detect_symbols(stream: faust.StreamT[Any]) -> None:
         async for events in Batches(app, stream):
-            with unacked_unless_done(events):
+            with unacked_unless_done(events, symbol_continuity):
                 kept = await without_gaps(events, symbol_continuity, settings.ticks_topic)
                 batch = records(kept)
                 async with symbol_lock:
@@ -461,7 +513,7 @@ def build_app(
     @app.agent(history, name="history", concurrency=1)
     async def merge_history(stream: faust.StreamT[Any]) -> None:
         async for events in Batches(app, stream):
-            with unacked_unless_done(events):
+            with unacked_unless_done(events, history_continuity):
                 kept = await without_gaps(events, history_continuity, settings.history_topic)
                 async with symbol_lock:
                     out = history_stage.process(records(kept), load_from(symbol_table))
@@ -473,7 +525,7 @@ def build_app(
     @app.agent(by_pair, name="divergence", concurrency=1)
     async def detect_pairs(stream: faust.StreamT[Any]) -> None:
         async for events in Batches(app, stream):
-            with unacked_unless_done(events):
+            with unacked_unless_done(events, pair_continuity):
                 kept = await without_gaps(events, pair_continuity, by_pair.get_topic_name())
                 batch = records(kept)
                 started = time.perf_counter()
@@ -493,40 +545,6 @@ def build_app(
         # partition handles it, in order with that pair's ticks.
         for key in pair_stage.subjects():
             await by_pair.send(key=key.encode(), value=heartbeat)
-
-    group = app_id
-    sources = [settings.ticks_topic, by_pair.get_topic_name(), settings.history_topic]
-    admin: list[Any] = []  # created on first use, in a worker thread
-    strikes = [0]
-
-    def describe_group() -> Any:
-        if not admin:
-            admin.append(KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap))
-        return admin[0].describe_groups([group])[group]
-
-    @app.timer(interval=5.0, on_leader=True)  # type: ignore[untyped-decorator]
-    async def check_assignment() -> None:
-        try:
-            missing = unassigned(
-                await asyncio.to_thread(describe_group), sources, settings.partitions
-            )
-        except Exception as exc:  # the broker may be restarting: next time
-            log.debug("group check failed: %r", exc)
-            return
-        strikes[0] = strikes[0] + 1 if missing else 0
-        if strikes[0] >= 2:  # two checks 5 s apart: not a rebalance in flight
-            log.error("partitions held by no worker: %s; rejoining to rebalance", missing)
-            strikes[0] = 0
-            thread = cast(Any, app.consumer)._thread
-            consumer = thread._ensure_consumer()
-
-            async def rejoin() -> None:
-                # Fresh metadata first: a topic missing from it is what the assignor
-                # leaves out; then rejoin, which makes the broker rebalance.
-                await consumer._client.force_metadata_update()
-                consumer._coordinator.request_rejoin()
-
-            await thread.call_thread(rejoin)
 
     if readiness is not None:
         probe = readiness

@@ -10,8 +10,9 @@ skipped as "already applied" forever (lost alerts), and later ticks judged again
 state that never saw them (wrong alerts). The hole's offsets are never acked either, so
 Faust's commit stops at its start for good.
 
-Faust's `_drain_messages` makes it worse: a jump in offsets is taken for a compacted
-range and "acked" (`_add_gap`), so the commit may pass over the hole.
+Faust's `_drain_messages` made it worse: a jump in offsets was taken for a compacted
+range and "acked" (`_add_gap`), so the commit could pass over the hole; the processor's
+consumer (`offsets.py`) records no such gap, and commits only what was processed.
 
 `Continuity` remembers, per source partition, the offset that must come next (for the
 first record after an assignment: the committed offset Faust sought to). A record past
@@ -39,11 +40,17 @@ class Continuity:
     def __init__(self) -> None:
         self.next: dict[int, int] = {}
         self.rewinds = 0  # how many holes were found (a metric for the logs and tests)
+        # partition -> (offset a seek went back to, when): until that record comes. A
+        # seek can be undone by Faust's fetch loop (it sets its read offset to the stale
+        # record it was delivering when the seek ran, and then drops the refetched
+        # records below it), so a rewind that brings nothing is sought again (`overdue`).
+        self.waiting: dict[int, tuple[int, float]] = {}
 
     def admit(
         self,
         records: Sequence[Positioned],
         start: Callable[[int], int | None] = lambda _p: None,
+        now: float = 0.0,
     ) -> tuple[list[bool], dict[int, int]]:
         """Which records to process now, and the partitions to seek back to an offset.
 
@@ -66,11 +73,34 @@ class Continuity:
                 rewind[p] = expected
                 admitted.append(False)
                 continue
+            if p in self.waiting and rec.offset >= self.waiting[p][0]:
+                del self.waiting[p]
             self.next[p] = rec.offset + 1
             admitted.append(True)
         self.rewinds += len(rewind)
+        for p, offset in rewind.items():
+            if self.waiting.get(p, (None, 0.0))[0] != offset:
+                self.waiting[p] = (offset, now)
         return admitted, rewind
+
+    def overdue(self, now: float, after_s: float) -> dict[int, int]:
+        """Partitions sought back `after_s` ago or more whose record has not come: the
+        offset to seek them to again (their clock restarts)."""
+        due = {p: offset for p, (offset, at) in self.waiting.items() if now - at >= after_s}
+        for p, offset in due.items():
+            self.waiting[p] = (offset, now)
+        return due
+
+    def undo(self, records: Sequence[Positioned]) -> None:
+        """These records were admitted but not processed (their batch failed): the next
+        record of their partitions must be the first of them again, so whatever comes
+        after is held back and the partition rewound to it, as for a hole."""
+        for rec in records:
+            expected = self.next.get(rec.partition)
+            if expected is not None and rec.offset < expected:
+                self.next[rec.partition] = rec.offset
 
     def forget(self) -> None:
         """Partitions were revoked: a reassigned one restarts from its committed offset."""
         self.next.clear()
+        self.waiting.clear()

@@ -1,0 +1,59 @@
+"""The processor's consumer counts only the acks of processed messages (no I/O: the app
+is built, never started)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from faust.types import TP
+from faust.types.tuples import ConsumerMessage
+
+from services.processor.app import build_app
+from services.processor.offsets import ContiguousCommitConsumer, processed
+from services.settings import Settings
+
+
+def consumer_for(topic: str) -> Any:
+    settings = Settings()
+    app = build_app(settings, settings.rules(), web_port=0)
+    consumer = app.consumer
+    assert isinstance(consumer, ContiguousCommitConsumer)
+    app.topics.acking_topics.add(topic)  # what the conductor does when it subscribes
+    consumer._committed_offset[TP(topic, 0)] = 10
+    return app, consumer
+
+
+def message(topic: str, offset: int) -> ConsumerMessage:
+    return ConsumerMessage(topic, 0, offset, 0.0, 0, None, b"k", b"v", None)
+
+
+def test_only_acks_of_processed_messages_are_committed() -> None:
+    topic = "ticks-offsets-test"
+    app, consumer = consumer_for(topic)
+    skipped = message(topic, 10)  # a stream skipped it (older generation, flow stopped)
+    consumer.track_message(skipped)
+    assert skipped.ack(consumer) is False
+    assert skipped.acked  # settled: a stop's wait_empty does not wait for it
+    assert skipped not in consumer.unacked
+    assert consumer._new_offset(TP(topic, 0)) is None
+    # Processed ones count, from the committed offset on only.
+    later = [message(topic, offset) for offset in (11, 12)]
+    for m in later:
+        processed(app, m)
+        assert m.ack(consumer) is True
+    assert consumer._new_offset(TP(topic, 0)) is None  # 10 itself was never processed
+    again = message(topic, 10)  # refetched and processed this time
+    processed(app, again)
+    assert again.ack(consumer) is True
+    assert consumer._new_offset(TP(topic, 0)) == 13
+
+
+def test_a_jump_in_fetched_offsets_is_not_counted_as_processed() -> None:
+    topic = "ticks-offsets-test"
+    app, consumer = consumer_for(topic)
+    asyncio.run(consumer._add_gap(TP(topic, 0), 10, 20))
+    m = message(topic, 21)
+    processed(app, m)
+    m.ack(consumer)
+    assert consumer._new_offset(TP(topic, 0)) is None
