@@ -20,10 +20,13 @@ LABELS = {
     "faust_bare": "bare faust agent\n(ceiling)",
     "quix_peer": "Quix Streams\npeer",
     "processor": "marketsignal\nprocess",
+    "processor_bundles": "process\ntick bundles",
     "processor_2_workers": "process\n2 workers",
     "backtest": "backtest\n(no broker)",
     "kafka_python_producer": "kafka-python\nproducer",
     "ingest": "marketsignal\ningest",
+    "kafka_python_producer_bundles": "kafka-python\nsame bundles",
+    "ingest_bundles": "ingest\ntick bundles",
 }
 CONSUMERS = [
     "aiokafka_json",
@@ -32,9 +35,10 @@ CONSUMERS = [
     "quix_peer",
     "processor",
     "processor_2_workers",
+    "processor_bundles",
     "backtest",
 ]
-PRODUCERS = ["kafka_python_producer", "ingest"]
+PRODUCERS = ["kafka_python_producer", "ingest", "kafka_python_producer_bundles", "ingest_bundles"]
 
 
 def _bars(ax: Any, names: list[str], tp: dict[str, Any], title: str, highlight: set[str]) -> None:
@@ -64,12 +68,28 @@ def draw(results: dict[str, Any], path: Path) -> None:
         CONSUMERS,
         tp,
         f"Consuming the same {results['ticks']:,} ticks",
-        {"processor", "processor_2_workers"},
+        {"processor", "processor_2_workers", "processor_bundles"},
     )
-    _bars(axes[0][1], PRODUCERS, tp, "Producing the same bytes (acks=all, idempotent)", {"ingest"})
+    _bars(
+        axes[0][1],
+        PRODUCERS,
+        tp,
+        "Producing the same bytes (acks=all, idempotent)",
+        {"ingest", "ingest_bundles"},
+    )
 
     ax = axes[1][0]
-    levels = results.get("latency", {}).get("levels", [])
+    every = results.get("latency", {}).get("levels", [])
+    # The curve: the paced levels with the ingestor's default bundles; the level without
+    # them is a marker of its own.
+    levels = [lv for lv in every if lv.get("bundles", True)]
+    for lv in every:
+        if not lv.get("bundles", True):
+            p99 = lv["subscriber"]["record_high"].get("p99_ms")
+            if p99 is not None:
+                ax.plot(
+                    [lv["rate"]], [p99], "s", color="purple", label="record_high p99, no bundles"
+                )
     if levels:
         rates = [lv["rate"] for lv in levels]
         for kind, style in (("record_high", "-"), ("index_divergence", ":")):
@@ -123,7 +143,9 @@ def draw(results: dict[str, Any], path: Path) -> None:
         f"marketsignal live path, {results['machine']['cpus']} cores shared, one run "
         f"({results['started']}); processor/ceiling {ratios.get('processor_to_ceiling', 0):.2f}, "
         f"processor/peer {ratios.get('processor_to_peer', 0):.2f}, "
-        f"processor/limit {ratios.get('processor_to_limit_orjson', 0):.2f}\n"
+        f"processor/limit {ratios.get('processor_to_limit_orjson', 0):.2f}; with tick bundles: "
+        f"processor/peer {ratios.get('processor_bundles_to_peer', 0):.2f}, "
+        f"{results['throughput'].get('processor_bundles', {}).get('rate', 0):,.0f} ticks/s\n"
         + ", ".join(f"{k} {v}" for k, v in versions.items()),
         fontsize=9,
     )

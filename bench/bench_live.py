@@ -6,11 +6,14 @@ own. Every consumer reads the same topic contents, filled once by `marketsignal 
 - the raw aiokafka limit (getmany + json.loads, and + orjson.loads);
 - a bare faust-streaming agent that only decodes (faust's per-event ceiling);
 - `marketsignal process` draining the backlog (its own ticks-evaluated counter and the
-  consumer group's lag);
+  consumer group's lag), on one tick per record and on the ingestor's tick bundles (the
+  same ticks, many per record: a topic of their own, filled by the default ingest);
 - a Quix Streams peer doing the same record-high detection (bench/quix_peer.py, its own
   virtualenv), its signals checked equal to the backtest's, as are the processor's;
-- `marketsignal ingest` against kafka-python's own producer on the same bytes (acks=all,
-  idempotent);
+- `marketsignal ingest` with and without bundles, each against kafka-python's own
+  producer on the same bytes (acks=all, idempotent);
+- a backfill: a trading day of a broad market (3M ticks over 5,000 symbols) ingested with
+  bundles while a worker processes it, until its lag is 0;
 - tick-to-alert latency with ticks paced at several rates, at a Redis subscriber and in
   the alerter's histogram, record highs and divergences apart;
 - the alerter (bench/bench_alerter.py) and the backtest (bench/bench_backtest.py).
@@ -27,6 +30,7 @@ import itertools
 import json
 import os
 import platform
+import random
 import re
 import shutil
 import signal
@@ -48,10 +52,11 @@ import redis
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_backtest import RULES, generate
+from bench_backtest import INDICES, RULES, generate
 
 from schemas.pair_feed import PAIR_FEED_TOPIC
 from services.runtime.lag import compute_lag
+from services.runtime.settings import LOCAL_REDIS_PASSWORD_FILE, Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".local" / "bench"
@@ -61,7 +66,11 @@ PY = sys.executable
 RESULTS = ROOT / "bench" / "results.json"
 CHART = ROOT / "docs" / "bench.png"
 BOOTSTRAP = os.environ.get("MARKETSIGNAL_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
-REDIS_URL = os.environ.get("MARKETSIGNAL_REDIS_URL", "redis://127.0.0.1:6379/0")
+# With the local stack's password, read as the services read it (its file under .local/).
+REDIS_URL = Settings(
+    redis_url=os.environ.get("MARKETSIGNAL_REDIS_URL", "redis://127.0.0.1:6379/0"),
+    redis_password_file=ROOT / LOCAL_REDIS_PASSWORD_FILE,
+).redis_url
 
 
 def log(text: str) -> None:
@@ -188,11 +197,15 @@ def signal_key(obj: dict[str, Any]) -> str:
 # -- the contenders ----------------------------------------------------------------------
 
 
-def ingest(namespace: str, rules: Path, data: Path, logs: Path) -> dict[str, Any]:
+def ingest(
+    namespace: str, rules: Path, data: Path, logs: Path, *, bundles: bool = True
+) -> dict[str, Any]:
+    """`marketsignal ingest` of `data`, with its default tick bundles or one per record."""
     env = env_for(namespace, rules)
     started = time.perf_counter()
+    command = [PY, "-m", "services.cli", "ingest", str(data), "--metrics-port", "-1"]
     proc = subprocess.run(
-        [PY, "-m", "services.cli", "ingest", str(data), "--metrics-port", "-1"],
+        command if bundles else [*command, "--no-bundle"],
         cwd=ROOT,
         env=env,
         capture_output=True,
@@ -200,7 +213,7 @@ def ingest(namespace: str, rules: Path, data: Path, logs: Path) -> dict[str, Any
         check=False,
     )
     wall = time.perf_counter() - started
-    (logs / "ingest.log").write_text(proc.stdout + proc.stderr)
+    (logs / f"ingest-{namespace}log").write_text(proc.stdout + proc.stderr)
     if proc.returncode != 0:
         raise RuntimeError(f"ingest failed: {proc.stderr[-2000:]}")
     line = [x for x in proc.stderr.splitlines() + proc.stdout.splitlines() if "ingest:" in x][-1]
@@ -216,12 +229,20 @@ def raw_producer(topic: str, records: list[Any]) -> dict[str, Any]:
         producer.send(topic, key=b"warm-up", value=b"{}").get(timeout=30)
         started = time.perf_counter()
         for rec in records:
-            producer.send(topic, key=rec.key, value=rec.value)
+            # A bundle has no key and names its partition: so does this producer.
+            partition = rec.partition if rec.key is None else None
+            producer.send(topic, key=rec.key, value=rec.value, partition=partition)
         producer.flush()
         seconds = time.perf_counter() - started
     finally:
         producer.close()
-    return {"rate": len(records) / seconds, "seconds": seconds}
+    ticks = sum(ticks_in(rec.value) for rec in records)
+    return {"rate": ticks / seconds, "records_per_s": len(records) / seconds, "seconds": seconds}
+
+
+def ticks_in(value: bytes) -> int:
+    """Ticks in a `ticks` record: one, or the length of a bundle."""
+    return len(json.loads(value)) if value[:1] == b"[" else 1
 
 
 def contender(
@@ -254,7 +275,7 @@ def processor_drain(
     files = []
     started = time.perf_counter()
     for i, port in enumerate(ports):
-        fh = (logs / f"process-{len(ports)}w-{i}.log").open("wb")
+        fh = (logs / f"process-{namespace}{len(ports)}w-{i}.log").open("wb")
         files.append(fh)
         procs.append(
             subprocess.Popen(
@@ -448,8 +469,10 @@ def histogram_quantiles(
 
 
 def latency(
-    rules: Path, data: Path, rates: list[int], seconds: float, logs: Path
+    rules: Path, data: Path, rates: list[int], seconds: float, logs: Path, single: list[int]
 ) -> dict[str, Any]:
+    """Tick-to-alert latency, ticks paced at each of `rates` with the ingestor's default
+    tick bundles (the bundle window included), then at each of `single` one per record."""
     namespace = f"bench.lat.{uuid.uuid4().hex[:8]}."
     env = env_for(namespace, rules)
     p_port, a_port = free_port(), free_port()
@@ -485,7 +508,7 @@ def latency(
         # ran: create the topics by starting the processor first.
         wait("the processor's /readyz", lambda: ready(p_port), 180, proc)
         at = 0
-        for rate in rates:
+        for rate, bundles in [(r, True) for r in rates] + [(r, False) for r in single]:
             n = int(rate * seconds)
             part = logs / f"latency-{rate}.csv"
             part.write_text("\n".join([header, *body[at : at + n]]) + "\n")
@@ -493,20 +516,21 @@ def latency(
             last_ts = int(body[at + n - 1].split(",")[1])
             at += n
             before = scrape(a_port) if ready(a_port) else ""
-            log(f"latency: {n:,} ticks at {rate:,}/s")
+            log(f"latency: {n:,} ticks at {rate:,}/s, {'bundles' if bundles else 'one per record'}")
             started = time.time()
+            command = [
+                PY,
+                "-m",
+                "services.cli",
+                "ingest",
+                str(part),
+                "--rate",
+                str(rate),
+                "--metrics-port",
+                "-1",
+            ]
             run = subprocess.run(
-                [
-                    PY,
-                    "-m",
-                    "services.cli",
-                    "ingest",
-                    str(part),
-                    "--rate",
-                    str(rate),
-                    "--metrics-port",
-                    "-1",
-                ],
+                command if bundles else [*command, "--no-bundle"],
                 cwd=ROOT,
                 env=env,
                 capture_output=True,
@@ -532,6 +556,7 @@ def latency(
             levels.append(
                 {
                     "rate": rate,
+                    "bundles": bundles,
                     "ticks": n,
                     "achieved_rate": n / sent_s,
                     "ts_range": [first_ts, last_ts],
@@ -544,14 +569,21 @@ def latency(
         if alerter.poll() is not None:
             raise RuntimeError("the alerter exited; see latency-alert.log")
     sub.stop()
-    # When each tick entered Kafka: the ingestor's record timestamp, found by the tick's
-    # ts (the generator's timestamps are strictly increasing, hence unique).
+    # When each tick entered the pipeline, found by the tick's ts (the generator's
+    # timestamps are strictly increasing, hence unique): a bundle's x-ingested-at header
+    # (its first tick's arrival, so the bundle window counts in full for every tick in
+    # it), else the ingestor's record timestamp.
     origin: dict[int, float] = {}
     for rec in read_topic(namespace + "ticks"):
-        ts = json.loads(rec.value)["ts"]
-        origin[round(datetime.fromisoformat(ts).timestamp() * 1000)] = rec.timestamp / 1000
+        sent = rec.timestamp / 1000
+        for name, value in rec.headers or ():
+            if name == "x-ingested-at":
+                sent = int(value) / 1000
+        value = json.loads(rec.value)
+        for tick in value if isinstance(value, list) else [value]:
+            origin[round(datetime.fromisoformat(tick["ts"]).timestamp() * 1000)] = sent
     per_level: dict[int, dict[str, list[float]]] = {
-        lv["rate"]: {"record_high": [], "index_divergence": []} for lv in levels
+        i: {"record_high": [], "index_divergence": []} for i in range(len(levels))
     }
     unmatched = 0
     for received, payload in sub.received:
@@ -561,14 +593,14 @@ def latency(
         if sent is None:
             unmatched += 1  # a divergence released by a heartbeat has no single tick
             continue
-        for lv in levels:
+        for i, lv in enumerate(levels):
             if lv["ts_range"][0] <= ts_ms <= lv["ts_range"][1]:
-                per_level[lv["rate"]][alert["kind"]].append(received - sent)
-    for lv in levels:
-        lv["subscriber"] = {k: percentiles(v) for k, v in per_level[lv["rate"]].items()}
+                per_level[i][alert["kind"]].append(received - sent)
+    for i, lv in enumerate(levels):
+        lv["subscriber"] = {k: percentiles(v) for k, v in per_level[i].items()}
         del lv["ts_range"]
     passes = None
-    for lo, hi in itertools.pairwise(levels):
+    for lo, hi in itertools.pairwise(lv for lv in levels if lv["bundles"]):
         p_lo = lo["subscriber"]["record_high"].get("p99_ms", 0)
         p_hi = hi["subscriber"]["record_high"].get("p99_ms", 0)
         if p_lo <= 100 < p_hi:
@@ -768,6 +800,104 @@ def alerter_figures(quick: bool) -> list[dict[str, Any]]:
     return out
 
 
+def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Issue 15's targets, read from this run's figures."""
+    tp = results["throughput"]
+    out: dict[str, dict[str, Any]] = {}
+
+    def add(name: str, figure: float, target: float, higher: bool = True) -> None:
+        met = figure >= target if higher else figure <= target
+        out[name] = {"figure": figure, "target": target, "met": met}
+
+    add("processor_bundles_ticks_per_s", tp["processor_bundles"]["rate"], 100_000)
+    if "quix_peer" in tp:
+        add("processor_bundles_to_peer", results["ratios"]["processor_bundles_to_peer"], 1.2)
+    add("ingest_bundles_ticks_per_s", tp["ingest_bundles"]["rate"], 100_000)
+    for lv in results.get("latency", {}).get("levels", []):
+        if lv["rate"] == 5000 and lv["bundles"]:
+            p99 = lv["subscriber"]["record_high"].get("p99_ms")
+            if p99 is not None:
+                add("p99_ms_at_5k_with_bundles", p99, 50, higher=False)
+    return out
+
+
+def broad_market(path: Path, n: int, n_symbols: int, seed: int = 15) -> None:
+    """A trading day of a broad market: `n` ticks over `n_symbols` symbols (the pairs'
+    indices among them), 5.5 hours of increasing timestamps, symbols drawn at random."""
+    rng = random.Random(seed)
+    symbols = symbol_universe(n_symbols - len(INDICES)) + INDICES
+    prices = {s: rng.uniform(5, 500) for s in symbols}
+    ms = 1_735_781_400_000  # 2025-01-02T01:30:00Z
+    step = max(1, round(5.5 * 3600 * 1000 / n))
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write("symbol,ts,price,volume,kind\n")
+        for _ in range(n):
+            s = symbols[rng.randrange(len(symbols))]
+            prices[s] *= 1.0 + rng.gauss(0.0001, 0.004)
+            ms += rng.randint(1, 2 * step)
+            kind = "index" if s in INDICES else "trade"
+            fh.write(f"{s},{ms},{prices[s]:.4f},{rng.randint(1, 5000)},{kind}\n")
+    tmp.rename(path)
+
+
+def backfill(rules: Path, n: int, n_symbols: int, logs: Path) -> dict[str, Any]:
+    """Replaying a day through the live path: the default (bundling) ingest at full speed
+    while one worker processes; the time until the worker's lag on `ticks` is 0."""
+    data = CACHE / f"backfill-{n}-{n_symbols}.csv"
+    if not data.exists():
+        broad_market(data, n, n_symbols)
+    namespace = f"bench.backfill.{uuid.uuid4().hex[:8]}."
+    env = env_for(namespace, rules)
+    port = free_port()
+    try:
+        with service(
+            [
+                PY,
+                "-m",
+                "services.cli",
+                "process",
+                "--metrics-port",
+                str(port),
+                "--web-port",
+                "0",
+                "--loglevel",
+                "warning",
+            ],
+            env,
+            logs / "backfill-process.log",
+        ) as proc:
+            wait("the processor's /readyz", lambda: ready(port), 180, proc)
+            started = time.perf_counter()
+            fed = ingest(namespace, rules, data, logs)
+            ingest_s = time.perf_counter() - started
+            group = namespace + "marketsignal-processor"
+            wait(
+                "the backfill to be processed",
+                lambda: group_lag(group, namespace + "ticks") == 0,
+                max(600.0, n / 2000),
+                proc,
+            )
+            total = time.perf_counter() - started
+            evaluated = metric(
+                scrape(port), "marketsignal_processor_ticks_evaluated_total", '{stage="symbol"}'
+            )
+            rss = rss_mb(proc.pid)
+    finally:
+        cleanup(namespace)
+        shutil.rmtree(CACHE / "state" / (namespace + "marketsignal-processor"), ignore_errors=True)
+    return {
+        "ticks": n,
+        "symbols": n_symbols,
+        "ingest_s": ingest_s,
+        "ingest_rate": fed["rate"],
+        "to_lag_zero_s": total,
+        "rate": n / total,
+        "evaluated": evaluated,
+        "rss_mb": rss,
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -780,7 +910,10 @@ def main() -> int:
         "--skip",
         nargs="*",
         default=[],
-        choices=["quix", "latency", "alerter", "scale", "ingest", "memory"],
+        choices=["quix", "latency", "alerter", "scale", "ingest", "memory", "backfill"],
+    )
+    parser.add_argument(
+        "--backfill-ticks", type=int, default=None, help="default 3,000,000; quick 300,000"
     )
     parser.add_argument("--rates", type=int, nargs="*", default=None)
     args = parser.parse_args()
@@ -794,7 +927,7 @@ def main() -> int:
     data = CACHE / f"ticks-{n}.csv"
     if not data.exists():
         generate(data, n)
-    lat_n = int(sum(rates) * level_s)
+    lat_n = int((sum(rates) + 5000) * level_s)  # + the 5k/s level without bundles
     lat_data = CACHE / f"ticks-{lat_n}.csv"
     if "latency" not in args.skip and not lat_data.exists():
         generate(lat_data, lat_n)
@@ -802,6 +935,7 @@ def main() -> int:
     logs = CACHE / f"run-{run_id}"
     logs.mkdir(parents=True)
     namespace = f"bench.{run_id}."
+    bundles_ns = f"bench.{run_id}.bundles."
     ticks_topic = namespace + "ticks"
     py_env = env_for(namespace, rules)
     results: dict[str, Any] = {
@@ -818,8 +952,8 @@ def main() -> int:
     tp = results["throughput"]
     log(f"run {run_id}: {n:,} ticks, logs in {logs}")
     try:
-        log("ingest: marketsignal ingest fills the topic")
-        tp["ingest"] = ingest(namespace, rules, data, logs)
+        log("ingest: marketsignal ingest --no-bundle fills the topic (one tick per record)")
+        tp["ingest"] = ingest(namespace, rules, data, logs, bundles=False)
         records = read_topic(ticks_topic)
         if len(records) != n:
             raise RuntimeError(f"the topic holds {len(records)} records, not {n}")
@@ -912,6 +1046,27 @@ def main() -> int:
                 signal_key(json.loads(r.value)) for r in read_topic(namespace + "quix.signals")
             )
             results["checks"]["quix_record_highs_equal_backtest"] = peer == highs
+        log("ingest with tick bundles (the default) fills a topic of its own")
+        tp["ingest_bundles"] = ingest(bundles_ns, rules, data, logs)
+        bundled = read_topic(bundles_ns + "ticks")
+        in_bundles = sum(ticks_in(r.value) for r in bundled)
+        if in_bundles != n:
+            raise RuntimeError(f"the bundles hold {in_bundles} ticks, not {n}")
+        results["bundles"] = {"records": len(bundled), "ticks_per_record": n / len(bundled)}
+        if "ingest" not in args.skip:
+            log("ingest: kafka-python's producer on the same bundles")
+            tp["kafka_python_producer_bundles"] = raw_producer(bundles_ns + "raw", bundled)
+        del bundled
+        log("marketsignal process: backlog drain of the bundles, 1 worker")
+        tp["processor_bundles"] = processor_drain(bundles_ns, rules, n, logs)
+        got = [json.loads(r.value) for r in read_topic(bundles_ns + "signals")]
+        results["checks"]["processor_bundles_record_highs_equal_backtest"] = (
+            sorted(signal_key(s) for s in got if s["kind"] == "record_high") == highs
+        )
+        results["checks"]["processor_bundles_divergences"] = sum(
+            1 for s in got if s["kind"] == "index_divergence"
+        )
+        cleanup(bundles_ns)
         if "scale" not in args.skip:
             log("marketsignal process: backlog drain, 2 workers on 6 partitions")
             scale_ns = f"bench.{run_id}.scale."
@@ -925,13 +1080,18 @@ def main() -> int:
             cleanup(scale_ns)
     finally:
         cleanup(namespace)
+        cleanup(bundles_ns)
     if "latency" not in args.skip:
-        results["latency"] = latency(rules, lat_data, rates, level_s, logs)
+        results["latency"] = latency(rules, lat_data, rates, level_s, logs, single=[5000])
     if "memory" not in args.skip:
         log("memory: a worker with 10,000 symbols' state, and its recovery")
         results["memory"] = memory_and_recovery(
             rules, 2_000 if args.quick else 10_000, 60 if args.quick else 365, logs
         )
+    if "backfill" not in args.skip:
+        b_ticks = args.backfill_ticks or (300_000 if args.quick else 3_000_000)
+        log(f"backfill: {b_ticks:,} ticks over 5,000 symbols through the live path")
+        results["backfill"] = backfill(rules, b_ticks, 5_000, logs)
     if "alerter" not in args.skip:
         log("alerter (bench/bench_alerter.py)")
         results["alerter"] = alerter_figures(args.quick)
@@ -949,7 +1109,18 @@ def main() -> int:
         )
     if "processor_2_workers" in tp:
         ratios["two_workers_to_one"] = tp["processor_2_workers"]["rate"] / proc_rate
+    bundled_rate = tp["processor_bundles"]["rate"]
+    ratios["processor_bundles_to_processor"] = bundled_rate / proc_rate
+    ratios["processor_bundles_ticks_to_ceiling_events"] = bundled_rate / tp["faust_bare"]["rate"]
+    if "quix_peer" in tp:
+        ratios["processor_bundles_to_peer"] = bundled_rate / tp["quix_peer"]["rate"]
+    ratios["ingest_bundles_to_ingest"] = tp["ingest_bundles"]["rate"] / tp["ingest"]["rate"]
+    if "kafka_python_producer_bundles" in tp:
+        ratios["ingest_bundles_to_kafka_python_producer_bundles"] = (
+            tp["ingest_bundles"]["rate"] / tp["kafka_python_producer_bundles"]["rate"]
+        )
     results["ratios"] = ratios
+    results["targets"] = targets(results)
     results["quick"] = args.quick
     # A --quick run is for development: it leaves the published figures alone.
     target, chart = (
@@ -983,11 +1154,24 @@ def report(results: dict[str, Any]) -> None:
         print(f"  {name:<34} {value:.2f}")
     for name, value in results.get("checks", {}).items():
         print(f"  check {name}: {value}")
+    for name, value in results.get("bundles", {}).items():
+        print(f"  bundles {name}: {value:,.1f}")
+    for name, target in results.get("targets", {}).items():
+        verdict = "met" if target["met"] else "NOT MET"
+        print(f"  target {name}: {target['figure']:,.2f} vs {target['target']} ({verdict})")
+    if "backfill" in results:
+        b = results["backfill"]
+        print(
+            f"  backfill {b['ticks']:,} ticks / {b['symbols']:,} symbols: "
+            f"ingest {b['ingest_s']:.1f}s, "
+            f"lag 0 after {b['to_lag_zero_s']:.1f}s ({b['rate']:,.0f} ticks/s end to end)"
+        )
     for lv in results.get("latency", {}).get("levels", []):
         sub = lv["subscriber"]
         rh, dv, hist = sub["record_high"], sub["index_divergence"], lv["histogram"]
         print(
-            f"  latency at {lv['rate']:>6,}/s (achieved {lv['achieved_rate']:,.0f}/s): "
+            f"  latency at {lv['rate']:>6,}/s {'bundles' if lv['bundles'] else 'single '} "
+            f"(achieved {lv['achieved_rate']:,.0f}/s): "
             "record highs "
             f"n={rh.get('n')} p50 {rh.get('p50_ms', 0):.1f} p99 {rh.get('p99_ms', 0):.1f} ms | "
             f"divergences n={dv.get('n')} p50 {dv.get('p50_ms', 0):.1f} "

@@ -91,6 +91,7 @@ def faust_bare(bootstrap: str, topic: str, count: int, out: Path) -> None:
                 os._exit(0)
 
     worker = faust.Worker(app, loglevel="warning", quiet=True)
+    worker.spinner = None  # as `marketsignal process`: else the root logger is at DEBUG
     worker.execute_from_commandline()
 
 

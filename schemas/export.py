@@ -12,12 +12,14 @@ from schemas.alert import Alert
 from schemas.dead_letter import DeadLetter
 from schemas.signals import Signal
 from schemas.tick import Tick
+from schemas.tick_bundle import tick_record_schema
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:
     """File name -> JSON Schema for every message on a topic or Redis key."""
     return {
         "tick.schema.json": Tick.model_json_schema(),
+        "tick_record.schema.json": tick_record_schema(),
         "signal.schema.json": TypeAdapter(Signal).json_schema(),
         "alert.schema.json": Alert.model_json_schema(),
         "dead_letter.schema.json": DeadLetter.model_json_schema(),

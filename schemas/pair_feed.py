@@ -27,6 +27,8 @@ class PairTick(BaseModel):
     # records, and the pair stage drops what it has already applied.
     src_partition: int
     src_offset: int
+    # Index of the tick inside its `ticks` record (a bundle); 0 for a single tick.
+    src_index: int = 0
 
 
 class PairBar(BaseModel):
@@ -48,4 +50,6 @@ class Heartbeat(BaseModel):
     type: Literal["heartbeat"] = "heartbeat"
 
 
+# A record on the re-keyed topic is one message or a bundle (a JSON array) of them, all
+# for the record's key: the symbol stage sends one record per pair per batch.
 PairFeedMessage = Annotated[PairTick | PairBar | Heartbeat, Field(discriminator="type")]

@@ -35,7 +35,7 @@ from services.ingestor.follow import (
 from services.ingestor.ingest import IngestSummary, ingest_records
 from services.ingestor.metrics import IngestMetrics, MeteredSink
 from services.ingestor.pacing import Pacer
-from services.ingestor.publish import Publisher
+from services.ingestor.publish import BundleOptions, Publisher
 from services.ingestor.screening import Screener
 from services.parsing.feed import (
     FORMATS,
@@ -84,6 +84,23 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="serve /metrics, /healthz, /readyz here while the ingestor runs "
         "(default: $MARKETSIGNAL_INGESTOR_METRICS_PORT, 9101; 0: any free port; -1: none)",
     )
+    bundles = parser.add_argument_group("tick bundles (many ticks per Kafka record)")
+    bundles.add_argument(
+        "--bundle-ms",
+        type=_positive,
+        default=None,
+        help="a partition's ticks within this many ms share one record "
+        "(default: $MARKETSIGNAL_INGEST_BUNDLE_MS, 5)",
+    )
+    bundles.add_argument(
+        "--bundle-max",
+        type=int,
+        default=None,
+        help="at most this many ticks per record (default: $MARKETSIGNAL_INGEST_BUNDLE_MAX, 500)",
+    )
+    bundles.add_argument(
+        "--no-bundle", action="store_true", help="one tick per record, as other producers send"
+    )
     follow = parser.add_argument_group("following a file (tail -F)")
     follow.add_argument(
         "--follow", action="store_true", help="keep reading FILE as it grows, until SIGTERM"
@@ -129,6 +146,9 @@ def run(args: argparse.Namespace) -> int:
     if args.follow and (args.file is None or from_stdin):
         print("marketsignal: --follow needs a FILE", file=sys.stderr)
         return 2
+    if args.bundle_max is not None and args.bundle_max < 1:
+        print("marketsignal: --bundle-max must be at least 1", file=sys.stderr)
+        return 2
     settings = Settings.for_config(args.config)
     rules = settings.rules()
     path: Path | None = args.file
@@ -166,7 +186,7 @@ def _ingest(
             [settings.ticks_topic, settings.dlq_topic, settings.signals_topic],
             settings.partitions,
         )
-        publisher = Publisher(settings, metrics)
+        publisher = Publisher(settings, metrics, bundle_options(args, settings))
         ready.set(True, "producer connected")
     except BrokerUnavailableError as exc:
         print(f"marketsignal: {exc}", file=sys.stderr)
@@ -205,6 +225,15 @@ def _ingest(
         print(f"marketsignal: delivery failed: {publisher.first_error}", file=sys.stderr)
         return 1
     return 0
+
+
+def bundle_options(args: argparse.Namespace, settings: Settings) -> BundleOptions | None:
+    if args.no_bundle or not settings.ingest_bundle:
+        return None
+    return BundleOptions(
+        window_ms=args.bundle_ms if args.bundle_ms is not None else settings.ingest_bundle_ms,
+        max_ticks=args.bundle_max if args.bundle_max is not None else settings.ingest_bundle_max,
+    )
 
 
 def _on_sigterm(handler: Callable[[], None]) -> None:

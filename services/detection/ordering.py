@@ -11,6 +11,7 @@ that arrives after the rule was evaluated past its (ts, leg) is released on arri
 
 from __future__ import annotations
 
+import math
 from heapq import heapify, heappop, heappush
 from typing import Any
 
@@ -30,7 +31,7 @@ class EventOrder:
     key released is always the last one popped.
     """
 
-    __slots__ = ("buffer", "last_key", "legs", "max_wait_s", "seen", "seq")
+    __slots__ = ("arrival_floor", "buffer", "last_key", "legs", "max_wait_s", "seen", "seq")
 
     def __init__(self, legs: int, max_wait_s: float) -> None:
         self.legs = legs
@@ -41,6 +42,10 @@ class EventOrder:
         self.seen: list[int] = [_UNSEEN] * legs
         # (ts, leg) of the furthest tick released so far
         self.last_key: tuple[int, int] | None = None
+        # At or below the arrival time of every held tick: `expire` scans the buffer only
+        # once a deadline passes it. Without it each push with a clock scanned the whole
+        # buffer, quadratic when one leg runs ahead by a large batch (tick bundles).
+        self.arrival_floor = math.inf
 
     @property
     def pending(self) -> int:
@@ -59,6 +64,8 @@ class EventOrder:
             out = [item]  # the rule was already evaluated past this tick: on arrival
         else:
             heappush(buffer, item)
+            if now is not None and now < self.arrival_floor:
+                self.arrival_floor = now
             out = []
         watermark = min(seen)
         if buffer and buffer[0][0] <= watermark:
@@ -77,6 +84,8 @@ class EventOrder:
         if not buffer:
             return out
         deadline = now - self.max_wait_s
+        if deadline < self.arrival_floor:
+            return out  # every held tick arrived after the deadline
         due = [p[:3] for p in buffer if p[4] is not None and p[4] <= deadline]
         if due:
             upto = max(due)
@@ -84,6 +93,7 @@ class EventOrder:
                 out.append(heappop(buffer))
             top = out[-1]
             self.last_key = (top[0], top[1])
+        self.arrival_floor = min((p[4] for p in buffer if p[4] is not None), default=math.inf)
         return out
 
     def flush(self) -> list[Held]:
@@ -113,6 +123,9 @@ class EventOrder:
             for us, leg, seq, price, arr in state["buffer"]
         ]
         heapify(order.buffer)
+        order.arrival_floor = min(
+            (p[4] for p in order.buffer if p[4] is not None), default=math.inf
+        )
         order.seq = int(state["seq"])
         seen = [_UNSEEN if s is None else int(s) for s in state["seen"]]
         if len(seen) != legs:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
@@ -12,7 +14,9 @@ from kafka.errors import KafkaError
 from schemas.bar import Bar
 from schemas.dead_letter import DeadLetter
 from schemas.tick import Tick
-from schemas.topics import DLQ_REASON_HEADER
+from schemas.tick_bundle import partition_of
+from schemas.topics import DLQ_REASON_HEADER, INGESTED_AT_HEADER
+from services.ingestor.bundling import Bundle, Bundler
 from services.ingestor.metrics import IngestMetrics
 from services.runtime.kafka_admin import BrokerUnavailableError
 from services.runtime.settings import Settings
@@ -27,10 +31,32 @@ def compression(name: str | None) -> str | None:
     return name.strip().lower()
 
 
-class Publisher:
-    """Keys ticks by symbol, so one symbol's ticks stay in order on one partition."""
+@dataclass(frozen=True)
+class BundleOptions:
+    """Ticks per record: a bundle closes after `window_ms`, or at `max_ticks` or
+    `max_bytes` of JSON, whichever comes first."""
 
-    def __init__(self, settings: Settings, metrics: IngestMetrics | None = None) -> None:
+    window_ms: float = 5.0
+    max_ticks: int = 500
+    max_bytes: int = 256 * 1024
+
+
+class Publisher:
+    """Sends each tick to its symbol's partition (murmur2 of the symbol, as Kafka's default
+    partitioner does with the symbol as key), so one symbol's ticks stay in order there.
+
+    With `bundle` set, ticks bound for the same partition within a few milliseconds go
+    in one record (`schemas.tick_bundle`): faust pays its per-record cost once for many
+    ticks. Bundles close on size in the caller's thread and on time in a flusher thread;
+    both send under one lock, so a partition's records leave in the order they closed.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: IngestMetrics | None = None,
+        bundle: BundleOptions | None = None,
+    ) -> None:
         self.metrics = metrics
         self.ticks_topic = settings.ticks_topic
         self.dlq_topic = settings.dlq_topic
@@ -55,9 +81,76 @@ class Publisher:
                 f"Kafka at {settings.kafka_bootstrap} is not reachable ({exc}); "
                 "start the local stack with `make stack-up`"
             ) from None
+        self._bundler: Bundler | None = None
+        self._lock = threading.Condition()
+        self._closing = False
+        self._flusher: threading.Thread | None = None
+        if bundle is not None:
+            # The topic's real partition count: a bundle names its partition itself.
+            self.partitions = len(self.producer.partitions_for(self.ticks_topic))
+            self._home: dict[str, int] = {}
+            self._bundler = Bundler(bundle.window_ms / 1000, bundle.max_ticks, bundle.max_bytes)
+            self._flusher = threading.Thread(
+                target=self._flush_on_time, name="bundle-flusher", daemon=True
+            )
+            self._flusher.start()
 
     def tick(self, tick: Tick) -> None:
-        self._send(self.ticks_topic, tick.symbol.encode(), tick.model_dump_json().encode(), None)
+        value = tick.model_dump_json().encode()
+        bundler = self._bundler
+        if bundler is None:
+            self._send(self.ticks_topic, tick.symbol.encode(), value, None)
+            return
+        symbol = tick.symbol
+        home = self._home.get(symbol)
+        if home is None:
+            home = self._home[symbol] = partition_of(symbol, self.partitions)
+        with self._lock:
+            self._sent += 1
+            idle = not bundler.open
+            for full in bundler.add(home, symbol, value, time.monotonic(), time.time_ns() // 10**6):
+                self._send_bundle(full)
+            if idle and bundler.open:
+                self._lock.notify()  # the flusher sleeps while no bundle is open
+
+    def _send_bundle(self, bundle: Bundle) -> None:
+        # The bundle's ingest time is its first tick's: a latency read from it includes
+        # the bundle window.
+        headers = [(INGESTED_AT_HEADER, str(bundle.first_ms).encode())]
+        try:
+            self._send(
+                self.ticks_topic,
+                bundle.key(),
+                bundle.value(),
+                headers,
+                partition=bundle.partition,
+                ticks=len(bundle.values),
+            )
+        except Exception as exc:  # e.g. the buffer stayed full: counted, reported once
+            self._done += len(bundle.values)
+            self._failed(exc)
+
+    def _flush_on_time(self) -> None:
+        bundler = self._bundler
+        assert bundler is not None
+        with self._lock:
+            while not self._closing:
+                due_at = bundler.next_due()
+                if due_at is None:
+                    self._lock.wait()
+                    continue
+                left = due_at - time.monotonic()
+                if left > 0:
+                    self._lock.wait(left)
+                    continue
+                for bundle in bundler.due(time.monotonic()):
+                    self._send_bundle(bundle)
+
+    def _send_open_bundles(self) -> None:
+        if self._bundler is not None:
+            with self._lock:
+                for bundle in self._bundler.drain():
+                    self._send_bundle(bundle)
 
     def bar(self, bar: Bar, topic: str) -> None:
         """A daily bar to the history topic, keyed by symbol like the ticks."""
@@ -69,22 +162,36 @@ class Publisher:
         self._send(self.dlq_topic, key, dead.model_dump_json().encode(), headers)
 
     def _send(
-        self, topic: str, key: bytes | None, value: bytes, headers: list[tuple[str, bytes]] | None
+        self,
+        topic: str,
+        key: bytes | None,
+        value: bytes,
+        headers: list[tuple[str, bytes]] | None,
+        *,
+        partition: int | None = None,
+        ticks: int = 0,
     ) -> None:
-        future = self.producer.send(topic, key=key, value=value, headers=headers)
-        self._sent += 1
-        future.add_both(self._settled)
+        """`ticks`: the bundle's tick count, already counted as sent; 0 for one record."""
+        future = self.producer.send(
+            topic, key=key, value=value, headers=headers, partition=partition
+        )
+        if ticks:
+            future.add_both(lambda _result: self._settled(_result, ticks))
+        else:
+            self._sent += 1
+            future.add_both(self._settled)
         future.add_errback(self._failed)
         if self.metrics is not None:
             metrics, is_ticks, sent = self.metrics, topic == self.ticks_topic, time.perf_counter()
             future.add_callback(lambda _md: metrics.acked(is_ticks, time.perf_counter() - sent))
 
-    def _settled(self, _result: Any) -> None:
-        # On the producer's I/O thread; only this thread writes _done.
-        self._done += 1
+    def _settled(self, _result: Any, ticks: int = 1) -> None:
+        # On the producer's I/O thread (or under the lock for a send that raised).
+        self._done += ticks
 
     @property
     def in_flight(self) -> int:
+        """Ticks and dead letters handed over and not yet acknowledged (open bundles too)."""
         return self._sent - self._done
 
     def _failed(self, exc: Any) -> None:
@@ -97,7 +204,14 @@ class Publisher:
             log.error("delivery failed: %s", exc)
 
     def flush(self, timeout_s: float | None = None) -> None:
+        self._send_open_bundles()
         self.producer.flush(timeout=timeout_s)
 
     def close(self, timeout_s: float = 10.0) -> None:
+        self._send_open_bundles()
+        if self._flusher is not None:
+            with self._lock:
+                self._closing = True
+                self._lock.notify()
+            self._flusher.join(timeout_s)
         self.producer.close(timeout=timeout_s)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
+import orjson
 from aiokafka.partitioner import DefaultPartitioner
 from faust.types import TP
 
@@ -45,6 +46,10 @@ log = logging.getLogger("marketsignal.processor")
 STATE_TABLES = ("symbol-state", "pair-state")
 
 BATCH_MAX = 2000
+# A record may be a bundle of many ticks: a batch also ends at this many value bytes
+# (about 10k ticks), so its outputs and state writes stay small and a rebalance's wait
+# for its ack stays short.
+BATCH_MAX_BYTES = 1024 * 1024
 # The longest a batch waits for the rest of a partition it was told exists (`Batches`).
 BATCH_MAX_WAIT_S = 0.25
 # The outputs of a batch go out together and are awaited together: a few ms of linger
@@ -98,6 +103,7 @@ class Batches:
         self.stream = cast(faust.Stream[Any], stream).noack()
         self.highwater = app.consumer.highwater
         self.pending: list[Any] = []
+        self.pending_bytes = 0
         self.first_at = 0.0
         self.complete = False  # `pending` ends a batch by itself
         self.wake = asyncio.Event()  # first event of a batch, or a complete batch
@@ -107,7 +113,7 @@ class Batches:
     async def _pump(self) -> None:
         try:
             async for event in self.stream.events():
-                while len(self.pending) >= BATCH_MAX:
+                while len(self.pending) >= BATCH_MAX or self.pending_bytes >= BATCH_MAX_BYTES:
                     self.room.clear()
                     await self.room.wait()
                 if not self.pending:
@@ -115,8 +121,11 @@ class Batches:
                     self.wake.set()
                 self.pending.append(event)
                 message = event.message
-                if len(self.pending) >= BATCH_MAX or message.offset + 1 >= (
-                    self.highwater(message.tp) or 0
+                self.pending_bytes += len(message.value or b"")
+                if (
+                    len(self.pending) >= BATCH_MAX
+                    or self.pending_bytes >= BATCH_MAX_BYTES
+                    or message.offset + 1 >= (self.highwater(message.tp) or 0)
                 ):
                     self.complete = True
                     self.wake.set()
@@ -138,6 +147,7 @@ class Batches:
                 self.wake.clear()
                 if self.pending:
                     batch, self.pending, self.complete = self.pending, [], False
+                    self.pending_bytes = 0
                     self.room.set()
                     yield batch
                     for done in batch:
@@ -309,7 +319,7 @@ def build_app(
     # the partition of the current event, which in a mixed batch is some other key's.
     symbol_table, pair_table = (state_table(name) for name in STATE_TABLES)
 
-    symbol_stage = SymbolStage(rules, settings.ticks_topic)
+    symbol_stage = SymbolStage(rules, settings.ticks_topic, settings.partitions)
     pair_stage = PairStage(rules, settings.topic(PAIR_FEED_TOPIC))
     history_stage = HistoryStage(rules, settings.history_topic)
     # The tick and history agents share the symbol table: each holds this lock from
@@ -327,15 +337,16 @@ def build_app(
         # broker before this batch's events are acked, hence before any commit covers them.
         if not states:
             return
-        topic = table.changelog_topic
+        # Straight to the producer, JSON by orjson (what the table's json codec reads
+        # back on recovery): faust's Topic.send costs a channel, a FutureMessage and a
+        # codec call per record, and a batch of bundles over a broad market writes
+        # thousands of keys (a third of a backfill's busy time went there).
+        topic = table.changelog_topic.get_topic_name()
+        send, dumps, partition_for = app.producer.send, orjson.dumps, table.partition_for_key
         pending: list[Awaitable[Any]] = []
         for key, state in states.items():
             raw = key.encode()
-            pending.append(
-                await topic.send(
-                    key=raw, value=state, partition=table.partition_for_key(raw), force=True
-                )
-            )
+            pending.append(await send(topic, raw, dumps(state), partition_for(raw), None, None))
         await asyncio.gather(*pending)
         data = table.data  # the store, written without a second changelog record
         for key, state in states.items():
@@ -367,11 +378,10 @@ def build_app(
                     _origin_headers(origin),
                 )
             )
-        for (pair, payload), origin in zip(out.forwards, out.forward_origins, strict=True):
+        # A pair's ticks of the batch in one record (a bundle), as the ingestor's ticks.
+        for pair, value, origin in out.pair_records():
             pending.append(
-                await send(
-                    by_pair_topic, pair.encode(), payload, None, None, _origin_headers(origin)
-                )
+                await send(by_pair_topic, pair.encode(), value, None, None, _origin_headers(origin))
             )
         for dead in out.dead:
             pending.append(
@@ -489,15 +499,14 @@ def build_app(
                     if metrics is not None:
                         metrics.batch(
                             "symbol",
-                            len(batch),
+                            out.ticks,
                             time.perf_counter() - started,
                             out.evaluated,
                             out.signals,
                             out.dead,
                         )
-                        metrics.staleness.seen(
-                            r.key.decode(errors="replace") for r in batch if r.key is not None
-                        )
+                        # Bundles have no key: the symbols are those whose state moved.
+                        metrics.staleness.seen(out.states)
                     await emit(out)
                     await write_states(symbol_table, out.states)
 

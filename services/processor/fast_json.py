@@ -24,6 +24,7 @@ _MAX_US = MAX_EPOCH_MS * 1000
 _SAFE_INT = 2**53  # beyond this an int price is not exactly a float: let the model decide
 _KINDS = frozenset(("trade", "index"))
 _PAIR_TICK_KEYS = frozenset(("type", "symbol", "ts_us", "price", "src_partition", "src_offset"))
+_PAIR_TICK_KEYS_INDEXED = _PAIR_TICK_KEYS | {"src_index"}
 
 
 def _price(value: Any) -> float | None:
@@ -48,6 +49,10 @@ class FastTicks:
             return None
         if type(obj) is not dict:
             return None
+        return self.check(obj)
+
+    def check(self, obj: dict[str, Any]) -> tuple[str, int, float] | None:
+        """`parse` of a tick already decoded (an element of a bundle)."""
         symbol = obj.get("symbol")
         ts = obj.get("ts")
         if type(symbol) is not str or type(ts) is not str:
@@ -81,7 +86,9 @@ class FastTicks:
         return symbol, us, price
 
 
-def pair_tick(symbol: str, ts_us: int, price: float, partition: int, offset: int) -> bytes:
+def pair_tick(
+    symbol: str, ts_us: int, price: float, partition: int, offset: int, index: int = 0
+) -> bytes:
     """The JSON of `PairTick(...)` (same fields, same order), without the model."""
     return orjson.dumps(
         {
@@ -91,6 +98,7 @@ def pair_tick(symbol: str, ts_us: int, price: float, partition: int, offset: int
             "price": price,
             "src_partition": partition,
             "src_offset": offset,
+            "src_index": index,
         }
     )
 
@@ -98,19 +106,36 @@ def pair_tick(symbol: str, ts_us: int, price: float, partition: int, offset: int
 HEARTBEAT = "heartbeat"
 
 
-def parse_pair_feed(value: bytes) -> tuple[str, int, float, int, int] | str | None:
-    """A pair tick as (symbol, ts_us, price, src_partition, src_offset), HEARTBEAT, or
-    None when the `PairFeedMessage` model must decide."""
+PairFeedTuple = tuple[str, int, float, int, int, int]
+
+
+def parse_pair_feed(value: bytes) -> PairFeedTuple | str | None:
+    """A pair tick as (symbol, ts_us, price, src_partition, src_offset, src_index),
+    HEARTBEAT, or None when the `PairFeedMessage` model must decide."""
     try:
         obj = orjson.loads(value)
     except orjson.JSONDecodeError:
         return None
     if type(obj) is not dict:
         return None
+    return check_pair_feed(obj)
+
+
+def check_pair_feed(obj: dict[str, Any]) -> PairFeedTuple | str | None:
+    """`parse_pair_feed` of a message already decoded (an element of a bundle)."""
     kind = obj.get("type")
     if kind == "heartbeat" and len(obj) == 1:
         return HEARTBEAT
-    if kind != "tick" or obj.keys() != _PAIR_TICK_KEYS:
+    if kind != "tick":
+        return None
+    keys = obj.keys()
+    if keys == _PAIR_TICK_KEYS_INDEXED:
+        index = obj["src_index"]
+        if type(index) is not int:
+            return None
+    elif keys == _PAIR_TICK_KEYS:
+        index = 0
+    else:
         return None
     symbol, ts_us, part, off = obj["symbol"], obj["ts_us"], obj["src_partition"], obj["src_offset"]
     price = _price(obj["price"])
@@ -122,4 +147,4 @@ def parse_pair_feed(value: bytes) -> tuple[str, int, float, int, int] | str | No
         or type(off) is not int
     ):
         return None
-    return symbol, ts_us, price, part, off
+    return symbol, ts_us, price, part, off, index

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any, NamedTuple
 
+import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.bar import Bar
@@ -21,6 +22,7 @@ from schemas.dead_letter import DeadLetter, DeadLetterReason, quote_raw
 from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat, PairBar, PairFeedMessage, PairTick
 from schemas.signals import AnySignal
 from schemas.tick import Tick
+from schemas.tick_bundle import partition_of
 from services.detection.ah_premium import AhTracker
 from services.detection.divergence import PairTracker
 from services.detection.engine import Clocks, new_ah_tracker, new_pair_tracker, record_high_config
@@ -28,7 +30,16 @@ from services.detection.record_high import Late, SymbolTracker
 from services.detection.rules import Rules
 from services.detection.timeline import to_us
 from services.parsing.validation import describe
-from services.processor.fast_json import HEARTBEAT, FastTicks, pair_tick, parse_pair_feed
+from services.processor.fast_json import (
+    HEARTBEAT,
+    FastTicks,
+    PairFeedTuple,
+    check_pair_feed,
+    pair_tick,
+)
+
+# Forwarded ticks per record on the re-keyed topic (about 130 bytes each).
+PAIR_BUNDLE_MAX = 1000
 
 _PAIR_FEED: TypeAdapter[PairTick | PairBar | Heartbeat] = TypeAdapter(PairFeedMessage)
 
@@ -57,6 +68,8 @@ class Outputs:
     # key -> new state, to write only after the outputs above are acknowledged
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
     evaluated: int = 0
+    # ticks read from well-formed records (a bundle counts each of its ticks)
+    ticks: int = 0
     # history: what became of each bar (held, applied, overlap, duplicate)
     bars: Counter[str] = field(default_factory=Counter)
 
@@ -74,19 +87,53 @@ class Outputs:
         field: str | None,
         detail: str,
         symbol: str | None = None,
+        index: int | None = None,
+        raw: bytes | None = None,
     ) -> None:
-        """Dead-letter `rec`, quoting it and naming where it was read (`topic[p]@offset`)."""
+        """Dead-letter `rec`, quoting it and naming where it was read (`topic[p]@offset`).
+
+        One tick of a bundle: `index` is its place in the bundle (the source reads
+        `topic[p]@offset#index`) and `raw` its own JSON, quoted instead of the record.
+        """
+        where = f"{topic}[{rec.partition}]@{rec.offset}"
         self.dead.append(
             DeadLetter(
                 reason=reason,
                 field=field,
                 detail=detail,
-                raw=_text(rec.value),
-                source=f"{topic}[{rec.partition}]@{rec.offset}",
+                raw=_text(rec.value if raw is None else raw),
+                source=where if index is None else f"{where}#{index}",
                 symbol=symbol,
                 received_at=now,
             )
         )
+
+    def pair_records(self, max_ticks: int = PAIR_BUNDLE_MAX) -> list[tuple[str, bytes, int | None]]:
+        """The forwards as records for the re-keyed topic: (pair, value, origin ms).
+
+        A pair's forwards of one batch go in one record, a JSON array, in order (up to
+        `max_ticks` each); a lone forward stays a plain message. The origin is the
+        earliest of the ticks', so a latency read from it includes the wait.
+        """
+        grouped: dict[str, tuple[list[bytes], list[int | None]]] = {}
+        for (pair, payload), origin in zip(self.forwards, self.forward_origins, strict=True):
+            entry = grouped.get(pair)
+            if entry is None:
+                entry = grouped[pair] = ([], [])
+            entry[0].append(payload)
+            entry[1].append(origin)
+        out: list[tuple[str, bytes, int | None]] = []
+        for pair, (payloads, origins) in grouped.items():
+            for start in range(0, len(payloads), max_ticks):
+                chunk = payloads[start : start + max_ticks]
+                known = [o for o in origins[start : start + max_ticks] if o is not None]
+                value = chunk[0] if len(chunk) == 1 else b"[" + b",".join(chunk) + b"]"
+                out.append((pair, value, min(known) if known else None))
+        return out
+
+
+# (index in the record, symbol, ts_us, price, the bundle element or None for a single tick)
+ParsedTick = tuple[int, str, int, float, Any]
 
 
 # An A/H listing's key on the re-keyed topic and in the pair table: a divergence pair
@@ -111,11 +158,20 @@ def _text(value: bytes) -> str:
 
 
 class SymbolStage:
-    """Lateness, record highs, and the fan-out of index ticks to their pairs."""
+    """Lateness, record highs, and the fan-out of index ticks to their pairs.
 
-    def __init__(self, rules: Rules, source: str) -> None:
+    A record holds one tick or a bundle of them (`schemas.tick_bundle`); a tick's place
+    is (offset, index in the record), which is what a state remembers and a replay
+    skips by, so a bundle replayed after a crash half-way applies each tick once.
+    """
+
+    def __init__(self, rules: Rules, source: str, partitions: int | None = None) -> None:
         self.rules = rules
         self.source = source
+        # The source topic's partition count: a bundle's ticks must all hash to its
+        # partition. None: not checked (a stage fed by hand, e.g. in tests).
+        self.partitions = partitions
+        self._partition_of: dict[str, int] = {}
         self.zones = rules.exchange_zones()
         self.clocks = Clocks(self.zones)
         self.config = record_high_config(rules)
@@ -135,80 +191,155 @@ class SymbolStage:
             return SymbolTracker(symbol, self.config, clock)
         return SymbolTracker.from_state(symbol, self.config, clock, state["tracker"])
 
-    def process(
-        self, records: list[Record], load: Callable[[str], dict[str, Any] | None]
-    ) -> Outputs:
-        out = Outputs()
-        trackers: dict[str, SymbolTracker] = {}
-        positions: dict[str, tuple[int, int]] = {}
-        now = datetime.now(UTC)
-        fast = self._fast.parse
-        for rec in records:
-            parsed = fast(rec.value)
+    def _single(self, rec: Record, obj: Any, out: Outputs, now: datetime) -> ParsedTick | None:
+        parsed = self._fast.check(obj) if type(obj) is dict else None
+        if parsed is None:
+            # Anything unusual: the model decides, and names the field if it is bad.
+            try:
+                tick = Tick.model_validate_json(rec.value, context=self._context)
+            except ValidationError as exc:
+                bad = describe(exc)
+                out.reject(
+                    rec, self.source, now, reason="malformed", field=bad.field, detail=bad.detail
+                )
+                return None
+            parsed = (tick.symbol, to_us(tick.ts), tick.price)
+        symbol = parsed[0]
+        if rec.key is not None and rec.key != symbol.encode():
+            # State is partitioned by symbol: a tick keyed otherwise would be judged
+            # against the wrong partition's state.
+            out.reject(
+                rec,
+                self.source,
+                now,
+                reason="malformed",
+                field="key",
+                detail=f"record key {rec.key!r} is not the tick's symbol",
+                symbol=symbol,
+            )
+            return None
+        return (0, *parsed, None)
+
+    def _home(self, symbol: str) -> int:
+        home = self._partition_of.get(symbol)
+        if home is None:
+            assert self.partitions is not None
+            home = self._partition_of[symbol] = partition_of(symbol, self.partitions)
+        return home
+
+    def _bundle(
+        self, rec: Record, items: list[Any], out: Outputs, now: datetime
+    ) -> list[ParsedTick]:
+        """The ticks of a bundle; a bad one is dead-lettered alone, a bad bundle whole."""
+        if not items:
+            out.reject(
+                rec, self.source, now, reason="malformed", field=None, detail="an empty bundle"
+            )
+            return []
+        ticks: list[ParsedTick] = []
+        bad_ones = Outputs()
+        check = self._fast.check
+        for index, item in enumerate(items):
+            parsed = check(item) if type(item) is dict else None
             if parsed is None:
-                # Anything unusual: the model decides, and names the field if it is bad.
+                raw = orjson.dumps(item)
                 try:
-                    tick = Tick.model_validate_json(rec.value, context=self._context)
+                    tick = Tick.model_validate_json(raw, context=self._context)
                 except ValidationError as exc:
                     bad = describe(exc)
-                    out.reject(
+                    bad_ones.reject(
                         rec,
                         self.source,
                         now,
                         reason="malformed",
                         field=bad.field,
-                        detail=bad.detail,
+                        detail=f"tick {index} of a bundle: {bad.detail}",
+                        index=index,
+                        raw=raw,
                     )
                     continue
-                symbol, us, price = tick.symbol, to_us(tick.ts), tick.price
-            else:
-                symbol, us, price = parsed
-            if rec.key is not None and rec.key != symbol.encode():
-                # State is partitioned by symbol: a tick keyed otherwise would be judged
-                # against the wrong partition's state.
-                out.reject(
-                    rec,
-                    self.source,
-                    now,
-                    reason="malformed",
-                    field="key",
-                    detail=f"record key {rec.key!r} is not the tick's symbol",
-                    symbol=symbol,
+                parsed = (tick.symbol, to_us(tick.ts), tick.price)
+            ticks.append((index, *parsed, item))
+        key, partition, check_home = rec.key, rec.partition, self.partitions is not None
+        for index, symbol, _us, _price, _item in ticks:
+            if key is not None and key != symbol.encode():
+                detail = f"record key {key!r} is not the symbol of tick {index} ({symbol})"
+            elif check_home and self._home(symbol) != partition:
+                detail = (
+                    f"tick {index} ({symbol}) belongs to partition {self._home(symbol)}, "
+                    f"not {partition}: every tick of a bundle must hash to its partition"
                 )
+            else:
                 continue
-            tracker = trackers.get(symbol)
-            if tracker is None:
-                state = load(symbol)
-                if state is not None and state["p"] == rec.partition and rec.offset <= state["o"]:
-                    continue  # applied before a restart: its outputs were sent then
-                tracker = self._tracker(symbol, state)
-                trackers[symbol] = tracker
-            result = tracker.update(us, price)
-            positions[symbol] = (rec.partition, rec.offset)
-            if result is not None:
-                if type(result) is Late:
-                    out.reject(
-                        rec,
-                        self.source,
-                        now,
-                        reason="late",
-                        field="ts",
-                        detail=result.detail(self.rules.ticks.allowed_lateness_s),
-                        symbol=symbol,
-                    )
+            # Its ticks would be judged against another partition's state: none is used.
+            out.reject(rec, self.source, now, reason="malformed", field="symbol", detail=detail)
+            return []
+        out.dead.extend(bad_ones.dead)
+        return ticks
+
+    def process(
+        self, records: list[Record], load: Callable[[str], dict[str, Any] | None]
+    ) -> Outputs:
+        out = Outputs()
+        trackers: dict[str, SymbolTracker] = {}
+        positions: dict[str, tuple[int, int, int]] = {}
+        now = datetime.now(UTC)
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        ticks: Sequence[ParsedTick]
+        for rec in records:
+            try:
+                obj = loads(rec.value)
+            except decode_error:
+                obj = None
+            if type(obj) is list:
+                ticks = self._bundle(rec, obj, out, now)
+            else:
+                one = self._single(rec, obj, out, now)
+                if one is None:
                     continue
-                out.add_signals([result], rec.ingested_ms)  # type: ignore[list-item]
-            out.evaluated += 1
-            pairs = self.pairs_of.get(symbol)
-            if pairs:
-                payload = pair_tick(symbol, us, price, rec.partition, rec.offset)
-                for pair in pairs:
-                    out.forwards.append((pair, payload))
-                    out.forward_origins.append(rec.ingested_ms)
+                ticks = (one,)
+            out.ticks += len(ticks)
+            partition, offset = rec.partition, rec.offset
+            for index, symbol, us, price, item in ticks:
+                tracker = trackers.get(symbol)
+                if tracker is None:
+                    state = load(symbol)
+                    if (
+                        state is not None
+                        and state["p"] == partition
+                        and (offset, index) <= (state["o"], state.get("i", 0))
+                    ):
+                        continue  # applied before a restart: its outputs were sent then
+                    tracker = self._tracker(symbol, state)
+                    trackers[symbol] = tracker
+                result = tracker.update(us, price)
+                positions[symbol] = (partition, offset, index)
+                if result is not None:
+                    if type(result) is Late:
+                        out.reject(
+                            rec,
+                            self.source,
+                            now,
+                            reason="late",
+                            field="ts",
+                            detail=result.detail(self.rules.ticks.allowed_lateness_s),
+                            symbol=symbol,
+                            index=None if item is None else index,
+                            raw=None if item is None else orjson.dumps(item),
+                        )
+                        continue
+                    out.add_signals([result], rec.ingested_ms)  # type: ignore[list-item]
+                out.evaluated += 1
+                pairs = self.pairs_of.get(symbol)
+                if pairs:
+                    payload = pair_tick(symbol, us, price, partition, offset, index)
+                    for pair in pairs:
+                        out.forwards.append((pair, payload))
+                        out.forward_origins.append(rec.ingested_ms)
         for symbol, tracker in trackers.items():
             if symbol in positions:
-                p, o = positions[symbol]
-                state = {"p": p, "o": o, "tracker": tracker.to_state()}
+                p, o, i = positions[symbol]
+                state = {"p": p, "o": o, "i": i, "tracker": tracker.to_state()}
                 out.states[symbol] = state
                 self._cache[symbol] = (state, tracker)
         return out
@@ -285,9 +416,23 @@ class HistoryStage:
                     out.forward_origins.append(None)
         for symbol, (state, tracker) in trackers.items():
             # The tick position stays: it is what SymbolStage skips replayed ticks by.
-            p, o = (state["p"], state["o"]) if state is not None else (-1, -1)
-            out.states[symbol] = {"p": p, "o": o, "tracker": tracker.to_state()}
+            p, o, i = (
+                (state["p"], state["o"], state.get("i", 0)) if state is not None else (-1, -1, 0)
+            )
+            out.states[symbol] = {"p": p, "o": o, "i": i, "tracker": tracker.to_state()}
         return out
+
+
+_NOWHERE = (-1, -1)
+
+
+def _positions(src: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """A pair state's source positions: [offset, index] per partition (an offset alone in
+    states written before bundles)."""
+    return {
+        part: (pos, 0) if isinstance(pos, int) else (int(pos[0]), int(pos[1]))
+        for part, pos in src.items()
+    }
 
 
 class PairStage:
@@ -331,85 +476,140 @@ class PairStage:
     ) -> Outputs:
         out = Outputs()
         trackers: dict[str, PairTracker | AhTracker] = {}
-        applied: dict[str, dict[str, int]] = {}
+        applied: dict[str, dict[str, tuple[int, int]]] = {}
         changed: set[str] = set()
         now_dt: datetime | None = None
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
         for rec in records:
-            msg: tuple[str, int, float, int, int] | str | PairBar | None
-            msg = parse_pair_feed(rec.value)  # the common shapes, without the model
             try:
-                if msg is None:
-                    model = _PAIR_FEED.validate_json(rec.value)
-                    if isinstance(model, Heartbeat):
-                        msg = HEARTBEAT
-                    elif isinstance(model, PairBar):
-                        msg = model
+                obj = loads(rec.value)
+            except decode_error:
+                obj = None
+            messages: list[PairFeedTuple | str | PairBar]
+            if type(obj) is list:
+                if not obj:
+                    now_dt = now_dt or datetime.now(UTC)
+                    out.reject(
+                        rec,
+                        self.source,
+                        now_dt,
+                        reason="malformed",
+                        field=None,
+                        detail="an empty bundle",
+                    )
+                    continue
+                messages = []
+                for index, item in enumerate(obj):
+                    raw = orjson.dumps(item)
+                    one = self._message(rec, item, raw)
+                    if isinstance(one, Exception):
+                        now_dt = now_dt or datetime.now(UTC)
+                        self._reject(rec, one, out, now_dt, index, raw)
                     else:
-                        msg = (
-                            model.symbol,
-                            model.ts_us,
-                            model.price,
-                            model.src_partition,
-                            model.src_offset,
-                        )
-                symbol = msg.symbol if isinstance(msg, PairBar) else None
-                if isinstance(msg, tuple):
-                    symbol = msg[0]
-                if symbol is not None and rec.key is not None:
-                    key = rec.key.decode(errors="replace")
-                    legs = self._legs.get(key)
-                    if legs is not None and symbol not in legs:
-                        raise ValueError(f"{symbol} is not in {key}")
-            except (ValidationError, ValueError) as exc:
-                # Written by some other client: dead-lettered with the reason, never fatal.
-                now_dt = now_dt or datetime.now(UTC)
-                bad = describe(exc) if isinstance(exc, ValidationError) else None
-                out.reject(
-                    rec,
-                    self.source,
-                    now_dt,
-                    reason="malformed",
-                    field=bad.field if bad else "symbol",
-                    detail=bad.detail if bad else str(exc),
-                )
-                continue
+                        messages.append(one)
+            else:
+                one = self._message(rec, obj, rec.value)
+                if isinstance(one, Exception):
+                    now_dt = now_dt or datetime.now(UTC)
+                    self._reject(rec, one, out, now_dt, None, None)
+                    continue
+                messages = [one]
             pair = rec.key.decode(errors="replace") if rec.key is not None else ""
             if pair not in self.rules:
-                self.unknown += 1  # a pair no longer configured: its records are moot
+                self.unknown += len(messages)  # a pair no longer configured: moot
                 continue
             tracker = trackers.get(pair)
             if tracker is None:
                 state = load(pair)
                 tracker = self._tracker(pair, state)
                 trackers[pair] = tracker
-                applied[pair] = dict(state["src"]) if state is not None else {}
-            if msg is HEARTBEAT:
-                if tracker.pending:
-                    # Released by the reorder timer: no single tick is behind them.
-                    out.add_signals(tracker.expire(now), None)
-                    changed.add(pair)
-                continue
-            if isinstance(msg, PairBar):
-                # Idempotent (a date's first bar stays), so a replay needs no offset check.
-                if isinstance(tracker, PairTracker):  # a listing has no bases: no bars
-                    tracker.add_bar(msg.symbol, msg.day, msg.close)
-                    changed.add(pair)
-                continue
-            assert type(msg) is tuple
-            symbol, ts_us, price, src_partition, src_offset = msg
+                applied[pair] = _positions(state["src"]) if state is not None else {}
             src = applied[pair]
-            part = str(src_partition)
-            if src_offset <= src.get(part, -1):
-                continue  # a re-sent record from a symbol-stage replay
-            src[part] = src_offset
-            out.evaluated += 1
-            out.add_signals(tracker.update(symbol, ts_us, price, now), rec.ingested_ms)
-            changed.add(pair)
+            for msg in messages:
+                if msg is HEARTBEAT:
+                    if tracker.pending:
+                        # Released by the reorder timer: no single tick is behind them.
+                        out.add_signals(tracker.expire(now), None)
+                        changed.add(pair)
+                    continue
+                if isinstance(msg, PairBar):
+                    # Idempotent (a date's first bar stays): a replay needs no offset check.
+                    if isinstance(tracker, PairTracker):  # a listing has no bases: no bars
+                        tracker.add_bar(msg.symbol, msg.day, msg.close)
+                        changed.add(pair)
+                    continue
+                assert type(msg) is tuple
+                symbol, ts_us, price, src_partition, src_offset, src_index = msg
+                part = str(src_partition)
+                position = (src_offset, src_index)
+                if position <= src.get(part, _NOWHERE):
+                    continue  # a re-sent tick from a symbol-stage replay
+                src[part] = position
+                out.evaluated += 1
+                out.add_signals(tracker.update(symbol, ts_us, price, now), rec.ingested_ms)
+                changed.add(pair)
         for pair in changed:
-            state = {"src": applied[pair], "tracker": trackers[pair].to_state()}
+            saved = {part: [o, i] for part, (o, i) in applied[pair].items()}
+            state = {"src": saved, "tracker": trackers[pair].to_state()}
             out.states[pair] = state
             self._cache[pair] = (state, trackers[pair])
         return out
+
+    def _message(
+        self, rec: Record, obj: Any, raw: bytes
+    ) -> PairFeedTuple | str | PairBar | Exception:
+        """One message of a record (or of its bundle), or why it is refused."""
+        msg: PairFeedTuple | str | PairBar | None
+        msg = check_pair_feed(obj) if type(obj) is dict else None  # the common shapes
+        try:
+            if msg is None:
+                model = _PAIR_FEED.validate_json(raw)
+                if isinstance(model, Heartbeat):
+                    msg = HEARTBEAT
+                elif isinstance(model, PairBar):
+                    msg = model
+                else:
+                    msg = (
+                        model.symbol,
+                        model.ts_us,
+                        model.price,
+                        model.src_partition,
+                        model.src_offset,
+                        model.src_index,
+                    )
+            symbol = msg.symbol if isinstance(msg, PairBar) else None
+            if isinstance(msg, tuple):
+                symbol = msg[0]
+            if symbol is not None and rec.key is not None:
+                key = rec.key.decode(errors="replace")
+                legs = self._legs.get(key)
+                if legs is not None and symbol not in legs:
+                    raise ValueError(f"{symbol} is not in {key}")
+        except (ValidationError, ValueError) as exc:
+            return exc
+        return msg
+
+    def _reject(
+        self,
+        rec: Record,
+        exc: Exception,
+        out: Outputs,
+        now: datetime,
+        index: int | None,
+        raw: bytes | None,
+    ) -> None:
+        # Written by some other client: dead-lettered with the reason, never fatal.
+        bad = describe(exc) if isinstance(exc, ValidationError) else None
+        out.reject(
+            rec,
+            self.source,
+            now,
+            reason="malformed",
+            field=bad.field if bad else "symbol",
+            detail=bad.detail if bad else str(exc),
+            index=index,
+            raw=raw,
+        )
 
     def pending(self) -> dict[str, int]:
         return {pair: tracker.pending for pair, (_, tracker) in self._cache.items()}

@@ -104,13 +104,19 @@ def by_subject(lines: list[str]) -> dict[tuple[str, str], list[str]]:
     return grouped
 
 
-def ingest_command() -> list[str]:
-    return [sys.executable, "-m", "services.cli", "ingest", str(DEMO), "--rate", RATE]
+# Every test runs with the ingestor's default tick bundles and with one tick per record:
+# both must give the backtest's alerts.
+BUNDLES = pytest.mark.parametrize("bundles", [True, False], ids=["bundles", "single"])
 
 
-def ingest(settings: Settings, rules: Path) -> str:
+def ingest_command(bundles: bool = True) -> list[str]:
+    command = [sys.executable, "-m", "services.cli", "ingest", str(DEMO), "--rate", RATE]
+    return command if bundles else [*command, "--no-bundle"]
+
+
+def ingest(settings: Settings, rules: Path, bundles: bool = True) -> str:
     proc = subprocess.run(
-        ingest_command(),
+        ingest_command(bundles),
         cwd=ROOT,
         env=service_env(settings, rules),
         capture_output=True,
@@ -142,8 +148,9 @@ def start_processor(name: str, env: dict[str, str], logs: Path) -> Service:
     return Service(name, ["process", "--web-port", str(free_port())], env, logs)
 
 
+@BUNDLES
 def test_demo_replay_reaches_subscribers_exactly_as_the_backtest_says(
-    settings: SettingsFactory, redis_client: redis.Redis, tmp_path: Path
+    settings: SettingsFactory, redis_client: redis.Redis, tmp_path: Path, bundles: bool
 ) -> None:
     s = settings(partitions=6, processor_session_timeout_s=10)
     rules = paced_rules(tmp_path)
@@ -160,7 +167,7 @@ def test_demo_replay_reaches_subscribers_exactly_as_the_backtest_says(
     services = [processor, alerter]
     try:
         seed_history(s, rules, services)
-        summary = ingest(s, rules)
+        summary = ingest(s, rules, bundles)
         stream = s.redis_key("alerts")
         wait_for(
             f"{len(expected)} alerts in {stream}",
@@ -191,8 +198,9 @@ def test_demo_replay_reaches_subscribers_exactly_as_the_backtest_says(
         assert premium_channels == {f"{s.namespace}alerts:ah_premium:688981.SH/0981.HK"}
 
 
+@BUNDLES
 def test_two_workers_split_the_work_and_agree_with_the_backtest(
-    settings: SettingsFactory, tmp_path: Path
+    settings: SettingsFactory, tmp_path: Path, bundles: bool
 ) -> None:
     s = settings(partitions=6, processor_session_timeout_s=10)
     rules = paced_rules(tmp_path)
@@ -222,7 +230,7 @@ def test_two_workers_split_the_work_and_agree_with_the_backtest(
         admin.close()
         assert sorted(ticks_owners) == [3, 3], ticks_owners
         seed_history(s, rules, workers)
-        ingest(s, rules)
+        ingest(s, rules, bundles)
         records = read_all(s, s.signals_topic, expect=len(expected), timeout_s=240)
     finally:
         for w in workers:
@@ -232,8 +240,9 @@ def test_two_workers_split_the_work_and_agree_with_the_backtest(
     assert by_subject(got) == by_subject(expected)
 
 
+@BUNDLES
 def test_a_killed_processor_restarts_without_losing_or_repeating_an_alert(
-    settings: SettingsFactory, redis_client: redis.Redis, tmp_path: Path
+    settings: SettingsFactory, redis_client: redis.Redis, tmp_path: Path, bundles: bool
 ) -> None:
     s = settings(partitions=6, processor_session_timeout_s=8)
     rules = paced_rules(tmp_path)
@@ -245,7 +254,7 @@ def test_a_killed_processor_restarts_without_losing_or_repeating_an_alert(
     feed: subprocess.Popen[bytes] | None = None
     try:
         seed_history(s, rules, [processor, alerter])
-        feed = subprocess.Popen(ingest_command(), cwd=ROOT, env=env)
+        feed = subprocess.Popen(ingest_command(bundles), cwd=ROOT, env=env)
         # Kill -9 part-way through, while state, outputs and offsets are in flight.
         wait_for(
             "some alerts",

@@ -27,6 +27,7 @@ from kafka import KafkaProducer
 
 from schemas.dead_letter import DeadLetter
 from schemas.pair_feed import PAIR_FEED_TOPIC
+from schemas.tick_bundle import partition_of
 from services.detection.rules import Rules
 from services.runtime.settings import Settings
 from tests.faults.components import Fault, may_restart, restart_component
@@ -258,19 +259,31 @@ def test_poison_records_are_dead_lettered_and_nothing_crashes(
     pipe = Pipeline(s, ticks, rules, tmp_path, redis_client)
     pair = Rules.load(rules).divergence[0].name
     huge = b'{"symbol":"S01.HK","pad":"' + b"x" * 900_000 + b'"}'
-    poison = {
+    home = partition_of("S01.HK", s.partitions)
+    tick = b'{"symbol":"S01.HK","ts":"2026-01-05T09:30:00+08:00","price":10.0}'
+    # (key, value) or (key, value, partition): bundles name their partition.
+    poison: dict[str, list[tuple[bytes | None, bytes] | tuple[bytes | None, bytes, int]]] = {
         s.ticks_topic: [
             (b"S01.HK", b"\xff\xfe not json"),
             (b"S01.HK", b'{"symbol":"S01.HK","ts":"2026-01-05T09:30:00+08:00","price":"high"}'),
             (b"S01.HK", b'{"symbol":"S01.HK","ts":"2026-01-05T09:30:00+08:00","price":1e999}'),
             (b"S01.HK", huge),
             (b"S01.HK", b""),
+            (None, b"[]", home),  # an empty bundle
+            (None, b"[" + tick.replace(b"10.0", b'"high"') + b"]", home),  # its one tick bad
+            (
+                None,
+                b"[" + tick + b"," + tick + b"]",
+                (home + 1) % s.partitions,
+            ),  # off its partition
         ],
         s.topic(PAIR_FEED_TOPIC): [
             (pair.encode(), b"not json"),
             (pair.encode(), b'{"type":"tick","symbol":1,"ts_us":"x","price":1}'),
             (pair.encode(), b'{"type":"tick","symbol":"S01.HK","ts_us":1,"price":1e999}'),
             (pair.encode(), huge),
+            (pair.encode(), b"[]"),
+            (pair.encode(), b'[{"type":"tick","symbol":1}]'),
         ],
         s.signals_topic: [
             (b"S01.HK", b"not json"),
@@ -286,8 +299,8 @@ def test_poison_records_are_dead_lettered_and_nothing_crashes(
         pipe.start_feed(RATE)
         pipe.wait_alerts(1)
         for topic, records in poison.items():
-            for key, value in records:
-                producer.send(topic, key=key, value=value)
+            for key, value, *where in records:
+                producer.send(topic, key=key, value=value, partition=where[0] if where else None)
         producer.flush(timeout=30)
         check(pipe, report)
         assert all(svc.alive() for svc in pipe.services()), "a service crashed on poison"
@@ -301,7 +314,7 @@ def test_poison_records_are_dead_lettered_and_nothing_crashes(
     from_ticks = [d for d in ticks_dlq if d.source.startswith(f"{s.ticks_topic}[")]
     from_pairs = [d for d in ticks_dlq if d.source.startswith(f"{s.topic(PAIR_FEED_TOPIC)}[")]
     counts = {
-        "ticks": (len(poison[s.ticks_topic]), len(from_ticks)),
+        "ticks": (len(poison[s.ticks_topic]), len(from_ticks)),  # one per bundle too
         "by_pair": (len(poison[s.topic(PAIR_FEED_TOPIC)]), len(from_pairs)),
         "signals": (len(poison[s.signals_topic]), len(signals_dlq)),
     }
@@ -309,6 +322,9 @@ def test_poison_records_are_dead_lettered_and_nothing_crashes(
         report(f"{name}: {sent} poison records written, {dead} dead-lettered")
     assert all(sent == dead for sent, dead in counts.values()), counts
     assert len(ticks_dlq) == len(from_ticks) + len(from_pairs)
+    # The bundle whose one tick is bad: that tick's own dead letter, at index 0.
+    assert any(d.source.endswith("#0") and d.field == "price" for d in from_ticks), from_ticks
+    assert any("must hash to its partition" in d.detail for d in from_ticks), from_ticks
     for d in [*ticks_dlq, *signals_dlq]:
         assert d.reason == "malformed", d
         assert d.detail, d

@@ -106,7 +106,7 @@ def test_progress_bar_only_when_asked(ticks: Path) -> None:
 
 def test_schemas_export_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schemas", "export", str(tmp_path)]) == 0
-    assert len(list(tmp_path.glob("*.schema.json"))) == 4
+    assert len(list(tmp_path.glob("*.schema.json"))) == 5
     assert "tick.schema.json" in capsys.readouterr().out
 
 

@@ -129,15 +129,16 @@ def test_broken_values_go_to_the_model(raw: bytes) -> None:
     st.floats(min_value=1e-9, max_value=1e12),
     st.integers(min_value=0, max_value=1000),
     st.integers(min_value=0, max_value=2**40),
+    st.integers(min_value=0, max_value=10**5),
 )
 def test_pair_tick_json_round_trips_through_the_model(
-    symbol: str, ts_us: int, price: float, partition: int, offset: int
+    symbol: str, ts_us: int, price: float, partition: int, offset: int, index: int
 ) -> None:
-    raw = pair_tick(symbol, ts_us, price, partition, offset)
+    raw = pair_tick(symbol, ts_us, price, partition, offset, index)
     model = PAIR_FEED.validate_json(raw)
     assert isinstance(model, PairTick)
     assert json.loads(raw) == json.loads(model.model_dump_json())
-    assert parse_pair_feed(raw) == (symbol, ts_us, price, partition, offset)
+    assert parse_pair_feed(raw) == (symbol, ts_us, price, partition, offset, index)
 
 
 pair_objects = st.fixed_dictionaries(
@@ -149,6 +150,7 @@ pair_objects = st.fixed_dictionaries(
         "price": prices,
         "src_partition": st.one_of(st.integers(min_value=-2, max_value=9), st.just("1")),
         "src_offset": st.one_of(st.integers(min_value=-2, max_value=10**9), st.booleans()),
+        "src_index": st.one_of(st.integers(min_value=-2, max_value=10**5), st.booleans()),
         "extra": st.integers(),
     },
 )
@@ -172,5 +174,6 @@ def test_pair_feed_fast_parse_agrees_with_the_model(obj: dict[str, Any]) -> None
             model.price,
             model.src_partition,
             model.src_offset,
+            model.src_index,
         )
         assert math.isfinite(model.price)

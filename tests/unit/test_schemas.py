@@ -181,7 +181,13 @@ def test_json_schema_export(tmp_path: Path) -> None:
         "dead_letter.schema.json",
         "signal.schema.json",
         "tick.schema.json",
+        "tick_record.schema.json",
     ]
+    record_schema = json.loads((tmp_path / "tick_record.schema.json").read_text())
+    single, bundle = record_schema["anyOf"]
+    assert single == {"$ref": "#/$defs/Tick"}
+    assert (bundle["type"], bundle["minItems"]) == ("array", 1)
+    assert bundle["items"] == {"$ref": "#/$defs/Tick"}
     tick_schema = json.loads((tmp_path / "tick.schema.json").read_text())
     assert set(tick_schema["required"]) == {"symbol", "ts", "price"}
     signal_schema = json.loads((tmp_path / "signal.schema.json").read_text())
