@@ -278,12 +278,12 @@ class SymbolStage:
         return ticks
 
     def process(
-        self, records: list[Record], load: Callable[[str], dict[str, Any] | None]
+        self, records: list[Record], load: Callable[[str], dict[str, Any] | None], now: float
     ) -> Outputs:
         out = Outputs()
         trackers: dict[str, SymbolTracker] = {}
         positions: dict[str, tuple[int, int, int]] = {}
-        now = datetime.now(UTC)
+        received = datetime.fromtimestamp(now, UTC)  # stamped on dead letters
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         ticks: Sequence[ParsedTick]
         for rec in records:
@@ -292,9 +292,9 @@ class SymbolStage:
             except decode_error:
                 obj = None
             if type(obj) is list:
-                ticks = self._bundle(rec, obj, out, now)
+                ticks = self._bundle(rec, obj, out, received)
             else:
-                one = self._single(rec, obj, out, now)
+                one = self._single(rec, obj, out, received)
                 if one is None:
                     continue
                 ticks = (one,)
@@ -319,7 +319,7 @@ class SymbolStage:
                         out.reject(
                             rec,
                             self.source,
-                            now,
+                            received,
                             reason="late",
                             field="ts",
                             detail=result.detail(self.rules.ticks.allowed_lateness_s),
@@ -364,12 +364,15 @@ class HistoryStage:
         self.config = record_high_config(rules)
         self.pairs_of = {s: [r.name for r in rs] for s, rs in rules.pairs_of().items()}
 
+    def forget(self) -> None:
+        """Nothing cached: every batch reads the table."""
+
     def process(
-        self, records: list[Record], load: Callable[[str], dict[str, Any] | None]
+        self, records: list[Record], load: Callable[[str], dict[str, Any] | None], now: float
     ) -> Outputs:
         out = Outputs()
         trackers: dict[str, tuple[dict[str, Any] | None, SymbolTracker]] = {}
-        now = datetime.now(UTC)
+        received = datetime.fromtimestamp(now, UTC)  # stamped on dead letters
         for rec in records:
             try:
                 bar = Bar.model_validate_json(rec.value)
@@ -378,7 +381,7 @@ class HistoryStage:
                 out.reject(
                     rec,
                     self.source,
-                    now,
+                    received,
                     reason="malformed",
                     field=bad.field,
                     detail=f"not a daily bar: {bad.detail}",
@@ -389,7 +392,7 @@ class HistoryStage:
                 out.reject(
                     rec,
                     self.source,
-                    now,
+                    received,
                     reason="malformed",
                     field="key",
                     detail=f"record key {rec.key!r} is not the bar's symbol",
@@ -488,7 +491,7 @@ class PairStage:
             messages: list[PairFeedTuple | str | PairBar]
             if type(obj) is list:
                 if not obj:
-                    now_dt = now_dt or datetime.now(UTC)
+                    now_dt = now_dt or datetime.fromtimestamp(now, UTC)
                     out.reject(
                         rec,
                         self.source,
@@ -503,14 +506,14 @@ class PairStage:
                     raw = orjson.dumps(item)
                     one = self._message(rec, item, raw)
                     if isinstance(one, Exception):
-                        now_dt = now_dt or datetime.now(UTC)
+                        now_dt = now_dt or datetime.fromtimestamp(now, UTC)
                         self._reject(rec, one, out, now_dt, index, raw)
                     else:
                         messages.append(one)
             else:
                 one = self._message(rec, obj, rec.value)
                 if isinstance(one, Exception):
-                    now_dt = now_dt or datetime.now(UTC)
+                    now_dt = now_dt or datetime.fromtimestamp(now, UTC)
                     self._reject(rec, one, out, now_dt, None, None)
                     continue
                 messages = [one]

@@ -41,7 +41,8 @@ class Naive(EventOrder):
 @settings(max_examples=400, deadline=None)
 @given(steps)
 def test_expire_releases_what_a_full_scan_releases(plan: list[tuple[str, int, int, float]]) -> None:
-    fast, slow = EventOrder(2, MAX_WAIT), Naive(2, MAX_WAIT)
+    fast: EventOrder = EventOrder(2, MAX_WAIT)
+    slow: EventOrder = Naive(2, MAX_WAIT)
     now = 0.0
     for action, leg, ts, step in plan:
         now += step

@@ -41,7 +41,7 @@ class Tables:
 def run_stages(
     records: list[Record], tables: Tables, symbol_stage: SymbolStage, pair_stage: PairStage
 ) -> tuple[list[str], Outputs]:
-    out = symbol_stage.process(records, tables.symbols.get)
+    out = symbol_stage.process(records, tables.symbols.get, 0.0)
     tables.symbols.update(out.states)
     forwarded = [
         Record(pair.encode(), payload, 0, i) for i, (pair, payload) in enumerate(out.forwards)
@@ -113,7 +113,7 @@ def test_replayed_batch_changes_nothing_and_resends_nothing_new() -> None:
 
 def test_pair_stage_drops_re_sent_forwards() -> None:
     ticks = [t for t in make_ticks(600, seed=5) if t.symbol != "CCC.HK"]
-    out = SymbolStage(RULES, "ticks").process(as_records(ticks), {}.get)
+    out = SymbolStage(RULES, "ticks").process(as_records(ticks), {}.get, 0.0)
     forwards = [Record(p.encode(), v, 0, i) for i, (p, v) in enumerate(out.forwards)]
     once = PairStage(RULES).process(forwards, {}.get, now=0.0)
     table: dict[str, Any] = {}
@@ -139,7 +139,7 @@ def test_bad_records_go_to_dead_letters_with_reasons() -> None:
         Record(b"OTHER", good.model_dump_json().encode(), 2, 13),
         Record(b"CCC.HK", late.model_dump_json().encode(), 2, 14),
     ]
-    out = SymbolStage(RULES, "ticks").process(records, {}.get)
+    out = SymbolStage(RULES, "ticks").process(records, {}.get, 0.0)
     reasons = [(d.reason, d.field, d.source) for d in out.dead]
     assert reasons == [
         ("malformed", "price", "ticks[2]@11"),
@@ -237,7 +237,7 @@ def test_a_heartbeat_releases_a_listing_s_held_legs_after_max_wait_s() -> None:
         Tick(symbol="AAA.SH", ts=t0, price=100.0),  # all legs at t0: premium +37.5%, open
         Tick(symbol="BBB.HK", ts=t0 + timedelta(minutes=1), price=100.0),  # +10%: held
     ]
-    out = SymbolStage(rules, "ticks").process(as_records(ticks), {}.get)
+    out = SymbolStage(rules, "ticks").process(as_records(ticks), {}.get, 0.0)
     key = ah_key("AAA.SH/BBB.HK")
     assert [k for k, _ in out.forwards] == [key] * 4
     forwards = [Record(k.encode(), v, 0, i) for i, (k, v) in enumerate(out.forwards)]
@@ -296,7 +296,7 @@ def test_history_then_ticks_through_the_stages_match_the_engine() -> None:
     # half the bars, the other half and the whole file again (loading twice changes nothing)
     got: list[str] = []
     for chunk in (bar_records[::2], bar_records[1::2], bar_records):
-        out = history.process(chunk, tables.symbols.get)
+        out = history.process(chunk, tables.symbols.get, 0.0)
         tables.symbols.update(out.states)
         forwarded = [
             Record(pair.encode(), payload, 1, i) for i, (pair, payload) in enumerate(out.forwards)
@@ -330,6 +330,7 @@ def test_bars_after_ticks_count_only_before_the_first_tick() -> None:
     out = HistoryStage(RULES, "history").process(
         [Record(b"CCC.HK", b.model_dump_json().encode(), 0, i) for i, b in enumerate(late_bars)],
         tables.symbols.get,
+        0.0,
     )
     assert dict(out.bars) == {"applied": 1, "overlap": 1}
     tables.symbols.update(out.states)

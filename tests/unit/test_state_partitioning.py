@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from kafka.partitioner.default import murmur2
 
-from services.processor.app import StateTable
+from services.processor.tables import StateTable
 
 
 def kafka_python_partition(key: bytes, partitions: int) -> int:

@@ -37,7 +37,7 @@ class Run:
 
     def batch(self, records: list[Record], *, keep: float = 1.0, rng: Any = None) -> Outputs:
         """`keep` < 1: a crash during the state write; only that share of states lands."""
-        out = self.symbol_stage.process(records, self.symbols.get)
+        out = self.symbol_stage.process(records, self.symbols.get, 0.0)
         forwarded = []
         for pair, value, origin in out.pair_records():
             forwarded.append(Record(pair.encode(), value, 0, self.pair_offset, origin))
@@ -183,7 +183,9 @@ def test_a_bad_tick_in_a_bundle_is_dead_lettered_alone() -> None:
         "not a tick",
         tick_json("CCC.HK", 0, 12.0),  # late against 02:00:03 by more than the rules allow?
     ]
-    out = SymbolStage(RULES, "ticks", 1).process([Record(None, orjson.dumps(items), 0, 40)], {}.get)
+    out = SymbolStage(RULES, "ticks", 1).process(
+        [Record(None, orjson.dumps(items), 0, 40)], {}.get, 0.0
+    )
     letters = {d.source: d for d in out.dead}
     assert set(letters) >= {"ticks[0]@40#1", "ticks[0]@40#3"}
     assert letters["ticks[0]@40#1"].field == "price"
@@ -200,18 +202,18 @@ def test_a_bundle_off_its_partition_is_dead_lettered_whole() -> None:
     )
     value = orjson.dumps([tick_json("CCC.HK", 1, 10.0), tick_json(other, 2, 10.0)])
     stage = SymbolStage(RULES, "ticks", 6)
-    out = stage.process([Record(None, value, home, 7)], {}.get)
+    out = stage.process([Record(None, value, home, 7)], {}.get, 0.0)
     assert [(d.reason, d.field, d.source) for d in out.dead] == [
         ("malformed", "symbol", f"ticks[{home}]@7")
     ]
     assert f"belongs to partition {partition_of(other, 6)}" in out.dead[0].detail
     assert (out.states, out.signals, out.evaluated) == ({}, [], 0)
     # A key that is not every tick's symbol: the same.
-    keyed = stage.process([Record(b"CCC.HK", value, home, 8)], {}.get)
+    keyed = stage.process([Record(b"CCC.HK", value, home, 8)], {}.get, 0.0)
     assert [d.source for d in keyed.dead] == [f"ticks[{home}]@8"]
     # Malformed as a whole.
     for bad in (b"[]", b"[1,", b"[[]]"):
-        whole = stage.process([Record(None, bad, home, 9)], {}.get)
+        whole = stage.process([Record(None, bad, home, 9)], {}.get, 0.0)
         assert [d.reason for d in whole.dead] == ["malformed"], bad
 
 
