@@ -73,6 +73,11 @@ REDIS_URL = Settings(
 ).redis_url
 
 
+def processor_group(namespace: str) -> str:
+    """The processor's consumer group (and faust app id) in `namespace`."""
+    return Settings(namespace=namespace).processor_consumer_group
+
+
 def log(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
@@ -323,7 +328,7 @@ def processor_drain(
             time.sleep(0.05)
         else:
             raise RuntimeError(f"processor drain timed out at {total:.0f}/{count}")
-        group = namespace + "marketsignal-processor"
+        group = processor_group(namespace)
         wait(
             "the processor's lag to reach 0",
             # by_pair also carries the leader's heartbeats, a few a second, committed
@@ -542,7 +547,7 @@ def latency(
             sent_s = time.time() - started
             wait(
                 "the processor to catch up",
-                lambda: group_lag(namespace + "marketsignal-processor", namespace + "ticks") == 0,
+                lambda: group_lag(processor_group(namespace), namespace + "ticks") == 0,
                 300,
                 proc,
             )
@@ -649,7 +654,7 @@ def memory_and_recovery(rules: Path, n_symbols: int, days: int, logs: Path) -> d
     symbols = symbol_universe(n_symbols)
     day_us = 86_400_000_000
     start_us = 1_735_689_600_000_000 - days * day_us  # a year before 2025-01-01
-    changelog = f"{namespace}marketsignal-processor-symbol-state-changelog"
+    changelog = f"{processor_group(namespace)}-symbol-state-changelog"
     admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     admin.create_topics([NewTopic(changelog, 6, 1, topic_configs={"cleanup.policy": "compact"})])
     admin.close()
@@ -871,7 +876,7 @@ def backfill(rules: Path, n: int, n_symbols: int, logs: Path) -> dict[str, Any]:
             started = time.perf_counter()
             fed = ingest(namespace, rules, data, logs)
             ingest_s = time.perf_counter() - started
-            group = namespace + "marketsignal-processor"
+            group = processor_group(namespace)
             wait(
                 "the backfill to be processed",
                 lambda: group_lag(group, namespace + "ticks") == 0,
@@ -885,7 +890,7 @@ def backfill(rules: Path, n: int, n_symbols: int, logs: Path) -> dict[str, Any]:
             rss = rss_mb(proc.pid)
     finally:
         cleanup(namespace)
-        shutil.rmtree(CACHE / "state" / (namespace + "marketsignal-processor"), ignore_errors=True)
+        shutil.rmtree(CACHE / "state" / (processor_group(namespace)), ignore_errors=True)
     return {
         "ticks": n,
         "symbols": n_symbols,
@@ -1137,7 +1142,7 @@ def main() -> int:
         log(f"wrote {target.relative_to(ROOT)} and {chart.relative_to(ROOT)}")
     except ImportError:
         log(f"wrote {RESULTS.relative_to(ROOT)}; no chart without matplotlib ('.[bench]')")
-    shutil.rmtree(CACHE / "state" / (namespace + "marketsignal-processor"), ignore_errors=True)
+    shutil.rmtree(CACHE / "state" / (processor_group(namespace)), ignore_errors=True)
     return 0
 
 

@@ -6,14 +6,13 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 from schemas.dead_letter import DeadLetter
 from schemas.tick import Tick
 from services.ingestor.pacing import Pacer
 from services.ingestor.screening import Accepted, Screener
-from services.parsing.feed import RawRecord, read_records
+from services.parsing.feed import RawRecord
 
 # A dead letter must fit in one Kafka record (1 MiB by default) whatever the input line.
 MAX_RAW_CHARS = 100_000
@@ -53,11 +52,6 @@ def bounded(dead: DeadLetter) -> DeadLetter:
             "detail": f"{dead.detail} (raw line truncated from {len(dead.raw)} characters)",
         }
     )
-
-
-def ingest_file(path: Path, screener: Screener, pacer: Pacer, sink: Sink) -> IngestSummary:
-    """Screen and send every line of `path`. The caller flushes the sink afterwards."""
-    return ingest_records(read_records(path), screener, pacer, sink)
 
 
 def ingest_records(

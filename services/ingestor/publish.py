@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.errors import KafkaError
 
 from schemas.bar import Bar
 from schemas.dead_letter import DeadLetter
@@ -18,7 +17,7 @@ from schemas.tick_bundle import partition_of
 from schemas.topics import DLQ_REASON_HEADER, INGESTED_AT_HEADER
 from services.ingestor.bundling import Bundle, Bundler
 from services.ingestor.metrics import IngestMetrics
-from services.runtime.kafka_admin import BrokerUnavailableError
+from services.runtime.kafka_admin import connecting
 from services.runtime.settings import Settings
 
 log = logging.getLogger("marketsignal.ingestor")
@@ -65,7 +64,7 @@ class Publisher:
         # Sent and not yet acknowledged: what a bounded source waits on (back-pressure).
         self._sent = 0
         self._done = 0
-        try:
+        with connecting(settings):
             self.producer = KafkaProducer(
                 bootstrap_servers=settings.kafka_bootstrap,
                 bootstrap_timeout_ms=settings.kafka_bootstrap_timeout_ms,
@@ -76,11 +75,6 @@ class Publisher:
                 batch_size=settings.ingest_batch_bytes,
                 compression_type=compression(settings.ingest_compression),
             )
-        except KafkaError as exc:
-            raise BrokerUnavailableError(
-                f"Kafka at {settings.kafka_bootstrap} is not reachable ({exc}); "
-                "start the local stack with `make stack-up`"
-            ) from None
         self._bundler: Bundler | None = None
         self._lock = threading.Condition()
         self._closing = False
