@@ -299,26 +299,22 @@ def build_app(
             for e in events
         ]
 
-    @app.agent(ticks, name="records", concurrency=1)
-    async def detect_symbols(stream: faust.StreamT[Any]) -> None:
-        async for events in Batches(app, stream):
-            with unacked_unless_done(events, symbol_continuity):
-                kept = await without_gaps(events, symbol_continuity, settings.ticks_topic)
-                await symbol_handler.handle(records(kept))
+    def batch_agent(
+        topic: faust.TopicT, name: str, continuity: Continuity, handler: BatchHandler
+    ) -> None:
+        source = topic.get_topic_name()
 
-    @app.agent(history, name="history", concurrency=1)
-    async def merge_history(stream: faust.StreamT[Any]) -> None:
-        async for events in Batches(app, stream):
-            with unacked_unless_done(events, history_continuity):
-                kept = await without_gaps(events, history_continuity, settings.history_topic)
-                await history_handler.handle(records(kept))
+        async def agent(stream: faust.StreamT[Any]) -> None:
+            async for events in Batches(app, stream):
+                with unacked_unless_done(events, continuity):
+                    kept = await without_gaps(events, continuity, source)
+                    await handler.handle(records(kept))
 
-    @app.agent(by_pair, name="divergence", concurrency=1)
-    async def detect_pairs(stream: faust.StreamT[Any]) -> None:
-        async for events in Batches(app, stream):
-            with unacked_unless_done(events, pair_continuity):
-                kept = await without_gaps(events, pair_continuity, by_pair.get_topic_name())
-                await pair_handler.handle(records(kept))
+        app.agent(topic, name=name, concurrency=1)(agent)
+
+    batch_agent(ticks, "records", symbol_continuity, symbol_handler)
+    batch_agent(history, "history", history_continuity, history_handler)
+    batch_agent(by_pair, "divergence", pair_continuity, pair_handler)
 
     heartbeat = Heartbeat().model_dump_json().encode()
 

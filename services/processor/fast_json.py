@@ -36,6 +36,15 @@ def _price(value: Any) -> float | None:
     return None
 
 
+def _object(value: bytes) -> dict[str, Any] | None:
+    """The JSON object in `value`, or None for anything else (the model then decides)."""
+    try:
+        obj = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return None
+    return obj if type(obj) is dict else None
+
+
 class FastTicks:
     """`parse(value)`: (symbol, ts_us, price) of a plainly valid tick, else None."""
 
@@ -43,13 +52,8 @@ class FastTicks:
         self._symbols: set[str] = set()
 
     def parse(self, value: bytes) -> tuple[str, int, float] | None:
-        try:
-            obj = orjson.loads(value)
-        except orjson.JSONDecodeError:
-            return None
-        if type(obj) is not dict:
-            return None
-        return self.check(obj)
+        obj = _object(value)
+        return None if obj is None else self.check(obj)
 
     def check(self, obj: dict[str, Any]) -> tuple[str, int, float] | None:
         """`parse` of a tick already decoded (an element of a bundle)."""
@@ -112,13 +116,8 @@ PairFeedTuple = tuple[str, int, float, int, int, int]
 def parse_pair_feed(value: bytes) -> PairFeedTuple | str | None:
     """A pair tick as (symbol, ts_us, price, src_partition, src_offset, src_index),
     HEARTBEAT, or None when the `PairFeedMessage` model must decide."""
-    try:
-        obj = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        return None
-    if type(obj) is not dict:
-        return None
-    return check_pair_feed(obj)
+    obj = _object(value)
+    return None if obj is None else check_pair_feed(obj)
 
 
 def check_pair_feed(obj: dict[str, Any]) -> PairFeedTuple | str | None:
