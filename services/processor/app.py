@@ -31,9 +31,12 @@ from services.detection.rules import Rules
 from services.processor.batches import Batches, unacked_unless_done
 from services.processor.continuity import Continuity
 from services.processor.handler import BatchHandler, Headers, OutputTopics
+from services.processor.history_stage import HistoryStage
 from services.processor.metrics import ProcessorMetrics
 from services.processor.offsets import install as install_contiguous_commits
-from services.processor.stages import HistoryStage, Outputs, PairStage, Record, SymbolStage
+from services.processor.outputs import Outputs, Record
+from services.processor.pair_stage import PairStage
+from services.processor.symbol_stage import SymbolStage
 from services.processor.tables import STATE_TABLES, ChangelogState, state_table
 from services.runtime.settings import Settings
 

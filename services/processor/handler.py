@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from schemas.topics import DLQ_REASON_HEADER, INGESTED_AT_HEADER
-from services.processor.stages import Outputs, Record
+from services.processor.outputs import Outputs, Record
 
 Headers = list[tuple[str, bytes]] | None
 # faust's Producer.send(topic, key, value, partition, timestamp, headers): awaiting it

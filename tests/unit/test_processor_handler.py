@@ -17,7 +17,9 @@ from schemas.tick import Tick
 from schemas.topics import DLQ_REASON_HEADER, INGESTED_AT_HEADER
 from services.detection.rules import DivergenceRule, Rules
 from services.processor.handler import BatchHandler, Headers, OutputTopics
-from services.processor.stages import PairStage, Record, SymbolStage
+from services.processor.outputs import Record
+from services.processor.pair_stage import PairStage
+from services.processor.symbol_stage import SymbolStage
 
 TOPICS = OutputTopics(signals="signals", pair_feed="by-pair", dlq="ticks.dlq")
 RULES = Rules(divergence=(DivergenceRule(a="AAA.SH", b="BBB.HK", threshold_pp=2.0),))

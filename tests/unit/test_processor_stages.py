@@ -14,7 +14,9 @@ from schemas.tick import Tick
 from services.detection.engine import Engine
 from services.detection.record_high import Late
 from services.detection.rules import DivergenceRule, Rules
-from services.processor.stages import Outputs, PairStage, Record, SymbolStage
+from services.processor.outputs import Outputs, Record
+from services.processor.pair_stage import PairStage
+from services.processor.symbol_stage import SymbolStage
 
 RULES = Rules(divergence=(DivergenceRule(a="AAA.SH", b="BBB.HK", threshold_pp=2.0),))
 
@@ -180,7 +182,7 @@ def test_poison_on_the_pair_feed_is_dead_lettered_not_fatal() -> None:
 def test_a_h_listings_ride_the_pair_stage_apart_from_a_pair_of_the_same_symbols() -> None:
     from services.detection.ah_premium import AhTracker
     from services.detection.rules import AhRule
-    from services.processor.stages import ah_key
+    from services.processor.outputs import ah_key
 
     rules = Rules(
         divergence=(DivergenceRule(a="AAA.SH", b="BBB.HK", threshold_pp=2.0),),
@@ -224,7 +226,7 @@ def test_a_h_listings_ride_the_pair_stage_apart_from_a_pair_of_the_same_symbols(
 def test_a_heartbeat_releases_a_listing_s_held_legs_after_max_wait_s() -> None:
     from schemas.pair_feed import Heartbeat
     from services.detection.rules import AhRule
-    from services.processor.stages import ah_key
+    from services.processor.outputs import ah_key
 
     rules = Rules(
         divergence=(),
@@ -273,7 +275,7 @@ def make_bars(seed: int = 11) -> list[Any]:
 
 
 def test_history_then_ticks_through_the_stages_match_the_engine() -> None:
-    from services.processor.stages import HistoryStage
+    from services.processor.history_stage import HistoryStage
 
     bars = make_bars()
     ticks = make_ticks(2000)
@@ -314,7 +316,7 @@ def test_history_then_ticks_through_the_stages_match_the_engine() -> None:
 
 def test_bars_after_ticks_count_only_before_the_first_tick() -> None:
     from schemas.bar import Bar
-    from services.processor.stages import HistoryStage
+    from services.processor.history_stage import HistoryStage
 
     tables = Tables()
     ticks = [

@@ -17,7 +17,9 @@ from schemas.tick import Tick
 from schemas.tick_bundle import partition_of
 from services.ingestor.bundling import Bundler
 from services.processor.fast_json import pair_tick
-from services.processor.stages import Outputs, PairStage, Record, SymbolStage
+from services.processor.outputs import Outputs, Record
+from services.processor.pair_stage import PairStage
+from services.processor.symbol_stage import SymbolStage
 from tests.unit.test_processor_stages import RULES, make_ticks, per_subject
 
 TICKS = make_ticks(240, seed=11)

@@ -1,0 +1,94 @@
+"""The history stage: daily bars merged into the per-symbol state (and index pairs)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from schemas.bar import Bar
+from schemas.pair_feed import PairBar
+from services.detection.engine import Clocks, record_high_config
+from services.detection.record_high import SymbolTracker
+from services.detection.rules import Rules
+from services.parsing.validation import describe
+from services.processor.outputs import Outputs, Record
+
+
+class HistoryStage:
+    """Daily bars from the `history` topic into the per-symbol state (and index pairs).
+
+    Shares the symbol table with `SymbolStage`: the app runs the two under one lock, so
+    neither writes a state computed before the other's write. A bar changes state only
+    once (a second bar for a date is a duplicate), so a replay after a crash is harmless.
+    """
+
+    def __init__(self, rules: Rules, source: str) -> None:
+        self.rules = rules
+        self.source = source
+        self.clocks = Clocks(rules.exchange_zones())
+        self.config = record_high_config(rules)
+        self.pairs_of = {s: [r.name for r in rs] for s, rs in rules.pairs_of().items()}
+
+    def forget(self) -> None:
+        """Nothing cached: every batch reads the table."""
+
+    def process(
+        self, records: list[Record], load: Callable[[str], dict[str, Any] | None], now: float
+    ) -> Outputs:
+        out = Outputs()
+        trackers: dict[str, tuple[dict[str, Any] | None, SymbolTracker]] = {}
+        received = datetime.fromtimestamp(now, UTC)  # stamped on dead letters
+        for rec in records:
+            try:
+                bar = Bar.model_validate_json(rec.value)
+            except ValidationError as exc:
+                bad = describe(exc)
+                out.reject(
+                    rec,
+                    self.source,
+                    received,
+                    reason="malformed",
+                    field=bad.field,
+                    detail=f"not a daily bar: {bad.detail}",
+                )
+                continue
+            symbol = bar.symbol
+            if rec.key is not None and rec.key != symbol.encode():
+                out.reject(
+                    rec,
+                    self.source,
+                    received,
+                    reason="malformed",
+                    field="key",
+                    detail=f"record key {rec.key!r} is not the bar's symbol",
+                    symbol=symbol,
+                )
+                continue
+            entry = trackers.get(symbol)
+            if entry is None:
+                state = load(symbol)
+                clock = self.clocks.for_symbol(symbol)
+                tracker = (
+                    SymbolTracker(symbol, self.config, clock)
+                    if state is None
+                    else SymbolTracker.from_state(symbol, self.config, clock, state["tracker"])
+                )
+                entry = trackers[symbol] = (state, tracker)
+            day = bar.date.toordinal()
+            outcome = entry[1].add_bar(day, bar.high)
+            out.bars[outcome] += 1
+            if outcome in ("held", "applied"):
+                for pair in self.pairs_of.get(symbol, ()):
+                    msg = PairBar(symbol=symbol, day=day, close=bar.close)
+                    out.forwards.append((pair, msg.model_dump_json().encode()))
+                    out.forward_origins.append(None)
+        for symbol, (state, tracker) in trackers.items():
+            # The tick position stays: it is what SymbolStage skips replayed ticks by.
+            p, o, i = (
+                (state["p"], state["o"], state.get("i", 0)) if state is not None else (-1, -1, 0)
+            )
+            out.states[symbol] = {"p": p, "o": o, "i": i, "tracker": tracker.to_state()}
+        return out

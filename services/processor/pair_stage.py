@@ -1,0 +1,220 @@
+"""The pair stage: index divergences per pair and A/H premiums per listing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from typing import Any
+
+import orjson
+from pydantic import TypeAdapter, ValidationError
+
+from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat, PairBar, PairFeedMessage, PairTick
+from services.detection.ah_premium import AhTracker
+from services.detection.divergence import PairTracker
+from services.detection.engine import Clocks, new_ah_tracker, new_pair_tracker
+from services.detection.rules import Rules
+from services.parsing.validation import describe
+from services.processor.fast_json import (
+    HEARTBEAT,
+    PairFeedTuple,
+    check_pair_feed,
+)
+from services.processor.outputs import Outputs, Record, ah_key
+
+_PAIR_FEED: TypeAdapter[PairTick | PairBar | Heartbeat] = TypeAdapter(PairFeedMessage)
+
+_NOWHERE = (-1, -1)
+
+
+def _positions(src: dict[str, Any]) -> dict[str, tuple[int, int]]:
+    """A pair state's source positions: [offset, index] per partition (an offset alone in
+    states written before bundles)."""
+    return {
+        part: (pos, 0) if isinstance(pos, int) else (int(pos[0]), int(pos[1]))
+        for part, pos in src.items()
+    }
+
+
+class PairStage:
+    """Index divergence per pair and A/H premium per listing, fed by the re-keyed topic."""
+
+    def __init__(self, rules: Rules, source: str = PAIR_FEED_TOPIC) -> None:
+        self.source = source
+        clocks = Clocks(rules.exchange_zones())
+        self._new: dict[str, Callable[[], PairTracker | AhTracker]] = {}
+        for rule in rules.divergence:
+            self._new[rule.name] = partial(new_pair_tracker, rules, rule, clocks)
+        for listing in rules.ah:
+            self._new[ah_key(listing.name)] = partial(new_ah_tracker, listing, clocks)
+        self.rules = set(self._new)
+        # key -> the symbols its records may carry (a record naming another is poison)
+        self._legs: dict[str, tuple[str, ...]] = {r.name: (r.a, r.b) for r in rules.divergence}
+        self._legs.update({ah_key(listing.name): tuple(listing.legs) for listing in rules.ah})
+        self._cache: dict[str, tuple[dict[str, Any], PairTracker | AhTracker]] = {}
+        self.unknown: int = 0
+
+    def subjects(self) -> list[str]:
+        """Every configured pair and listing, as keyed on the re-keyed topic."""
+        return list(self._new)
+
+    def _tracker(self, pair: str, state: dict[str, Any] | None) -> PairTracker | AhTracker:
+        cached = self._cache.get(pair)
+        if state is not None and cached is not None and cached[0] is state:
+            return cached[1]
+        fresh = self._new[pair]()
+        if state is None:
+            return fresh
+        if isinstance(fresh, AhTracker):
+            return AhTracker.from_state(fresh.rule, fresh.clocks, state["tracker"])
+        return PairTracker.from_state(fresh.rule, fresh.clocks, fresh.lateness_us, state["tracker"])
+
+    def process(
+        self,
+        records: list[Record],
+        load: Callable[[str], dict[str, Any] | None],
+        now: float,
+    ) -> Outputs:
+        out = Outputs()
+        trackers: dict[str, PairTracker | AhTracker] = {}
+        applied: dict[str, dict[str, tuple[int, int]]] = {}
+        changed: set[str] = set()
+        now_dt: datetime | None = None
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        for rec in records:
+            try:
+                obj = loads(rec.value)
+            except decode_error:
+                obj = None
+            messages: list[PairFeedTuple | str | PairBar]
+            if type(obj) is list:
+                if not obj:
+                    now_dt = now_dt or datetime.fromtimestamp(now, UTC)
+                    out.reject(
+                        rec,
+                        self.source,
+                        now_dt,
+                        reason="malformed",
+                        field=None,
+                        detail="an empty bundle",
+                    )
+                    continue
+                messages = []
+                for index, item in enumerate(obj):
+                    raw = orjson.dumps(item)
+                    one = self._message(rec, item, raw)
+                    if isinstance(one, Exception):
+                        now_dt = now_dt or datetime.fromtimestamp(now, UTC)
+                        self._reject(rec, one, out, now_dt, index, raw)
+                    else:
+                        messages.append(one)
+            else:
+                one = self._message(rec, obj, rec.value)
+                if isinstance(one, Exception):
+                    now_dt = now_dt or datetime.fromtimestamp(now, UTC)
+                    self._reject(rec, one, out, now_dt, None, None)
+                    continue
+                messages = [one]
+            pair = rec.key.decode(errors="replace") if rec.key is not None else ""
+            if pair not in self.rules:
+                self.unknown += len(messages)  # a pair no longer configured: moot
+                continue
+            tracker = trackers.get(pair)
+            if tracker is None:
+                state = load(pair)
+                tracker = self._tracker(pair, state)
+                trackers[pair] = tracker
+                applied[pair] = _positions(state["src"]) if state is not None else {}
+            src = applied[pair]
+            for msg in messages:
+                if msg is HEARTBEAT:
+                    if tracker.pending:
+                        # Released by the reorder timer: no single tick is behind them.
+                        out.add_signals(tracker.expire(now), None)
+                        changed.add(pair)
+                    continue
+                if isinstance(msg, PairBar):
+                    # Idempotent (a date's first bar stays): a replay needs no offset check.
+                    if isinstance(tracker, PairTracker):  # a listing has no bases: no bars
+                        tracker.add_bar(msg.symbol, msg.day, msg.close)
+                        changed.add(pair)
+                    continue
+                assert type(msg) is tuple
+                symbol, ts_us, price, src_partition, src_offset, src_index = msg
+                part = str(src_partition)
+                position = (src_offset, src_index)
+                if position <= src.get(part, _NOWHERE):
+                    continue  # a re-sent tick from a symbol-stage replay
+                src[part] = position
+                out.evaluated += 1
+                out.add_signals(tracker.update(symbol, ts_us, price, now), rec.ingested_ms)
+                changed.add(pair)
+        for pair in changed:
+            saved = {part: [o, i] for part, (o, i) in applied[pair].items()}
+            state = {"src": saved, "tracker": trackers[pair].to_state()}
+            out.states[pair] = state
+            self._cache[pair] = (state, trackers[pair])
+        return out
+
+    def _message(
+        self, rec: Record, obj: Any, raw: bytes
+    ) -> PairFeedTuple | str | PairBar | Exception:
+        """One message of a record (or of its bundle), or why it is refused."""
+        msg: PairFeedTuple | str | PairBar | None
+        msg = check_pair_feed(obj) if type(obj) is dict else None  # the common shapes
+        try:
+            if msg is None:
+                model = _PAIR_FEED.validate_json(raw)
+                if isinstance(model, Heartbeat):
+                    msg = HEARTBEAT
+                elif isinstance(model, PairBar):
+                    msg = model
+                else:
+                    msg = (
+                        model.symbol,
+                        model.ts_us,
+                        model.price,
+                        model.src_partition,
+                        model.src_offset,
+                        model.src_index,
+                    )
+            symbol = msg.symbol if isinstance(msg, PairBar) else None
+            if isinstance(msg, tuple):
+                symbol = msg[0]
+            if symbol is not None and rec.key is not None:
+                key = rec.key.decode(errors="replace")
+                legs = self._legs.get(key)
+                if legs is not None and symbol not in legs:
+                    raise ValueError(f"{symbol} is not in {key}")
+        except (ValidationError, ValueError) as exc:
+            return exc
+        return msg
+
+    def _reject(
+        self,
+        rec: Record,
+        exc: Exception,
+        out: Outputs,
+        now: datetime,
+        index: int | None,
+        raw: bytes | None,
+    ) -> None:
+        # Written by some other client: dead-lettered with the reason, never fatal.
+        bad = describe(exc) if isinstance(exc, ValidationError) else None
+        out.reject(
+            rec,
+            self.source,
+            now,
+            reason="malformed",
+            field=bad.field if bad else "symbol",
+            detail=bad.detail if bad else str(exc),
+            index=index,
+            raw=raw,
+        )
+
+    def pending(self) -> dict[str, int]:
+        return {pair: tracker.pending for pair, (_, tracker) in self._cache.items()}
+
+    def forget(self) -> None:
+        self._cache.clear()

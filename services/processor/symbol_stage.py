@@ -1,0 +1,218 @@
+"""The symbol stage: lateness, record highs, and each index tick forwarded to its pairs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.tick import Tick
+from schemas.tick_bundle import partition_of
+from services.detection.engine import Clocks, record_high_config
+from services.detection.record_high import Late, SymbolTracker
+from services.detection.rules import Rules
+from services.detection.timeline import to_us
+from services.parsing.validation import describe
+from services.processor.fast_json import (
+    FastTicks,
+    pair_tick,
+)
+from services.processor.outputs import Outputs, Record, feeds_of
+
+# (index in the record, symbol, ts_us, price, the bundle element or None for a single tick)
+ParsedTick = tuple[int, str, int, float, Any]
+
+
+class SymbolStage:
+    """Lateness, record highs, and the fan-out of index ticks to their pairs.
+
+    A record holds one tick or a bundle of them (`schemas.tick_bundle`); a tick's place
+    is (offset, index in the record), which is what a state remembers and a replay
+    skips by, so a bundle replayed after a crash half-way applies each tick once.
+    """
+
+    def __init__(self, rules: Rules, source: str, partitions: int | None = None) -> None:
+        self.rules = rules
+        self.source = source
+        # The source topic's partition count: a bundle's ticks must all hash to its
+        # partition. None: not checked (a stage fed by hand, e.g. in tests).
+        self.partitions = partitions
+        self._partition_of: dict[str, int] = {}
+        self.zones = rules.exchange_zones()
+        self.clocks = Clocks(self.zones)
+        self.config = record_high_config(rules)
+        self._context = {"zones": self.zones}
+        self.pairs_of = feeds_of(rules)
+        # symbol -> (the state dict last written, the tracker it describes): saves
+        # rebuilding trackers from the table on every batch.
+        self._cache: dict[str, tuple[dict[str, Any], SymbolTracker]] = {}
+        self._fast = FastTicks()
+
+    def _tracker(self, symbol: str, state: dict[str, Any] | None) -> SymbolTracker:
+        cached = self._cache.get(symbol)
+        if state is not None and cached is not None and cached[0] is state:
+            return cached[1]
+        clock = self.clocks.for_symbol(symbol)
+        if state is None:
+            return SymbolTracker(symbol, self.config, clock)
+        return SymbolTracker.from_state(symbol, self.config, clock, state["tracker"])
+
+    def _single(self, rec: Record, obj: Any, out: Outputs, now: datetime) -> ParsedTick | None:
+        parsed = self._fast.check(obj) if type(obj) is dict else None
+        if parsed is None:
+            # Anything unusual: the model decides, and names the field if it is bad.
+            try:
+                tick = Tick.model_validate_json(rec.value, context=self._context)
+            except ValidationError as exc:
+                bad = describe(exc)
+                out.reject(
+                    rec, self.source, now, reason="malformed", field=bad.field, detail=bad.detail
+                )
+                return None
+            parsed = (tick.symbol, to_us(tick.ts), tick.price)
+        symbol = parsed[0]
+        if rec.key is not None and rec.key != symbol.encode():
+            # State is partitioned by symbol: a tick keyed otherwise would be judged
+            # against the wrong partition's state.
+            out.reject(
+                rec,
+                self.source,
+                now,
+                reason="malformed",
+                field="key",
+                detail=f"record key {rec.key!r} is not the tick's symbol",
+                symbol=symbol,
+            )
+            return None
+        return (0, *parsed, None)
+
+    def _home(self, symbol: str) -> int:
+        home = self._partition_of.get(symbol)
+        if home is None:
+            assert self.partitions is not None
+            home = self._partition_of[symbol] = partition_of(symbol, self.partitions)
+        return home
+
+    def _bundle(
+        self, rec: Record, items: list[Any], out: Outputs, now: datetime
+    ) -> list[ParsedTick]:
+        """The ticks of a bundle; a bad one is dead-lettered alone, a bad bundle whole."""
+        if not items:
+            out.reject(
+                rec, self.source, now, reason="malformed", field=None, detail="an empty bundle"
+            )
+            return []
+        ticks: list[ParsedTick] = []
+        bad_ones = Outputs()
+        check = self._fast.check
+        for index, item in enumerate(items):
+            parsed = check(item) if type(item) is dict else None
+            if parsed is None:
+                raw = orjson.dumps(item)
+                try:
+                    tick = Tick.model_validate_json(raw, context=self._context)
+                except ValidationError as exc:
+                    bad = describe(exc)
+                    bad_ones.reject(
+                        rec,
+                        self.source,
+                        now,
+                        reason="malformed",
+                        field=bad.field,
+                        detail=f"tick {index} of a bundle: {bad.detail}",
+                        index=index,
+                        raw=raw,
+                    )
+                    continue
+                parsed = (tick.symbol, to_us(tick.ts), tick.price)
+            ticks.append((index, *parsed, item))
+        key, partition, check_home = rec.key, rec.partition, self.partitions is not None
+        for index, symbol, _us, _price, _item in ticks:
+            if key is not None and key != symbol.encode():
+                detail = f"record key {key!r} is not the symbol of tick {index} ({symbol})"
+            elif check_home and self._home(symbol) != partition:
+                detail = (
+                    f"tick {index} ({symbol}) belongs to partition {self._home(symbol)}, "
+                    f"not {partition}: every tick of a bundle must hash to its partition"
+                )
+            else:
+                continue
+            # Its ticks would be judged against another partition's state: none is used.
+            out.reject(rec, self.source, now, reason="malformed", field="symbol", detail=detail)
+            return []
+        out.dead.extend(bad_ones.dead)
+        return ticks
+
+    def process(
+        self, records: list[Record], load: Callable[[str], dict[str, Any] | None], now: float
+    ) -> Outputs:
+        out = Outputs()
+        trackers: dict[str, SymbolTracker] = {}
+        positions: dict[str, tuple[int, int, int]] = {}
+        received = datetime.fromtimestamp(now, UTC)  # stamped on dead letters
+        loads, decode_error = orjson.loads, orjson.JSONDecodeError
+        ticks: Sequence[ParsedTick]
+        for rec in records:
+            try:
+                obj = loads(rec.value)
+            except decode_error:
+                obj = None
+            if type(obj) is list:
+                ticks = self._bundle(rec, obj, out, received)
+            else:
+                one = self._single(rec, obj, out, received)
+                if one is None:
+                    continue
+                ticks = (one,)
+            out.ticks += len(ticks)
+            partition, offset = rec.partition, rec.offset
+            for index, symbol, us, price, item in ticks:
+                tracker = trackers.get(symbol)
+                if tracker is None:
+                    state = load(symbol)
+                    if (
+                        state is not None
+                        and state["p"] == partition
+                        and (offset, index) <= (state["o"], state.get("i", 0))
+                    ):
+                        continue  # applied before a restart: its outputs were sent then
+                    tracker = self._tracker(symbol, state)
+                    trackers[symbol] = tracker
+                result = tracker.update(us, price)
+                positions[symbol] = (partition, offset, index)
+                if result is not None:
+                    if type(result) is Late:
+                        out.reject(
+                            rec,
+                            self.source,
+                            received,
+                            reason="late",
+                            field="ts",
+                            detail=result.detail(self.rules.ticks.allowed_lateness_s),
+                            symbol=symbol,
+                            index=None if item is None else index,
+                            raw=None if item is None else orjson.dumps(item),
+                        )
+                        continue
+                    out.add_signals([result], rec.ingested_ms)  # type: ignore[list-item]
+                out.evaluated += 1
+                pairs = self.pairs_of.get(symbol)
+                if pairs:
+                    payload = pair_tick(symbol, us, price, partition, offset, index)
+                    for pair in pairs:
+                        out.forwards.append((pair, payload))
+                        out.forward_origins.append(rec.ingested_ms)
+        for symbol, tracker in trackers.items():
+            if symbol in positions:
+                p, o, i = positions[symbol]
+                state = {"p": p, "o": o, "i": i, "tracker": tracker.to_state()}
+                out.states[symbol] = state
+                self._cache[symbol] = (state, tracker)
+        return out
+
+    def forget(self) -> None:
+        """Drop cached trackers (after a rebalance the table is the only truth)."""
+        self._cache.clear()
