@@ -13,6 +13,7 @@ import pytest
 
 from schemas.dead_letter import DeadLetter
 from schemas.tick import Tick
+from schemas.tick_bundle import partition_of
 from schemas.topics import DLQ_REASON_HEADER
 from services.runtime.settings import Settings
 from tests import factories
@@ -112,6 +113,45 @@ def test_csv_goes_to_ticks_and_dead_letters_with_reasons(
         assert rec.key == (letter.symbol.encode() if letter.symbol else None)
         seen[letter.line] = (letter.reason, letter.field, letter.symbol)
     assert seen == EXPECTED_DEAD
+
+
+def test_default_bundles_hold_one_partitions_ticks_in_order(
+    tmp_path: Path,
+    settings: Callable[..., Settings],
+    read_topic: Callable[..., list[Any]],
+) -> None:
+    """The default path: ticks bundled per partition (docs/bundles.md), nothing lost."""
+    s = settings()
+    feed = tmp_path / "feed.csv"
+    feed.write_text(CSV, encoding="utf-8")
+
+    # A wide window, so that bundling does not depend on how fast this machine reads.
+    done = ingest(
+        s, str(feed), "--bundle-ms", "2000", env_extra={"MARKETSIGNAL_INGEST_BUNDLE": "true"}
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert summary_counts(done.stderr, "ingest:")["published"] == 5
+    records = sorted(read_topic(s.ticks_topic), key=lambda r: (r.partition, r.offset))
+    by_symbol: dict[str, list[dict[str, Any]]] = {}
+    bundles = 0
+    for rec in records:
+        value = json.loads(rec.value)
+        ticks = value if isinstance(value, list) else [value]
+        bundles += isinstance(value, list)
+        symbols = {t["symbol"] for t in ticks}
+        assert all(partition_of(sym, s.partitions) == rec.partition for sym in symbols)
+        assert rec.key in (None, *(sym.encode() for sym in symbols if len(symbols) == 1))
+        for tick in ticks:
+            by_symbol.setdefault(tick["symbol"], []).append(tick)
+    # The three good 2513.HK lines share a partition, so they travel as one bundle.
+    assert bundles >= 1
+    assert len(records) < 5
+    expected = [Tick.model_validate(fields) for fields in GOOD]
+    assert by_symbol == {
+        t.symbol: [json.loads(e.model_dump_json()) for e in expected if e.symbol == t.symbol]
+        for t in expected
+    }
 
 
 def test_jsonl_with_unreadable_lines(
