@@ -66,6 +66,16 @@ def ingest(
     return run_cli("ingest", *args, env=env, timeout_s=120)
 
 
+def expected_by_symbol() -> dict[str, list[dict[str, Any]]]:
+    """GOOD's ticks per symbol, in line order, as JSON: what `ticks` must carry."""
+    # The model itself, not the ingestor's fast path, says what each good line means.
+    out: dict[str, list[dict[str, Any]]] = {}
+    for fields in GOOD:
+        tick = Tick.model_validate(fields)
+        out.setdefault(tick.symbol, []).append(json.loads(tick.model_dump_json()))
+    return out
+
+
 def test_csv_goes_to_ticks_and_dead_letters_with_reasons(
     tmp_path: Path,
     settings: Callable[..., Settings],
@@ -87,16 +97,12 @@ def test_csv_goes_to_ticks_and_dead_letters_with_reasons(
     }
 
     ticks = read_topic(s.ticks_topic, expect=5)
-    # The model itself, not the ingestor's fast path, says what each good line means.
     expected = [Tick.model_validate(fields) for fields in GOOD]
     by_symbol: dict[str, list[dict[str, Any]]] = {}
     for rec in ticks:
         assert rec.key == json.loads(rec.value)["symbol"].encode()
         by_symbol.setdefault(rec.key.decode(), []).append(json.loads(rec.value))
-    assert by_symbol == {
-        t.symbol: [json.loads(e.model_dump_json()) for e in expected if e.symbol == t.symbol]
-        for t in expected
-    }
+    assert by_symbol == expected_by_symbol()
     assert Tick.model_validate_json(ticks[0].value).ts.utcoffset() is not None
     assert json.loads(expected[4].model_dump_json())["ts"] == "2026-02-13T10:00:00+08:00"
 
@@ -147,11 +153,7 @@ def test_default_bundles_hold_one_partitions_ticks_in_order(
     # The three good 2513.HK lines share a partition, so they travel as one bundle.
     assert bundles >= 1
     assert len(records) < 5
-    expected = [Tick.model_validate(fields) for fields in GOOD]
-    assert by_symbol == {
-        t.symbol: [json.loads(e.model_dump_json()) for e in expected if e.symbol == t.symbol]
-        for t in expected
-    }
+    assert by_symbol == expected_by_symbol()
 
 
 def test_jsonl_with_unreadable_lines(
