@@ -2,7 +2,9 @@
 
 Offsets are committed only after Redis holds every alert of the batch, so a crash at
 any point replays signals rather than losing them; the delivery's dedupe claim turns
-the replay into nothing new.
+the replay into nothing new. The commit is asynchronous: the next poll does not wait
+for the broker's answer (a round trip per batch on the tick-to-alert path), and a
+commit that fails or never lands only replays batches Redis already holds.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ class Consumer(Protocol):
 
     def commit(self) -> Any: ...
 
+    def commit_async(self, offsets: Any = ..., callback: Any = ...) -> Any: ...
+
     def assignment(self) -> set[Any]: ...
 
 
@@ -96,6 +100,14 @@ def alerts_of(records: Iterable[Any], now: datetime) -> tuple[list[Alert], list[
     return alerts, rejected
 
 
+def _commit_failed(_offsets: Any, response: Any) -> None:
+    """commit_async's callback (also given commit's error): log a failed commit."""
+    if isinstance(response, Exception):
+        # A rebalance or a broker hiccup: the batch will be consumed again, and
+        # delivery will recognise it. Nothing is lost.
+        log.warning("offset commit failed, the batch will be replayed: %s", response)
+
+
 class AlertRelay:
     def __init__(
         self,
@@ -127,6 +139,7 @@ class AlertRelay:
         if self.metrics is not None:
             self.metrics.ready.set(True, "consuming signals, Redis reachable")
         backoff = 0.1
+        uncommitted = False  # a batch delivered since the last synchronous commit
         while not stop.is_set():
             try:
                 polled = self.consumer.poll(timeout_ms=POLL_TIMEOUT_MS, max_records=self.batch_max)
@@ -150,7 +163,11 @@ class AlertRelay:
             if records:
                 idle_since = None
                 if not self._handle(records, stop):
+                    # Not delivered: the consumer's position is past records Redis does
+                    # not hold, so no commit of it, not even the final one below.
+                    uncommitted = False
                     break
+                uncommitted = True
                 continue
             if idle_exit_s is None:
                 continue
@@ -162,6 +179,9 @@ class AlertRelay:
                 idle_since = now
             elif now - idle_since >= idle_exit_s:
                 break
+        if uncommitted:
+            # Every polled record is delivered: a clean stop leaves nothing to replay.
+            self._commit(sync=True)
         return self.stats
 
     def _handle(self, records: list[Any], stop: threading.Event) -> bool:
@@ -180,13 +200,18 @@ class AlertRelay:
         self.stats.duplicates += len(delivered) - new
         if self.metrics is not None:
             self.metrics.batch(records, alerts, delivered, len(rejected))
-        try:
-            self.consumer.commit()
-        except KafkaError as exc:
-            # A rebalance or a broker hiccup: the batch will be consumed again, and
-            # delivery will recognise it. Nothing is lost.
-            log.warning("offset commit failed, the batch will be replayed: %s", exc)
+        self._commit(sync=False)
         return True
+
+    def _commit(self, *, sync: bool) -> None:
+        """Commit the consumer's position, which every delivered record is behind."""
+        try:
+            if sync:
+                self.consumer.commit()
+            else:
+                self.consumer.commit_async(callback=_commit_failed)
+        except KafkaError as exc:
+            _commit_failed(None, exc)
 
     def _deliver(self, alerts: list[Alert], stop: threading.Event) -> list[bool] | None:
         backoff = 0.1

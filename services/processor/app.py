@@ -42,9 +42,11 @@ from services.runtime.settings import Settings
 
 log = logging.getLogger("marketsignal.processor")
 
-# The outputs of a batch go out together and are awaited together: a few ms of linger
-# puts them in a few large produce requests instead of one per partition and send.
-PRODUCER_LINGER_S = 0.002
+# No linger: it only delayed every batch's outputs and state writes (twice per batch on
+# the tick-to-alert path). Batching happens anyway: a batch's sends are queued before the
+# producer's sender task runs, and aiokafka keeps one produce request in flight per
+# broker, so what is queued meanwhile goes in the next request together.
+PRODUCER_LINGER_S = 0.0
 # How long a partition sought back to a missing record may wait for it before the seek
 # is repeated (services/processor/continuity.py).
 REWIND_RETRY_S = 2.0

@@ -12,9 +12,10 @@ import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, cast
 
 import pytest
+import redis
 from kafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
 from prometheus_client import CollectorRegistry
 
@@ -49,6 +50,7 @@ class ScriptedConsumer:
         self.stop = stop
         self.commits: list[int] = []
         self.delivered_before_commit: list[int] = []
+        self.kinds: list[str] = []
         self.polls = 0
         self.delivery: Recorder | None = None
         self.metrics: AlertMetrics | None = None
@@ -75,6 +77,11 @@ class ScriptedConsumer:
         assert self.delivery is not None
         self.commits.append(self.polls)
         self.delivered_before_commit.append(len(self.delivery.alerts))
+        self.kinds.append("sync")
+
+    def commit_async(self, offsets: Any = None, callback: Any = None) -> None:  # noqa: ARG002
+        self.commit()
+        self.kinds[-1] = "async"
 
     def assignment(self) -> set[Any]:
         return {("signals", 0)}
@@ -118,8 +125,10 @@ def test_connection_errors_in_poll_are_retried_and_nothing_is_lost() -> None:
     assert [a.subject for a in delivery.alerts] == ["2513.HK"] * 3
     assert [getattr(a.signal, "price", None) for a in delivery.alerts] == [400.0, 401.0, 402.0]
     assert stats.delivered == 3
-    # One commit per delivered batch, each after its alerts were stored.
-    assert consumer.delivered_before_commit == [2, 3]
+    # One commit per delivered batch, each after its alerts were stored, not waited for;
+    # then one waited for as the run stops, so a clean stop leaves nothing to replay.
+    assert consumer.delivered_before_commit == [2, 3, 3]
+    assert consumer.kinds == ["async", "async", "sync"]
     assert metrics.kafka_errors._value.get() == 2
     ready, reason = metrics.ready()
     assert ready, reason
@@ -146,3 +155,29 @@ def test_permanent_kafka_errors_end_the_run() -> None:
     with pytest.raises(TopicAuthorizationFailedError):
         relay.run(stop)
     assert len(delivery.alerts) == 1
+
+
+class DownRedis:
+    """Redis refusing every delivery; the run is asked to stop at the first refusal."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self.alerts: list[Alert] = []
+
+    def deliver(self, alerts: list[Alert]) -> list[bool]:  # noqa: ARG002
+        self.stop.set()
+        raise redis.ConnectionError("Redis is restarting")
+
+
+def test_a_stop_while_redis_is_down_commits_nothing() -> None:
+    stop = threading.Event()
+    consumer = ScriptedConsumer([[signal_record(0)]], stop)
+    down = DownRedis(stop)
+    consumer.delivery = cast(Recorder, down)
+    relay = AlertRelay(consumer, down, metrics=AlertMetrics(CollectorRegistry()))
+
+    stats = relay.run(stop)
+
+    # The position is past a record Redis never took: committing it would lose it.
+    assert consumer.commits == []
+    assert stats.delivered == 0
