@@ -14,8 +14,9 @@ from prometheus_client import CollectorRegistry
 
 from schemas.pair_feed import PAIR_FEED_TOPIC
 from services.cli.options import add_config_option
-from services.processor.app import Readiness, build_app
+from services.processor.app import build_app
 from services.processor.metrics import ProcessorMetrics, install_batch_sensor
+from services.processor.readiness import Readiness
 from services.processor.tables import STATE_TABLES
 from services.runtime.kafka_admin import BrokerUnavailableError, ensure_topics
 from services.runtime.lag import LagCollector

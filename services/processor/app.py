@@ -16,26 +16,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import time
 from collections.abc import Awaitable, Sequence
-from dataclasses import dataclass
 from typing import Any, cast
 
 import faust
-from faust.types import TP
 
 from schemas.common import header_int
 from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat
 from schemas.topics import INGESTED_AT_HEADER
 from services.detection.rules import Rules
 from services.processor.batches import Batches, unacked_unless_done
-from services.processor.continuity import Continuity
 from services.processor.handler import BatchHandler, Headers, OutputTopics
 from services.processor.history_stage import HistoryStage
 from services.processor.metrics import ProcessorMetrics
 from services.processor.offsets import install as install_contiguous_commits
 from services.processor.outputs import Outputs, Record
 from services.processor.pair_stage import PairStage
+from services.processor.readiness import REFRESH_S, Readiness
+from services.processor.rewinds import REWIND_RETRY_S, Rewinds
 from services.processor.symbol_stage import SymbolStage
 from services.processor.tables import STATE_TABLES, ChangelogState, state_table
 from services.runtime.settings import Settings
@@ -47,9 +45,6 @@ log = logging.getLogger("marketsignal.processor")
 # producer's sender task runs, and aiokafka keeps one produce request in flight per
 # broker, so what is queued meanwhile goes in the next request together.
 PRODUCER_LINGER_S = 0.0
-# How long a partition sought back to a missing record may wait for it before the seek
-# is repeated (services/processor/continuity.py).
-REWIND_RETRY_S = 2.0
 PRODUCER_MAX_BATCH_BYTES = 1024 * 1024
 
 
@@ -79,22 +74,6 @@ def ingested_at(message: Any) -> int | None:
         return ms
     timestamp = message.timestamp  # seconds (float), as faust converts it
     return round(timestamp * 1000) if timestamp is not None else None
-
-
-@dataclass
-class Readiness:
-    """The worker's readiness, written on the event loop and read by the /readyz thread.
-
-    Faust's services (tables, recovery) are created lazily and bound to the loop that
-    first touches them: probing them from the HTTP thread could create them there and
-    stall the worker, so only this plain snapshot crosses threads.
-    """
-
-    ready: bool = False
-    reason: str = "starting"
-
-    def check(self) -> tuple[bool, str]:
-        return self.ready, self.reason
 
 
 def build_app(
@@ -210,87 +189,19 @@ def build_app(
     )
     symbol_handler, history_handler, pair_handler = handlers
 
-    # One per agent: each sees its own topic's partitions.
-    symbol_continuity, pair_continuity, history_continuity = (
-        Continuity(),
-        Continuity(),
-        Continuity(),
-    )
+    rewinds = Rewinds(app, [settings.ticks_topic, by_pair_topic, settings.history_topic])
 
     @app.on_partitions_revoked.connect
     def forget_positions(_sender: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:
-        symbol_continuity.forget()
-        pair_continuity.forget()
-        history_continuity.forget()
+        rewinds.forget()
         # Trackers cached for keys of partitions this worker may have lost: without this
         # the caches would only grow as partitions move between workers.
         for handler in handlers:
             handler.revoked()
 
-    async def without_gaps(
-        events: Sequence[Any], continuity: Continuity, topic: str
-    ) -> Sequence[Any]:
-        # Where Faust sought each partition to after its assignment.
-        committed = cast(Any, app.consumer)._committed_offset
-        # No committed offset (Faust also stores 0 as none): the partition is read from
-        # its log start, so that is where it must begin; otherwise the first record
-        # would be taken for the start, and a hole before it would go unnoticed.
-        fresh = {
-            TP(topic, e.message.partition)
-            for e in events
-            if e.message.partition not in continuity.next
-            and committed.get(TP(topic, e.message.partition)) is None
-        }
-        earliest: dict[TP, int] = {}
-        if fresh:
-            try:
-                earliest = dict(await app.consumer.earliest_offsets(*fresh))
-            except Exception as exc:  # the broker may be restarting: the first record starts it
-                log.warning("%s: log start offsets unknown (%r)", topic, exc)
-
-        def start(partition: int) -> int | None:
-            tp = TP(topic, partition)
-            offset = committed.get(tp)
-            if offset is None:
-                offset = earliest.get(tp)
-            return int(offset) if offset is not None else None
-
-        admitted, rewind = continuity.admit([e.message for e in events], start, time.monotonic())
-        for event, ok in zip(events, admitted, strict=True):
-            if not ok:
-                # Never committed: fetched again after the seek below.
-                event.message.acked = True
-        for partition, offset in rewind.items():
-            log.warning(
-                "%s[%d]: records missing from %d on, seeking back", topic, partition, offset
-            )
-            await seek_back(topic, partition, offset)
-        return [e for e, ok in zip(events, admitted, strict=True) if ok]
-
-    async def seek_back(topic: str, partition: int, offset: int) -> None:
-        try:
-            await app.consumer.seek(TP(topic, partition), offset)
-        except Exception as exc:  # e.g. a stale record of a partition revoked meanwhile
-            log.warning("%s[%d]: seek failed (%r); records held back", topic, partition, exc)
-
     @app.timer(interval=REWIND_RETRY_S)  # type: ignore[untyped-decorator]
     async def retry_rewinds() -> None:
-        # A rewind whose first record has not come: the seek was undone (Continuity's
-        # `waiting`), and at the end of a partition no later record would show the hole.
-        now = time.monotonic()
-        for continuity, topic in (
-            (symbol_continuity, settings.ticks_topic),
-            (pair_continuity, by_pair.get_topic_name()),
-            (history_continuity, settings.history_topic),
-        ):
-            for partition, offset in continuity.overdue(now, REWIND_RETRY_S).items():
-                log.warning(
-                    "%s[%d]: record %d not fetched since the rewind, seeking back again",
-                    topic,
-                    partition,
-                    offset,
-                )
-                await seek_back(topic, partition, offset)
+        await rewinds.retry()
 
     def records(events: Sequence[Any]) -> list[Record]:
         return [
@@ -304,22 +215,21 @@ def build_app(
             for e in events
         ]
 
-    def batch_agent(
-        topic: faust.TopicT, name: str, continuity: Continuity, handler: BatchHandler
-    ) -> None:
+    def batch_agent(topic: faust.TopicT, name: str, handler: BatchHandler) -> None:
         source = topic.get_topic_name()
+        continuity = rewinds.continuity[source]
 
         async def agent(stream: faust.StreamT[Any]) -> None:
             async for events in Batches(app, stream):
                 with unacked_unless_done(events, continuity):
-                    kept = await without_gaps(events, continuity, source)
+                    kept = await rewinds.without_gaps(events, source)
                     await handler.handle(records(kept))
 
         app.agent(topic, name=name, concurrency=1)(agent)
 
-    batch_agent(ticks, "records", symbol_continuity, symbol_handler)
-    batch_agent(history, "history", history_continuity, history_handler)
-    batch_agent(by_pair, "divergence", pair_continuity, pair_handler)
+    batch_agent(ticks, "records", symbol_handler)
+    batch_agent(history, "history", history_handler)
+    batch_agent(by_pair, "divergence", pair_handler)
 
     heartbeat = Heartbeat().model_dump_json().encode()
 
@@ -333,13 +243,8 @@ def build_app(
     if readiness is not None:
         probe = readiness
 
-        @app.timer(interval=0.5)  # type: ignore[untyped-decorator]
+        @app.timer(interval=REFRESH_S)  # type: ignore[untyped-decorator]
         async def refresh_readiness() -> None:
-            if app.rebalancing:
-                probe.ready, probe.reason = False, "rebalancing"
-            elif app.in_recovery or not cast(Any, app.tables).recovery.completed.is_set():
-                probe.ready, probe.reason = False, "recovering tables from their changelogs"
-            else:
-                probe.ready, probe.reason = True, "partitions assigned, tables recovered"
+            probe.refresh(app)
 
     return app

@@ -6,7 +6,7 @@ offsets. Three of its rules let that run cover records nobody processed:
 - Its streams ack the messages they skip: a message of an older consumer generation, or
   one taken while the flow is suspended (a rebalance or a stop has begun), is acked
   without being handed to the agent, on the assumption that it will be fetched again.
-  `Batches` (app.py) keeps pulling from the stream while the agent works, so it does
+  `Batches` (batches.py) keeps pulling from the stream while the agent works, so it does
   take such messages: the one a blocked conductor puts into the queue right after a
   stop or a revocation cleared it, and the older generation's after a rebalance. Their
   acks made the next commit (a stop commits, and so does a revocation) cover them.

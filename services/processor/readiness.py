@@ -1,0 +1,35 @@
+"""The worker's readiness for /readyz, as a snapshot the HTTP thread may read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, cast
+
+import faust
+
+# How often the snapshot is refreshed on the event loop.
+REFRESH_S = 0.5
+
+
+@dataclass
+class Readiness:
+    """The worker's readiness, written on the event loop and read by the /readyz thread.
+
+    Faust's services (tables, recovery) are created lazily and bound to the loop that
+    first touches them: probing them from the HTTP thread could create them there and
+    stall the worker, so only this plain snapshot crosses threads.
+    """
+
+    ready: bool = False
+    reason: str = "starting"
+
+    def check(self) -> tuple[bool, str]:
+        return self.ready, self.reason
+
+    def refresh(self, app: faust.App) -> None:
+        if app.rebalancing:
+            self.ready, self.reason = False, "rebalancing"
+        elif app.in_recovery or not cast(Any, app.tables).recovery.completed.is_set():
+            self.ready, self.reason = False, "recovering tables from their changelogs"
+        else:
+            self.ready, self.reason = True, "partitions assigned, tables recovered"
