@@ -85,12 +85,12 @@ $(BENCH_STAMP): $(STAMP)
 .PHONY: bench
 bench: $(BENCH_STAMP) ## The live path against its limit, ceiling and a peer, latency, alerter, backtest: bench/results.json, docs/bench.png
 	bash $(STACK) up
-	$(PY) bench/bench_live.py $(BENCH_ARGS)
+	$(PY) -m bench.live $(BENCH_ARGS)
 
 .PHONY: bench-quick
 bench-quick: $(BENCH_STAMP) ## `make bench` at development size (a few minutes)
 	bash $(STACK) up
-	$(PY) bench/bench_live.py --quick $(BENCH_ARGS)
+	$(PY) -m bench.live --quick $(BENCH_ARGS)
 
 .PHONY: bench-all
 bench-all: bench bench-backtest bench-alerter bench-fanout bench-history ## Every benchmark
