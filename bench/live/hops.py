@@ -1,6 +1,6 @@
 """Where tick-to-alert latency goes, hop by hop, with ticks paced at one rate.
 
-    python -m bench.latency_hops [--rate 5000] [--seconds 10] [--no-bundle]
+    python -m bench.live.hops [--rate 5000] [--seconds 10] [--no-bundle]
 
 On the running local stack (`make stack-up`), in a namespace of its own: a processor
 and an alerter, ticks paced by `marketsignal ingest --rate`, and a Redis subscriber on
@@ -32,32 +32,30 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
 from bench.bench_backtest import RULES, generate
-from bench.bench_live import (
+from bench.live.common import (
     BOOTSTRAP,
     CACHE,
     PY,
     ROOT,
-    Subscriber,
     cleanup,
     env_for,
     free_port,
     group_lag,
-    histogram,
-    histogram_quantiles,
     log,
-    percentiles,
     processor_group,
     read_topic,
     ready,
     scrape,
     service,
     wait,
+    worker,
 )
+from bench.live.latency import HISTOGRAM, Subscriber
+from bench.live.latency_stats import histogram, histogram_quantiles, percentiles
 
 HOPS = (
     "ingested -> ticks appended",
@@ -108,14 +106,12 @@ def main() -> int:
     logs = CACHE / f"hops-{namespace.split('.')[2]}"
     logs.mkdir(parents=True)
     env = env_for(namespace, rules)
-    p_port, a_port = free_port(), free_port()
+    a_port = free_port()
     sub = Subscriber(namespace)
     sub.start()
-    process = [PY, "-m", "services.cli", "process", "--metrics-port", str(p_port)]
-    process += ["--web-port", "0", "--loglevel", "warning"]
     try:
         with (
-            service(process, env, logs / "process.log") as proc,
+            worker(env, logs / "process.log") as (proc, p_port),
             service(
                 [PY, "-m", "services.cli", "alert", "--metrics-port", str(a_port)],
                 env | {"MARKETSIGNAL_API_PORT": str(free_port())},
@@ -185,8 +181,8 @@ def main() -> int:
             trace.append(marks)
         out: dict[str, Any] = {k: percentiles(v) for k, v in hops.items()}
         out["alerter_histogram"] = histogram_quantiles(
-            histogram(before, "marketsignal_tick_to_alert_latency_seconds"),
-            histogram(after, "marketsignal_tick_to_alert_latency_seconds"),
+            histogram(before, HISTOGRAM),
+            histogram(after, HISTOGRAM),
         )
         for name, p in out.items():
             figures = " ".join(f"{k}={v:.1f}" for k, v in p.items() if k != "n")
