@@ -10,7 +10,7 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
 from services.processor.app import build_app
-from services.processor.offsets import ContiguousCommitConsumer, processed
+from services.processor.offsets import FETCH_MAX_WAIT_MS, ContiguousCommitConsumer, processed
 from services.runtime.settings import Settings
 
 
@@ -57,3 +57,15 @@ def test_a_jump_in_fetched_offsets_is_not_counted_as_processed() -> None:
     processed(app, m)
     m.ack(consumer)
     assert consumer._new_offset(TP(topic, 0)) is None
+
+
+def test_the_aiokafka_consumer_waits_at_most_fetch_max_wait_ms_for_records() -> None:
+    app, consumer = consumer_for("ticks-offsets-test")
+
+    async def create() -> Any:
+        # aiokafka's consumer takes the running loop; it is created, never started.
+        return consumer._thread._create_worker_consumer(app.transport)
+
+    aiokafka_consumer = asyncio.run(create())
+    # faust's own 1,500 ms would hold new records behind a fetch that left them out.
+    assert aiokafka_consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 25
