@@ -19,10 +19,9 @@ from bench.live.common import (
     PY,
     ROOT,
     env_for,
-    free_port,
     group_lag,
     log,
-    process_command,
+    process_args,
     processor_group,
     rate_in,
     rss_mb,
@@ -30,6 +29,7 @@ from bench.live.common import (
     wait,
 )
 from schemas.pair_feed import PAIR_FEED_TOPIC
+from tests.e2e.services import free_port
 
 QUIX_VENV = CACHE / "venv-quix"
 QUIX_PIN = "quixstreams==3.28.1"
@@ -98,7 +98,11 @@ def processor_drain(
         files.append(fh)
         procs.append(
             subprocess.Popen(
-                process_command(port), cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT
+                [PY, "-m", "services.cli", *process_args(port)],
+                cwd=ROOT,
+                env=env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
             )
         )
     try:
