@@ -80,6 +80,7 @@ bench-history: install ## Benchmark: memory of 10,000 symbols x 400 daily bars
 BENCH_STAMP := $(VENV)/.bench-stamp
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -c 'import sys; from bench.live.drain import quix_available; sys.exit(not quix_available())'
 	@touch $(BENCH_STAMP)
 
 .PHONY: bench

@@ -6,15 +6,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import signal
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
+from subprocess import Popen
 from typing import Any
 
 import redis
@@ -22,6 +20,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from services.runtime.lag import compute_lag
 from services.runtime.settings import LOCAL_REDIS_PASSWORD_FILE, Settings
+from tests.e2e.services import Service, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".local" / "bench"
@@ -44,12 +43,6 @@ def log(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def env_for(namespace: str, rules: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
@@ -64,13 +57,10 @@ def env_for(namespace: str, rules: Path, **extra: str) -> dict[str, str]:
     return env
 
 
-def process_command(metrics_port: int) -> list[str]:
+def process_args(metrics_port: int) -> list[str]:
     """`marketsignal process` as every step runs it: metrics on `metrics_port`, faust's
     web server on a port of its own choosing, and quiet."""
     return [
-        PY,
-        "-m",
-        "services.cli",
         "process",
         "--metrics-port",
         str(metrics_port),
@@ -122,41 +112,29 @@ def wait(what: str, check: Callable[[], bool], timeout_s: float, proc: Any = Non
     raise RuntimeError(f"timed out after {timeout_s}s waiting for {what}")
 
 
-def ready_after(proc: subprocess.Popen[bytes], port: int, what: str, timeout_s: float) -> float:
+def ready_after(proc: Popen[bytes], port: int, what: str, timeout_s: float) -> float:
     """Seconds until the worker on `port` answers /readyz (its tables recovered)."""
     started = time.perf_counter()
     wait(what, lambda: ready(port), timeout_s, proc)
     return time.perf_counter() - started
 
 
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, as an operator would, and kill only what does not stop in 30 s."""
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+@contextmanager
+def service(args: list[str], env: dict[str, str], logfile: Path) -> Iterator[Popen[bytes]]:
+    """`marketsignal ARGS` for the length of a step, its output in `logfile`; then
+    SIGTERM, as an operator would stop it."""
+    running = Service(logfile.stem, args, env, logfile.parent)
+    try:
+        yield running.proc
+    finally:
+        running.stop()
 
 
 @contextmanager
-def service(
-    args: list[str], env: dict[str, str], logfile: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    with logfile.open("wb") as out:
-        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-        try:
-            yield proc
-        finally:
-            stop(proc)
-
-
-@contextmanager
-def worker(env: dict[str, str], logfile: Path) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+def worker(env: dict[str, str], logfile: Path) -> Iterator[tuple[Popen[bytes], int]]:
     """`marketsignal process` as a service, its metrics on a free port: (process, port)."""
     port = free_port()
-    with service(process_command(port), env, logfile) as proc:
+    with service(process_args(port), env, logfile) as proc:
         yield proc, port
 
 

@@ -19,10 +19,9 @@ from bench.live.common import (
     PY,
     ROOT,
     env_for,
-    free_port,
     group_lag,
     log,
-    process_command,
+    process_args,
     processor_group,
     rate_in,
     rss_mb,
@@ -30,6 +29,7 @@ from bench.live.common import (
     wait,
 )
 from schemas.pair_feed import PAIR_FEED_TOPIC
+from tests.e2e.services import free_port
 
 QUIX_VENV = CACHE / "venv-quix"
 QUIX_PIN = "quixstreams==3.28.1"
@@ -98,7 +98,11 @@ def processor_drain(
         files.append(fh)
         procs.append(
             subprocess.Popen(
-                process_command(port), cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT
+                [PY, "-m", "services.cli", *process_args(port)],
+                cwd=ROOT,
+                env=env,
+                stdout=fh,
+                stderr=subprocess.STDOUT,
             )
         )
     try:
@@ -174,11 +178,15 @@ def backtest(data: Path, rules: Path, out: Path) -> dict[str, Any]:
 
 
 def quix_available() -> bool:
+    """The peer's own virtualenv (its pins clash with ours), created on first use. An
+    install that failed (no network, e.g. inside a private namespace) leaves a venv without
+    the package: checked by importing it, and installed again."""
     py = QUIX_VENV / "bin" / "python"
-    if py.exists():
+    if not py.exists():
+        log(f"creating {QUIX_VENV} for the Quix Streams peer ({QUIX_PIN})")
+        subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
+    elif subprocess.run([str(py), "-c", "import quixstreams"], check=False).returncode == 0:
         return True
-    log(f"creating {QUIX_VENV} for the Quix Streams peer ({QUIX_PIN})")
-    subprocess.run([sys.executable, "-m", "venv", str(QUIX_VENV)], check=True)
     proc = subprocess.run(
         [str(py), "-m", "pip", "install", "-q", QUIX_PIN, "orjson==3.13.0", "tzdata==2026.6"],
         check=False,

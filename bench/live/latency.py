@@ -15,11 +15,9 @@ from typing import Any
 import redis
 
 from bench.live.common import (
-    PY,
     REDIS_URL,
     cleanup,
     env_for,
-    free_port,
     group_lag,
     log,
     processor_group,
@@ -33,6 +31,7 @@ from bench.live.common import (
 )
 from bench.live.ingest import ingest
 from bench.live.latency_stats import histogram, histogram_quantiles, percentiles
+from tests.e2e.services import free_port
 
 HISTOGRAM = "marketsignal_tick_to_alert_latency_seconds"
 
@@ -77,7 +76,7 @@ def latency(
     with (
         worker(env, logs / "latency-process.log") as (proc, p_port),
         service(
-            [PY, "-m", "services.cli", "alert", "--metrics-port", str(a_port)],
+            ["alert", "--metrics-port", str(a_port)],
             env | {"MARKETSIGNAL_API_PORT": str(free_port())},
             logs / "latency-alert.log",
         ) as alerter,

@@ -54,7 +54,7 @@ def main() -> int:
     )
     parser.add_argument("--quick", action="store_true", help="small sizes, for development")
     parser.add_argument(
-        "--ticks", type=int, default=None, help="ticks on the topic (default 200,000; quick 40,000)"
+        "--ticks", type=int, default=None, help="ticks on the topic (default 400,000; quick 40,000)"
     )
     parser.add_argument(
         "--skip",
@@ -67,7 +67,7 @@ def main() -> int:
     )
     parser.add_argument("--rates", type=int, nargs="*", default=None)
     args = parser.parse_args()
-    n = args.ticks or (40_000 if args.quick else 200_000)
+    n = args.ticks or (40_000 if args.quick else 400_000)
     rates = args.rates or ([1000, 5000] if args.quick else [1000, 2000, 5000, 10_000, 20_000])
     level_s = 4.0 if args.quick else 10.0
 
