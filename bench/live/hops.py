@@ -43,7 +43,6 @@ from bench.live.common import (
     ROOT,
     cleanup,
     env_for,
-    free_port,
     group_lag,
     log,
     processor_group,
@@ -56,6 +55,7 @@ from bench.live.common import (
 )
 from bench.live.latency import HISTOGRAM, Subscriber
 from bench.live.latency_stats import histogram, histogram_quantiles, percentiles
+from tests.e2e.services import free_port
 
 HOPS = (
     "ingested -> ticks appended",
