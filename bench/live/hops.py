@@ -113,7 +113,7 @@ def main() -> int:
         with (
             worker(env, logs / "process.log") as (proc, p_port),
             service(
-                [PY, "-m", "services.cli", "alert", "--metrics-port", str(a_port)],
+                ["alert", "--metrics-port", str(a_port)],
                 env | {"MARKETSIGNAL_API_PORT": str(free_port())},
                 logs / "alert.log",
             ) as alerter,
