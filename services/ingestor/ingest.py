@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from schemas.dead_letter import DeadLetter
-from schemas.tick import Tick
 from services.ingestor.pacing import Pacer
 from services.ingestor.screening import Accepted, Screener
 from services.parsing.feed import RawRecord
@@ -19,7 +18,7 @@ MAX_RAW_CHARS = 100_000
 
 
 class Sink(Protocol):
-    def tick(self, tick: Tick) -> None: ...
+    def tick(self, tick: Accepted) -> None: ...
 
     def dead_letter(self, dead: DeadLetter) -> None: ...
 
@@ -104,7 +103,7 @@ def handle_record(
     outcome = screener.screen(record)
     if isinstance(outcome, Accepted):
         pacer.wait(outcome.ts_us)
-        sink.tick(outcome.tick)
+        sink.tick(outcome)
         summary.published += 1
     else:
         sink.dead_letter(bounded(outcome))

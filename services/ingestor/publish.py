@@ -12,11 +12,11 @@ from kafka import KafkaProducer
 
 from schemas.bar import Bar
 from schemas.dead_letter import DeadLetter
-from schemas.tick import Tick
 from schemas.tick_bundle import partition_of
 from schemas.topics import DLQ_REASON_HEADER, INGESTED_AT_HEADER
 from services.ingestor.bundling import Bundle, Bundler
 from services.ingestor.metrics import IngestMetrics
+from services.ingestor.screening import Accepted
 from services.runtime.kafka_admin import connecting
 from services.runtime.settings import Settings
 
@@ -89,13 +89,12 @@ class Publisher:
             )
             self._flusher.start()
 
-    def tick(self, tick: Tick) -> None:
-        value = tick.model_dump_json().encode()
+    def tick(self, tick: Accepted) -> None:
+        symbol, _ts_us, value = tick
         bundler = self._bundler
         if bundler is None:
-            self._send(self.ticks_topic, tick.symbol.encode(), value, None)
+            self._send(self.ticks_topic, symbol.encode(), value, None, ticks=1)
             return
-        symbol = tick.symbol
         home = self._home.get(symbol)
         if home is None:
             home = self._home[symbol] = partition_of(symbol, self.partitions)
@@ -119,6 +118,7 @@ class Publisher:
                 headers,
                 partition=bundle.partition,
                 ticks=len(bundle.values),
+                counted=True,
             )
         except Exception as exc:  # e.g. the buffer stayed full: counted, reported once
             self._done += len(bundle.values)
@@ -164,20 +164,22 @@ class Publisher:
         *,
         partition: int | None = None,
         ticks: int = 0,
+        counted: bool = False,
     ) -> None:
-        """`ticks`: the bundle's tick count, already counted as sent; 0 for one record."""
+        """`ticks`: the ticks the record holds (0 off the ticks topic); `counted`: they
+        were counted as sent when they joined their bundle."""
         future = self.producer.send(
             topic, key=key, value=value, headers=headers, partition=partition
         )
-        if ticks:
+        if counted:
             future.add_both(lambda _result: self._settled(_result, ticks))
         else:
             self._sent += 1
             future.add_both(self._settled)
         future.add_errback(self._failed)
         if self.metrics is not None:
-            metrics, is_ticks, sent = self.metrics, topic == self.ticks_topic, time.perf_counter()
-            future.add_callback(lambda _md: metrics.acked(is_ticks, time.perf_counter() - sent))
+            metrics, sent = self.metrics, time.perf_counter()
+            future.add_callback(lambda _md: metrics.acked(ticks, time.perf_counter() - sent))
 
     def _settled(self, _result: Any, ticks: int = 1) -> None:
         # On the producer's I/O thread (or under the lock for a send that raised).
