@@ -59,7 +59,7 @@ class Throughput:
 
     def add(self, n: int = 1) -> None:
         self.count += n
-        now = float(self.clock())
+        now = self.clock()
         samples = self._samples
         if not samples or now - samples[-1][0] >= 1.0:
             with self._lock:
@@ -176,13 +176,15 @@ class MeteredSink:
     def __init__(self, sink: Sink, metrics: IngestMetrics) -> None:
         self.sink = sink
         self.metrics = metrics
+        self._add = metrics.throughput.add
+        self._tick = sink.tick
 
     def tick(self, tick: Accepted) -> None:
         metrics = self.metrics
-        metrics.throughput.add()
         metrics.last_ts_us = tick.ts_us
         metrics.last_seen_s = time.time()
-        self.sink.tick(tick)
+        self._add()
+        self._tick(tick)
 
     def dead_letter(self, dead: DeadLetter) -> None:
         self.metrics.throughput.add()

@@ -76,7 +76,8 @@ class Publisher:
                 compression_type=compression(settings.ingest_compression),
             )
         self._bundler: Bundler | None = None
-        self._lock = threading.Condition()
+        # A plain lock under the condition: cheaper than the default RLock, once a tick.
+        self._lock = threading.Condition(threading.Lock())
         self._closing = False
         self._flusher: threading.Thread | None = None
         if bundle is not None:

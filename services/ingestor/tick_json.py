@@ -63,11 +63,22 @@ class TickJson:
         self._by_zone: dict[tzinfo, _Zone] = {}
         self._by_symbol: dict[str, _Zone] = {}
 
-    def encode(self, symbol: str, ts_us: int, price: float, volume: int, kind: str) -> bytes:
+    def encode(
+        self,
+        symbol: str,
+        ts_us: int,
+        price: float,
+        volume: int,
+        kind: str,
+        ts: datetime | None = None,
+    ) -> bytes:
+        """`ts`: the datetime the tick was validated with, when one was built (ISO input).
+        It is written as is, so a naive local time in a daylight-saving gap keeps the
+        offset the model gave it (the same instant as `ts_us`, as the model dumps it)."""
         return orjson.dumps(
             {
                 "symbol": symbol,
-                "ts": self.ts_text(symbol, ts_us),
+                "ts": self.ts_text(symbol, ts_us) if ts is None else datetime_text(ts),
                 "price": price,
                 "volume": volume,
                 "kind": kind,
@@ -106,6 +117,13 @@ class TickJson:
         ) == z.clock.offset_us(start + _QUARTER_US - 1):
             z.quarter, z.hour_start_us, z.texts = quarter, ts_us - us_in_hour, (prefix, offset)
         return _text((prefix, offset), us_in_hour)
+
+
+def datetime_text(ts: datetime) -> str:
+    """An aware datetime as pydantic writes it (its own offset, seconds dropped, "Z")."""
+    offset = ts.utcoffset()
+    offset_us = 0 if offset is None else offset // timedelta(microseconds=1)
+    return ts.replace(tzinfo=None).isoformat() + offset_text(offset_us)
 
 
 def _text(texts: tuple[str, str], us_in_hour: int) -> str:
