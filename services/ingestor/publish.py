@@ -76,8 +76,10 @@ class Publisher:
                 compression_type=compression(settings.ingest_compression),
             )
         self._bundler: Bundler | None = None
-        # A plain lock under the condition: cheaper than the default RLock, once a tick.
-        self._lock = threading.Condition(threading.Lock())
+        # A plain lock under the condition: taken once a tick, directly (`_mutex`) where
+        # no wait or notify is needed; the condition's own `with` adds Python frames.
+        self._mutex = threading.Lock()
+        self._lock = threading.Condition(self._mutex)
         self._closing = False
         self._flusher: threading.Thread | None = None
         if bundle is not None:
@@ -99,8 +101,10 @@ class Publisher:
         home = self._home.get(symbol)
         if home is None:
             home = self._home[symbol] = partition_of(symbol, self.partitions)
-        with self._lock:
+        with self._mutex:
             self._sent += 1
+            if bundler.append(home, symbol, value):
+                return
             idle = not bundler.open
             for full in bundler.add(home, symbol, value, time.monotonic(), time.time_ns() // 10**6):
                 self._send_bundle(full)
