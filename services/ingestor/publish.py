@@ -176,24 +176,23 @@ class Publisher:
         future = self.producer.send(
             topic, key=key, value=value, headers=headers, partition=partition
         )
-        if counted:
-            future.add_both(lambda _result: self._settled(_result, ticks))
-        else:
+        if not counted:
             self._sent += 1
-            future.add_both(self._settled)
-        future.add_errback(self._failed)
-        if self.metrics is not None:
-            metrics, sent = self.metrics, time.perf_counter()
-            future.add_callback(lambda _md: metrics.acked(ticks, time.perf_counter() - sent))
-
-    def _settled(self, _result: Any, ticks: int = 1) -> None:
-        # On the producer's I/O thread (or under the lock for a send that raised).
-        self._done += ticks
+        # One callable for both outcomes: each registration takes the future's lock.
+        future.add_both(_Settle(self, ticks if counted else 1, ticks, time.perf_counter()))
 
     @property
     def in_flight(self) -> int:
         """Ticks and dead letters handed over and not yet acknowledged (open bundles too)."""
         return self._sent - self._done
+
+    def _settled(self, done: int, ticks: int, sent: float, result: Any) -> None:
+        # On the producer's I/O thread (or at once, for a future already done).
+        self._done += done
+        if isinstance(result, BaseException):
+            self._failed(result)
+        elif self.metrics is not None:
+            self.metrics.acked(ticks, time.perf_counter() - sent)
 
     def _failed(self, exc: Any) -> None:
         # Runs on the producer's I/O thread: count and remember, the caller reports.
@@ -216,3 +215,19 @@ class Publisher:
                 self._lock.notify()
             self._flusher.join(timeout_s)
         self.producer.close(timeout=timeout_s)
+
+
+class _Settle:
+    """A record's acknowledgement or failure: `done` ticks or records are no longer in
+    flight, `ticks` are published (for the metrics), `sent` is when it was handed over."""
+
+    __slots__ = ("done", "publisher", "sent", "ticks")
+
+    def __init__(self, publisher: Publisher, done: int, ticks: int, sent: float) -> None:
+        self.publisher = publisher
+        self.done = done
+        self.ticks = ticks
+        self.sent = sent
+
+    def __call__(self, result: Any) -> None:
+        self.publisher._settled(self.done, self.ticks, self.sent, result)
