@@ -82,25 +82,34 @@ class Publisher:
         self._lock = threading.Condition(self._mutex)
         self._closing = False
         self._flusher: threading.Thread | None = None
+        # Each symbol's partition, named in every send: kafka-python's partitioner would
+        # hash the key again in pure Python for each record.
+        self._home: dict[str, int] = {}
+        self.partitions: int | None = None
         if bundle is not None:
-            # The topic's real partition count: a bundle names its partition itself.
-            self.partitions = len(self.producer.partitions_for(self.ticks_topic))
-            self._home: dict[str, int] = {}
+            self._partitions()
             self._bundler = Bundler(bundle.window_ms / 1000, bundle.max_ticks, bundle.max_bytes)
             self._flusher = threading.Thread(
                 target=self._flush_on_time, name="bundle-flusher", daemon=True
             )
             self._flusher.start()
 
+    def _partitions(self) -> int:
+        """The topic's real partition count, read once: a bundle names its partition."""
+        if self.partitions is None:
+            self.partitions = len(self.producer.partitions_for(self.ticks_topic))
+        return self.partitions
+
     def tick(self, tick: Accepted) -> None:
         symbol, _ts_us, value = tick
-        bundler = self._bundler
-        if bundler is None:
-            self._send(self.ticks_topic, symbol.encode(), value, None, ticks=1)
-            return
         home = self._home.get(symbol)
         if home is None:
-            home = self._home[symbol] = partition_of(symbol, self.partitions)
+            home = self._home[symbol] = partition_of(symbol, self._partitions())
+        bundler = self._bundler
+        if bundler is None:
+            # Keyed by symbol as before, on the partition the key's hash gives.
+            self._send(self.ticks_topic, symbol.encode(), value, None, partition=home, ticks=1)
+            return
         with self._mutex:
             self._sent += 1
             if bundler.append(home, symbol, value):
