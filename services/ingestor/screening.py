@@ -29,7 +29,7 @@ class Accepted(NamedTuple):
 
     @property
     def tick(self) -> Tick:
-        """The tick as a model (its `ts` carries a fixed offset): for callers off the hot path."""
+        """The tick as a model, validated again from its JSON: for callers off the hot path."""
         return Tick.model_validate_json(self.value)
 
 
