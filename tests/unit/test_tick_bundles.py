@@ -20,7 +20,7 @@ from services.processor.fast_json import pair_tick
 from services.processor.outputs import Outputs, Record
 from services.processor.pair_stage import PairStage
 from services.processor.symbol_stage import SymbolStage
-from tests.unit.test_processor_stages import RULES, make_ticks, per_subject
+from tests.unit.stage_helpers import RULES, make_ticks, per_subject
 
 TICKS = make_ticks(240, seed=11)
 
