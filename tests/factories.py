@@ -150,6 +150,13 @@ def alerts(signals: Iterable[AnySignal], emitted_at: datetime | None = None) -> 
     return [alert(s, emitted_at) for s in signals]
 
 
+def record_high_alerts(
+    n: int = 1, symbol: str = "2513.HK", start: datetime = T0, price: float = 110.0
+) -> list[Alert]:
+    """`n` record-high alerts of `symbol` at `price`, a minute apart from `start`."""
+    return alerts(record_high(symbol, start + timedelta(minutes=i), price) for i in range(n))
+
+
 def _env_value(value: Any) -> str:
     if isinstance(value, (list, tuple, dict)):
         return json.dumps(value)
