@@ -142,6 +142,11 @@ def subscription_spec(**data: Any) -> SubscriptionSpec:
     return SubscriptionSpec.model_validate({"name": "t", **data})
 
 
+def webhook_spec(url: str, **data: Any) -> SubscriptionSpec:
+    """A subscription named "t" that posts to `url`; every other field as given."""
+    return subscription_spec(delivery={"webhook": {"url": url}}, **data)
+
+
 def alert(signal: AnySignal, emitted_at: datetime | None = None) -> Alert:
     return Alert.of(signal, emitted_at or datetime.now(UTC))
 

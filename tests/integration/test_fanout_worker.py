@@ -20,7 +20,7 @@ from services.subscriptions.follower import LiveIndex
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
-from tests.integration.test_webhook_resilience import Grant, restricted  # noqa: F401
+from tests.integration.conftest import Grant, allow
 from tests.live import wait_until
 
 pytestmark = pytest.mark.integration
@@ -92,7 +92,7 @@ def test_two_workers_deliver_each_alert_once_in_order(
 def test_a_redis_error_in_the_fan_out_is_retried_not_fatal(
     settings: Callable[..., Settings],
     redis_client: redis.Redis,
-    restricted: Grant,  # noqa: F811
+    restricted: Grant,
     namespace: str,
 ) -> None:
     s = settings()
@@ -105,7 +105,7 @@ def test_a_redis_error_in_the_fan_out_is_retried_not_fatal(
     try:
         wait_until(lambda: worker.errors >= 2, 20)
         assert _stream_ids(redis_client, keys, sub.id) == []
-        redis_client.execute_command("ACL", "SETUSER", f"{namespace}fanout", "+evalsha", "+eval")
+        allow(redis_client, f"{namespace}fanout", "evalsha", "eval")
         wait_until(lambda: len(_stream_ids(redis_client, keys, sub.id)) == 3, 20)
     finally:
         worker.stop()

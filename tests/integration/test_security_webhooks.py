@@ -80,7 +80,7 @@ def test_destinations_are_checked_again_at_delivery_and_redirects_fail(
     registry = SubscriptionRegistry(redis_client, s)
     port = receiver.port
     inside = [
-        registry.create(factories.subscription_spec(delivery={"webhook": {"url": url}}))[0]
+        registry.create(factories.webhook_spec(url))[0]
         for url in (f"http://localhost:{port}/a", f"http://2130706433:{port}/b")
     ]
     keys = SubscriptionKeys(s)
@@ -101,9 +101,7 @@ def test_destinations_are_checked_again_at_delivery_and_redirects_fail(
     assert not [h for _t, h, _b in receiver.received if h["path"] in ("a", "b")]
     # Allow-listed, the redirecting receiver is reached, but its 302 is not followed.
     allowed = s.model_copy(update={"webhook_allow_networks": LOCAL_RECEIVER})
-    redirected, _ = registry.create(
-        factories.subscription_spec(delivery={"webhook": {"url": receiver.url("moved")}})
-    )
+    redirected, _ = registry.create(factories.webhook_spec(receiver.url("moved")))
     receiver.plans["moved"] = [f"redirect:http://127.0.0.1:{port}/target"] * 2
     subscription_delivery(redis_client, s).deliver(
         factories.record_high_alerts(start=factories.T0 + timedelta(minutes=1), price=120.0)

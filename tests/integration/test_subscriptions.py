@@ -251,15 +251,9 @@ def test_webhooks_signed_retried_once_and_a_dead_receiver_slows_no_one(
         webhook_allow_networks=LOCAL_RECEIVER,
     )
     registry = SubscriptionRegistry(redis_client, s)
-    good, good_secret = registry.create(
-        factories.subscription_spec(delivery={"webhook": {"url": receiver.url("good")}})
-    )
-    flaky, _ = registry.create(
-        factories.subscription_spec(delivery={"webhook": {"url": receiver.url("flaky")}})
-    )
-    dead, _ = registry.create(
-        factories.subscription_spec(delivery={"webhook": {"url": receiver.url("dead")}})
-    )
+    good, good_secret = registry.create(factories.webhook_spec(receiver.url("good")))
+    flaky, _ = registry.create(factories.webhook_spec(receiver.url("flaky")))
+    dead, _ = registry.create(factories.webhook_spec(receiver.url("dead")))
     receiver.plans["flaky"] = [500, 503]  # fails twice, then succeeds
     receiver.plans["dead"] = ["hang"] * 10  # never answers
     background = Background(s, api=False).start()
