@@ -60,8 +60,7 @@ def wire(items: list[Signal]) -> list[tuple[bytes | None, bytes]]:
 
 
 def stream_ids(client: redis.Redis, s: Settings) -> list[str]:
-    entries: Any = client.xrange(s.redis_key("alerts"))
-    return [json.loads(fields[b"alert"])["alert_id"] for _id, fields in entries]
+    return live.alert_ids(client, s.redis_key("alerts"))
 
 
 class Subscriber(live.Subscriber):

@@ -3,7 +3,6 @@ and registry changes applied one at a time."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -21,14 +20,13 @@ from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
 from tests.integration.conftest import Grant, allow
-from tests.live import wait_until
+from tests.live import alert_ids, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 def _stream_ids(client: redis.Redis, keys: SubscriptionKeys, sub_id: str) -> list[str]:
-    entries: Any = client.xrange(keys.stream(sub_id))
-    return [json.loads(fields[b"alert"])["alert_id"] for _id, fields in entries]
+    return alert_ids(client, keys.stream(sub_id))
 
 
 def _batch(n: int, start: int = 0) -> list[Any]:
