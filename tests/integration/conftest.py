@@ -19,6 +19,7 @@ import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from services.runtime.kafka_admin import ensure_topics
 from services.runtime.settings import Settings
 from tests.integration.api_client import ADMIN, ALICE, BOB, Api, serving
 from tests.integration.receiver import LOCAL_RECEIVER, Receiver
@@ -194,3 +195,9 @@ def allow(redis_client: redis.Redis, name: str, *commands: str) -> None:
     redis_client.execute_command(  # type: ignore[no-untyped-call]
         "ACL", "SETUSER", name, *(f"+{c}" for c in commands)
     )
+
+
+def with_signals_topic(s: Settings) -> Settings:
+    """`s`, its signals topic created with all its partitions (the alerter's input)."""
+    ensure_topics(s, [s.signals_topic], s.partitions)
+    return s

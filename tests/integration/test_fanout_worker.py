@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from schemas.subscription import SubscriptionSpec
+from schemas.subscription import Subscription, SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
 from services.runtime.settings import Settings
 from services.subscriptions.fanout_worker import GROUP, FanoutWorker
@@ -40,14 +40,20 @@ def _batch(n: int, start: int = 0) -> list[Any]:
     )
 
 
+def _queued(redis_client: redis.Redis, s: Settings, n: int) -> tuple[Subscription, list[Any]]:
+    """A catch-all subscription, and `n` alerts delivered and queued for its fan-out."""
+    sub, _ = SubscriptionRegistry(redis_client, s).create(SubscriptionSpec(name="all"))
+    batch = _batch(n)
+    RedisDelivery(redis_client, s, fanout=True).deliver(batch)
+    return sub, batch
+
+
 def test_a_worker_takes_over_a_dead_holders_queue_in_order(
     settings: Callable[..., Settings], redis_client: redis.Redis
 ) -> None:
     s = settings()
     keys = SubscriptionKeys(s)
-    sub, _ = SubscriptionRegistry(redis_client, s).create(SubscriptionSpec(name="all"))
-    batch = _batch(6)
-    RedisDelivery(redis_client, s, fanout=True).deliver(batch)
+    sub, batch = _queued(redis_client, s, 6)
     # A worker that held the lease, read four alerts and died (real Redis calls).
     redis_client.xgroup_create(keys.fanout_queue, GROUP, id="0")
     redis_client.xreadgroup(GROUP, "dead", {keys.fanout_queue: ">"}, count=4)
@@ -95,9 +101,7 @@ def test_a_redis_error_in_the_fan_out_is_retried_not_fatal(
 ) -> None:
     s = settings()
     keys = SubscriptionKeys(s)
-    sub, _ = SubscriptionRegistry(redis_client, s).create(SubscriptionSpec(name="all"))
-    batch = _batch(3)
-    RedisDelivery(redis_client, s, fanout=True).deliver(batch)
+    sub, batch = _queued(redis_client, s, 3)
     url = restricted("-evalsha", "-eval", user="fanout")
     worker = FanoutWorker(s.model_copy(update={"redis_url": url})).start()
     try:

@@ -17,10 +17,10 @@ import redis
 from schemas.alert import alert_id_for
 from schemas.signals import SIGNAL_ADAPTER, AhPremium, AnySignal
 from services.cli.alert import relay_signals
-from services.runtime.kafka_admin import ensure_topics
 from services.runtime.settings import Settings
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
+from tests.integration.conftest import with_signals_topic
 from tests.live import subscription_alert_ids
 
 pytestmark = pytest.mark.integration
@@ -79,8 +79,7 @@ def test_each_subscription_stream_holds_exactly_what_its_filters_select(
     redis_client: redis.Redis,
     produce: Callable[..., None],
 ) -> None:
-    s = settings()
-    ensure_topics(s, [s.signals_topic], s.partitions)
+    s = with_signals_topic(settings())
     items = backtest_signals()
     assert len(items) > 100
     premiums = [x for x in items if isinstance(x, AhPremium)]

@@ -15,13 +15,13 @@ import redis
 from schemas.alert import Alert
 from schemas.signals import AnySignal
 from services.cli.alert import relay_signals
-from services.runtime.kafka_admin import ensure_topics
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.signing import SIGNATURE_HEADER, verify
 from tests import factories
+from tests.integration.conftest import with_signals_topic
 from tests.integration.receiver import Receiver, webhook_settings
 from tests.live import subscription_alert_ids, subscription_delivery, wait_until
 
@@ -85,8 +85,7 @@ def test_created_while_alerts_flow_takes_effect_within_a_second_and_deleted_stop
     redis_client: redis.Redis,
     produce: Callable[..., None],
 ) -> None:
-    s = settings(alerter_batch_max=50)
-    ensure_topics(s, [s.signals_topic], s.partitions)
+    s = with_signals_topic(settings(alerter_batch_max=50))
     stop = threading.Event()
     relay = threading.Thread(target=relay_signals, args=(s, stop, None), daemon=True)
     relay.start()
