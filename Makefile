@@ -80,17 +80,18 @@ bench-history: install ## Benchmark: memory of 10,000 symbols x 400 daily bars
 BENCH_STAMP := $(VENV)/.bench-stamp
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) -c 'import sys; from bench.live.drain import quix_available; sys.exit(not quix_available())'
 	@touch $(BENCH_STAMP)
 
 .PHONY: bench
 bench: $(BENCH_STAMP) ## The live path against its limit, ceiling and a peer, latency, alerter, backtest: bench/results.json, docs/bench.png
 	bash $(STACK) up
-	$(PY) bench/bench_live.py $(BENCH_ARGS)
+	$(PY) -m bench.live $(BENCH_ARGS)
 
 .PHONY: bench-quick
 bench-quick: $(BENCH_STAMP) ## `make bench` at development size (a few minutes)
 	bash $(STACK) up
-	$(PY) bench/bench_live.py --quick $(BENCH_ARGS)
+	$(PY) -m bench.live --quick $(BENCH_ARGS)
 
 .PHONY: bench-all
 bench-all: bench bench-backtest bench-alerter bench-fanout bench-history ## Every benchmark

@@ -15,11 +15,9 @@ from __future__ import annotations
 import argparse
 import random
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-import redis
-
+from bench.delivery_common import SYMBOLS, T0, own_namespace, random_alert, reachable_settings
 from schemas.alert import Alert
 from schemas.subscription import SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
@@ -28,9 +26,7 @@ from services.subscriptions.fanout import SubscriptionDelivery
 from services.subscriptions.matching import SubscriptionIndex, accepts
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
-from tests.live import drop_namespace
 
-SYMBOLS = [f"{i:04d}.HK" for i in range(250)] + [f"{600000 + i}.SH" for i in range(250)]
 BATCH = 500
 
 
@@ -39,26 +35,12 @@ def spec(rng: random.Random, i: int) -> SubscriptionSpec:
 
 
 def alerts(rng: random.Random, n: int) -> list[Alert]:
-    t0 = datetime(2026, 2, 13, 1, 30, tzinfo=UTC)
-    out = []
-    for i in range(n):
-        change = rng.uniform(0, 3)
-        signal = factories.record_high(
-            rng.choice(SYMBOLS),
-            t0 + timedelta(milliseconds=i),
-            100 + change,
-            previous_high_ts=t0,
-            change_pct=change,
-        )
-        out.append(factories.alert(signal, t0))
-    return out
+    return [random_alert(rng, T0 + timedelta(milliseconds=i), T0) for i in range(n)]
 
 
 def run(base: Settings, n_subs: int, items: list[Alert]) -> None:
-    s = base.model_copy(update={"namespace": f"bench.{uuid.uuid4().hex[:8]}."})
-    client = redis.Redis.from_url(s.redis_url)
-    rng = random.Random(n_subs)
-    try:
+    with own_namespace(base) as (s, client):
+        rng = random.Random(n_subs)
         registry = SubscriptionRegistry(client, s)
         started = time.perf_counter()
         for i in range(n_subs):
@@ -89,9 +71,6 @@ def run(base: Settings, n_subs: int, items: list[Alert]) -> None:
             f"registry: {n_subs / created_s:,.0f} creates/s",
             flush=True,
         )
-    finally:
-        client.close()
-        drop_namespace(s, s.namespace, topics=False)
 
 
 def main() -> int:
@@ -99,8 +78,7 @@ def main() -> int:
     parser.add_argument("--alerts", type=int, default=20_000)
     parser.add_argument("--subs", type=int, nargs="*", default=[0, 1, 100, 10_000])
     args = parser.parse_args()
-    base = Settings()
-    redis.Redis.from_url(base.redis_url).ping()
+    base = reachable_settings()
     items = alerts(random.Random(7), args.alerts)
     print(
         f"alerter delivery, {args.alerts:,} alerts in batches of {BATCH}, "

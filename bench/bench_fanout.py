@@ -25,11 +25,9 @@ import random
 import statistics
 import threading
 import time
-import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
-import redis
-
+from bench.delivery_common import SYMBOLS, T0, own_namespace, random_alert, reachable_settings
 from schemas.alert import Alert
 from schemas.subscription import SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
@@ -39,10 +37,6 @@ from services.subscriptions.fanout_worker import FanoutWorker
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
-from tests.live import drop_namespace
-
-SYMBOLS = [f"{i:04d}.HK" for i in range(250)] + [f"{600000 + i}.SH" for i in range(250)]
-T0 = datetime(2026, 2, 13, 1, 30, tzinfo=UTC)
 
 
 def watch_list(rng: random.Random, i: int) -> SubscriptionSpec:
@@ -50,15 +44,7 @@ def watch_list(rng: random.Random, i: int) -> SubscriptionSpec:
 
 
 def alert(rng: random.Random, i: int) -> Alert:
-    change = rng.uniform(0, 3)
-    signal = factories.record_high(
-        rng.choice(SYMBOLS),
-        T0 + timedelta(seconds=i),
-        100 + change,
-        previous_high_ts=T0,
-        change_pct=change,
-    )
-    return factories.alert(signal)
+    return random_alert(rng, T0 + timedelta(seconds=i))
 
 
 def pct(values: list[float], q: float) -> float:
@@ -67,12 +53,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 def run(base: Settings, n_subs: int, rate: float, seconds: float, churn_s: float) -> None:
-    s = base.model_copy(update={"namespace": f"bench.{uuid.uuid4().hex[:8]}."})
-    client = redis.Redis.from_url(s.redis_url)
-    rng = random.Random(42)
-    registry = SubscriptionRegistry(client, s)
-    keys = SubscriptionKeys(s)
-    try:
+    with own_namespace(base) as (s, client):
+        rng = random.Random(42)
+        registry = SubscriptionRegistry(client, s)
+        keys = SubscriptionKeys(s)
         started = time.perf_counter()
         for i in range(n_subs):
             spec = SubscriptionSpec(name=f"all {i}") if i % 2 == 0 else watch_list(rng, i)
@@ -170,9 +154,6 @@ def run(base: Settings, n_subs: int, rate: float, seconds: float, churn_s: float
             f"Kafka loop per alert (median): fan-out queued {queued * 1000:.2f} ms, "
             f"fan-out in the loop {in_loop * 1000:.1f} ms: {in_loop / queued:,.0f}x"
         )
-    finally:
-        client.close()
-        drop_namespace(s, s.namespace, topics=False)
 
 
 def main() -> int:
@@ -182,8 +163,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--churn", type=float, default=0.2, help="seconds between changes")
     args = parser.parse_args()
-    base = Settings()
-    redis.Redis.from_url(base.redis_url).ping()
+    base = reachable_settings()
     print(f"fan-out latency, Redis {base.redis_location}")
     run(base, args.subs, args.rate, args.seconds, args.churn)
     return 0

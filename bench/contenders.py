@@ -1,4 +1,4 @@
-"""Consumers for `bench_live.py`, each run in its own process on the same topic contents.
+"""Consumers for the live bench (`bench/live/`), each in its own process on one topic.
 
     python bench/contenders.py aiokafka --topic T --count N --decoder json|orjson --out F
     python bench/contenders.py faust --topic T --count N --out F

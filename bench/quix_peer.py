@@ -1,4 +1,4 @@
-"""The peer in `bench_live.py`: record-high detection as a Quix Streams application.
+"""The live bench's peer (`bench/live/`): record-high detection as a Quix Streams app.
 
 Runs in its own virtualenv (.local/bench/venv-quix: quixstreams pins its own pydantic and
 confluent-kafka), with the repository on PYTHONPATH for the pure detectors, so both sides

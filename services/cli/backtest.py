@@ -8,8 +8,8 @@ from pathlib import Path
 
 from services.backtest.chart_data import DEFAULT_LIMIT, ChartData
 from services.backtest.run import StrictStop, run_backtest
-from services.cli.options import add_config_option
-from services.parsing.feed import FORMATS, FeedError, stdin_text
+from services.cli.options import add_config_option, add_format_option
+from services.parsing.feed import FeedError, stdin_text
 from services.runtime.settings import Settings
 
 
@@ -25,12 +25,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="BARS",
         help="daily bars (CSV or JSON Lines: symbol,date,high,close) applied before FILE",
     )
-    parser.add_argument(
-        "--format",
-        choices=FORMATS,
-        default=None,
-        help="input format when the file name does not tell (default: sniffed)",
-    )
+    add_format_option(parser)
     parser.add_argument(
         "--strict", action="store_true", help="stop with exit 2 at the first malformed or late line"
     )

@@ -16,9 +16,9 @@ from pathlib import Path
 from kafka.errors import KafkaError
 
 from schemas.bar import Bar
-from services.cli.options import add_config_option
+from services.cli.options import add_config_option, add_format_option
 from services.ingestor.publish import Publisher
-from services.parsing.feed import FORMATS, FeedError, stdin_text
+from services.parsing.feed import FeedError, stdin_text
 from services.parsing.history import BadBar, read_bars, read_bars_stream
 from services.runtime.kafka_admin import BrokerUnavailableError, ensure_topics
 from services.runtime.lag import caught_up
@@ -35,7 +35,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     load.add_argument("file", type=Path, help="the bars file; - for standard input")
     add_config_option(load)
-    load.add_argument("--format", choices=FORMATS, default=None, help="default: sniffed")
+    add_format_option(load)
     load.add_argument(
         "--strict", action="store_true", help="publish nothing, exit 2, if any bar is bad"
     )

@@ -25,7 +25,7 @@ from types import FrameType
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
-from services.cli.options import add_config_option
+from services.cli.options import add_config_option, add_format_option
 from services.ingestor.follow import (
     FollowedFile,
     default_position_file,
@@ -38,7 +38,6 @@ from services.ingestor.pacing import Pacer
 from services.ingestor.publish import BundleOptions, Publisher
 from services.ingestor.screening import Screener
 from services.parsing.feed import (
-    FORMATS,
     FeedError,
     RawRecord,
     read_records,
@@ -69,9 +68,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help="ticks as CSV (with a header) or JSON Lines; - for standard input",
     )
     add_config_option(parser)
-    parser.add_argument(
-        "--format", choices=FORMATS, default=None, help="input format (default: sniffed)"
-    )
+    add_format_option(parser)
     pace = parser.add_mutually_exclusive_group()
     pace.add_argument("--rate", type=_positive, help="publish at most N ticks per second")
     pace.add_argument(

@@ -168,6 +168,9 @@ class WsSource:
                     ping_interval=opts.ping_interval_s,
                     ping_timeout=opts.ping_timeout_s,
                     open_timeout=opts.open_timeout_s,
+                    # A peer that missed its pong won't answer a close frame either: give it
+                    # the ping timeout, not the library's 10 s, before the socket is dropped.
+                    close_timeout=opts.ping_timeout_s,
                     max_queue=opts.max_queue,
                 ) as ws:
                     self._ws = ws

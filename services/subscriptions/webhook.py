@@ -20,19 +20,19 @@ Destinations are checked at each attempt (services/subscriptions/destinations.py
 addresses here, names by the connector's resolver. Redirects are not followed: a 3xx is
 a failed attempt.
 
-Signing: services/subscriptions/signing.py.
+Signing: services/subscriptions/signing.py. The outbox's stream steps (read, claim,
+settle): services/subscriptions/webhook_outbox.py.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import aiohttp
 import redis
@@ -42,19 +42,17 @@ from redis.exceptions import RedisError, ResponseError
 from schemas.subscription import Subscription
 from services.alerter.metrics import AlertMetrics
 from services.runtime.settings import Settings
-from services.subscriptions.destinations import (
-    GuardedResolver,
-    describe,
-)
+from services.subscriptions.destinations import GuardedResolver, describe
 from services.subscriptions.follower import RegistryFollower
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.posting import Target, alert_id_of, post
 from services.subscriptions.secrets import WebhookSecrets
+from services.subscriptions.webhook_outbox import GROUP, Outbox
+
+__all__ = ["GROUP", "WebhookStats", "WebhookWorker"]
 
 log = logging.getLogger("marketsignal.webhook")
 
-GROUP = "webhook"
-READ_BLOCK_MS = 500
 # How often the worker looks for new, changed or deleted webhook subscriptions.
 REFRESH_S = 0.2
 REDIS_BACKOFF_MAX_S = 5.0
@@ -86,6 +84,7 @@ class WebhookWorker:
         self.keys = SubscriptionKeys(settings)
         self.metrics = metrics
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.outbox = Outbox(settings, self.keys, self.consumer)
         # The Redis the worker talks to (tests give a restricted user's URL).
         self.redis_url = redis_url or settings.redis_url
         self.secrets = WebhookSecrets.load(settings)
@@ -174,17 +173,16 @@ class WebhookWorker:
                 delay = min(delay * 2, REDIS_BACKOFF_MAX_S)
 
     async def _serve(self, client: aioredis.Redis, sub_id: str) -> None:
-        outbox = self.keys.outbox(sub_id)
         # First what this consumer read before and never settled (a task that ended, a
         # restart under the same name), then new entries.
         own_backlog = True
         while True:
             try:
-                entries = await self._next(client, outbox, own_backlog)
+                entries = await self.outbox.next(client, sub_id, own_backlog)
                 own_backlog = own_backlog and bool(entries)
             except ResponseError as exc:
                 if "NOGROUP" in str(exc) or "no such key" in str(exc).lower():
-                    await self._create_group(client, outbox)
+                    await self.outbox.create_group(client, sub_id)
                 else:
                     self.stats.redis_errors += 1
                     log.warning("webhook %s: %s", sub_id, exc)
@@ -204,59 +202,9 @@ class WebhookWorker:
                     b: bytes | None = body,
                     f: tuple[str, int] | None = failed,
                 ) -> None:
-                    await self._settle(client, sub_id, e, b, f)
+                    await self.outbox.settle(client, sub_id, e, b, f)
 
                 await self._retry("acknowledge", sub_id, settle)
-
-    async def _settle(
-        self,
-        client: aioredis.Redis,
-        sub_id: str,
-        entry_id: bytes,
-        body: bytes | None,
-        failed: tuple[str, int] | None,
-    ) -> None:
-        """Record the outcome and acknowledge, in one transaction: all or nothing."""
-        outbox = self.keys.outbox(sub_id)
-        async with client.pipeline(transaction=True) as pipe:
-            if failed is not None and body is not None:
-                reason, attempts = failed
-                pipe.xadd(
-                    self.keys.webhook_dead(sub_id),
-                    {"alert": body, "reason": reason, "attempts": attempts},
-                    maxlen=self.settings.sub_stream_maxlen,
-                    approximate=True,
-                )
-            pipe.xack(outbox, GROUP, entry_id)
-            pipe.xdel(outbox, entry_id)
-            await pipe.execute()
-
-    async def _create_group(self, client: aioredis.Redis, outbox: str) -> None:
-        # No MKSTREAM: the outbox of a deleted subscription must not come back to life.
-        # The group starts at 0, so entries queued before the worker saw them are sent.
-        with contextlib.suppress(ResponseError):
-            await client.xgroup_create(outbox, GROUP, id="0")
-
-    async def _next(self, client: aioredis.Redis, outbox: str, own_backlog: bool) -> list[Any]:
-        if own_backlog:
-            mine: Any = await client.xreadgroup(GROUP, self.consumer, {outbox: "0"}, count=10)
-            found = [entry for _stream, entries in mine or () for entry in entries]
-            if found:
-                return found
-        claimed: Any = await client.xautoclaim(
-            outbox,
-            GROUP,
-            self.consumer,
-            min_idle_time=self.settings.webhook_claim_idle_ms,
-            start_id="0-0",
-            count=10,
-        )
-        if claimed[1]:
-            return list(claimed[1])
-        read: Any = await client.xreadgroup(
-            GROUP, self.consumer, {outbox: ">"}, count=10, block=READ_BLOCK_MS
-        )
-        return [entry for _stream, entries in read or () for entry in entries]
 
     async def _post(
         self, client: aioredis.Redis, sub_id: str, body: bytes

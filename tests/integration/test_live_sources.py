@@ -32,21 +32,26 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def env_for(settings: Settings, metrics_port: int | None = None) -> dict[str, str]:
-    # One tick per record: these tests read each record as the tick it carries (bundles,
-    # on by default since issue 15, have their own tests).
+# Every source runs with tick bundles (the default since issue 15) and with one tick per
+# record (`--no-bundle`, what other producers send): the topic must hold the same ticks.
+BUNDLES = pytest.mark.parametrize("bundle", [True, False], ids=["bundles", "single"])
+
+
+def env_for(settings: Settings, metrics_port: int | None = None, *, bundle: bool) -> dict[str, str]:
     return factories.service_env(
-        settings, ingestor_metrics_port=metrics_port or 0, ingest_bundle="false"
+        settings,
+        ingestor_metrics_port=metrics_port or 0,
+        ingest_bundle="true" if bundle else "false",
     )
 
 
 def ingest(
-    settings: Settings, *args: str, metrics_port: int | None = None
+    settings: Settings, *args: str, metrics_port: int | None = None, bundle: bool
 ) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "ingest", *args],
         cwd=ROOT,
-        env=env_for(settings, metrics_port),
+        env=env_for(settings, metrics_port, bundle=bundle),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -65,7 +70,25 @@ def csv_line(i: int) -> str:
 
 
 def prices(records: list[Any]) -> list[float]:
-    return [json.loads(r.value)["price"] for r in records]
+    """The prices of the ticks on a topic, in order: a record holds one tick or a bundle."""
+    out: list[float] = []
+    for record in records:
+        value = json.loads(record.value)
+        out.extend(tick["price"] for tick in (value if isinstance(value, list) else [value]))
+    return out
+
+
+def wait_prices(
+    read_topic: Callable[..., list[Any]], topic: str, n: int, timeout_s: float = 60.0
+) -> list[float]:
+    """The topic's tick prices once it holds at least `n` ticks (or at the deadline): the
+    number of records depends on how the ingestor bundled them."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        got = prices(read_topic(topic))
+        if len(got) >= n or time.monotonic() > deadline:
+            return got
+        time.sleep(0.2)
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -96,25 +119,26 @@ def wait_metric(port: int, name: str, check: Callable[[float], bool], proc: Any)
 # -- standard input -----------------------------------------------------------------------
 
 
+@BUNDLES
 def test_stdin_jsonl_and_csv_with_a_bom(
-    settings: Callable[..., Settings], read_topic: Callable[..., list[Any]]
+    settings: Callable[..., Settings], read_topic: Callable[..., list[Any]], bundle: bool
 ) -> None:
     s = settings(partitions=1)
     jsonl = "".join(
         json.dumps({"symbol": "Z", "ts": T0_MS + i * 1000, "price": 100 + i}) + "\n"
         for i in range(3)
     )
-    proc = ingest(s, "-")
+    proc = ingest(s, "-", bundle=bundle)
     _, err = proc.communicate(jsonl + '{"symbol":"Z","ts":1,"price":true}\n', timeout=120)
     assert proc.returncode == 0, err
     counts = summary_counts(err, "ingest:")
     assert (counts["read"], counts["published"], counts["dead-lettered"]) == (4, 3, 1)
     assert counts["malformed"] == 1
     # CSV with a byte-order mark, told by --format (there is no file name to go by)
-    proc = ingest(s, "-", "--format", "csv")
+    proc = ingest(s, "-", "--format", "csv", bundle=bundle)
     _, err = proc.communicate("\ufeffsymbol,ts,price\n" + csv_line(3) + csv_line(4), timeout=120)
     assert proc.returncode == 0, err
-    assert prices(read_topic(s.ticks_topic, expect=5)) == [100, 101, 102, 103, 104]
+    assert prices(read_topic(s.ticks_topic, timeout_s=60)) == [100, 101, 102, 103, 104]
     [dead] = [DeadLetter.model_validate_json(r.value) for r in read_topic(s.dlq_topic, expect=1)]
     assert (dead.source, dead.line, dead.field) == ("<stdin>", 4, "price")
 
@@ -122,19 +146,22 @@ def test_stdin_jsonl_and_csv_with_a_bom(
 # -- a followed file --------------------------------------------------------------------
 
 
+@BUNDLES
 def test_follow_survives_truncation_and_rotation_and_resumes_without_resending(
-    tmp_path: Path, settings: Callable[..., Settings], read_topic: Callable[..., list[Any]]
+    tmp_path: Path,
+    settings: Callable[..., Settings],
+    read_topic: Callable[..., list[Any]],
+    bundle: bool,
 ) -> None:
     s = settings(partitions=1)
     feed, position = tmp_path / "feed.csv", tmp_path / "position.json"
     feed.write_text("symbol,ts,price\n" + csv_line(0) + csv_line(1) + csv_line(2))
     port = free_port()
     args = [str(feed), "--follow", "--position-file", str(position)]
-    proc = ingest(s, *args, metrics_port=port)
+    proc = ingest(s, *args, metrics_port=port, bundle=bundle)
 
     def expect(n: int) -> None:
-        got = prices(read_topic(s.ticks_topic, expect=n, timeout_s=60))
-        assert got == [100 + i for i in range(n)]
+        assert wait_prices(read_topic, s.ticks_topic, n) == [100 + i for i in range(n)]
 
     expect(3)
     with feed.open("a") as fh:  # growth, and a line still being written
@@ -160,6 +187,8 @@ def test_follow_survives_truncation_and_rotation_and_resumes_without_resending(
         proc,
     )
     assert last == (T0_MS + 10_000) / 1000
+    # The long-running mode's throughput: lines read in the last seconds, so not zero yet.
+    wait_metric(port, "marketsignal_ingest_throughput_lines_per_second", lambda v: v > 0, proc)
     code, err = stop(proc)
     assert code == 0, err
     counts = summary_counts(err, "ingest:")
@@ -169,7 +198,7 @@ def test_follow_survives_truncation_and_rotation_and_resumes_without_resending(
     # stopped: two lines arrive meanwhile; a restart sends only those
     with feed.open("a") as fh:
         fh.write(csv_line(11) + csv_line(12))
-    proc = ingest(s, *args)
+    proc = ingest(s, *args, bundle=bundle)
     expect(13)
     # Stopping flushes the producer: whatever this run sent is on the topic afterwards,
     # and its own count says it read and sent the two new lines only.

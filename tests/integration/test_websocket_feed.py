@@ -9,6 +9,8 @@ once, in order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 import json
 import threading
 import time
@@ -22,6 +24,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from schemas.dead_letter import DeadLetter
 from services.runtime.settings import Settings
 from tests.integration.test_live_sources import (
+    BUNDLES,
     T0_MS,
     free_port,
     ingest,
@@ -29,6 +32,7 @@ from tests.integration.test_live_sources import (
     scrape,
     stop,
     wait_metric,
+    wait_prices,
 )
 
 pytestmark = pytest.mark.integration
@@ -103,8 +107,12 @@ class FeedServer:
         self.thread.join(timeout=10)
 
 
+@BUNDLES
 def test_websocket_feed_reconnects_with_nothing_lost_or_duplicated(
-    tmp_path: Path, settings: Callable[..., Settings], read_topic: Callable[..., list[Any]]
+    tmp_path: Path,
+    settings: Callable[..., Settings],
+    read_topic: Callable[..., list[Any]],
+    bundle: bool,
 ) -> None:
     s = settings(partitions=1)
     messages = feed_messages()
@@ -131,13 +139,14 @@ def test_websocket_feed_reconnects_with_nothing_lost_or_duplicated(
         "--max-in-flight",
         "2",
         metrics_port=port,
+        bundle=bundle,
     )
     try:
         assert server.dropped.wait(60), "the client never received the first messages"
         wait_metric(port, "marketsignal_ingest_ws_reconnects_total", lambda v: v >= 2, proc)
         server.start()  # back on the same port
-        got = prices(read_topic(s.ticks_topic, expect=n_ticks, timeout_s=90))
-        time.sleep(1.5)  # anything sent twice would be on the topic by now
+        got = wait_prices(read_topic, s.ticks_topic, n_ticks, timeout_s=90)
+        # The replayed messages (24..29) came before the last ticks: counted by now.
         metrics = scrape(port)
         code, err = stop(proc)
     finally:
@@ -213,3 +222,73 @@ def test_websocket_reader_stops_reading_while_kafka_has_too_much_unacknowledged(
     while_blocked, delivered = asyncio.run(scenario())
     assert while_blocked == 1  # the message in hand, then it waited
     assert delivered == sent
+
+
+def test_websocket_silent_connection_is_dropped_by_the_ping_timeout_and_reconnected() -> None:
+    """A feed that stops answering (its pongs never come, as behind a dead NAT entry or a
+    hung server) is given up after --ping-timeout and dialled again, with the reconnect
+    counted; a silent but healthy-looking TCP connection must not stall the feed for ever."""
+    from datetime import UTC, datetime
+
+    from prometheus_client import CollectorRegistry
+
+    from schemas.zones import ExchangeZones
+    from services.ingestor.metrics import IngestMetrics
+    from services.ingestor.screening import Screener
+    from services.ingestor.websocket import WsOptions, WsSource
+
+    class Collect:
+        def __init__(self) -> None:
+            self.ticks: list[Any] = []
+
+        def tick(self, tick: Any) -> None:
+            self.ticks.append(tick)
+
+        def dead_letter(self, dead: Any) -> None:
+            raise AssertionError(dead)
+
+    port = free_port()
+    opened: list[float] = []
+    done = asyncio.Event()
+
+    async def handler(ws: ServerConnection) -> None:
+        opened.append(time.monotonic())
+        await ws.send(tick_message(len(opened)))
+        # Then silence: read nothing more, so the client's pings are never answered.
+        assert ws.transport is not None
+        ws.transport.pause_reading()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(done.wait(), 30)
+
+    async def scenario() -> tuple[WsSource, float]:
+        registry = CollectorRegistry()
+        metrics = IngestMetrics(registry)
+        sink = Collect()
+        screener = Screener(ExchangeZones(), 5.0, "ws", lambda: datetime.now(UTC))
+        options = WsOptions(
+            url=f"ws://127.0.0.1:{port}",
+            ping_interval_s=0.3,
+            ping_timeout_s=0.5,
+            backoff_initial_s=0.05,
+            backoff_max_s=0.1,
+        )
+        source = WsSource(options, screener, sink, lambda: 0, metrics)
+        # close_timeout: the paused connections can't take part in the closing handshake.
+        async with serve(handler, "127.0.0.1", port, close_timeout=0.5):
+            task = asyncio.create_task(source.run())
+            deadline = time.monotonic() + 30
+            while len(opened) < 3 and time.monotonic() < deadline:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+            source.stop()
+            await asyncio.wait_for(task, 15)
+            done.set()
+        reconnects = registry.get_sample_value("marketsignal_ingest_ws_reconnects_total")
+        return source, reconnects or 0.0
+
+    source, reconnects = asyncio.run(scenario())
+    assert len(opened) >= 3, "the silent connection was never given up"
+    assert source.connections >= 3
+    assert reconnects >= 2
+    # Each silent connection lasted about ping interval + ping timeout + close wait (the
+    # ping timeout again): not the server's 30 s, nor the library's 10 s close wait.
+    assert max(b - a for a, b in itertools.pairwise(opened)) < 5

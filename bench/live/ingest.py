@@ -1,0 +1,63 @@
+"""The ingest figures: `marketsignal ingest` with and without bundles, and kafka-python's
+own producer on the same bytes."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from kafka import KafkaProducer
+
+from bench.live.common import BOOTSTRAP, PY, ROOT, env_for, rate_in, ticks_in
+
+
+def ingest(
+    namespace: str,
+    rules: Path,
+    data: Path,
+    logs: Path,
+    *,
+    bundles: bool = True,
+    rate: int | None = None,
+) -> dict[str, Any]:
+    """`marketsignal ingest` of `data`, with its default tick bundles or one per record,
+    at full speed or paced at `rate` ticks/s."""
+    env = env_for(namespace, rules)
+    started = time.perf_counter()
+    command = [PY, "-m", "services.cli", "ingest", str(data), "--metrics-port", "-1"]
+    command += [] if bundles else ["--no-bundle"]
+    command += [] if rate is None else ["--rate", str(rate)]
+    proc = subprocess.run(
+        command,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - started
+    (logs / f"ingest-{namespace}log").write_text(proc.stdout + proc.stderr)
+    if proc.returncode != 0:
+        raise RuntimeError(f"ingest failed: {proc.stderr[-2000:]}")
+    line = [x for x in proc.stderr.splitlines() + proc.stdout.splitlines() if "ingest:" in x][-1]
+    return {"rate": rate_in(line), "wall_s": wall, "summary": line.strip()}
+
+
+def raw_producer(topic: str, records: list[Any]) -> dict[str, Any]:
+    """kafka-python's own producer, acks=all and idempotent, its other settings default."""
+    producer = KafkaProducer(bootstrap_servers=BOOTSTRAP, acks="all", enable_idempotence=True)
+    try:
+        producer.send(topic, key=b"warm-up", value=b"{}").get(timeout=30)
+        started = time.perf_counter()
+        for rec in records:
+            # A bundle has no key and names its partition: so does this producer.
+            partition = rec.partition if rec.key is None else None
+            producer.send(topic, key=rec.key, value=rec.value, partition=partition)
+        producer.flush()
+        seconds = time.perf_counter() - started
+    finally:
+        producer.close()
+    ticks = sum(ticks_in(rec.value) for rec in records)
+    return {"rate": ticks / seconds, "records_per_s": len(records) / seconds, "seconds": seconds}

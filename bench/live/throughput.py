@@ -1,0 +1,139 @@
+"""The throughput step: one topic filled by the ingestor, one tick per record, and every
+consumer on it; then the same ticks in bundles, and two workers on them. The processor's
+and the peer's record highs are checked equal to the backtest's."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.live.common import (
+    CACHE,
+    cleanup,
+    env_for,
+    log,
+    processor_group,
+    read_topic,
+    signal_key,
+    ticks_in,
+)
+from bench.live.drain import backtest, limits, processor_drain, quix_available, quix_peer
+from bench.live.ingest import ingest, raw_producer
+
+
+@dataclass(frozen=True)
+class Step:
+    """What every part of the step reads, and the results it fills."""
+
+    rules: Path
+    data: Path
+    n: int
+    skip: list[str]
+    logs: Path
+    results: dict[str, Any]
+
+    @property
+    def tp(self) -> dict[str, Any]:
+        figures: dict[str, Any] = self.results["throughput"]
+        return figures
+
+
+def throughput(step: Step, run_id: str) -> None:
+    """Fills `step.results`' throughput figures, checks and bundle sizes."""
+    namespace = f"bench.{run_id}."
+    bundles_ns = f"bench.{run_id}.bundles."
+    try:
+        highs = single_ticks(step, namespace)
+        log("ingest with tick bundles (the default) fills a topic of its own")
+        records = fill(step, bundles_ns, bundles=True)
+        step.results["bundles"] = {"records": records, "ticks_per_record": step.n / records}
+        log("marketsignal process: backlog drain of the bundles, 1 worker")
+        check(step, "processor_bundles", drain(step, bundles_ns, "processor_bundles"), highs)
+        cleanup(bundles_ns)
+        if "scale" not in step.skip:
+            two_workers(step, f"bench.{run_id}.scale.")
+    finally:
+        cleanup(namespace)
+        cleanup(bundles_ns)
+    shutil.rmtree(CACHE / "state" / (processor_group(namespace)), ignore_errors=True)
+
+
+def single_ticks(step: Step, namespace: str) -> list[str]:
+    """One tick per record: every contender, the processor and the peer checked against
+    the backtest. Returns the backtest's record highs for the later checks."""
+    ticks_topic = namespace + "ticks"
+    env = env_for(namespace, step.rules)
+    log("ingest: marketsignal ingest --no-bundle fills the topic (one tick per record)")
+    fill(step, namespace, bundles=False)
+    step.tp.update(limits(ticks_topic, step.n, step.logs, env))
+    log("marketsignal process: backlog drain, 1 worker")
+    processed = drain(step, namespace, "processor")
+    log("backtest")
+    bt_out = step.logs / "backtest.jsonl"
+    step.tp["backtest"] = backtest(step.data, step.rules, bt_out)
+    expected = bt_out.read_text().splitlines()
+    highs = record_highs(expected)
+    step.results["checks"] = {
+        "backtest_record_highs": len(highs),
+        "backtest_divergences": len(expected) - len(highs),
+    }
+    check(step, "processor", processed, highs)
+    if "quix" not in step.skip and quix_available():
+        log("Quix Streams peer")
+        peer_topic = namespace + "quix.signals"
+        step.tp["quix_peer"] = quix_peer(
+            ticks_topic, peer_topic, step.n, step.rules, step.logs, env
+        )
+        peer = record_highs([r.value for r in read_topic(peer_topic)])
+        step.results["checks"]["quix_record_highs_equal_backtest"] = peer == highs
+    return highs
+
+
+def fill(step: Step, namespace: str, *, bundles: bool) -> int:
+    """`marketsignal ingest` fills the namespace's ticks topic, checked to hold every
+    tick; then kafka-python's producer sends the same records. Returns how many."""
+    suffix = "_bundles" if bundles else ""
+    step.tp[f"ingest{suffix}"] = ingest(
+        namespace, step.rules, step.data, step.logs, bundles=bundles
+    )
+    records = read_topic(namespace + "ticks")
+    ticks = sum(ticks_in(r.value) for r in records)
+    if ticks != step.n:
+        raise RuntimeError(f"the topic holds {ticks} ticks in {len(records)} records, not {step.n}")
+    if "ingest" not in step.skip:
+        log(f"ingest: kafka-python's producer on the same {'bundles' if bundles else 'bytes'}")
+        step.tp[f"kafka_python_producer{suffix}"] = raw_producer(namespace + "raw", records)
+    return len(records)
+
+
+def drain(step: Step, namespace: str, name: str) -> list[bytes]:
+    """One worker drains the namespace's backlog (figures as `name`); returns the signals."""
+    step.tp[name] = processor_drain(namespace, step.rules, step.n, step.logs)
+    return [r.value for r in read_topic(namespace + "signals")]
+
+
+def check(step: Step, name: str, processed: list[bytes], highs: list[str]) -> None:
+    step.results["checks"][f"{name}_record_highs_equal_backtest"] = record_highs(processed) == highs
+    step.results["checks"][f"{name}_divergences"] = sum(
+        1 for v in processed if json.loads(v)["kind"] == "index_divergence"
+    )
+
+
+def record_highs(records: list[Any]) -> list[str]:
+    """The record highs among signal records, each as one comparable string, in order."""
+    return sorted(signal_key(s) for s in map(json.loads, records) if s["kind"] == "record_high")
+
+
+def two_workers(step: Step, namespace: str) -> None:
+    log("marketsignal process: backlog drain, 2 workers on 6 partitions")
+    ingest(namespace, step.rules, step.data, step.logs)
+    try:
+        step.tp["processor_2_workers"] = processor_drain(
+            namespace, step.rules, step.n, step.logs, extra_workers=1
+        )
+    except RuntimeError as exc:  # reported, not fatal: the other figures stand
+        step.results["scale_error"] = str(exc)
+    cleanup(namespace)
