@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import redis
@@ -127,6 +128,10 @@ def test_no_secret_in_a_runs_logs_or_error_responses(
         )
     answers: list[str] = []
     secrets_given = [ALICE, ADMIN, webhook_key, url_password]
+    # The stack's own Redis password (from its file, in every service's URL), when it has one.
+    stack_password = urlsplit(s.redis_url).password
+    if stack_password:
+        secrets_given.append(unquote(stack_password))
     try:
         port = _wait_for_api_port(log)
         api = Api(f"http://127.0.0.1:{port}", s, ALICE)
