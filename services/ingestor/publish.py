@@ -8,8 +8,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaProducer
-
 from schemas.bar import Bar
 from schemas.dead_letter import DeadLetter
 from schemas.tick_bundle import partition_of
@@ -17,7 +15,7 @@ from schemas.topics import DLQ_REASON_HEADER, INGESTED_AT_HEADER
 from services.ingestor.bundling import Bundle, Bundler
 from services.ingestor.metrics import IngestMetrics
 from services.ingestor.screening import Accepted
-from services.runtime.kafka_admin import connecting
+from services.runtime.kafka_admin import durable_producer
 from services.runtime.settings import Settings
 
 log = logging.getLogger("marketsignal.ingestor")
@@ -64,17 +62,13 @@ class Publisher:
         # Sent and not yet acknowledged: what a bounded source waits on (back-pressure).
         self._sent = 0
         self._done = 0
-        with connecting(settings):
-            self.producer = KafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap,
-                bootstrap_timeout_ms=settings.kafka_bootstrap_timeout_ms,
-                client_id=f"{settings.namespace}marketsignal-ingestor",
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=settings.ingest_linger_ms,
-                batch_size=settings.ingest_batch_bytes,
-                compression_type=compression(settings.ingest_compression),
-            )
+        self.producer = durable_producer(
+            settings,
+            "ingestor",
+            linger_ms=settings.ingest_linger_ms,
+            batch_size=settings.ingest_batch_bytes,
+            compression_type=compression(settings.ingest_compression),
+        )
         self._bundler: Bundler | None = None
         # A plain lock under the condition: taken once a tick, directly (`_mutex`) where
         # no wait or notify is needed; the condition's own `with` adds Python frames.
