@@ -12,16 +12,16 @@ from typing import Any
 from kafka import KafkaProducer
 
 from bench.live.common import BOOTSTRAP, PY, ROOT, env_for, rate_in, ticks_in
-from services.ingestor.publish import compression
+from services.ingestor.publish import compression, linger_ms
 from services.runtime.settings import Settings
 
 
-def ingest_producer_settings() -> dict[str, Any]:
+def ingest_producer_settings(*, bundles: bool) -> dict[str, Any]:
     """The producer settings `marketsignal ingest` uses (compression, linger, batch size)."""
     s = Settings()
     return {
         "compression_type": compression(s.ingest_compression),
-        "linger_ms": s.ingest_linger_ms,
+        "linger_ms": linger_ms(s, bundling=bundles),
         "batch_size": s.ingest_batch_bytes,
     }
 

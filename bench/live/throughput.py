@@ -108,7 +108,7 @@ def fill(step: Step, namespace: str, *, bundles: bool) -> int:
         step.tp[f"kafka_python_producer{suffix}"] = raw_producer(namespace + "raw", records)
         log("ingest: kafka-python's producer on the same records, with the ingestor's settings")
         step.tp[f"kafka_python_producer_ingest_settings{suffix}"] = raw_producer(
-            namespace + "raw.same", records, **ingest_producer_settings()
+            namespace + "raw.same", records, **ingest_producer_settings(bundles=bundles)
         )
     return len(records)
 

@@ -38,6 +38,14 @@ class BundleOptions:
     max_bytes: int = 256 * 1024
 
 
+def linger_ms(settings: Settings, *, bundling: bool) -> int:
+    """The producer's linger: as set, else none with bundles (the bundle window did the
+    gathering) and 5 ms with one tick per record."""
+    if settings.ingest_linger_ms is not None:
+        return settings.ingest_linger_ms
+    return 0 if bundling else 5
+
+
 class Publisher:
     """Sends each tick to its symbol's partition (murmur2 of the symbol, as Kafka's default
     partitioner does with the symbol as key), so one symbol's ticks stay in order there.
@@ -65,7 +73,7 @@ class Publisher:
         self.producer = durable_producer(
             settings,
             "ingestor",
-            linger_ms=settings.ingest_linger_ms,
+            linger_ms=linger_ms(settings, bundling=bundle is not None),
             batch_size=settings.ingest_batch_bytes,
             compression_type=compression(settings.ingest_compression),
         )

@@ -6,6 +6,8 @@ import json
 
 from schemas.tick import Tick
 from services.ingestor.bundling import Bundler
+from services.ingestor.publish import linger_ms
+from services.runtime.settings import Settings
 from tests.unit.stage_helpers import make_ticks
 
 
@@ -41,3 +43,11 @@ class TestBundler:
         [bundle] = b.drain()
         parsed = [Tick.model_validate(x) for x in json.loads(bundle.value())]
         assert parsed == ticks
+
+
+def test_the_producer_lingers_only_without_bundles_unless_told() -> None:
+    unset = Settings(ingest_linger_ms=None)
+    assert linger_ms(unset, bundling=True) == 0  # the bundle window already gathered them
+    assert linger_ms(unset, bundling=False) == 5
+    told = Settings(ingest_linger_ms=7)
+    assert (linger_ms(told, bundling=True), linger_ms(told, bundling=False)) == (7, 7)
