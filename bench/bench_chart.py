@@ -27,6 +27,8 @@ LABELS = {
     "ingest": "marketsignal\ningest",
     "kafka_python_producer_bundles": "kafka-python\nsame bundles",
     "ingest_bundles": "ingest\ntick bundles",
+    "kafka_python_producer_ingest_settings": "kafka-python\ningest's settings",
+    "kafka_python_producer_ingest_settings_bundles": "kafka-python, bundles\ningest's settings",
 }
 CONSUMERS = [
     "aiokafka_json",
@@ -38,7 +40,14 @@ CONSUMERS = [
     "processor_bundles",
     "backtest",
 ]
-PRODUCERS = ["kafka_python_producer", "ingest", "kafka_python_producer_bundles", "ingest_bundles"]
+PRODUCERS = [
+    "kafka_python_producer",
+    "kafka_python_producer_ingest_settings",
+    "ingest",
+    "kafka_python_producer_bundles",
+    "kafka_python_producer_ingest_settings_bundles",
+    "ingest_bundles",
+]
 
 
 def _bars(ax: Any, names: list[str], tp: dict[str, Any], title: str, highlight: set[str]) -> None:

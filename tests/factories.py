@@ -142,12 +142,24 @@ def subscription_spec(**data: Any) -> SubscriptionSpec:
     return SubscriptionSpec.model_validate({"name": "t", **data})
 
 
+def webhook_spec(url: str, **data: Any) -> SubscriptionSpec:
+    """A subscription named "t" that posts to `url`; every other field as given."""
+    return subscription_spec(delivery={"webhook": {"url": url}}, **data)
+
+
 def alert(signal: AnySignal, emitted_at: datetime | None = None) -> Alert:
     return Alert.of(signal, emitted_at or datetime.now(UTC))
 
 
 def alerts(signals: Iterable[AnySignal], emitted_at: datetime | None = None) -> list[Alert]:
     return [alert(s, emitted_at) for s in signals]
+
+
+def record_high_alerts(
+    n: int = 1, symbol: str = "2513.HK", start: datetime = T0, price: float = 110.0
+) -> list[Alert]:
+    """`n` record-high alerts of `symbol` at `price`, a minute apart from `start`."""
+    return alerts(record_high(symbol, start + timedelta(minutes=i), price) for i in range(n))
 
 
 def _env_value(value: Any) -> str:

@@ -6,11 +6,13 @@
   inputs (consumer lag 0, `services.runtime.lag.compute_lag`).
 - `wait_until`: poll a condition under a deadline.
 - `subscription_delivery`: the alerter's delivery with the fan-out done in the same call.
+- `alert_ids`, `subscription_alert_ids`: the alert ids a Redis stream holds, in order.
 - `drop_namespace`: what a test or a benchmark leaves behind in Redis and Kafka.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +28,7 @@ from services.alerter.delivery import RedisDelivery
 from services.runtime.lag import compute_lag
 from services.runtime.settings import Settings
 from services.subscriptions.fanout import SubscriptionDelivery
+from services.subscriptions.keys import SubscriptionKeys
 
 
 class Subscriber:
@@ -171,3 +174,13 @@ def wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
 def subscription_delivery(client: redis.Redis, settings: Settings) -> SubscriptionDelivery:
     """Shared delivery then fan-out, synchronously: no fan-out worker needed."""
     return SubscriptionDelivery(RedisDelivery(client, settings), client, settings)
+
+
+def alert_ids(client: redis.Redis, stream: str) -> list[str]:
+    """The `alert_id` of each alert in a Redis stream (the alerts' or a subscription's)."""
+    entries: Any = client.xrange(stream)
+    return [json.loads(fields[b"alert"])["alert_id"] for _id, fields in entries]
+
+
+def subscription_alert_ids(client: redis.Redis, settings: Settings, sub_id: str) -> list[str]:
+    return alert_ids(client, SubscriptionKeys(settings).stream(sub_id))

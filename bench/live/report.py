@@ -68,6 +68,12 @@ def ratios(tp: dict[str, Any]) -> dict[str, float]:
         out["ingest_bundles_to_kafka_python_producer_bundles"] = (
             tp["ingest_bundles"]["rate"] / tp["kafka_python_producer_bundles"]["rate"]
         )
+    for suffix in ("", "_bundles"):
+        same = tp.get(f"kafka_python_producer_ingest_settings{suffix}")
+        if same is not None:
+            out[f"ingest{suffix}_to_kafka_python_producer_ingest_settings{suffix}"] = (
+                tp[f"ingest{suffix}"]["rate"] / same["rate"]
+            )
     return out
 
 

@@ -21,7 +21,7 @@ from bench.live.common import (
     ticks_in,
 )
 from bench.live.drain import backtest, limits, processor_drain, quix_available, quix_peer
-from bench.live.ingest import ingest, raw_producer
+from bench.live.ingest import ingest, ingest_producer_settings, raw_producer
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,10 @@ def fill(step: Step, namespace: str, *, bundles: bool) -> int:
     if "ingest" not in step.skip:
         log(f"ingest: kafka-python's producer on the same {'bundles' if bundles else 'bytes'}")
         step.tp[f"kafka_python_producer{suffix}"] = raw_producer(namespace + "raw", records)
+        log("ingest: kafka-python's producer on the same records, with the ingestor's settings")
+        step.tp[f"kafka_python_producer_ingest_settings{suffix}"] = raw_producer(
+            namespace + "raw.same", records, **ingest_producer_settings(bundles=bundles)
+        )
     return len(records)
 
 

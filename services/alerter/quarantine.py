@@ -5,11 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from kafka import KafkaProducer
-
 from schemas.dead_letter import DeadLetter, quote_raw
 from schemas.topics import DLQ_REASON_HEADER
 from services.alerter.relay import Rejected
+from services.runtime.kafka_admin import durable_producer
 from services.runtime.settings import Settings
 
 # Generous for a broker that is up; a stuck one ends the run, and the batch is replayed.
@@ -20,13 +19,7 @@ class KafkaQuarantine:
     def __init__(self, settings: Settings, now: Callable[[], datetime]) -> None:
         self.topic = settings.signals_dlq_topic
         self.now = now
-        self.producer = KafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap,
-            bootstrap_timeout_ms=settings.kafka_bootstrap_timeout_ms,
-            client_id=f"{settings.namespace}marketsignal-alerter-dlq",
-            acks="all",
-            enable_idempotence=True,
-        )
+        self.producer = durable_producer(settings, "alerter-dlq")
 
     def put(self, rejected: list[Rejected]) -> None:
         """Send and wait: the caller commits the batch's offsets right after."""

@@ -10,7 +10,6 @@ feed, validated, into Kafka (bad or late ones to the dead-letter topic).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import logging
 import signal
@@ -287,29 +286,6 @@ def _websocket(
     metrics: IngestMetrics,
 ) -> IngestSummary:
     # Imported here: only --ws needs the websockets library.
-    from services.ingestor.websocket import (  # noqa: PLC0415
-        WsOptions,
-        WsSource,
-        default_adapter,
-        load_adapter,
-    )
+    from services.ingestor.websocket import run_feed  # noqa: PLC0415
 
-    options = WsOptions(
-        url=args.ws,
-        subscribe=args.subscribe.read_text(encoding="utf-8") if args.subscribe else None,
-        adapter=load_adapter(args.adapter) if args.adapter else default_adapter,
-        ping_interval_s=args.ping_interval,
-        ping_timeout_s=args.ping_timeout,
-        backoff_initial_s=args.backoff_initial,
-        backoff_max_s=args.backoff_max,
-        max_in_flight=args.max_in_flight,
-    )
-
-    async def main() -> IngestSummary:
-        feed = WsSource(options, screener, sink, lambda: publisher.in_flight, metrics)
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, feed.stop)
-        return await feed.run()
-
-    return asyncio.run(main())
+    return run_feed(args, screener, sink, lambda: publisher.in_flight, metrics)

@@ -59,6 +59,22 @@ class Bundler:
             closed.append(self.open.pop(partition))
         return closed
 
+    def append(self, partition: int, symbol: str, value: bytes) -> bool:
+        """`add` for the common case, without its clock readings: a tick that joins its
+        partition's open bundle and closes nothing. False (nothing done) otherwise: then
+        `add` it."""
+        bundle = self.open.get(partition)
+        if bundle is None:
+            return False
+        size = bundle.size + len(value) + 1
+        values = bundle.values
+        if size >= self.max_bytes or len(values) + 1 >= self.max_ticks:
+            return False
+        bundle.symbols.append(symbol)
+        values.append(value)
+        bundle.size = size
+        return True
+
     def due(self, now: float) -> list[Bundle]:
         """Close and return the bundles whose window has passed."""
         late = [p for p, b in self.open.items() if now - b.first_at >= self.window_s]

@@ -11,13 +11,15 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from schemas.dead_letter import DeadLetter
-from schemas.tick import Tick
 from services.ingestor.ingest import Sink
+from services.ingestor.screening import Accepted
 
 # Time from send to the broker's acknowledgement (acks=all, idempotent producer, linger
 # 50 ms by default): a few ms on a quiet local broker, up to the request timeout when
@@ -57,7 +59,7 @@ class Throughput:
 
     def add(self, n: int = 1) -> None:
         self.count += n
-        now = float(self.clock())
+        now = self.clock()
         samples = self._samples
         if not samples or now - samples[-1][0] >= 1.0:
             with self._lock:
@@ -76,13 +78,29 @@ class Throughput:
         return (self.count - first_count) / elapsed
 
 
-class IngestMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self.received = Counter(
+class _Received(Collector):
+    """The lines-read counter, read from a plain int at scrape time: the replay loop
+    adds one a line without a lock (a Counter's inc takes one)."""
+
+    def __init__(self, metrics: IngestMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        yield CounterMetricFamily(
             "marketsignal_ingest_ticks_received",
             "Feed lines read by the ingestor (valid or not)",
-            registry=registry,
+            value=self.metrics.throughput.count,
         )
+
+
+class IngestMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        # Written by the replay loop once a line, read by the metrics server's thread:
+        # plain attributes, exported when scraped.
+        self.last_ts_us = 0
+        self.last_seen_s = 0.0
+        self.throughput = Throughput()
+        registry.register(_Received(self))
         self.published = Counter(
             "marketsignal_ingest_ticks_published",
             "Ticks acknowledged by Kafka on the ticks topic",
@@ -108,22 +126,21 @@ class IngestMetrics:
             registry=registry,
         )
         # Long-running sources (standard input, --follow, --ws): is the feed alive?
-        self.throughput = Throughput()
         Gauge(
             "marketsignal_ingest_throughput_lines_per_second",
             f"Feed lines read per second, over the last {THROUGHPUT_WINDOW_S:g} s",
             registry=registry,
         ).set_function(self.throughput.rate)
-        self.last_tick_ts = Gauge(
+        Gauge(
             "marketsignal_ingest_last_tick_timestamp_seconds",
             "Event time (ts) of the last tick handed to Kafka, epoch seconds",
             registry=registry,
-        )
-        self.last_tick_seen = Gauge(
+        ).set_function(lambda: self.last_ts_us / 1e6)
+        Gauge(
             "marketsignal_ingest_last_tick_received_timestamp_seconds",
             "Wall-clock time the last tick was read from the feed, epoch seconds",
             registry=registry,
-        )
+        ).set_function(lambda: self.last_seen_s)
         self.in_flight = Gauge(
             "marketsignal_ingest_in_flight",
             "Records sent to Kafka and not yet acknowledged (bounded for --ws: back-pressure)",
@@ -145,11 +162,12 @@ class IngestMetrics:
             registry=registry,
         )
 
-    def acked(self, topic_is_ticks: bool, seconds: float) -> None:
-        """Called on the producer's I/O thread when the broker acknowledged a record."""
+    def acked(self, ticks: int, seconds: float) -> None:
+        """Called on the producer's I/O thread when the broker acknowledged a record that
+        holds `ticks` ticks (a bundle's length, 1 for a tick alone, 0 off the ticks topic)."""
         self.publish_latency.observe(seconds)
-        if topic_is_ticks:
-            self.published.inc()
+        if ticks:
+            self.published.inc(ticks)
 
 
 class MeteredSink:
@@ -158,17 +176,17 @@ class MeteredSink:
     def __init__(self, sink: Sink, metrics: IngestMetrics) -> None:
         self.sink = sink
         self.metrics = metrics
+        self._add = metrics.throughput.add
+        self._tick = sink.tick
 
-    def tick(self, tick: Tick) -> None:
+    def tick(self, tick: Accepted) -> None:
         metrics = self.metrics
-        metrics.received.inc()
-        metrics.throughput.add()
-        metrics.last_tick_ts.set(tick.ts.timestamp())
-        metrics.last_tick_seen.set(time.time())
-        self.sink.tick(tick)
+        metrics.last_ts_us = tick.ts_us
+        metrics.last_seen_s = time.time()
+        self._add()
+        self._tick(tick)
 
     def dead_letter(self, dead: DeadLetter) -> None:
-        self.metrics.received.inc()
         self.metrics.throughput.add()
         self.metrics.dead_letters.labels(dead.reason).inc()
         self.sink.dead_letter(dead)

@@ -8,16 +8,14 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaProducer
-
 from schemas.bar import Bar
 from schemas.dead_letter import DeadLetter
-from schemas.tick import Tick
 from schemas.tick_bundle import partition_of
 from schemas.topics import DLQ_REASON_HEADER, INGESTED_AT_HEADER
 from services.ingestor.bundling import Bundle, Bundler
 from services.ingestor.metrics import IngestMetrics
-from services.runtime.kafka_admin import connecting
+from services.ingestor.screening import Accepted
+from services.runtime.kafka_admin import durable_producer
 from services.runtime.settings import Settings
 
 log = logging.getLogger("marketsignal.ingestor")
@@ -38,6 +36,14 @@ class BundleOptions:
     window_ms: float = 5.0
     max_ticks: int = 500
     max_bytes: int = 256 * 1024
+
+
+def linger_ms(settings: Settings, *, bundling: bool) -> int:
+    """The producer's linger: as set, else none with bundles (the bundle window did the
+    gathering) and 5 ms with one tick per record."""
+    if settings.ingest_linger_ms is not None:
+        return settings.ingest_linger_ms
+    return 0 if bundling else 5
 
 
 class Publisher:
@@ -64,43 +70,52 @@ class Publisher:
         # Sent and not yet acknowledged: what a bounded source waits on (back-pressure).
         self._sent = 0
         self._done = 0
-        with connecting(settings):
-            self.producer = KafkaProducer(
-                bootstrap_servers=settings.kafka_bootstrap,
-                bootstrap_timeout_ms=settings.kafka_bootstrap_timeout_ms,
-                client_id=f"{settings.namespace}marketsignal-ingestor",
-                acks="all",
-                enable_idempotence=True,
-                linger_ms=settings.ingest_linger_ms,
-                batch_size=settings.ingest_batch_bytes,
-                compression_type=compression(settings.ingest_compression),
-            )
+        self.producer = durable_producer(
+            settings,
+            "ingestor",
+            linger_ms=linger_ms(settings, bundling=bundle is not None),
+            batch_size=settings.ingest_batch_bytes,
+            compression_type=compression(settings.ingest_compression),
+        )
         self._bundler: Bundler | None = None
-        self._lock = threading.Condition()
+        # A plain lock under the condition: taken once a tick, directly (`_mutex`) where
+        # no wait or notify is needed; the condition's own `with` adds Python frames.
+        self._mutex = threading.Lock()
+        self._lock = threading.Condition(self._mutex)
         self._closing = False
         self._flusher: threading.Thread | None = None
+        # Each symbol's partition, named in every send: kafka-python's partitioner would
+        # hash the key again in pure Python for each record.
+        self._home: dict[str, int] = {}
+        self.partitions: int | None = None
         if bundle is not None:
-            # The topic's real partition count: a bundle names its partition itself.
-            self.partitions = len(self.producer.partitions_for(self.ticks_topic))
-            self._home: dict[str, int] = {}
+            self._partitions()
             self._bundler = Bundler(bundle.window_ms / 1000, bundle.max_ticks, bundle.max_bytes)
             self._flusher = threading.Thread(
                 target=self._flush_on_time, name="bundle-flusher", daemon=True
             )
             self._flusher.start()
 
-    def tick(self, tick: Tick) -> None:
-        value = tick.model_dump_json().encode()
-        bundler = self._bundler
-        if bundler is None:
-            self._send(self.ticks_topic, tick.symbol.encode(), value, None)
-            return
-        symbol = tick.symbol
+    def _partitions(self) -> int:
+        """The topic's real partition count, read once: a bundle names its partition."""
+        if self.partitions is None:
+            self.partitions = len(self.producer.partitions_for(self.ticks_topic))
+        return self.partitions
+
+    def tick(self, tick: Accepted) -> None:
+        symbol, _ts_us, value = tick
         home = self._home.get(symbol)
         if home is None:
-            home = self._home[symbol] = partition_of(symbol, self.partitions)
-        with self._lock:
+            home = self._home[symbol] = partition_of(symbol, self._partitions())
+        bundler = self._bundler
+        if bundler is None:
+            # Keyed by symbol as before, on the partition the key's hash gives.
+            self._send(self.ticks_topic, symbol.encode(), value, None, partition=home, ticks=1)
+            return
+        with self._mutex:
             self._sent += 1
+            if bundler.append(home, symbol, value):
+                return
             idle = not bundler.open
             for full in bundler.add(home, symbol, value, time.monotonic(), time.time_ns() // 10**6):
                 self._send_bundle(full)
@@ -119,6 +134,7 @@ class Publisher:
                 headers,
                 partition=bundle.partition,
                 ticks=len(bundle.values),
+                counted=True,
             )
         except Exception as exc:  # e.g. the buffer stayed full: counted, reported once
             self._done += len(bundle.values)
@@ -164,29 +180,30 @@ class Publisher:
         *,
         partition: int | None = None,
         ticks: int = 0,
+        counted: bool = False,
     ) -> None:
-        """`ticks`: the bundle's tick count, already counted as sent; 0 for one record."""
+        """`ticks`: the ticks the record holds (0 off the ticks topic); `counted`: they
+        were counted as sent when they joined their bundle."""
         future = self.producer.send(
             topic, key=key, value=value, headers=headers, partition=partition
         )
-        if ticks:
-            future.add_both(lambda _result: self._settled(_result, ticks))
-        else:
+        if not counted:
             self._sent += 1
-            future.add_both(self._settled)
-        future.add_errback(self._failed)
-        if self.metrics is not None:
-            metrics, is_ticks, sent = self.metrics, topic == self.ticks_topic, time.perf_counter()
-            future.add_callback(lambda _md: metrics.acked(is_ticks, time.perf_counter() - sent))
-
-    def _settled(self, _result: Any, ticks: int = 1) -> None:
-        # On the producer's I/O thread (or under the lock for a send that raised).
-        self._done += ticks
+        # One callable for both outcomes: each registration takes the future's lock.
+        future.add_both(_Settle(self, ticks if counted else 1, ticks, time.perf_counter()))
 
     @property
     def in_flight(self) -> int:
         """Ticks and dead letters handed over and not yet acknowledged (open bundles too)."""
         return self._sent - self._done
+
+    def _settled(self, done: int, ticks: int, sent: float, result: Any) -> None:
+        # On the producer's I/O thread (or at once, for a future already done).
+        self._done += done
+        if isinstance(result, BaseException):
+            self._failed(result)
+        elif self.metrics is not None:
+            self.metrics.acked(ticks, time.perf_counter() - sent)
 
     def _failed(self, exc: Any) -> None:
         # Runs on the producer's I/O thread: count and remember, the caller reports.
@@ -209,3 +226,19 @@ class Publisher:
                 self._lock.notify()
             self._flusher.join(timeout_s)
         self.producer.close(timeout=timeout_s)
+
+
+class _Settle:
+    """A record's acknowledgement or failure: `done` ticks or records are no longer in
+    flight, `ticks` are published (for the metrics), `sent` is when it was handed over."""
+
+    __slots__ = ("done", "publisher", "sent", "ticks")
+
+    def __init__(self, publisher: Publisher, done: int, ticks: int, sent: float) -> None:
+        self.publisher = publisher
+        self.done = done
+        self.ticks = ticks
+        self.sent = sent
+
+    def __call__(self, result: Any) -> None:
+        self.publisher._settled(self.done, self.ticks, self.sent, result)

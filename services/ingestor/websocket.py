@@ -24,11 +24,13 @@ drops re-sent ones until each symbol sends something new (`marketsignal_ingest_w
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import importlib
 import logging
 import random
+import signal
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -239,3 +241,32 @@ class WsSource:
 
     def _record(self, record: RawRecord) -> None:
         handle_record(record, self.screener, self.pacer, self.sink, self.summary)
+
+
+def run_feed(
+    args: argparse.Namespace,
+    screener: Screener,
+    sink: Sink,
+    in_flight: Callable[[], int],
+    metrics: IngestMetrics,
+) -> IngestSummary:
+    """`marketsignal ingest --ws URL ...`: the feed until SIGTERM or SIGINT."""
+    options = WsOptions(
+        url=args.ws,
+        subscribe=args.subscribe.read_text(encoding="utf-8") if args.subscribe else None,
+        adapter=load_adapter(args.adapter) if args.adapter else default_adapter,
+        ping_interval_s=args.ping_interval,
+        ping_timeout_s=args.ping_timeout,
+        backoff_initial_s=args.backoff_initial,
+        backoff_max_s=args.backoff_max,
+        max_in_flight=args.max_in_flight,
+    )
+
+    async def main() -> IngestSummary:
+        feed = WsSource(options, screener, sink, in_flight, metrics)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, feed.stop)
+        return await feed.run()
+
+    return asyncio.run(main())

@@ -58,6 +58,8 @@ class Columns:
 
 
 TICK_COLUMNS = Columns(REQUIRED_COLUMNS, KNOWN_COLUMNS)
+# NamedTuple's generated __new__ is a Python function; tuple.__new__ skips that frame.
+_new_record = tuple.__new__
 
 
 def as_mapping(fields: dict[str, Any] | list[str]) -> dict[str, Any]:
@@ -152,7 +154,7 @@ class CsvDecoder:
             return self._ragged(lineno, text, cells)
         if not self.same_order:
             cells = [cells[i] if i >= 0 else "" for i in self.positions]
-        return RawRecord(lineno, text, cells, None)
+        return _new_record(RawRecord, (lineno, text, cells, None))
 
     def _ragged(self, lineno: int, text: str, cells: list[str]) -> RawRecord:
         """A row with more cells than the header is malformed; a short one lacks its tail."""

@@ -1,4 +1,5 @@
-"""Topic creation shared by the services: idempotent, so every service can call it at start."""
+"""Kafka clients and topics shared by the services: topic creation (idempotent, so every
+service can call it at start) and the one durable producer they write with."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
@@ -28,6 +30,21 @@ def connecting(settings: Settings) -> Iterator[None]:
             f"Kafka at {settings.kafka_bootstrap} is not reachable ({exc}); "
             "start the local stack with `make stack-up`"
         ) from None
+
+
+def durable_producer(settings: Settings, role: str, **tuning: Any) -> KafkaProducer:
+    """The services' producer: acks=all and idempotent (a retried send is never written
+    twice), named `{namespace}marketsignal-{role}` so the broker's logs and quotas tell the
+    services apart. `tuning` adds batching and compression settings."""
+    with connecting(settings):
+        return KafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap,
+            bootstrap_timeout_ms=settings.kafka_bootstrap_timeout_ms,
+            client_id=f"{settings.namespace}marketsignal-{role}",
+            acks="all",
+            enable_idempotence=True,
+            **tuning,
+        )
 
 
 def ensure_topics(

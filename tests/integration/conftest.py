@@ -7,22 +7,26 @@ A stack that is not running fails the tests: a skipped integration suite looks g
 
 from __future__ import annotations
 
+import secrets
 import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 from uuid import uuid4
 
 import pytest
 import redis
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
+from services.runtime.kafka_admin import ensure_topics
 from services.runtime.settings import Settings
 from tests.integration.api_client import ADMIN, ALICE, BOB, Api, serving
 from tests.integration.receiver import LOCAL_RECEIVER, Receiver
 from tests.live import drop_namespace
 
 SettingsFactory = Callable[..., Settings]
+Grant = Callable[..., str]
 STACK_HINT = "start the local stack with `make stack-up` (deploy/local/stack.sh up)"
 
 
@@ -157,3 +161,43 @@ def local_api(settings: SettingsFactory) -> Iterator[Api]:
     """Tokenless, with the test receiver's address allow-listed."""
     with serving(settings(webhook_allow_networks=LOCAL_RECEIVER)) as api:
         yield api
+
+
+@pytest.fixture
+def restricted(redis_client: redis.Redis, namespace: str) -> Iterator[Grant]:
+    """`restricted(*rules)`: a Redis URL for a user of this namespace with those ACL rules."""
+    made: list[str] = []
+
+    def make(*rules: str, user: str = "worker") -> str:
+        name = f"{namespace}{user}"
+        password = secrets.token_hex(16)
+        redis_client.acl_setuser(
+            name,
+            enabled=True,
+            reset=True,
+            passwords=[f"+{password}"],
+            keys=["*"],
+            channels=["*"],
+            commands=["+@all", *rules],
+        )
+        made.append(name)
+        base = urlsplit(Settings().redis_url)
+        netloc = f"{quote(name)}:{password}@{base.hostname}:{base.port or 6379}"
+        return urlunsplit(base._replace(netloc=netloc))
+
+    yield make
+    for name in made:
+        redis_client.acl_deluser(name)
+
+
+def allow(redis_client: redis.Redis, name: str, *commands: str) -> None:
+    """Grant a `restricted` user `commands` it was denied."""
+    redis_client.execute_command(  # type: ignore[no-untyped-call]
+        "ACL", "SETUSER", name, *(f"+{c}" for c in commands)
+    )
+
+
+def with_signals_topic(s: Settings) -> Settings:
+    """`s`, its signals topic created with all its partitions (the alerter's input)."""
+    ensure_topics(s, [s.signals_topic], s.partitions)
+    return s

@@ -6,12 +6,27 @@ import asyncio
 import contextlib
 import threading
 import time
+from collections.abc import Callable
 from ipaddress import IPv4Network
+from typing import Any
 
 from aiohttp import web
 
+from services.runtime.settings import Settings
+
 # The allow-list that lets webhooks reach this receiver (tests only: loopback is refused).
 LOCAL_RECEIVER = (IPv4Network("127.0.0.1/32"),)
+
+
+def webhook_settings(settings: Callable[..., Settings], **more: Any) -> Settings:
+    """Settings whose webhooks may reach this receiver, with quick retries (2 attempts)."""
+    values: dict[str, Any] = {
+        "webhook_backoff_s": 0.05,
+        "webhook_max_attempts": 2,
+        "webhook_allow_networks": LOCAL_RECEIVER,
+        **more,
+    }
+    return settings(**values)
 
 
 class Receiver:

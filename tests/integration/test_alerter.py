@@ -20,10 +20,10 @@ from schemas.dead_letter import DeadLetter
 from schemas.signals import IndexDivergence, RecordHigh
 from services.alerter.relay import AlertStats
 from services.cli.alert import relay_signals
-from services.runtime.kafka_admin import ensure_topics
 from services.runtime.settings import Settings
 from tests import factories, live
 from tests.e2e.services import run_cli
+from tests.integration.conftest import with_signals_topic
 from tests.summary import summary_counts
 
 pytestmark = pytest.mark.integration
@@ -60,8 +60,7 @@ def wire(items: list[Signal]) -> list[tuple[bytes | None, bytes]]:
 
 
 def stream_ids(client: redis.Redis, s: Settings) -> list[str]:
-    entries: Any = client.xrange(s.redis_key("alerts"))
-    return [json.loads(fields[b"alert"])["alert_id"] for _id, fields in entries]
+    return live.alert_ids(client, s.redis_key("alerts"))
 
 
 class Subscriber(live.Subscriber):
@@ -98,6 +97,12 @@ def relay(s: Settings, idle_s: float = 1.5) -> AlertStats:
     return relay_signals(s, threading.Event(), idle_s)
 
 
+def relayed(s: Settings, produce: Callable[..., None], items: list[Signal]) -> None:
+    """`items` on the signals topic, then relayed until the alerter is idle."""
+    produce(s.signals_topic, wire(items))
+    relay(s)
+
+
 def test_each_signal_delivered_once_and_replay_delivers_nothing(
     settings: Callable[..., Settings],
     redis_client: redis.Redis,
@@ -105,8 +110,7 @@ def test_each_signal_delivered_once_and_replay_delivers_nothing(
     subscriber_for: Callable[[Settings], Subscriber],
     read_topic: Callable[..., list[Any]],
 ) -> None:
-    s = settings()
-    ensure_topics(s, [s.signals_topic], s.partitions)
+    s = with_signals_topic(settings())
     items = signals(20)
     expected = {alert_id_for(x) for x in items}
     sub = subscriber_for(s)
@@ -170,8 +174,7 @@ def test_restart_mid_way_neither_loses_nor_duplicates(
     produce: Callable[..., None],
     subscriber_for: Callable[[Settings], Subscriber],
 ) -> None:
-    s = settings()
-    ensure_topics(s, [s.signals_topic], s.partitions)
+    s = with_signals_topic(settings())
     items = signals(3000)
     expected = sorted(alert_id_for(x) for x in items)
     sub = subscriber_for(s)
@@ -208,11 +211,9 @@ def test_tail_from_start_then_live_prints_each_alert_once(
     settings: Callable[..., Settings],
     produce: Callable[..., None],
 ) -> None:
-    s = settings()
-    ensure_topics(s, [s.signals_topic], s.partitions)
+    s = with_signals_topic(settings())
     items = signals(10)
-    produce(s.signals_topic, wire(items[:6]))
-    relay(s)
+    relayed(s, produce, items[:6])
     env = factories.service_env(s)
     tail = subprocess.Popen(
         [*TAIL, "--from-start", "--json", "--count", "10", "--timeout", "60"],
@@ -224,8 +225,7 @@ def test_tail_from_start_then_live_prints_each_alert_once(
     try:
         assert tail.stdout is not None
         history = [tail.stdout.readline() for _ in range(6)]
-        produce(s.signals_topic, wire(items[6:]))
-        relay(s)
+        relayed(s, produce, items[6:])
         out, err = tail.communicate(timeout=60)
     finally:
         if tail.poll() is None:
@@ -241,11 +241,9 @@ def test_tail_formats_lines_and_filters_by_pattern(
     settings: Callable[..., Settings],
     produce: Callable[..., None],
 ) -> None:
-    s = settings()
-    ensure_topics(s, [s.signals_topic], s.partitions)
+    s = with_signals_topic(settings())
     items = signals(10)
-    produce(s.signals_topic, wire(items))
-    relay(s)
+    relayed(s, produce, items)
     env = factories.service_env(s)
     done = run_cli(
         "tail",

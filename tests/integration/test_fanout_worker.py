@@ -3,7 +3,6 @@ and registry changes applied one at a time."""
 
 from __future__ import annotations
 
-import json
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -12,7 +11,7 @@ from typing import Any
 import pytest
 import redis
 
-from schemas.subscription import SubscriptionSpec
+from schemas.subscription import Subscription, SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
 from services.runtime.settings import Settings
 from services.subscriptions.fanout_worker import GROUP, FanoutWorker
@@ -20,15 +19,14 @@ from services.subscriptions.follower import LiveIndex
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
-from tests.integration.test_webhook_resilience import Grant, restricted  # noqa: F401
-from tests.live import wait_until
+from tests.integration.conftest import Grant, allow
+from tests.live import alert_ids, wait_until
 
 pytestmark = pytest.mark.integration
 
 
 def _stream_ids(client: redis.Redis, keys: SubscriptionKeys, sub_id: str) -> list[str]:
-    entries: Any = client.xrange(keys.stream(sub_id))
-    return [json.loads(fields[b"alert"])["alert_id"] for _id, fields in entries]
+    return alert_ids(client, keys.stream(sub_id))
 
 
 def _batch(n: int, start: int = 0) -> list[Any]:
@@ -42,14 +40,20 @@ def _batch(n: int, start: int = 0) -> list[Any]:
     )
 
 
+def _queued(redis_client: redis.Redis, s: Settings, n: int) -> tuple[Subscription, list[Any]]:
+    """A catch-all subscription, and `n` alerts delivered and queued for its fan-out."""
+    sub, _ = SubscriptionRegistry(redis_client, s).create(SubscriptionSpec(name="all"))
+    batch = _batch(n)
+    RedisDelivery(redis_client, s, fanout=True).deliver(batch)
+    return sub, batch
+
+
 def test_a_worker_takes_over_a_dead_holders_queue_in_order(
     settings: Callable[..., Settings], redis_client: redis.Redis
 ) -> None:
     s = settings()
     keys = SubscriptionKeys(s)
-    sub, _ = SubscriptionRegistry(redis_client, s).create(SubscriptionSpec(name="all"))
-    batch = _batch(6)
-    RedisDelivery(redis_client, s, fanout=True).deliver(batch)
+    sub, batch = _queued(redis_client, s, 6)
     # A worker that held the lease, read four alerts and died (real Redis calls).
     redis_client.xgroup_create(keys.fanout_queue, GROUP, id="0")
     redis_client.xreadgroup(GROUP, "dead", {keys.fanout_queue: ">"}, count=4)
@@ -92,20 +96,18 @@ def test_two_workers_deliver_each_alert_once_in_order(
 def test_a_redis_error_in_the_fan_out_is_retried_not_fatal(
     settings: Callable[..., Settings],
     redis_client: redis.Redis,
-    restricted: Grant,  # noqa: F811
+    restricted: Grant,
     namespace: str,
 ) -> None:
     s = settings()
     keys = SubscriptionKeys(s)
-    sub, _ = SubscriptionRegistry(redis_client, s).create(SubscriptionSpec(name="all"))
-    batch = _batch(3)
-    RedisDelivery(redis_client, s, fanout=True).deliver(batch)
+    sub, batch = _queued(redis_client, s, 3)
     url = restricted("-evalsha", "-eval", user="fanout")
     worker = FanoutWorker(s.model_copy(update={"redis_url": url})).start()
     try:
         wait_until(lambda: worker.errors >= 2, 20)
         assert _stream_ids(redis_client, keys, sub.id) == []
-        redis_client.execute_command("ACL", "SETUSER", f"{namespace}fanout", "+evalsha", "+eval")
+        allow(redis_client, f"{namespace}fanout", "evalsha", "eval")
         wait_until(lambda: len(_stream_ids(redis_client, keys, sub.id)) == 3, 20)
     finally:
         worker.stop()

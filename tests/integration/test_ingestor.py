@@ -76,14 +76,20 @@ def expected_by_symbol() -> dict[str, list[dict[str, Any]]]:
     return out
 
 
+@pytest.fixture
+def feed(tmp_path: Path) -> Path:
+    """CSV, written to a file."""
+    path = tmp_path / "feed.csv"
+    path.write_text(CSV, encoding="utf-8")
+    return path
+
+
 def test_csv_goes_to_ticks_and_dead_letters_with_reasons(
-    tmp_path: Path,
+    feed: Path,
     settings: Callable[..., Settings],
     read_topic: Callable[..., list[Any]],
 ) -> None:
     s = settings()
-    feed = tmp_path / "feed.csv"
-    feed.write_text(CSV, encoding="utf-8")
 
     done = ingest(s, str(feed))
 
@@ -122,14 +128,12 @@ def test_csv_goes_to_ticks_and_dead_letters_with_reasons(
 
 
 def test_default_bundles_hold_one_partitions_ticks_in_order(
-    tmp_path: Path,
+    feed: Path,
     settings: Callable[..., Settings],
     read_topic: Callable[..., list[Any]],
 ) -> None:
     """The default path: ticks bundled per partition (docs/bundles.md), nothing lost."""
     s = settings()
-    feed = tmp_path / "feed.csv"
-    feed.write_text(CSV, encoding="utf-8")
 
     # A wide window, so that bundling does not depend on how fast this machine reads.
     done = ingest(
@@ -185,10 +189,8 @@ def test_jsonl_with_unreadable_lines(
 
 
 def test_broker_down_is_a_clear_error_not_a_traceback(
-    tmp_path: Path, settings: Callable[..., Settings]
+    feed: Path, settings: Callable[..., Settings]
 ) -> None:
-    feed = tmp_path / "feed.csv"
-    feed.write_text(CSV, encoding="utf-8")
     s = settings(kafka_bootstrap="127.0.0.1:1")
     done = ingest(s, str(feed), env_extra={"MARKETSIGNAL_KAFKA_BOOTSTRAP_TIMEOUT_MS": "1000"})
     assert done.returncode == 1

@@ -2,7 +2,8 @@
 
 Real HTTP, real Redis: owners and admins, start-up refusal of bad tokens, API hygiene
 (content type, Host, depth, strict types, names, paging, expiry). What leaves the
-alerter (webhooks, Redis users, secrets in logs) is in test_security_delivery.py.
+alerter is in test_security_webhooks.py (webhook destinations) and
+test_security_delivery.py (Redis users, secrets in logs).
 """
 
 from __future__ import annotations

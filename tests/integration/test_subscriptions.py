@@ -1,145 +1,33 @@
-"""Subscriptions on real Redis, Kafka and HTTP: filters, frequency, runtime changes, webhooks."""
+"""Subscriptions on real Redis, Kafka and HTTP: frequency, runtime changes, webhooks.
+Filters are in test_subscription_filters.py."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
-from schemas.alert import Alert, alert_id_for
-from schemas.signals import SIGNAL_ADAPTER, AhPremium, AnySignal
+from schemas.alert import Alert
+from schemas.signals import AnySignal
 from services.cli.alert import relay_signals
-from services.runtime.kafka_admin import ensure_topics
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.signing import SIGNATURE_HEADER, verify
 from tests import factories
-from tests.integration.receiver import LOCAL_RECEIVER, Receiver
-from tests.live import subscription_delivery, wait_until
+from tests.integration.conftest import with_signals_topic
+from tests.integration.receiver import Receiver, webhook_settings
+from tests.live import subscription_alert_ids, subscription_delivery, wait_until
 
 pytestmark = pytest.mark.integration
 
-ROOT = Path(__file__).resolve().parents[2]
 Signal = AnySignal
-# The receivers of these tests listen on 127.0.0.1, a destination refused unless listed.
-
-
-def sub_ids(client: redis.Redis, s: Settings, sub_id: str) -> list[str]:
-    entries: Any = client.xrange(SubscriptionKeys(s).stream(sub_id))
-    return [json.loads(fields[b"alert"])["alert_id"] for _id, fields in entries]
-
-
-def backtest_signals() -> list[Signal]:
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.cli",
-            "backtest",
-            "deploy/demo/ticks.csv",
-            "--config",
-            "deploy/demo/rules.toml",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=120,
-    ).stdout
-    return [SIGNAL_ADAPTER.validate_json(line) for line in out.splitlines()]
-
-
-def wants(f: dict[str, Any], sig: dict[str, Any]) -> bool:
-    """The filter rules of docs/subscriptions.md, written again here from the doc."""
-    import fnmatch
-
-    def sym_ok(symbol: str) -> bool:
-        return any(fnmatch.fnmatchcase(symbol, p) for p in f.get("symbols", []))
-
-    if f.get("kinds") and sig["kind"] not in f["kinds"]:
-        return False
-    if sig["kind"] == "record_high":
-        if f.get("symbols") and not sym_ok(sig["symbol"]):
-            return False
-        if f.get("windows") and sig["window"] not in f["windows"]:
-            return False
-        return bool(sig["change_pct"] >= f.get("min_change_pct", float("-inf")))
-    other = sig["h"] if sig["kind"] == "ah_premium" else sig["b"]
-    if f.get("symbols") and not (sym_ok(sig["a"]) or sym_ok(other)):
-        return False
-    if f.get("pairs") and sig["pair"] not in f["pairs"]:
-        return False
-    if f.get("phases") and sig["phase"] not in f["phases"]:
-        return False
-    if sig["kind"] == "ah_premium":
-        return bool(abs(sig["premium_pct"]) >= f.get("min_premium_pct", 0))
-    return bool(abs(sig["spread_pp"]) >= f.get("min_spread_pp", 0))
-
-
-def test_each_subscription_stream_holds_exactly_what_its_filters_select(
-    settings: Callable[..., Settings],
-    redis_client: redis.Redis,
-    produce: Callable[..., None],
-) -> None:
-    s = settings()
-    ensure_topics(s, [s.signals_topic], s.partitions)
-    items = backtest_signals()
-    assert len(items) > 100
-    premiums = [x for x in items if isinstance(x, AhPremium)]
-    # the size filter cuts through the demo's A/H signals: some pass, some do not
-    assert 0 < sum(abs(x.premium_pct) >= 30.03 for x in premiums) < len(premiums)
-    registry = SubscriptionRegistry(redis_client, s)
-    overlapping: list[dict[str, Any]] = [
-        {},
-        {"symbols": ["2513.HK", "0700.HK"], "kinds": ["record_high"], "min_change_pct": 1},
-        {"symbols": ["*.HK"]},
-        {"symbols": ["*.SH"], "kinds": ["record_high"]},
-        {"symbols": ["2513*"], "min_change_pct": 5},
-        {"kinds": ["index_divergence"], "phases": ["open"]},
-        {"symbols": ["HSTECH.HK"]},  # its record highs and the pair it belongs to
-        {"pairs": ["000688.SH/HSTECH.HK"], "min_spread_pp": 1000},  # divergences: none
-        {"symbols": ["9988.HK", "?700.HK"], "windows": ["52w"]},
-        # A/H premiums: by kind, pair and size; by a leg's symbol and phase
-        {"kinds": ["ah_premium"], "pairs": ["688981.SH/0981.HK"], "min_premium_pct": 30.03},
-        {"symbols": ["0981.HK"], "phases": ["close"]},
-    ]
-    subs = [registry.create(factories.subscription_spec(filters=f))[0] for f in overlapping]
-    produce(s.signals_topic, [(x.subject.encode(), x.model_dump_json().encode()) for x in items])
-
-    stats = relay_signals(s, threading.Event(), 1.5)
-
-    assert stats.delivered == len(items)
-    for sub, f in zip(subs, overlapping, strict=True):
-        expected = [alert_id_for(x) for x in items if wants(f, x.model_dump(mode="json"))]
-        got = sub_ids(redis_client, s, sub.id)
-        assert sorted(got) == sorted(expected), f
-        assert len(got) == len(set(got)), "delivered twice"
-    # Per subject, the order of the signals is kept.
-    got_2513 = sub_ids(redis_client, s, subs[2].id)
-    want_2513 = [alert_id_for(x) for x in items if x.subject.endswith(".HK")]
-    by_subject = {alert_id_for(x): x.subject for x in items}
-    for subject in ("2513.HK", "0700.HK"):
-        assert [i for i in got_2513 if by_subject[i] == subject] == [
-            i for i in want_2513 if by_subject[i] == subject
-        ]
-
-    # Replay from the start in a new group: nothing new anywhere.
-    again = relay_signals(s.model_copy(update={"alerter_group": "replay"}), threading.Event(), 1.5)
-    assert again.delivered == 0
-    for sub, f in zip(subs, overlapping, strict=True):
-        n = sum(wants(f, x.model_dump(mode="json")) for x in items)
-        assert len(sub_ids(redis_client, s, sub.id)) == n
 
 
 def test_once_per_day_in_the_exchange_zone_and_cooldown_on_event_time(
@@ -184,10 +72,10 @@ def test_once_per_day_in_the_exchange_zone_and_cooldown_on_event_time(
     first.deliver(batch)
     subscription_delivery(redis_client, s).deliver(batch)
 
-    assert sub_ids(redis_client, s, every.id) == ids
-    assert sub_ids(redis_client, s, daily.id) == [ids[0], ids[2], ids[6]]
+    assert subscription_alert_ids(redis_client, s, every.id) == ids
+    assert subscription_alert_ids(redis_client, s, daily.id) == [ids[0], ids[2], ids[6]]
     # 23:59 is hours after 09:40: delivered; 00:01 and 00:05 are within 600 s of it.
-    assert sub_ids(redis_client, s, cool.id) == [ids[0], ids[2], ids[3], ids[5]]
+    assert subscription_alert_ids(redis_client, s, cool.id) == [ids[0], ids[2], ids[3], ids[5]]
     assert first.stats.suppressed == 5 + 4
     assert first.stats.delivered == 8 + 3 + 4
 
@@ -197,8 +85,7 @@ def test_created_while_alerts_flow_takes_effect_within_a_second_and_deleted_stop
     redis_client: redis.Redis,
     produce: Callable[..., None],
 ) -> None:
-    s = settings(alerter_batch_max=50)
-    ensure_topics(s, [s.signals_topic], s.partitions)
+    s = with_signals_topic(settings(alerter_batch_max=50))
     stop = threading.Event()
     relay = threading.Thread(target=relay_signals, args=(s, stop, None), daemon=True)
     relay.start()
@@ -244,22 +131,11 @@ def test_created_while_alerts_flow_takes_effect_within_a_second_and_deleted_stop
 def test_webhooks_signed_retried_once_and_a_dead_receiver_slows_no_one(
     settings: Callable[..., Settings], redis_client: redis.Redis, receiver: Receiver
 ) -> None:
-    s = settings(
-        webhook_backoff_s=0.05,
-        webhook_timeout_s=30.0,
-        webhook_max_attempts=5,
-        webhook_allow_networks=LOCAL_RECEIVER,
-    )
+    s = webhook_settings(settings, webhook_timeout_s=30.0, webhook_max_attempts=5)
     registry = SubscriptionRegistry(redis_client, s)
-    good, good_secret = registry.create(
-        factories.subscription_spec(delivery={"webhook": {"url": receiver.url("good")}})
-    )
-    flaky, _ = registry.create(
-        factories.subscription_spec(delivery={"webhook": {"url": receiver.url("flaky")}})
-    )
-    dead, _ = registry.create(
-        factories.subscription_spec(delivery={"webhook": {"url": receiver.url("dead")}})
-    )
+    good, good_secret = registry.create(factories.webhook_spec(receiver.url("good")))
+    flaky, _ = registry.create(factories.webhook_spec(receiver.url("flaky")))
+    dead, _ = registry.create(factories.webhook_spec(receiver.url("dead")))
     receiver.plans["flaky"] = [500, 503]  # fails twice, then succeeds
     receiver.plans["dead"] = ["hang"] * 10  # never answers
     background = Background(s, api=False).start()

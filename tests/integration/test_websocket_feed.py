@@ -107,6 +107,19 @@ class FeedServer:
         self.thread.join(timeout=10)
 
 
+class Collect:
+    """A sink for a WsSource run without the broker: keeps the ticks, fails on a dead letter."""
+
+    def __init__(self) -> None:
+        self.ticks: list[Any] = []
+
+    def tick(self, tick: Any) -> None:
+        self.ticks.append(tick)
+
+    def dead_letter(self, dead: Any) -> None:
+        raise AssertionError(dead)
+
+
 @BUNDLES
 def test_websocket_feed_reconnects_with_nothing_lost_or_duplicated(
     tmp_path: Path,
@@ -176,16 +189,6 @@ def test_websocket_reader_stops_reading_while_kafka_has_too_much_unacknowledged(
     from services.ingestor.screening import Screener
     from services.ingestor.websocket import WsOptions, WsSource
 
-    class Collect:
-        def __init__(self) -> None:
-            self.ticks: list[Any] = []
-
-        def tick(self, tick: Any) -> None:
-            self.ticks.append(tick)
-
-        def dead_letter(self, dead: Any) -> None:
-            raise AssertionError(dead)
-
     port = free_port()
     sent = 200
 
@@ -236,16 +239,6 @@ def test_websocket_silent_connection_is_dropped_by_the_ping_timeout_and_reconnec
     from services.ingestor.metrics import IngestMetrics
     from services.ingestor.screening import Screener
     from services.ingestor.websocket import WsOptions, WsSource
-
-    class Collect:
-        def __init__(self) -> None:
-            self.ticks: list[Any] = []
-
-        def tick(self, tick: Any) -> None:
-            self.ticks.append(tick)
-
-        def dead_letter(self, dead: Any) -> None:
-            raise AssertionError(dead)
 
     port = free_port()
     opened: list[float] = []

@@ -1,11 +1,12 @@
 """What the naive references share, written from docs/signals.md: each symbol's exchange
-zone by suffix, and the open/close hysteresis of divergences and A/H premiums.
+zone by suffix, the per-symbol lateness gate in front of the pair detectors, and the
+open/close hysteresis of divergences and A/H premiums.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, date, datetime, tzinfo
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 SUFFIX_ZONES = {".HK": "Asia/Hong_Kong", ".SH": "Asia/Shanghai", ".SZ": "Asia/Shanghai"}
@@ -39,3 +40,15 @@ def hysteresis(
     if beyond and direction != current:
         return direction, [("close", current), ("open", direction)]
     return current, []
+
+
+def accept(
+    accepted: dict[str, list[datetime]], symbol: str, ts: datetime, lateness_s: float
+) -> bool:
+    """Whether a tick passes its symbol's lateness (ts >= max accepted ts - lateness), and
+    if so keep its ts among the symbol's accepted ones."""
+    history = accepted.setdefault(symbol, [])
+    if history and ts < max(history) - timedelta(seconds=lateness_s):
+        return False
+    history.append(ts)
+    return True

@@ -29,7 +29,7 @@ from typing import Any
 from schemas.signals import IndexDivergence
 from services.detection.record_high import Late
 from services.detection.rules import DivergenceRule, Rules
-from tests.unit.naive_common import hysteresis, local_date, zone_of
+from tests.unit.naive_common import accept, hysteresis, local_date, zone_of
 
 # -- the naive reference --------------------------------------------------------------
 
@@ -165,11 +165,8 @@ class NaiveDivergence:
         self.pairs = [NaivePair(rule) for rule in self.rules.divergence]
 
     def process(self, symbol: str, ts: datetime, price: float) -> str | list[IndexDivergence]:
-        history = self.accepted.setdefault(symbol, [])
-        lateness = timedelta(seconds=self.rules.ticks.allowed_lateness_s)
-        if history and ts < max(history) - lateness:
+        if not accept(self.accepted, symbol, ts, self.rules.ticks.allowed_lateness_s):
             return "late"
-        history.append(ts)
         out: list[IndexDivergence] = []
         for pair in self.pairs:
             if symbol in (pair.rule.a, pair.rule.b):

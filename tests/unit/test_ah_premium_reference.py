@@ -25,7 +25,7 @@ from schemas.tick import Tick
 from services.detection.engine import Engine
 from services.detection.record_high import Late
 from services.detection.rules import AhRule, Rules, TickRules
-from tests.unit.naive_common import hysteresis, zone_of
+from tests.unit.naive_common import accept, hysteresis, zone_of
 
 A, H, FX, NOISE = "A.SH", "H.HK", "FX", "N.SZ"
 
@@ -147,11 +147,8 @@ class NaiveAh:
         self.listings = [NaiveListing(rule) for rule in self.rules.ah]
 
     def process(self, symbol: str, ts: datetime, price: float, now: float | None) -> Any:
-        history = self.accepted.setdefault(symbol, [])
-        lateness = timedelta(seconds=self.rules.ticks.allowed_lateness_s)
-        if history and ts < max(history) - lateness:
+        if not accept(self.accepted, symbol, ts, self.rules.ticks.allowed_lateness_s):
             return "late"
-        history.append(ts)
         out: list[AhPremium] = []
         for listing in self.listings:
             if symbol in listing.legs:

@@ -15,6 +15,7 @@ from schemas.tick import Tick
 from services.detection.engine import Engine
 from services.detection.rules import DivergenceRule, Rules, TickRules
 from tests.unit.naive_divergence import NaiveDivergence, engine_view, reference_view
+from tests.unit.strategies import listed_or_free_price
 
 # -- random scenarios -----------------------------------------------------------------
 
@@ -28,11 +29,7 @@ FLUSH = "flush"
 PRICES = [90.0, 95.0, 98.0, 100.0, 101.0, 102.5, 105.0, 110.0]
 
 
-@st.composite
-def price(draw: st.DrawFn) -> float:
-    if draw(st.integers(0, 2)):
-        return draw(st.sampled_from(PRICES))
-    return round(draw(st.floats(min_value=85, max_value=115)), 1)
+PRICE = listed_or_free_price(PRICES, 85, 115, digits=1, free_one_in=3)
 
 
 @st.composite
@@ -91,7 +88,7 @@ def divergence_scenarios(draw: st.DrawFn) -> tuple[Rules, list[Tick | str]]:
         else:
             ts = newest[sym] + draw(forward_step(long_gaps))
             newest[sym] = ts
-        ticks.append(Tick(symbol=sym, ts=ts, price=draw(price()), kind="index"))
+        ticks.append(Tick(symbol=sym, ts=ts, price=draw(PRICE), kind="index"))
     return rules, ticks
 
 

@@ -1,6 +1,6 @@
 """History (daily bars) in `Engine` against naive references written from docs/signals.md.
 
-The references are the ones of test_record_high_reference / test_divergence_reference,
+The references are the ones of naive_record_high / naive_divergence,
 given history the way the contract words it:
 - record_high: each bar is an accepted earlier price `high` at 00:00 local time of its
   date, counted only for dates before the symbol's first accepted tick; with history
@@ -28,6 +28,7 @@ from services.detection.engine import Engine
 from services.detection.rules import Rules
 from tests.unit import naive_common
 from tests.unit import naive_divergence as ndiv
+from tests.unit import naive_record_high as nrh
 from tests.unit import test_divergence_reference as div
 from tests.unit import test_record_high_reference as rh
 
@@ -47,7 +48,7 @@ Event = Tick | BarEvent | str
 
 
 @dataclass
-class NaiveRecordHighsWithHistory(rh.NaiveRecordHighs):
+class NaiveRecordHighsWithHistory(nrh.NaiveRecordHighs):
     bars: dict[str, dict[date, float]] = field(default_factory=dict)
     first_day: dict[str, date] = field(default_factory=dict)
     # symbol -> (ts, price) of bars in force; kept apart from ticks for lateness
@@ -63,17 +64,17 @@ class NaiveRecordHighsWithHistory(rh.NaiveRecordHighs):
             self._seed(symbol, day, high)
 
     def _seed(self, symbol: str, day: date, high: float) -> None:
-        midnight = datetime.combine(day, time(0), tzinfo=rh.zone_of(symbol))
+        midnight = datetime.combine(day, time(0), tzinfo=nrh.zone_of(symbol))
         self.seeded.setdefault(symbol, []).append((midnight, high))
 
-    def process(self, symbol: str, ts: datetime, price: float) -> rh.RefLate | list[RecordHigh]:
+    def process(self, symbol: str, ts: datetime, price: float) -> nrh.RefLate | list[RecordHigh]:
         ticks = self.accepted.setdefault(symbol, [])
         if ticks:
             latest = max(t for t, _ in ticks)
             if ts < latest - timedelta(seconds=self.lateness_s):
-                return rh.RefLate(latest=latest, behind_s=(latest - ts).total_seconds())
+                return nrh.RefLate(latest=latest, behind_s=(latest - ts).total_seconds())
         else:
-            first = self.first_day[symbol] = rh.local_date(symbol, ts)
+            first = self.first_day[symbol] = nrh.local_date(symbol, ts)
             for day, high in sorted(self.bars.get(symbol, {}).items()):
                 if day < first:
                     self._seed(symbol, day, high)
@@ -134,9 +135,9 @@ def test_record_highs_with_history_match_the_naive_reference(
             reference.bar(event.symbol, event.day, event.high)
             continue
         assert isinstance(event, Tick)
-        got = rh.engine_view(engine.process(event))
-        want = rh.reference_view(reference.process(event.symbol, event.ts, event.price))
-        assert rh.same(got, want), f"event #{i} {event!r}:\n engine    {got}\n reference {want}"
+        got = nrh.engine_view(engine.process(event))
+        want = nrh.reference_view(reference.process(event.symbol, event.ts, event.price))
+        assert nrh.same(got, want), f"event #{i} {event!r}:\n engine    {got}\n reference {want}"
 
 
 # -- divergence -----------------------------------------------------------------------
@@ -234,9 +235,9 @@ def feed(engine: Engine, events: list[Event]) -> list[Any]:
         if isinstance(event, BarEvent):
             out.append(engine.add_bar(event.symbol, event.day.toordinal(), event.high, event.close))
         elif isinstance(event, Tick):
-            out.append(rh.engine_view(engine.process(event)))
+            out.append(nrh.engine_view(engine.process(event)))
         else:
-            out.append(rh.engine_view(engine.flush()))
+            out.append(nrh.engine_view(engine.flush()))
     return out
 
 

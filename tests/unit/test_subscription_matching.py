@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from schemas.signals import AhPremium, AnySignal, IndexDivergence, RecordHigh
+from schemas.signals import AnySignal, RecordHigh
 from schemas.subscription import Filters, Subscription, SubscriptionSpec
 from services.subscriptions.matching import SubscriptionIndex, accepts, symbol_matches
 from tests import factories
@@ -156,18 +156,8 @@ def test_symbol_globs(pattern: str, symbol: str, expected: bool) -> None:
 
 
 def test_divergence_matches_a_symbol_filter_on_either_index() -> None:
-    div = IndexDivergence(
-        pair="000688.SH/HSTECH.HK",
-        a="000688.SH",
-        b="HSTECH.HK",
-        ts=T0,
-        phase="open",
-        direction="a_over_b",
-        return_a_pct=8,
-        return_b_pct=-3,
-        spread_pp=11,
-        threshold_pp=10,
-        window="ytd",
+    div = factories.divergence(
+        T0, pair="000688.SH/HSTECH.HK", return_a_pct=8, return_b_pct=-3, spread_pp=11
     )
     assert accepts(Filters(symbols=("HSTECH.HK",)), div)
     assert accepts(Filters(symbols=("*.SH",), min_spread_pp=11), div)
@@ -176,18 +166,8 @@ def test_divergence_matches_a_symbol_filter_on_either_index() -> None:
 
 
 def test_ah_premium_filters_by_kind_pair_legs_phase_and_minimum_premium() -> None:
-    ah = AhPremium(
-        pair="688981.SH/0981.HK",
-        a="688981.SH",
-        h="0981.HK",
-        ts=T0,
-        phase="open",
-        direction="a_premium",
-        price_a=120.0,
-        price_h=100.0,
-        fx=1.09,
-        premium_pct=30.8,
-        threshold_pct=30.0,
+    ah = factories.ah_premium(
+        T0, pair="688981.SH/0981.HK", premium_pct=30.8, price_a=120.0, price_h=100.0, fx=1.09
     )
     assert accepts(Filters(kinds=("ah_premium",)), ah)
     assert not accepts(Filters(kinds=("index_divergence", "record_high")), ah)

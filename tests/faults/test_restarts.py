@@ -1,0 +1,60 @@
+"""Faults on the real stack: Kafka and Redis restarted mid-stream by stack.sh, held to the
+backtest as every fault test is (see tests/faults/test_kills.py)."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.faults.components import Fault, may_restart, restart_component
+from tests.faults.scenario import RATE, SEED, Report, check, fault_pipeline
+from tests.integration.conftest import SettingsFactory
+
+pytestmark = [pytest.mark.e2e, pytest.mark.faults]
+
+
+def _restart_test(
+    component: str,
+    settings: SettingsFactory,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    report: Report,
+) -> None:
+    if not may_restart(component):
+        pytest.skip(
+            f"{component} was not started by this run's `make test` / `make test-faults` "
+            "(FAULT_RESTARTS): restarting a server that may serve others is not ours to do"
+        )
+    pipe = fault_pipeline(settings, redis_client, tmp_path, 120)
+    rng = random.Random(SEED + 3)
+    try:
+        pipe.start_processor("worker-1")
+        pipe.start_alerter()
+        pipe.start_feed(RATE)
+        pipe.wait_alerts(1)
+        time.sleep(rng.uniform(2.0, 8.0))  # a random point of the replay
+        assert pipe.feed_running(), "the feed ended before the fault: lengthen the workload"
+        stopped, ready = restart_component(component)
+        report(f"{component} down at +0.0 s, ready again at +{ready - stopped:.1f} s")
+        fault = Fault(f"{component} restart", ready, None, pipe.signal_ends())
+        check(pipe, report)
+    finally:
+        pipe.stop_all()
+    after = pipe.recovery_s(fault)
+    report(f"first new alert {after:.1f} s after {component} was ready again")
+
+
+def test_broker_restart_mid_stream(
+    settings: SettingsFactory, redis_client: redis.Redis, tmp_path: Path, report: Report
+) -> None:
+    _restart_test("kafka", settings, redis_client, tmp_path, report)
+
+
+def test_redis_restart_mid_stream(
+    settings: SettingsFactory, redis_client: redis.Redis, tmp_path: Path, report: Report
+) -> None:
+    _restart_test("redis", settings, redis_client, tmp_path, report)
