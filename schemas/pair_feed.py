@@ -30,6 +30,17 @@ class PairTick(BaseModel):
     # Index of the tick inside its `ticks` record (a bundle); 0 for a single tick.
     src_index: int = 0
 
+    def as_tuple(self) -> tuple[str, int, float, int, int, int]:
+        """The fields in declaration order: the shape of the pair stage's fast parse."""
+        return (
+            self.symbol,
+            self.ts_us,
+            self.price,
+            self.src_partition,
+            self.src_offset,
+            self.src_index,
+        )
+
 
 class PairBar(BaseModel):
     """A daily bar of an index (history): a base for the pair's returns, never evaluated."""

@@ -56,16 +56,7 @@ class HistoryStage:
                 )
                 continue
             symbol = bar.symbol
-            if rec.key is not None and rec.key != symbol.encode():
-                out.reject(
-                    rec,
-                    self.source,
-                    received,
-                    reason="malformed",
-                    field="key",
-                    detail=f"record key {rec.key!r} is not the bar's symbol",
-                    symbol=symbol,
-                )
+            if out.rejected_key(rec, self.source, received, symbol, "bar"):
                 continue
             entry = trackers.get(symbol)
             if entry is None:

@@ -54,6 +54,24 @@ class Outputs:
         self.signals.extend(signals)
         self.signal_origins.extend([origin_ms] * len(signals))
 
+    def rejected_key(self, rec: Record, topic: str, now: datetime, symbol: str, what: str) -> bool:
+        """Dead-letter `rec` if it carries a key other than its `what`'s symbol (True then).
+
+        State is partitioned by symbol: a record keyed otherwise sits in another symbol's
+        partition and would be judged against the wrong partition's state."""
+        if rec.key is None or rec.key == symbol.encode():
+            return False
+        self.reject(
+            rec,
+            topic,
+            now,
+            reason="malformed",
+            field="key",
+            detail=f"record key {rec.key!r} is not the {what}'s symbol",
+            symbol=symbol,
+        )
+        return True
+
     def reject(
         self,
         rec: Record,

@@ -171,14 +171,7 @@ class PairStage:
                 elif isinstance(model, PairBar):
                     msg = model
                 else:
-                    msg = (
-                        model.symbol,
-                        model.ts_us,
-                        model.price,
-                        model.src_partition,
-                        model.src_offset,
-                        model.src_index,
-                    )
+                    msg = model.as_tuple()
             symbol = msg.symbol if isinstance(msg, PairBar) else None
             if isinstance(msg, tuple):
                 symbol = msg[0]

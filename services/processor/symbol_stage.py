@@ -74,18 +74,7 @@ class SymbolStage:
                 return None
             parsed = (tick.symbol, to_us(tick.ts), tick.price)
         symbol = parsed[0]
-        if rec.key is not None and rec.key != symbol.encode():
-            # State is partitioned by symbol: a tick keyed otherwise would be judged
-            # against the wrong partition's state.
-            out.reject(
-                rec,
-                self.source,
-                now,
-                reason="malformed",
-                field="key",
-                detail=f"record key {rec.key!r} is not the tick's symbol",
-                symbol=symbol,
-            )
+        if out.rejected_key(rec, self.source, now, symbol, "tick"):
             return None
         return (0, *parsed, None)
 

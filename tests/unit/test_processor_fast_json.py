@@ -168,12 +168,5 @@ def test_pair_feed_fast_parse_agrees_with_the_model(obj: dict[str, Any]) -> None
         assert isinstance(model, Heartbeat)
     else:
         assert isinstance(model, PairTick)
-        assert fast == (
-            model.symbol,
-            model.ts_us,
-            model.price,
-            model.src_partition,
-            model.src_offset,
-            model.src_index,
-        )
+        assert fast == model.as_tuple()
         assert math.isfinite(model.price)
