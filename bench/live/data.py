@@ -6,7 +6,25 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from bench.bench_backtest import INDICES
+from bench.bench_backtest import INDICES, RULES, generate
+from bench.live.common import CACHE
+
+
+def bench_rules() -> Path:
+    """The benchmark's rules file (bench_backtest's two pairs), in the cache."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    rules = CACHE / "bench-rules.toml"
+    rules.write_text(RULES, encoding="utf-8")
+    return rules
+
+
+def bench_ticks(n: int) -> Path:
+    """bench_backtest's `n` generated ticks, made once and kept in the cache."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    data = CACHE / f"ticks-{n}.csv"
+    if not data.exists():
+        generate(data, n)
+    return data
 
 
 def symbol_universe(n: int) -> list[str]:

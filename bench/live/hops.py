@@ -35,7 +35,6 @@ from typing import Any
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from bench.bench_backtest import RULES, generate
 from bench.live.common import (
     BOOTSTRAP,
     CACHE,
@@ -53,6 +52,7 @@ from bench.live.common import (
     wait,
     worker,
 )
+from bench.live.data import bench_rules, bench_ticks
 from bench.live.latency import HISTOGRAM, Subscriber
 from bench.live.latency_stats import histogram, histogram_quantiles, percentiles
 from tests.e2e.services import free_port
@@ -96,12 +96,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     n = int(args.rate * args.seconds)
-    CACHE.mkdir(parents=True, exist_ok=True)
-    rules = CACHE / "bench-rules.toml"
-    rules.write_text(RULES, encoding="utf-8")
-    data = CACHE / f"ticks-{n}.csv"
-    if not data.exists():
-        generate(data, n)
+    rules, data = bench_rules(), bench_ticks(n)
     namespace = f"bench.hops.{uuid.uuid4().hex[:8]}."
     logs = CACHE / f"hops-{namespace.split('.')[2]}"
     logs.mkdir(parents=True)

@@ -33,10 +33,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from bench.bench_backtest import RULES, generate
 from bench.live.alerter import alerter_figures
 from bench.live.backfill import backfill
 from bench.live.common import CACHE, ROOT, log
+from bench.live.data import bench_rules, bench_ticks
 from bench.live.latency import latency
 from bench.live.memory import memory_and_recovery
 from bench.live.report import ratios, report, targets, versions
@@ -71,16 +71,11 @@ def main() -> int:
     rates = args.rates or ([1000, 5000] if args.quick else [1000, 2000, 5000, 10_000, 20_000])
     level_s = 4.0 if args.quick else 10.0
 
-    CACHE.mkdir(parents=True, exist_ok=True)
-    rules = CACHE / "bench-rules.toml"
-    rules.write_text(RULES, encoding="utf-8")
-    data = CACHE / f"ticks-{n}.csv"
-    if not data.exists():
-        generate(data, n)
+    rules, data = bench_rules(), bench_ticks(n)
     lat_n = int((sum(rates) + 5000) * level_s)  # + the 5k/s level without bundles
     lat_data = CACHE / f"ticks-{lat_n}.csv"
-    if "latency" not in args.skip and not lat_data.exists():
-        generate(lat_data, lat_n)
+    if "latency" not in args.skip:
+        lat_data = bench_ticks(lat_n)
     run_id = uuid.uuid4().hex[:8]
     logs = CACHE / f"run-{run_id}"
     logs.mkdir(parents=True)
