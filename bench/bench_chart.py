@@ -66,7 +66,10 @@ def _bars(ax: Any, names: list[str], tp: dict[str, Any], title: str, highlight: 
             va="bottom",
             fontsize=7,
         )
-    ax.tick_params(axis="x", labelsize=7)
+    # Eight bars with two-line labels: slanted, or neighbours overlap.
+    ax.tick_params(axis="x", labelsize=7, labelrotation=30)
+    for label in ax.get_xticklabels():
+        label.set_horizontalalignment("right")
 
 
 def draw(results: dict[str, Any], path: Path) -> None:

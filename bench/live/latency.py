@@ -3,7 +3,6 @@ Redis subscriber (record highs and divergences apart) and in the alerter's histo
 
 from __future__ import annotations
 
-import itertools
 import json
 import threading
 import time
@@ -58,6 +57,22 @@ class Subscriber(threading.Thread):
         self.join(timeout=5)
         self.pubsub.close()
         self.client.close()
+
+
+def p99_passes_100ms(points: list[tuple[int, float]]) -> float | None:
+    """The rate from which the p99 stays over 100 ms, interpolated between the last level
+    under it and the first over it; None if the highest level is still under it, 0.0 if
+    every level is over. A lone slow level below faster ones (a small sample's outlier)
+    does not count as the crossing."""
+    k = len(points)
+    while k > 0 and points[k - 1][1] > 100:
+        k -= 1
+    if k == len(points):
+        return None
+    if k == 0:
+        return 0.0
+    (r_lo, p_lo), (r_hi, p_hi) = points[k - 1], points[k]
+    return r_lo + (r_hi - r_lo) * (100 - p_lo) / (p_hi - p_lo)
 
 
 def latency(
@@ -154,14 +169,12 @@ def latency(
     for i, lv in enumerate(levels):
         lv["subscriber"] = {k: percentiles(v) for k, v in per_level[i].items()}
         del lv["ts_range"]
-    passes = None
-    for lo, hi in itertools.pairwise(lv for lv in levels if lv["bundles"]):
-        p_lo = lo["subscriber"]["record_high"].get("p99_ms", 0)
-        p_hi = hi["subscriber"]["record_high"].get("p99_ms", 0)
-        if p_lo <= 100 < p_hi:
-            passes = lo["rate"] + (hi["rate"] - lo["rate"]) * (100 - p_lo) / (p_hi - p_lo)
-            break
-    if passes is None and levels and levels[0]["subscriber"]["record_high"].get("p99_ms", 0) > 100:
-        passes = 0.0
+    passes = p99_passes_100ms(
+        [
+            (lv["rate"], lv["subscriber"]["record_high"].get("p99_ms", 0.0))
+            for lv in levels
+            if lv["bundles"]
+        ]
+    )
     cleanup(namespace)
     return {"levels": levels, "p99_passes_100ms_at_rate": passes, "unmatched_alerts": unmatched}

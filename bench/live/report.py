@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 from contextlib import suppress
 from importlib import metadata
@@ -11,7 +12,7 @@ from typing import Any
 
 import redis
 
-from bench.live.common import REDIS_URL
+from bench.live.common import REDIS_URL, ROOT
 from bench.live.drain import QUIX_VENV
 
 
@@ -35,10 +36,21 @@ def versions() -> dict[str, Any]:
         )
         if proc.returncode == 0:
             out["quixstreams"], out["confluent-kafka"] = proc.stdout.split()
-    out["kafka-broker"] = os.environ.get("KAFKA_VERSION", "3.9.1")
+    out["kafka-broker"] = broker_version()
     with suppress(Exception):
         out["redis-server"] = redis.Redis.from_url(REDIS_URL).info()["redis_version"]
     return out
+
+
+def broker_version() -> str:
+    """The version of the broker the stack runs (the file `stack.sh` writes at start), else
+    the one it would start."""
+    running = ROOT / ".local" / "run" / "kafka.version"
+    if running.exists():
+        return running.read_text().strip()
+    script = (ROOT / "deploy" / "local" / "kafka.sh").read_text()
+    default = re.search(r"^DEFAULT_VERSION=(\S+)", script, re.M)
+    return os.environ.get("KAFKA_VERSION") or (default.group(1) if default else "unknown")
 
 
 def ratios(tp: dict[str, Any]) -> dict[str, float]:
@@ -136,8 +148,12 @@ def report(results: dict[str, Any]) -> None:
             f"p50 {hist.get('p50_ms', 0):.1f} p99 {hist.get('p99_ms', 0):.1f} ms"
         )
     if "latency" in results:
+        passes = results["latency"]["p99_passes_100ms_at_rate"]
+        top = max((lv["rate"] for lv in results["latency"]["levels"]), default=0)
         print(
-            f"  p99 passes 100 ms at about {results['latency']['p99_passes_100ms_at_rate']} ticks/s"
+            f"  p99 passes 100 ms at about {passes:,.0f} ticks/s"
+            if passes is not None
+            else f"  p99 stays under 100 ms up to the highest level tried, {top:,}/s"
         )
     for name, value in results.get("memory", {}).items():
         print(f"  memory {name}: {value:,.1f}")
