@@ -81,6 +81,19 @@ class ContiguousCommitConsumer(Consumer):
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
         return ShortFetchWaitThread(self, loop=self.loop, beacon=self.beacon)
 
+    async def _seek(self, partition: TP, offset: int) -> None:
+        # faust calls the aiokafka consumer's seek from the event loop's thread, while the
+        # consumer's own thread may be inside Fetcher.fetched_records, iterating the dict
+        # of fetched records from which seek deletes the partition's entry: a KeyError
+        # there crashes the fetcher and the worker stalls (seen in the kill -9 e2e test,
+        # more often with the short fetch wait). Seek in the consumer's thread instead.
+        thread = self._thread
+
+        async def seek_in_thread() -> None:
+            thread.seek(partition, offset)
+
+        await thread.call_thread(seek_in_thread)
+
     def processed(self, message: Message) -> None:
         """The agent is done with `message` and acks it now: that ack may be committed."""
         self._acking = message

@@ -69,3 +69,28 @@ def test_the_aiokafka_consumer_waits_at_most_fetch_max_wait_ms_for_records() -> 
     aiokafka_consumer = asyncio.run(create())
     # faust's own 1,500 ms would hold new records behind a fetch that left them out.
     assert aiokafka_consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 25
+
+
+def test_a_seek_runs_in_the_consumer_thread_not_the_event_loops() -> None:
+    """aiokafka's seek deletes an entry of the fetcher's records dict that the consumer's
+    own thread may be iterating: it must be queued to that thread, never called across."""
+    _, consumer = consumer_for("ticks-offsets-seek")
+    calls: list[tuple[str, Any]] = []
+
+    class Thread:
+        inside = False
+
+        def seek(self, partition: TP, offset: int) -> None:
+            calls.append(("seek in thread" if self.inside else "seek across", (partition, offset)))
+
+        async def call_thread(self, fun: Any) -> Any:
+            self.inside = True
+            try:
+                return await fun()
+            finally:
+                self.inside = False
+
+    consumer._thread = Thread()
+    asyncio.run(consumer.seek(TP("ticks-offsets-seek", 0), 42))
+    assert calls == [("seek in thread", (TP("ticks-offsets-seek", 0), 42))]
+    assert consumer._read_offset[TP("ticks-offsets-seek", 0)] == 42
