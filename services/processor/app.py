@@ -155,8 +155,24 @@ def build_app(
             await app.producer.send(topic, key, value, partition, timestamp, headers),
         )
 
+    async def send_batch(
+        topic: str, partition: int, records: list[tuple[bytes, bytes]]
+    ) -> Awaitable[Any]:
+        # aiokafka's batch API on faust's own producer (the same connection, queue and
+        # order as every other send): one future per changelog partition, not per key.
+        producer = cast(Any, app.producer)._ensure_producer()
+        acks: list[Awaitable[Any]] = []
+        batch = producer.create_batch()
+        for key, value in records:
+            if batch.append(key=key, value=value, timestamp=None) is None:  # batch full
+                acks.append(await producer.send_batch(batch, topic, partition=partition))
+                batch = producer.create_batch()
+                batch.append(key=key, value=value, timestamp=None)  # an empty one takes any
+        acks.append(await producer.send_batch(batch, topic, partition=partition))
+        return asyncio.gather(*acks)
+
     outputs = OutputTopics(signals_topic, by_pair_topic, dlq_topic)
-    symbol_state = ChangelogState(symbol_table, send)
+    symbol_state = ChangelogState(symbol_table, send_batch)
 
     def observe_symbols(_batch: list[Record], out: Outputs, elapsed: float) -> None:
         if metrics is not None:
@@ -184,7 +200,7 @@ def build_app(
             history_stage, send, symbol_state, outputs, lock=symbol_lock, observe=observe_history
         ),
         BatchHandler(
-            pair_stage, send, ChangelogState(pair_table, send), outputs, observe=observe_pairs
+            pair_stage, send, ChangelogState(pair_table, send_batch), outputs, observe=observe_pairs
         ),
     )
     symbol_handler, history_handler, pair_handler = handlers
