@@ -30,6 +30,7 @@ from bench.live.common import (
 )
 from bench.live.ingest import ingest
 from bench.live.latency_stats import histogram, histogram_quantiles, percentiles
+from services.runtime.heap import freeze_heap
 from tests.e2e.services import free_port
 
 HISTOGRAM = "marketsignal_tick_to_alert_latency_seconds"
@@ -45,6 +46,9 @@ class Subscriber(threading.Thread):
         self.pubsub.psubscribe(f"{namespace}alerts:*")
         self.received: list[tuple[float, bytes]] = []
         self.stopping = False
+        # A full collection in this process would stamp alerts late: it is the
+        # measuring instrument, kept as lean as the services (services/runtime/heap.py).
+        freeze_heap()
 
     def run(self) -> None:
         while not self.stopping:

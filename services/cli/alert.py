@@ -20,6 +20,7 @@ from services.alerter.metrics import AlertMetrics
 from services.alerter.quarantine import KafkaQuarantine
 from services.alerter.relay import AlertRelay, AlertStats
 from services.cli.options import add_config_option
+from services.runtime.heap import freeze_heap
 from services.runtime.kafka_admin import BrokerUnavailableError, connecting, ensure_topics
 from services.runtime.lag import LagCollector
 from services.runtime.observability import serve
@@ -108,6 +109,7 @@ def relay_signals(
                 batch_max=settings.alerter_batch_max,
                 metrics=metrics,
             )
+            freeze_heap()
             return relay.run(stop, idle_exit_s)
         finally:
             consumer.close(autocommit=False)

@@ -43,6 +43,7 @@ from services.parsing.feed import (
     read_stream,
     stdin_text,
 )
+from services.runtime.heap import freeze_heap
 from services.runtime.kafka_admin import BrokerUnavailableError, ensure_topics
 from services.runtime.observability import ReadyFlag, serve
 from services.runtime.settings import Settings
@@ -183,6 +184,7 @@ def _ingest(
             settings.partitions,
         )
         publisher = Publisher(settings, metrics, bundle_options(args, settings))
+        freeze_heap()
         ready.set(True, "producer connected")
     except BrokerUnavailableError as exc:
         print(f"marketsignal: {exc}", file=sys.stderr)

@@ -32,10 +32,11 @@ from services.processor.metrics import ProcessorMetrics
 from services.processor.offsets import install as install_contiguous_commits
 from services.processor.outputs import Outputs, Record
 from services.processor.pair_stage import PairStage
-from services.processor.readiness import REFRESH_S, Readiness
+from services.processor.readiness import REFRESH_S, Readiness, recovered
 from services.processor.rewinds import REWIND_RETRY_S, Rewinds
 from services.processor.symbol_stage import SymbolStage
 from services.processor.tables import STATE_TABLES, ChangelogState, state_table
+from services.runtime.heap import freeze_heap
 from services.runtime.settings import Settings
 
 log = logging.getLogger("marketsignal.processor")
@@ -255,6 +256,17 @@ def build_app(
         # partition handles it, in order with that pair's ticks.
         for key in pair_stage.subjects():
             await by_pair.send(key=key.encode(), value=heartbeat)
+
+    frozen = False
+
+    @app.timer(interval=REFRESH_S)  # type: ignore[untyped-decorator]
+    async def freeze_after_recovery() -> None:
+        # Once, when the tables are recovered: the bulk of what the worker will ever hold
+        # is alive by then (services/runtime/heap.py).
+        nonlocal frozen
+        if not frozen and not app.rebalancing and recovered(app):
+            frozen = True
+            log.info("%d start-up objects frozen out of garbage collection", freeze_heap())
 
     if readiness is not None:
         probe = readiness

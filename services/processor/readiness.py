@@ -29,7 +29,12 @@ class Readiness:
     def refresh(self, app: faust.App) -> None:
         if app.rebalancing:
             self.ready, self.reason = False, "rebalancing"
-        elif app.in_recovery or not cast(Any, app.tables).recovery.completed.is_set():
+        elif not recovered(app):
             self.ready, self.reason = False, "recovering tables from their changelogs"
         else:
             self.ready, self.reason = True, "partitions assigned, tables recovered"
+
+
+def recovered(app: faust.App) -> bool:
+    """The tables hold their recovered state (a rebalance may be starting meanwhile)."""
+    return not app.in_recovery and bool(cast(Any, app.tables).recovery.completed.is_set())
