@@ -35,6 +35,17 @@ class TestBundler:
         assert (before.values, before.key()) == ([b"x" * 30], b"D")
         assert [x.values for x in b.drain()] == [[b"y" * 30]]
 
+    def test_the_oldest_window_closes_every_open_bundle_together(self) -> None:
+        b = Bundler(window_s=0.005, max_ticks=100, max_bytes=10**6)
+        b.add(3, "A", b"1", 0.000, 1)
+        b.add(4, "B", b"2", 0.003, 2)
+        b.add(3, "A", b"3", 0.004, 3)
+        assert b.due(0.0049) == []
+        closed = b.due(0.005)  # B's window has 2 ms left: it leaves with A's, not later
+        assert [(x.partition, x.values) for x in closed] == [(3, [b"1", b"3"]), (4, [b"2"])]
+        assert b.open == {}
+        assert b.next_due() is None
+
     def test_a_bundle_value_is_valid_json_of_its_ticks(self) -> None:
         b = Bundler(window_s=1.0, max_ticks=100, max_bytes=10**6)
         ticks = make_ticks(50, seed=2)
