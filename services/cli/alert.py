@@ -21,9 +21,14 @@ from services.alerter.quarantine import KafkaQuarantine
 from services.alerter.relay import AlertRelay, AlertStats
 from services.cli.options import add_config_option
 from services.runtime.heap import freeze_heap
-from services.runtime.kafka_admin import BrokerUnavailableError, connecting, ensure_topics
+from services.runtime.kafka_admin import (
+    RECONNECT_BACKOFF_MAX_MS,
+    BrokerUnavailableError,
+    connecting,
+    ensure_topics,
+)
 from services.runtime.lag import LagCollector
-from services.runtime.observability import serve
+from services.runtime.observability import LOG_FORMAT, serve
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
 from services.subscriptions.fanout_worker import FanoutWorker
@@ -76,6 +81,7 @@ def open_consumer(settings: Settings) -> KafkaConsumer:
         # Static membership: a restart under the same id gets its partitions back at
         # once instead of waiting for the session timeout to evict the dead member.
         group_instance_id=settings.alerter_instance_id,
+        reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
     )
 
 
@@ -120,7 +126,7 @@ def relay_signals(
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = Settings.for_config(args.config)
     settings.rules()  # a broken rules file should fail here, like every other command

@@ -45,7 +45,7 @@ from services.parsing.feed import (
 )
 from services.runtime.heap import freeze_heap
 from services.runtime.kafka_admin import BrokerUnavailableError, ensure_topics
-from services.runtime.observability import ReadyFlag, serve
+from services.runtime.observability import LOG_FORMAT, ReadyFlag, serve
 from services.runtime.settings import Settings
 
 
@@ -133,7 +133,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     # Broker trouble is reported once, below, as a clear message: not as retry chatter.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     if (args.file is None) == (args.ws is None):

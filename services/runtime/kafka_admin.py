@@ -32,6 +32,12 @@ def connecting(settings: Settings) -> Iterator[None]:
         ) from None
 
 
+# kafka-python backs off reconnecting exponentially up to 30 s by default: after a broker
+# restart of ~10 s a client could sleep another 10-20 s before its next try (the fault
+# suite saw the first alert 15-29 s after the broker was back). Java's clients cap it at 1 s.
+RECONNECT_BACKOFF_MAX_MS = 1000
+
+
 def durable_producer(settings: Settings, role: str, **tuning: Any) -> KafkaProducer:
     """The services' producer: acks=all and idempotent (a retried send is never written
     twice), named `{namespace}marketsignal-{role}` so the broker's logs and quotas tell the
@@ -43,6 +49,7 @@ def durable_producer(settings: Settings, role: str, **tuning: Any) -> KafkaProdu
             client_id=f"{settings.namespace}marketsignal-{role}",
             acks="all",
             enable_idempotence=True,
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
             **tuning,
         )
 

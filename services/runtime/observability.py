@@ -22,6 +22,9 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+# The services' log lines, with their time (as faust's are): an outage reads from the logs.
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
 log = logging.getLogger("marketsignal.observability")
 
 # (ready, reason): the reason is shown on /readyz either way.
