@@ -3,6 +3,7 @@ turn over in-memory tables, as the faust agents run them over their tables."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +18,21 @@ from services.processor.pair_stage import PairStage
 from services.processor.symbol_stage import SymbolStage
 
 RULES = Rules(divergence=(DivergenceRule(a="AAA.SH", b="BBB.HK", threshold_pp=2.0),))
+
+
+class PendingAcks:
+    """A fake producer's acknowledgements, given (or failed) when the test says."""
+
+    def __init__(self) -> None:
+        self.acks: list[asyncio.Future[None]] = []
+
+    def acknowledge(self, error: Exception | None = None) -> None:
+        for ack in self.acks:
+            if not ack.done():
+                if error is None:
+                    ack.set_result(None)
+                else:
+                    ack.set_exception(error)
 
 
 def make_ticks(n: int, seed: int = 7) -> list[Tick]:

@@ -13,6 +13,7 @@ import orjson
 import pytest
 
 from services.processor.tables import ChangelogState, StateTable
+from tests.unit.stage_helpers import PendingAcks
 
 PARTITIONS = 6
 
@@ -42,12 +43,12 @@ class Table:
         return self.data.get(key)
 
 
-class Producer:
+class Producer(PendingAcks):
     """Batches sent, and acknowledgements the test gives (or fails)."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.batches: list[tuple[str, int, list[tuple[bytes, bytes]]]] = []
-        self.acks: list[asyncio.Future[None]] = []
 
     async def send_batch(
         self, topic: str, partition: int, records: list[tuple[bytes, bytes]]
@@ -57,29 +58,28 @@ class Producer:
         self.acks.append(ack)
         return ack
 
-    def acknowledge(self, error: Exception | None = None) -> None:
-        for ack in self.acks:
-            if not ack.done():
-                if error is None:
-                    ack.set_result(None)
-                else:
-                    ack.set_exception(error)
-
 
 STATES = {f"{i:04d}.HK": {"p": 0, "o": i, "tracker": {"high": float(i)}} for i in range(40)}
+
+
+async def write_acknowledged(
+    state: ChangelogState,
+    producer: Producer,
+    states: dict[str, dict[str, Any]],
+    error: Exception | None = None,
+) -> None:
+    """`state.write(states)`, its batches acknowledged (or failed) once they are sent."""
+    task = asyncio.ensure_future(state.write(states))
+    await asyncio.sleep(0)
+    producer.acknowledge(error)
+    await task
 
 
 def test_one_batch_per_partition_each_key_on_its_own_partition() -> None:
     table, producer = Table(), Producer()
     state = ChangelogState(table, producer.send_batch)
 
-    async def write() -> None:
-        task = asyncio.ensure_future(state.write(STATES))
-        await asyncio.sleep(0)
-        producer.acknowledge()
-        await task
-
-    asyncio.run(write())
+    asyncio.run(write_acknowledged(state, producer, STATES))
     partitions = [p for _topic, p, _records in producer.batches]
     assert len(partitions) == len(set(partitions))  # one batch per partition
     assert {t for t, _p, _r in producer.batches} == {"app-symbol-state-changelog"}
@@ -117,14 +117,8 @@ def test_a_failed_batch_writes_nothing() -> None:
     table, producer = Table(), Producer()
     state = ChangelogState(table, producer.send_batch)
 
-    async def write() -> None:
-        task = asyncio.ensure_future(state.write(STATES))
-        await asyncio.sleep(0)
-        producer.acknowledge(RuntimeError("broker gone"))
-        await task
-
     with pytest.raises(RuntimeError, match="broker gone"):
-        asyncio.run(write())
+        asyncio.run(write_acknowledged(state, producer, STATES, RuntimeError("broker gone")))
     assert table.data == {}
 
 
@@ -134,10 +128,7 @@ def test_a_key_is_hashed_once_and_no_states_send_nothing() -> None:
 
     async def twice() -> None:
         for _ in range(2):
-            task = asyncio.ensure_future(state.write({"0001.HK": {"p": 0, "o": 1}}))
-            await asyncio.sleep(0)
-            producer.acknowledge()
-            await task
+            await write_acknowledged(state, producer, {"0001.HK": {"p": 0, "o": 1}})
         await state.write({})
 
     asyncio.run(twice())

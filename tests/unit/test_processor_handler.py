@@ -20,6 +20,7 @@ from services.processor.handler import BatchHandler, Headers, OutputTopics
 from services.processor.outputs import Record
 from services.processor.pair_stage import PairStage
 from services.processor.symbol_stage import SymbolStage
+from tests.unit.stage_helpers import PendingAcks
 
 TOPICS = OutputTopics(signals="signals", pair_feed="by-pair", dlq="ticks.dlq")
 RULES = Rules(divergence=(DivergenceRule(a="AAA.SH", b="BBB.HK", threshold_pp=2.0),))
@@ -27,13 +28,13 @@ T0 = datetime(2026, 2, 12, 2, 0, tzinfo=UTC)
 NOW = 1_770_000_000.0
 
 
-class Broker:
+class Broker(PendingAcks):
     """A producer whose acknowledgements the test gives (or fails), and a shared log."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.log: list[tuple[str, ...]] = []
         self.sent: list[tuple[str, bytes | None, bytes, Headers]] = []
-        self.acks: list[asyncio.Future[None]] = []
 
     async def send(
         self,
@@ -50,14 +51,6 @@ class Broker:
         ack.add_done_callback(lambda _f: self.log.append(("ack", topic)))
         self.acks.append(ack)
         return ack
-
-    def acknowledge(self, error: Exception | None = None) -> None:
-        for ack in self.acks:
-            if not ack.done():
-                if error is None:
-                    ack.set_result(None)
-                else:
-                    ack.set_exception(error)
 
 
 class Table:
