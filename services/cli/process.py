@@ -132,5 +132,6 @@ def run(args: argparse.Namespace) -> int:
     # produced record) builds a LogRecord that no handler prints: ~10% of a busy worker.
     worker.spinner = None
     worker.grace_s = settings.processor_stop_grace_s
+    sys.setswitchinterval(settings.processor_gil_switch_ms / 1000)
     worker.execute_from_commandline()  # exits the process when the worker stops
     return 0

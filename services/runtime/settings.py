@@ -128,6 +128,11 @@ class Settings(BaseSettings):
     # A SIGTERM'd worker that has not stopped gracefully within this exits hard
     # (at-least-once makes that safe: nothing is acked before it is durable).
     processor_stop_grace_s: Annotated[float, Field(gt=0, le=60)] = 8.0
+    # How long the worker's event loop may hold the GIL while faust's consumer thread
+    # waits for it (Python's default is 5 ms). That thread sends the fetches and hands
+    # over their records; each wait stalls the loop that needs them. At 1 ms a single-
+    # tick backlog drains ~6% faster (alternated runs on one topic); latency unchanged.
+    processor_gil_switch_ms: Annotated[float, Field(gt=0, le=100)] = 1.0
 
     # alerter
     alerter_group: str = "marketsignal-alerter"
