@@ -1,7 +1,8 @@
 """Bar: one daily bar of history (docs/signals.md, "History (daily bars)").
 
 The value on the `history` topic (keyed by symbol), and what a history file's lines
-validate to. Bars seed record highs (their `high`) and divergence bases (their `close`).
+validate to. Bars seed record highs (their `high`), divergence bases and the day moves' first
+previous close (their `close`), and daily volumes (their `volume`).
 """
 
 from __future__ import annotations
@@ -33,7 +34,23 @@ class Bar(BaseModel):
     low: Annotated[float, Field(gt=0)] | None = None
     volume: Annotated[int, Field(ge=0)] | None = None
 
-    @field_validator("high", "close", "open", "low", "volume", mode="before")
+    @field_validator("volume", mode="before")
+    @classmethod
+    def _volume_or_none(cls, value: Any) -> int | None:
+        # A volume that is not an integer >= 0 only takes the bar's daily volume away
+        # (docs/signals.md, volume_spike); the bar's prices still count.
+        if isinstance(value, bool) or value is None:
+            return None
+        if isinstance(value, int):
+            return value if value >= 0 else None
+        if isinstance(value, float):
+            return int(value) if value.is_integer() and value >= 0 else None
+        if isinstance(value, str):
+            text = value.strip()
+            return int(text) if text.isdigit() and text.isascii() else None
+        return None
+
+    @field_validator("high", "close", "open", "low", mode="before")
     @classmethod
     def _not_boolean(cls, value: Any) -> Any:
         if isinstance(value, bool):

@@ -88,10 +88,80 @@ class AhPremium(Strict):
         return self.pair
 
 
-AnySignal = RecordHigh | IndexDivergence | AhPremium
+MoveDirection = Literal["up", "down"]
+LimitPhase = Literal["sealed", "opened"]
+_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+
+
+class PriceMove(Strict):
+    """A symbol's price against its previous close reached `level_pct` up or down today."""
+
+    kind: Literal["price_move"] = "price_move"
+    symbol: Symbol
+    ts: AwareDatetime
+    price: float
+    direction: MoveDirection
+    level_pct: float
+    change_pct: float
+    previous_close: float
+    previous_close_date: Annotated[str, Field(pattern=_DATE_PATTERN)]
+
+    @property
+    def subject(self) -> str:
+        return self.symbol
+
+
+class LimitHit(Strict):
+    """An A-share trade reached its daily price limit (`sealed`) or left it (`opened`)."""
+
+    kind: Literal["limit_hit"] = "limit_hit"
+    symbol: Symbol
+    ts: AwareDatetime
+    price: float
+    direction: MoveDirection
+    phase: LimitPhase
+    limit_price: float
+    limit_pct: float
+    previous_close: float
+    seals: Annotated[int, Field(ge=1)]
+
+    @property
+    def subject(self) -> str:
+        return self.symbol
+
+
+class VolumeSpike(Strict):
+    """Today's volume so far reached `multiple` times the mean of the last `days` dates."""
+
+    kind: Literal["volume_spike"] = "volume_spike"
+    symbol: Symbol
+    ts: AwareDatetime
+    price: float
+    volume: Annotated[int, Field(ge=0)]
+    average_volume: float
+    multiple: float
+    days: Annotated[int, Field(ge=1)]
+
+    @property
+    def subject(self) -> str:
+        return self.symbol
+
+
+AnySignal = RecordHigh | IndexDivergence | AhPremium | PriceMove | LimitHit | VolumeSpike
 Signal = Annotated[AnySignal, Field(discriminator="kind")]
-SignalKind = Literal["record_high", "index_divergence", "ah_premium"]
-SIGNAL_KINDS: tuple[str, ...] = ("record_high", "index_divergence", "ah_premium")
+SignalKind = Literal[
+    "record_high", "index_divergence", "ah_premium", "price_move", "limit_hit", "volume_spike"
+]
+SIGNAL_KINDS: tuple[str, ...] = (
+    "record_high",
+    "index_divergence",
+    "ah_premium",
+    "price_move",
+    "limit_hit",
+    "volume_spike",
+)
+# The kinds whose subject is one symbol (the others name a pair or listing).
+SYMBOL_KINDS: frozenset[str] = frozenset(("record_high", "price_move", "limit_hit", "volume_spike"))
 SIGNAL_ADAPTER: TypeAdapter[AnySignal] = TypeAdapter(Signal)
 
 

@@ -25,7 +25,10 @@ from pydantic import (
 from schemas.common import Strict
 from schemas.signals import (
     DIVERGENCE_WINDOW_PATTERN,
+    SIGNAL_KINDS,
     Direction,
+    LimitPhase,
+    MoveDirection,
     Phase,
     RecordWindow,
     SignalKind,
@@ -66,15 +69,16 @@ class Filters(Strict):
     # record_high: the symbol; index_divergence: either index of the pair; ah_premium:
     # the A or the H share.
     symbols: Annotated[tuple[SymbolGlob, ...], Field(max_length=MAX_LIST)] = ()
-    kinds: Annotated[tuple[SignalKind, ...], Field(max_length=3)] = ()
+    kinds: Annotated[tuple[SignalKind, ...], Field(max_length=len(SIGNAL_KINDS))] = ()
     # record_high only
     windows: Annotated[tuple[RecordWindow, ...], Field(max_length=2)] = ()
     min_change_pct: Annotated[float, Field(ge=0, le=1e6)] | None = None
     # index_divergence and ah_premium (both have a pair and open/close phases)
     pairs: Annotated[tuple[PairName, ...], Field(max_length=MAX_LIST)] = ()
-    phases: Annotated[tuple[Phase, ...], Field(max_length=2)] = ()
-    # index_divergence only
-    directions: Annotated[tuple[Direction, ...], Field(max_length=2)] = ()
+    # open/close: index_divergence and ah_premium; sealed/opened: limit_hit
+    phases: Annotated[tuple[Phase | LimitPhase, ...], Field(max_length=4)] = ()
+    # a_over_b/b_over_a: index_divergence; up/down: price_move and limit_hit
+    directions: Annotated[tuple[Direction | MoveDirection, ...], Field(max_length=4)] = ()
     divergence_windows: Annotated[
         tuple[Annotated[str, Field(pattern=DIVERGENCE_WINDOW_PATTERN)], ...],
         Field(max_length=MAX_LIST),
@@ -83,6 +87,10 @@ class Filters(Strict):
     min_spread_pp: Annotated[float, Field(ge=0, le=1e6)] | None = None
     # ah_premium only: |premium_pct| at least this
     min_premium_pct: Annotated[float, Field(ge=0, le=1e6)] | None = None
+    # price_move only: level_pct at least this
+    min_level_pct: Annotated[float, Field(ge=0, le=1e6)] | None = None
+    # volume_spike only: multiple at least this
+    min_multiple: Annotated[float, Field(ge=0, le=1e6)] | None = None
 
 
 class Webhook(Strict):

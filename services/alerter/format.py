@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from schemas.alert import Alert
-from schemas.signals import AhPremium, IndexDivergence, RecordHigh
+from schemas.signals import AhPremium, IndexDivergence, LimitHit, PriceMove, RecordHigh, VolumeSpike
 
 
 def when(ts: datetime) -> str:
@@ -41,10 +41,40 @@ def _ah_premium(s: AhPremium) -> str:
     )
 
 
+def _price_move(s: PriceMove) -> str:
+    return (
+        f"{when(s.ts)}  MOVE {s.direction.upper()} {s.level_pct:g}%  {s.symbol}  "
+        f"{price(s.price)}  ({s.change_pct:+.1f}% vs {price(s.previous_close)} "
+        f"on {s.previous_close_date})"
+    )
+
+
+def _limit_hit(s: LimitHit) -> str:
+    change = (s.price / s.previous_close - 1.0) * 100.0
+    return (
+        f"{when(s.ts)}  LIMIT {s.direction.upper()} {s.phase.upper()}  {s.symbol}  "
+        f"{price(s.price)}  ({change:+.1f}% vs {price(s.previous_close)}, "
+        f"limit {price(s.limit_price)} at {s.limit_pct:g}%, seal #{s.seals})"
+    )
+
+
+def _volume_spike(s: VolumeSpike) -> str:
+    return (
+        f"{when(s.ts)}  VOLUME x{s.multiple:g}  {s.symbol}  {price(s.price)}  "
+        f"volume {s.volume:,} vs {s.average_volume:,.0f} a day ({s.days}-day mean)"
+    )
+
+
 def format_alert(alert: Alert) -> str:
     signal = alert.signal
     if isinstance(signal, RecordHigh):
         return _record_high(signal)
     if isinstance(signal, AhPremium):
         return _ah_premium(signal)
+    if isinstance(signal, PriceMove):
+        return _price_move(signal)
+    if isinstance(signal, LimitHit):
+        return _limit_hit(signal)
+    if isinstance(signal, VolumeSpike):
+        return _volume_spike(signal)
     return _divergence(signal)

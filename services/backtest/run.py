@@ -96,7 +96,7 @@ def load_history(
             continue
         _, bar = item
         summary.bars += 1
-        engine.add_bar(bar.symbol, bar.date.toordinal(), bar.high, bar.close)
+        engine.add_bar(bar.symbol, bar.date.toordinal(), bar.high, bar.close, bar.volume)
         if charts is not None:
             charts.add_history(bar.symbol, [(bar.date, bar.high, bar.close)])
 
@@ -166,7 +166,7 @@ def run_backtest(
                 reject(record.line, "malformed", tick.detail)
                 continue
             assert type(tick) is ParsedTick
-            result = process(tick.symbol, tick.ts_us, tick.price)
+            result = process(tick.symbol, tick.ts_us, tick.price, None, tick.volume, tick.kind)
             if type(result) is Late:
                 late += 1
                 reject(record.line, "late", result.detail(allowed))

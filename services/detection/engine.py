@@ -15,6 +15,7 @@ from schemas.signals import AnySignal
 from schemas.tick import Tick
 from schemas.zones import ExchangeZones
 from services.detection.ah_premium import AhTracker
+from services.detection.day_moves import DayMoves, day_moves_config
 from services.detection.divergence import PairTracker
 from services.detection.record_high import BarOutcome, Late, RecordHighConfig, SymbolTracker
 from services.detection.rules import AhRule, DivergenceRule, Rules
@@ -71,6 +72,9 @@ class Engine:
         self.pairs_by_symbol = self._index(self.pairs)
         self.listings = [new_ah_tracker(rule, self.clocks) for rule in rules.ah]
         self.listings_by_symbol = self._index_listings(self.listings)
+        # Day moves (previous close, price_move, limit_hit, volume_spike): None when off.
+        self.day_config = day_moves_config(rules)
+        self.day_moves: dict[str, DayMoves] = {}
 
     def _index(self, pairs: list[PairTracker]) -> dict[str, list[PairTracker]]:
         by_name = {pair.name: pair for pair in pairs}
@@ -93,12 +97,26 @@ class Engine:
             self.symbols[symbol] = tracker
         return tracker
 
-    def add_bar(self, symbol: str, day: int, high: float, close: float) -> BarOutcome:
-        """One daily bar (local day ordinal) of history: seeds record highs and bases."""
+    def moves(self, symbol: str) -> DayMoves:
+        """The symbol's day-move tracker (only when a day-move table is configured)."""
+        moves = self.day_moves.get(symbol)
+        if moves is None:
+            assert self.day_config is not None
+            moves = DayMoves(symbol, self.day_config, self.clocks.for_symbol(symbol))
+            self.day_moves[symbol] = moves
+        return moves
+
+    def add_bar(
+        self, symbol: str, day: int, high: float, close: float, volume: int | None = None
+    ) -> BarOutcome:
+        """One daily bar (local day ordinal) of history: seeds record highs, bases, and
+        the previous close and daily volumes of the day moves."""
         outcome = self.tracker(symbol).add_bar(day, high)
         if outcome in ("held", "applied"):
             for pair in self.pairs_by_symbol.get(symbol, ()):
                 pair.add_bar(symbol, day, close)
+            if self.day_config is not None:
+                self.moves(symbol).add_bar(day, close, volume)
         return outcome
 
     def overlapping_bars(self) -> int:
@@ -107,10 +125,18 @@ class Engine:
 
     def process(self, tick: Tick, now: float | None = None) -> Late | list[AnySignal]:
         """One tick in arrival order: `Late` if refused, else the signals it caused."""
-        return self.process_values(tick.symbol, to_us(tick.ts), tick.price, now)
+        return self.process_values(
+            tick.symbol, to_us(tick.ts), tick.price, now, tick.volume, tick.kind
+        )
 
     def process_values(
-        self, symbol: str, ts_us: int, price: float, now: float | None = None
+        self,
+        symbol: str,
+        ts_us: int,
+        price: float,
+        now: float | None = None,
+        volume: int = 0,
+        kind: str = "trade",
     ) -> Late | list[AnySignal]:
         tracker = self.symbols.get(symbol)
         if tracker is None:
@@ -119,6 +145,13 @@ class Engine:
         if isinstance(result, Late):
             return result
         out: list[AnySignal] = [] if result is None else [result]
+        if self.day_config is not None:
+            moves = self.day_moves.get(symbol)
+            if moves is None:
+                moves = self.moves(symbol)
+            day_signals = moves.update(ts_us, price, volume, kind)
+            if day_signals:
+                out.extend(day_signals)
         pairs = self.pairs_by_symbol.get(symbol)
         if pairs:
             for pair in pairs:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import tomllib
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, Self
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    BeforeValidator,
     Field,
     ValidationError,
     ValidationInfo,
@@ -20,6 +23,7 @@ from schemas.signals import DIVERGENCE_WINDOW_PATTERN, pair_name
 from schemas.zones import DEFAULT_ZONES, ExchangeZones
 
 RecordWindowName = Literal["all_time", "52w"]
+_DATE_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class RulesError(ValueError):
@@ -111,6 +115,77 @@ class AhRule(Strict):
         return (self.a, self.h) if self.fx is None else (self.a, self.h, self.fx)
 
 
+def _distinct_positive(value: tuple[float, ...], what: str) -> tuple[float, ...]:
+    for item in value:
+        if value.count(item) > 1:
+            raise ValueError(f"{what} {item:g} is listed twice")
+    return value
+
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+Percentage = Annotated[float, Field(ge=0)]
+
+
+class PriceMoveRules(Strict):
+    """`[price_move]`: the % levels against the previous close (docs/signals.md)."""
+
+    levels_pct: Annotated[tuple[PositiveFloat, ...], Field(min_length=1)] = (5.0, 10.0, 20.0)
+
+    @field_validator("levels_pct")
+    @classmethod
+    def _distinct(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        return _distinct_positive(value, "level")
+
+
+def _listing_date(value: Any) -> date:
+    # TOML gives a bare date as a date; a string must be the ISO form, nothing laxer
+    # (pydantic would read an integer as a Unix time).
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _DATE_RE.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a real date") from None
+    raise ValueError(f"a listing date must be YYYY-MM-DD, got {value!r}")
+
+
+ListingDate = Annotated[date, BeforeValidator(_listing_date)]
+
+
+class LimitRules(Strict):
+    """`[limits]`: A-share daily price limits by board (docs/signals.md, limit_hit)."""
+
+    main_pct: Percentage = 10.0
+    star_pct: Percentage = 20.0
+    chinext_pct: Percentage = 20.0
+    bse_pct: Percentage = 30.0
+    st: tuple[Symbol, ...] = ()
+    st_pct: Percentage = 5.0
+    no_limit_days: Annotated[int, Field(ge=0)] = 5
+    listings: dict[Symbol, ListingDate] = Field(default_factory=dict)
+
+    @field_validator("st")
+    @classmethod
+    def _st_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for symbol in value:
+            if value.count(symbol) > 1:
+                raise ValueError(f"{symbol} is listed twice")
+        return value
+
+
+class VolumeSpikeRules(Strict):
+    """`[volume_spike]`: today's volume against the mean of the `days` latest dates."""
+
+    days: Annotated[int, Field(ge=1)] = 5
+    multiples: Annotated[tuple[PositiveFloat, ...], Field(min_length=1)] = (2.0, 5.0)
+
+    @field_validator("multiples")
+    @classmethod
+    def _distinct(cls, value: tuple[float, ...]) -> tuple[float, ...]:
+        return _distinct_positive(value, "multiple")
+
+
 def _default_pairs() -> tuple[DivergenceRule, ...]:
     return (DivergenceRule(),)
 
@@ -121,6 +196,10 @@ class Rules(Strict):
     record_high: RecordHighRules = RecordHighRules()
     divergence: tuple[DivergenceRule, ...] = Field(default_factory=_default_pairs)
     ah: tuple[AhRule, ...] = ()
+    # Day moves: each off unless its table is present (an empty table: the defaults).
+    price_move: PriceMoveRules | None = None
+    limits: LimitRules | None = None
+    volume_spike: VolumeSpikeRules | None = None
 
     @field_validator("timezones")
     @classmethod

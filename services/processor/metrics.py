@@ -27,7 +27,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from schemas.dead_letter import DeadLetter
-from schemas.signals import AhPremium, AnySignal
+from schemas.signals import AnySignal, IndexDivergence, RecordHigh
 
 STALENESS_METRIC = "marketsignal_feed_staleness_seconds"
 
@@ -148,8 +148,9 @@ class ProcessorMetrics:
         if evaluated:
             self.evaluated.labels(stage).inc(evaluated)
         for signal in signals:
-            # An A/H premium has no window: an empty label, as Prometheus reads an absent one.
-            window = "" if isinstance(signal, AhPremium) else signal.window
+            # Only record highs and divergences have a window: the others get an empty
+            # label, as Prometheus reads an absent one.
+            window = signal.window if isinstance(signal, RecordHigh | IndexDivergence) else ""
             self.signals.labels(signal.kind, window).inc()
         for letter in dead:
             self.dead_letters.labels(letter.reason).inc()

@@ -17,12 +17,14 @@ from __future__ import annotations
 
 from datetime import tzinfo
 
-from schemas.signals import AnySignal, RecordHigh
+from schemas.signals import AhPremium, AnySignal, IndexDivergence
 from schemas.zones import ExchangeZones
 
 
 def subject_zone(signal: AnySignal, zones: ExchangeZones) -> tzinfo:
-    return zones.zone_for(signal.symbol if isinstance(signal, RecordHigh) else signal.a)
+    if isinstance(signal, IndexDivergence | AhPremium):
+        return zones.zone_for(signal.a)
+    return zones.zone_for(signal.symbol)
 
 
 def local_day(signal: AnySignal, zones: ExchangeZones) -> str:

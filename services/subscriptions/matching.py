@@ -21,7 +21,16 @@ import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 
-from schemas.signals import SIGNAL_KINDS, AhPremium, AnySignal, RecordHigh
+from schemas.signals import (
+    SIGNAL_KINDS,
+    AhPremium,
+    AnySignal,
+    IndexDivergence,
+    LimitHit,
+    PriceMove,
+    RecordHigh,
+    VolumeSpike,
+)
 from schemas.subscription import Filters, Subscription
 
 _WILD = frozenset("*?")
@@ -59,6 +68,8 @@ def accepts(filters: Filters, signal: AnySignal) -> bool:
         return filters.min_premium_pct is None or (
             abs(signal.premium_pct) >= filters.min_premium_pct
         )
+    if not isinstance(signal, IndexDivergence):
+        return _day_move_accepted(filters, signal)
     if not _pair_accepted(filters, signal.pair, (signal.a, signal.b), signal.phase):
         return False
     if filters.directions and signal.direction not in filters.directions:
@@ -66,6 +77,19 @@ def accepts(filters: Filters, signal: AnySignal) -> bool:
     if filters.divergence_windows and signal.window not in filters.divergence_windows:
         return False
     return filters.min_spread_pp is None or abs(signal.spread_pp) >= filters.min_spread_pp
+
+
+def _day_move_accepted(filters: Filters, signal: PriceMove | LimitHit | VolumeSpike) -> bool:
+    """price_move, limit_hit and volume_spike: the symbol, and each kind's own filters."""
+    if filters.symbols and not any(symbol_matches(p, signal.symbol) for p in filters.symbols):
+        return False
+    if isinstance(signal, VolumeSpike):
+        return filters.min_multiple is None or signal.multiple >= filters.min_multiple
+    if filters.directions and signal.direction not in filters.directions:
+        return False
+    if isinstance(signal, LimitHit):
+        return not (filters.phases and signal.phase not in filters.phases)
+    return filters.min_level_pct is None or signal.level_pct >= filters.min_level_pct
 
 
 def _literal_key(pattern: str) -> tuple[str, str]:
@@ -100,6 +124,12 @@ def _unconditional(filters: Filters, kind: str) -> bool:
         return not f.windows and f.min_change_pct is None
     if kind == "ah_premium":
         return not f.pairs and not f.phases and f.min_premium_pct is None
+    if kind == "price_move":
+        return not f.directions and f.min_level_pct is None
+    if kind == "limit_hit":
+        return not f.directions and not f.phases
+    if kind == "volume_spike":
+        return f.min_multiple is None
     return (
         not f.pairs
         and not f.phases
@@ -204,12 +234,12 @@ class SubscriptionIndex:
     def match(self, signal: AnySignal) -> list[Subscription]:
         """The subscriptions whose filters accept `signal`, each once, in id order."""
         index = self._kinds[signal.kind]
-        if isinstance(signal, RecordHigh):
-            found = index.candidates((signal.symbol,), None)
-        elif isinstance(signal, AhPremium):
+        if isinstance(signal, AhPremium):
             found = index.candidates((signal.a, signal.h), signal.pair)
-        else:
+        elif isinstance(signal, IndexDivergence):
             found = index.candidates((signal.a, signal.b), signal.pair)
+        else:
+            found = index.candidates((signal.symbol,), None)
         chosen: dict[str, Subscription] = dict(index.all)
         checked: set[str] = set()
         for sub in found:

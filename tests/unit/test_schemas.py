@@ -196,7 +196,12 @@ def test_json_schema_export(tmp_path: Path) -> None:
         "record_high",
         "index_divergence",
         "ah_premium",
+        "price_move",
+        "limit_hit",
+        "volume_spike",
     }
+    limit = signal_schema["$defs"]["LimitHit"]
+    assert set(limit["required"]) >= {"symbol", "ts", "direction", "phase", "limit_price", "seals"}
     ah = signal_schema["$defs"]["AhPremium"]
     assert set(ah["required"]) >= {
         "pair",
