@@ -23,7 +23,7 @@ from pathlib import Path
 # Run as a script: the repository root, so the demo's modules import as deploy.demo.*.
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from deploy.demo.history import history_bars
+from deploy.demo.history import OFFER_PRICES, history_bars
 from deploy.demo.walks import (
     END,
     FX_SYMBOL,
@@ -39,8 +39,21 @@ from deploy.demo.walks import (
     minutes,
     trading_days,
 )
+from services.detection.boards import limit_prices
 
 SEED = 20260213
+# The day-move story (a STAR newcomer, a main-board limit-down) draws from its own
+# stream too, as do its volumes: the series before it stay what they were.
+DAY_MOVES_SEED = SEED + 3
+NEWCOMER = "688795.SH"  # a STAR Market debut, SYNTHETIC prices
+NEWCOMER_LISTED = date(2026, 1, 19)
+# Its first five days, as close-to-close factors after a first day from 100 to 125 (the
+# offer price is 30.00): no limit applies while a listing is inside its no-limit days.
+NEWCOMER_FIRST_DAYS = [1.12, 0.91, 1.26, 1.04]
+NEWCOMER_SEAL_DAY = date(2026, 1, 26)  # day 6: the 20% limit applies
+LIMIT_DOWN = "601127.SH"  # a main-board stock, SYNTHETIC prices
+LIMIT_DOWN_DAY = date(2026, 2, 5)
+ZHIPU_VOLUME_BOOST = 3  # 13 February trades three times its usual volume
 # The dual listing (0981.HK, CNYHKD) draws from its own stream so the original eight
 # series stay what they were before it was added.
 AH_SEED = SEED + 2
@@ -145,6 +158,75 @@ def build(rng: random.Random) -> list[tuple[datetime, Instrument, float]]:
     return rows
 
 
+def newcomer(
+    days: list[date], rng: random.Random
+) -> list[tuple[datetime, Instrument, float, float]]:
+    """688795.SH: lists on 19 January 2026 at +233% over its offer price, swings freely for
+    five days, then on day 6 seals its 20% limit-up at 10:30, breaks at 11:03 and
+    re-seals at 11:24 until the close. (time, instrument, price, volume factor) rows."""
+    inst = Instrument(NEWCOMER, "trade", SH, 3, {}, 0.03, listed=NEWCOMER_LISTED)
+    live = [d for d in days if d >= NEWCOMER_LISTED]
+    rows: list[tuple[datetime, Instrument, float, float]] = []
+    close = 125.0
+    prev = round(OFFER_PRICES[NEWCOMER][1], 2)
+    for n, day in enumerate(live):
+        times = minutes(inst, day)
+        if n == 0:
+            prices = intraday(100.0, close, len(times), 0.01, rng)
+            factor = 8.0
+        elif n <= len(NEWCOMER_FIRST_DAYS):
+            close = prev * NEWCOMER_FIRST_DAYS[n - 1]
+            prices = intraday(prev * math.exp(rng.gauss(0, 0.02)), close, len(times), 0.01, rng)
+            factor = 4.0
+        elif day == NEWCOMER_SEAL_DAY:
+            prices = _sealed_day(prev, len(times), rng)
+            factor = 3.0
+        else:
+            close = prev * math.exp(rng.gauss(0, inst.vol))
+            prices = intraday(prev * math.exp(rng.gauss(0, 0.01)), close, len(times), 0.004, rng)
+            factor = 1.0
+        prices = [round(p, 2) for p in prices]
+        rows.extend((t, inst, p, factor) for t, p in zip(times, prices, strict=True))
+        prev = prices[-1]
+    return rows
+
+
+def _sealed_day(prev: float, n: int, rng: random.Random) -> list[float]:
+    up, _ = limit_prices(prev, 20.0)
+    rise = [min(p, up - 0.05) for p in intraday(prev * 1.05, up - 0.05, 20, 0.004, rng)]
+    held = [up] * 11  # 10:30-11:00 sealed
+    broken = [round(up * f, 2) for f in (0.985, 0.975, 0.97, 0.98, 0.99, 0.995, 0.998)]
+    return rise + held + broken + [up] * (n - len(rise) - len(held) - len(broken))
+
+
+def limit_down(
+    days: list[date], rng: random.Random
+) -> list[tuple[datetime, Instrument, float, float]]:
+    """601127.SH: a main-board stock drifting lower that seals its 10% limit-down at 10:15
+    on 5 February 2026 and stays sealed to the close."""
+    anchors = {START: 128.0, date(2026, 1, 15): 140.0, date(2026, 2, 4): 131.0}
+    anchors |= {LIMIT_DOWN_DAY: 117.9, END: 121.0}
+    inst = Instrument(LIMIT_DOWN, "trade", SH, 3, anchors, 0.012)
+    daily = closes(inst, days, rng)
+    rows: list[tuple[datetime, Instrument, float, float]] = []
+    prev: float | None = None
+    for day in days:
+        times = minutes(inst, day)
+        if day == LIMIT_DOWN_DAY and prev is not None:
+            _, down = limit_prices(prev, 10.0)
+            fall = intraday(prev * 0.97, down + 0.05, 15, 0.003, rng)
+            prices = [max(p, down + 0.05) for p in fall] + [down] * (len(times) - 15)
+            factor = 3.0
+        else:
+            open_ = (prev or daily[day]) * math.exp(rng.gauss(0, inst.vol / 3))
+            prices = intraday(open_, daily[day], len(times), inst.vol / 8, rng)
+            factor = 1.0
+        prices = [round(p, 2) for p in prices]
+        rows.extend((t, inst, p, factor) for t, p in zip(times, prices, strict=True))
+        prev = prices[-1]
+    return rows
+
+
 def dual_listing(
     days: list[date], a_closes: dict[date, float], rng: random.Random
 ) -> list[tuple[datetime, Instrument, float]]:
@@ -198,9 +280,23 @@ def main() -> None:
     rows = build(random.Random(SEED))
     rng = random.Random(SEED + 1)
     volumes = [rng.randint(1, 50) * 100 for _ in rows]
+    for i, (t, inst, _) in enumerate(rows):
+        if inst.symbol == "2513.HK" and t.date() == END:
+            volumes[i] *= ZHIPU_VOLUME_BOOST
+    story = random.Random(DAY_MOVES_SEED)
+    days = trading_days()
+    extra = newcomer(days, story) + limit_down(days, story)
     ticks = [
-        (inst.symbol, t.isoformat(), p, 0 if inst.kind == "index" else v, inst.kind)
+        (inst.symbol, t, p, 0 if inst.kind == "index" else v, inst.kind)
         for (t, inst, p), v in zip(rows, volumes, strict=True)
+    ] + [
+        (inst.symbol, t, p, int(story.randint(1, 50) * 100 * factor), inst.kind)
+        for t, inst, p, factor in extra
+    ]
+    # The same order as before the story's rows were added (time, then symbol).
+    ticks = [
+        (symbol, t.isoformat(), p, vol, kind)
+        for symbol, t, p, vol, kind in sorted(ticks, key=lambda r: (r[1], r[0]))
     ]
     with args.csv.open("w", encoding="utf-8", newline="\n") as fh:
         fh.write("symbol,ts,price,volume,kind\n")

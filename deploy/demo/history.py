@@ -82,7 +82,18 @@ HISTORY_ANCHORS: dict[str, dict[date, float]] = {
         date(2025, 4, 30): 1.108,
         date(2025, 11, 28): 1.092,
     },
+    # the main-board stock that seals limit-down in February: it peaked in September 2025
+    "601127.SH": {
+        HISTORY_START: 80.0,
+        date(2024, 12, 31): 95.0,
+        date(2025, 9, 10): 168.0,
+        date(2025, 11, 28): 132.0,
+    },
 }
+# A new listing's offer price, as the bar of the trading day before its listing date: it
+# is the previous close of its first day (how A-share data gives it), so the first day's
+# move is measured from it. Dated before the listing date: never one of its no-limit days.
+OFFER_PRICES: dict[str, tuple[date, float]] = {"688795.SH": (date(2026, 1, 16), 30.0)}
 HISTORY_VOL = {
     "000688.SH": 0.012,
     "HSTECH.HK": 0.014,
@@ -93,7 +104,8 @@ HISTORY_VOL = {
 
 
 def history_bars(rng: random.Random) -> list[tuple[str, date, float, float, float, float]]:
-    """(symbol, date, open, high, low, close) per weekday before START, in date order."""
+    """(symbol, date, open, high, low, close) per weekday before START, and the offer
+    prices of new listings, in date order."""
     days, d = [], HISTORY_START
     while d < START:
         if d.weekday() < 5:
@@ -114,5 +126,7 @@ def history_bars(rng: random.Random) -> list[tuple[str, date, float, float, floa
             o, h, lo, c = (round(x, nd) for x in (open_, high, low, close))
             out.append((symbol, day, o, max(h, o, c), min(lo, o, c), c))
             prev = close
+    for symbol, (day, offer) in OFFER_PRICES.items():
+        out.append((symbol, day, offer, offer, offer, offer))
     out.sort(key=lambda bar: (bar[1], bar[0]))
     return out

@@ -14,7 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from schemas.signals import SIGNAL_ADAPTER, AhPremium, IndexDivergence, RecordHigh
+from schemas.signals import (
+    SIGNAL_ADAPTER,
+    AhPremium,
+    IndexDivergence,
+    LimitHit,
+    PriceMove,
+    RecordHigh,
+    VolumeSpike,
+)
 from services.backtest.run import Summary, run_backtest
 from services.detection.rules import Rules
 from tests.e2e.services import run_cli
@@ -65,14 +73,14 @@ def test_generator_is_deterministic_and_matches_the_committed_files(tmp_path: Pa
 def test_backtest_of_the_demo_matches_the_golden_file() -> None:
     lines, summary = backtest(DEMO / "ticks.csv")
     assert (summary.malformed, summary.late) == (0, 0)
-    assert (summary.bars, summary.bad_bars, summary.overlap) == (2565, 0, 0)
+    assert (summary.bars, summary.bad_bars, summary.overlap) == (2851, 0, 0)
     assert lines == GOLDEN.read_text().splitlines(), REFRESH
 
 
 def test_csv_and_jsonl_inputs_give_identical_output() -> None:
     csv_lines, _ = backtest(DEMO / "ticks.csv")
     jsonl_lines, summary = backtest(DEMO / "ticks.jsonl")
-    assert summary.lines == 58_953
+    assert summary.lines == 64_857
     assert (summary.malformed, summary.late) == (0, 0)
     assert jsonl_lines == csv_lines
 
@@ -83,8 +91,11 @@ def test_the_story_zhipu_record_and_the_star_hstech_divergence() -> None:
     assert len(zhipu) > 20
     # With the history loaded, the first morning's prices are no records: every other
     # symbol peaked in its bars, and the only other high is 600519.SH's 52-week one (its
-    # all-time high is from November 2024, more than 52 weeks back).
-    others = [s for s in signals if isinstance(s, RecordHigh) and s.symbol != "2513.HK"]
+    # all-time high is from November 2024, more than 52 weeks back), besides the STAR
+    # newcomer's all-time highs (its only bar is its offer price).
+    others = [
+        s for s in signals if isinstance(s, RecordHigh) and s.symbol not in ("2513.HK", "688795.SH")
+    ]
     assert [(s.symbol, s.window) for s in others] == [("600519.SH", "52w")]
     assert all(s.window == "all_time" for s in zhipu)
     record = zhipu[-1]
@@ -111,6 +122,54 @@ def test_the_story_zhipu_record_and_the_star_hstech_divergence() -> None:
     assert opened[0].spread_pp >= 10.0
     assert (opened[0].ts.year, opened[0].ts.month) == (2026, 2)
     assert opened[0].return_a_pct > 0 > opened[0].return_b_pct
+
+
+def test_the_story_day_moves() -> None:
+    signals = [SIGNAL_ADAPTER.validate_json(line) for line in GOLDEN.read_text().splitlines()]
+    # Zhipu's +23.4% day crosses 5, 10 and 20% on separate ticks, on triple volume.
+    zhipu = [
+        s
+        for s in signals
+        if isinstance(s, PriceMove | VolumeSpike)
+        and s.symbol == "2513.HK"
+        and s.ts.date() == date(2026, 2, 13)
+    ]
+    moves = [s for s in zhipu if isinstance(s, PriceMove)]
+    assert [(s.direction, s.level_pct) for s in moves] == [("up", 5.0), ("up", 10.0), ("up", 20.0)]
+    assert len({s.ts for s in moves}) == 3
+    assert moves[0].previous_close_date == "2026-02-12"
+    assert [s.multiple for s in zhipu if isinstance(s, VolumeSpike)] == [2.0]
+    # The STAR newcomer: +233% on its first day over its offer price, no limit for five
+    # days, then its 20% limit-up seals, breaks and re-seals on day 6.
+    newcomer = [
+        s for s in signals if isinstance(s, PriceMove | LimitHit) and s.symbol == "688795.SH"
+    ]
+    first = newcomer[0]
+    assert isinstance(first, PriceMove)
+    assert (first.ts.date(), first.level_pct, first.previous_close) == (
+        date(2026, 1, 19),
+        20.0,
+        30.0,
+    )
+    assert first.change_pct > 100
+    hits = [s for s in newcomer if isinstance(s, LimitHit)]
+    assert [(s.ts.date(), s.direction, s.phase, s.seals) for s in hits] == [
+        (date(2026, 1, 26), "up", "sealed", 1),
+        (date(2026, 1, 26), "up", "opened", 1),
+        (date(2026, 1, 26), "up", "sealed", 2),
+    ]
+    assert hits[0].limit_pct == 20.0
+    assert any(
+        isinstance(s, PriceMove) and s.level_pct == 20.0 and s.ts.date() < date(2026, 1, 26)
+        for s in newcomer[1:]
+    ), "a 20% move inside the no-limit days"
+    # A main-board stock seals limit-down once, and stays sealed.
+    down = [s for s in signals if isinstance(s, LimitHit) and s.symbol == "601127.SH"]
+    assert [(s.ts.date(), s.direction, s.phase, s.limit_pct) for s in down] == [
+        (date(2026, 2, 5), "down", "sealed", 10.0)
+    ]
+    # No other symbol hits a limit.
+    assert {s.symbol for s in signals if isinstance(s, LimitHit)} == {"688795.SH", "601127.SH"}
 
 
 def test_the_story_smic_a_h_premium_crosses_its_threshold_a_few_times() -> None:
