@@ -229,6 +229,18 @@ class DayMoves:
         self._count(day)
         self._arm()
 
+    @property
+    def limit_band(self) -> tuple[float, float] | None:
+        """(upper, lower) limit of the current date, or None while no limit applies."""
+        if self._up_limit == _INF:
+            return None
+        return self._up_limit, self._down_limit
+
+    @property
+    def average_volume(self) -> float | None:
+        """The current date's volume baseline (the mean), or None while none is evaluated."""
+        return self._mean
+
     # -- dates ------------------------------------------------------------------------
 
     def _new_date(self, day: int) -> None:
