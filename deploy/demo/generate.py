@@ -286,7 +286,7 @@ def main() -> None:
     story = random.Random(DAY_MOVES_SEED)
     days = trading_days()
     extra = newcomer(days, story) + limit_down(days, story)
-    ticks = [
+    timed = [
         (inst.symbol, t, p, 0 if inst.kind == "index" else v, inst.kind)
         for (t, inst, p), v in zip(rows, volumes, strict=True)
     ] + [
@@ -296,7 +296,7 @@ def main() -> None:
     # The same order as before the story's rows were added (time, then symbol).
     ticks = [
         (symbol, t.isoformat(), p, vol, kind)
-        for symbol, t, p, vol, kind in sorted(ticks, key=lambda r: (r[1], r[0]))
+        for symbol, t, p, vol, kind in sorted(timed, key=lambda r: (r[1], r[0]))
     ]
     with args.csv.open("w", encoding="utf-8", newline="\n") as fh:
         fh.write("symbol,ts,price,volume,kind\n")

@@ -35,7 +35,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--kinds",
         type=_csv,
         default=[],
-        help="record_high,index_divergence,ah_premium (default: all)",
+        help="record_high,index_divergence,ah_premium,price_move,limit_hit,volume_spike "
+        "(default: all)",
     )
     parser.add_argument(
         "--windows", type=_csv, default=[], help="record-high windows: all_time,52w"
@@ -44,11 +45,22 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--pairs", type=_csv, default=[], help="divergence pairs or A/H listings: A/B,A/H"
     )
     parser.add_argument(
-        "--phases", type=_csv, default=[], help="divergence and A/H phases: open,close"
+        "--phases",
+        type=_csv,
+        default=[],
+        help="divergence and A/H phases: open,close; limit hits: sealed,opened",
+    )
+    parser.add_argument(
+        "--directions",
+        type=_csv,
+        default=[],
+        help="divergences: a_over_b,b_over_a; price moves and limit hits: up,down",
     )
     parser.add_argument("--min-change", type=float, help="record highs: change_pct at least")
     parser.add_argument("--min-spread", type=float, help="divergences: |spread_pp| at least")
     parser.add_argument("--min-premium", type=float, help="A/H premiums: |premium_pct| at least")
+    parser.add_argument("--min-level", type=float, help="price moves: level_pct at least")
+    parser.add_argument("--min-multiple", type=float, help="volume spikes: multiple at least")
     freq = parser.add_mutually_exclusive_group()
     freq.add_argument(
         "--once-per-day", action="store_true", help="first alert per subject and local day"
@@ -69,9 +81,12 @@ def spec_of(args: argparse.Namespace) -> dict[str, Any]:
         "windows": args.windows,
         "pairs": args.pairs,
         "phases": args.phases,
+        "directions": args.directions,
         "min_change_pct": args.min_change,
         "min_spread_pp": args.min_spread,
         "min_premium_pct": args.min_premium,
+        "min_level_pct": args.min_level,
+        "min_multiple": args.min_multiple,
     }
     filters = {k: v for k, v in filters.items() if v not in (None, [])}
     shown = (",".join(v) if isinstance(v, list) else f"{k}>={v:g}" for k, v in filters.items())

@@ -34,6 +34,12 @@ from schemas.signals import (
 from schemas.subscription import Filters, Subscription
 
 _WILD = frozenset("*?")
+# `directions` and `phases` hold the values of several kinds; each kind is restricted only
+# by the values of its own vocabulary (a filter that names none of them leaves it alone).
+_PAIR_DIRECTIONS = frozenset(("a_over_b", "b_over_a"))
+_MOVE_DIRECTIONS = frozenset(("up", "down"))
+_PAIR_PHASES = frozenset(("open", "close"))
+_LIMIT_PHASES = frozenset(("sealed", "opened"))
 _PAIR_KINDS = frozenset({"index_divergence", "ah_premium"})
 
 
@@ -44,13 +50,18 @@ def symbol_matches(pattern: str, symbol: str) -> bool:
     return fnmatch.fnmatchcase(symbol, pattern)  # the schema allows no `[` in a pattern
 
 
+def _of(values: tuple[str, ...], vocabulary: frozenset[str]) -> tuple[str, ...]:
+    return tuple(v for v in values if v in vocabulary)
+
+
 def _pair_accepted(filters: Filters, pair: str, legs: tuple[str, str], phase: str) -> bool:
     """The filters a divergence and an A/H premium share: either leg, the pair, the phase."""
     if filters.symbols and not any(symbol_matches(p, leg) for p in filters.symbols for leg in legs):
         return False
     if filters.pairs and pair not in filters.pairs:
         return False
-    return not (filters.phases and phase not in filters.phases)
+    phases = _of(filters.phases, _PAIR_PHASES)
+    return not (phases and phase not in phases)
 
 
 def accepts(filters: Filters, signal: AnySignal) -> bool:
@@ -72,7 +83,8 @@ def accepts(filters: Filters, signal: AnySignal) -> bool:
         return _day_move_accepted(filters, signal)
     if not _pair_accepted(filters, signal.pair, (signal.a, signal.b), signal.phase):
         return False
-    if filters.directions and signal.direction not in filters.directions:
+    directions = _of(filters.directions, _PAIR_DIRECTIONS)
+    if directions and signal.direction not in directions:
         return False
     if filters.divergence_windows and signal.window not in filters.divergence_windows:
         return False
@@ -85,10 +97,12 @@ def _day_move_accepted(filters: Filters, signal: PriceMove | LimitHit | VolumeSp
         return False
     if isinstance(signal, VolumeSpike):
         return filters.min_multiple is None or signal.multiple >= filters.min_multiple
-    if filters.directions and signal.direction not in filters.directions:
+    directions = _of(filters.directions, _MOVE_DIRECTIONS)
+    if directions and signal.direction not in directions:
         return False
     if isinstance(signal, LimitHit):
-        return not (filters.phases and signal.phase not in filters.phases)
+        phases = _of(filters.phases, _LIMIT_PHASES)
+        return not (phases and signal.phase not in phases)
     return filters.min_level_pct is None or signal.level_pct >= filters.min_level_pct
 
 
@@ -123,17 +137,17 @@ def _unconditional(filters: Filters, kind: str) -> bool:
     if kind == "record_high":
         return not f.windows and f.min_change_pct is None
     if kind == "ah_premium":
-        return not f.pairs and not f.phases and f.min_premium_pct is None
+        return not f.pairs and not _of(f.phases, _PAIR_PHASES) and f.min_premium_pct is None
     if kind == "price_move":
-        return not f.directions and f.min_level_pct is None
+        return not _of(f.directions, _MOVE_DIRECTIONS) and f.min_level_pct is None
     if kind == "limit_hit":
-        return not f.directions and not f.phases
+        return not _of(f.directions, _MOVE_DIRECTIONS) and not _of(f.phases, _LIMIT_PHASES)
     if kind == "volume_spike":
         return f.min_multiple is None
     return (
         not f.pairs
-        and not f.phases
-        and not f.directions
+        and not _of(f.phases, _PAIR_PHASES)
+        and not _of(f.directions, _PAIR_DIRECTIONS)
         and not f.divergence_windows
         and f.min_spread_pp is None
     )

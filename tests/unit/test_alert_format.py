@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta, timezone
 
 from schemas.alert import Alert
+from schemas.signals import LimitHit, PriceMove, VolumeSpike
 from services.alerter.format import format_alert
 from tests import factories
 
@@ -61,4 +62,49 @@ def test_ah_premium_line() -> None:
     assert format_alert(Alert.of(signal, NOW)) == (
         "2026-01-29 10:03:00+08:00  A/H PREMIUM OPEN  688981.SH/0981.HK  a_premium  "
         "premium +30.0% (A 129.78 CNY x 1.0935 vs H 109.14 HKD; threshold 30%)"
+    )
+
+
+def test_day_move_lines() -> None:
+    at = datetime(2026, 2, 13, 14, 2, tzinfo=HKT)
+    move = PriceMove(
+        symbol="2513.HK",
+        ts=at,
+        price=496.0,
+        direction="up",
+        level_pct=20.0,
+        change_pct=23.383,
+        previous_close=402.0,
+        previous_close_date="2026-02-12",
+    )
+    assert format_alert(Alert.of(move, NOW)) == (
+        "2026-02-13 14:02:00+08:00  MOVE UP 20%  2513.HK  496.00  (+23.4% vs 402.00 on 2026-02-12)"
+    )
+    sealed = LimitHit(
+        symbol="688795.SH",
+        ts=at,
+        price=24.56,
+        direction="up",
+        phase="sealed",
+        limit_price=24.56,
+        limit_pct=20.0,
+        previous_close=20.47,
+        seals=2,
+    )
+    assert format_alert(Alert.of(sealed, NOW)) == (
+        "2026-02-13 14:02:00+08:00  LIMIT UP SEALED  688795.SH  24.56  "
+        "(+20.0% vs 20.47, limit 24.56 at 20%, seal #2)"
+    )
+    spike = VolumeSpike(
+        symbol="2513.HK",
+        ts=at,
+        price=496.0,
+        volume=4_400_000,
+        average_volume=2_000_000.0,
+        multiple=2.0,
+        days=5,
+    )
+    assert format_alert(Alert.of(spike, NOW)) == (
+        "2026-02-13 14:02:00+08:00  VOLUME x2  2513.HK  496.00  "
+        "volume 4,400,000 vs 2,000,000 a day (5-day mean)"
     )

@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from schemas.signals import AnySignal, RecordHigh
+from schemas.signals import (
+    SIGNAL_KINDS,
+    AnySignal,
+    LimitHit,
+    PriceMove,
+    RecordHigh,
+    VolumeSpike,
+)
 from schemas.subscription import Filters, Subscription, SubscriptionSpec
 from services.subscriptions.matching import SubscriptionIndex, accepts, symbol_matches
 from tests import factories
@@ -49,7 +56,52 @@ premiums = st.builds(
     st.sampled_from(["open", "close"]),
     st.floats(-60, 60),
 )
-signals = st.one_of(record_highs, divergences, premiums)
+moves = st.builds(
+    lambda sym, direction, level: PriceMove(
+        symbol=sym,
+        ts=T0,
+        price=110.0,
+        direction=direction,
+        level_pct=level,
+        change_pct=level + 0.5,
+        previous_close=100.0,
+        previous_close_date="2026-02-12",
+    ),
+    st.sampled_from(SYMBOLS),
+    st.sampled_from(["up", "down"]),
+    st.sampled_from([5.0, 10.0, 20.0]),
+)
+limit_hits = st.builds(
+    lambda sym, direction, phase, seals: LimitHit(
+        symbol=sym,
+        ts=T0,
+        price=11.0,
+        direction=direction,
+        phase=phase,
+        limit_price=11.0,
+        limit_pct=10.0,
+        previous_close=10.0,
+        seals=seals,
+    ),
+    st.sampled_from(SYMBOLS),
+    st.sampled_from(["up", "down"]),
+    st.sampled_from(["sealed", "opened"]),
+    st.integers(1, 3),
+)
+spikes = st.builds(
+    lambda sym, multiple: VolumeSpike(
+        symbol=sym,
+        ts=T0,
+        price=10.0,
+        volume=1000,
+        average_volume=100.0,
+        multiple=multiple,
+        days=5,
+    ),
+    st.sampled_from(SYMBOLS),
+    st.sampled_from([2.0, 5.0]),
+)
+signals = st.one_of(record_highs, divergences, premiums, moves, limit_hits, spikes)
 
 
 def _subset(values: list[str], max_size: int = 3) -> st.SearchStrategy[tuple[str, ...]]:
@@ -59,14 +111,16 @@ def _subset(values: list[str], max_size: int = 3) -> st.SearchStrategy[tuple[str
 filters = st.builds(
     Filters,
     symbols=_subset(PATTERNS),
-    kinds=_subset(["record_high", "index_divergence", "ah_premium"], 3),
+    kinds=_subset(list(SIGNAL_KINDS), 4),
     windows=_subset(["all_time", "52w"], 2),
     min_change_pct=st.none() | st.floats(0, 20),
     pairs=_subset(PAIRS + LISTINGS[:1], 2),
-    phases=_subset(["open", "close"], 2),
-    directions=_subset(["a_over_b", "b_over_a"], 2),
+    phases=_subset(["open", "close", "sealed", "opened"], 3),
+    directions=_subset(["a_over_b", "b_over_a", "up", "down"], 3),
     min_spread_pp=st.none() | st.floats(0, 20),
     min_premium_pct=st.none() | st.floats(0, 50),
+    min_level_pct=st.none() | st.sampled_from([0.0, 5.0, 10.0, 15.0]),
+    min_multiple=st.none() | st.sampled_from([1.0, 2.0, 3.0, 5.0]),
 )
 
 
@@ -210,3 +264,53 @@ def test_spec_errors_name_the_field(body: dict[str, object], field: str) -> None
         SubscriptionSpec.model_validate(body)
     locs = {".".join(str(p) for p in e["loc"]) for e in info.value.errors()}
     assert field in locs
+
+
+def test_day_move_filters_and_the_vocabulary_of_each_kind() -> None:
+    up = PriceMove(
+        symbol="2513.HK",
+        ts=T0,
+        price=123.4,
+        direction="up",
+        level_pct=20.0,
+        change_pct=23.4,
+        previous_close=100.0,
+        previous_close_date="2026-02-12",
+    )
+    sealed = LimitHit(
+        symbol="688795.SH",
+        ts=T0,
+        price=24.56,
+        direction="up",
+        phase="sealed",
+        limit_price=24.56,
+        limit_pct=20.0,
+        previous_close=20.47,
+        seals=2,
+    )
+    spike = VolumeSpike(
+        symbol="2513.HK",
+        ts=T0,
+        price=496.0,
+        volume=4_400_000,
+        average_volume=2e6,
+        multiple=2.0,
+        days=5,
+    )
+    divergence = factories.divergence(T0, phase="open", direction="a_over_b")
+    assert accepts(Filters(symbols=("*.HK",), min_level_pct=20.0), up)
+    assert not accepts(Filters(min_level_pct=20.5), up)
+    assert not accepts(Filters(directions=("down",)), up)
+    assert accepts(Filters(min_multiple=2.0), spike)
+    assert not accepts(Filters(min_multiple=5.0), spike)
+    assert not accepts(Filters(symbols=("600*",)), sealed)
+    limit_up_watch = Filters(kinds=("limit_hit",), directions=("up",), phases=("sealed",))
+    assert accepts(limit_up_watch, sealed)
+    assert not accepts(limit_up_watch, sealed.model_copy(update={"phase": "opened"}))
+    # `phases` and `directions` restrict a kind only by the values of its own vocabulary.
+    assert accepts(Filters(phases=("sealed",)), divergence)
+    assert not accepts(Filters(phases=("sealed", "close")), divergence)
+    assert accepts(Filters(directions=("a_over_b",)), up)
+    assert not accepts(Filters(directions=("a_over_b", "down")), up)
+    # filters of other kinds leave them alone
+    assert accepts(Filters(min_change_pct=50.0, min_spread_pp=99.0), sealed)
