@@ -3,55 +3,27 @@
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import sys
-import threading
 from typing import Any
 
-import faust
 from prometheus_client import CollectorRegistry
 
 from schemas.pair_feed import PAIR_FEED_TOPIC
 from services.cli.options import add_config_option
 from services.processor.app import build_app
-from services.processor.metrics import ProcessorMetrics, install_batch_sensor
+from services.processor.faust_compat import (
+    BoundedStopWorker,
+    changelog_topic_name,
+    install_batch_sensor,
+    leader_topic_name,
+)
+from services.processor.metrics import ProcessorMetrics
 from services.processor.readiness import Readiness
 from services.processor.tables import STATE_TABLES
 from services.runtime.kafka_admin import BrokerUnavailableError, ensure_topics
 from services.runtime.lag import LagCollector
 from services.runtime.observability import serve
 from services.runtime.settings import Settings
-
-
-class BoundedStopWorker(faust.Worker):
-    """faust's Worker with a deadline on stopping.
-
-    A graceful stop waits in `Consumer.wait_empty` for every message that started
-    processing to be acked; an agent that can no longer ack (its buffered events were
-    dropped when it stopped) keeps it there until the supervisor's SIGKILL. Past
-    `grace_s` after the first SIGTERM or SIGINT the process exits hard instead: safe,
-    since no event is acked (so no offset committed) before its outputs and state are
-    on the broker.
-    """
-
-    grace_s: float = 8.0
-    _deadline: threading.Timer | None = None
-
-    def _schedule_shutdown(self, signum: signal.Signals) -> None:  # mode's signal hook
-        if self._deadline is None:
-            self._deadline = threading.Timer(self.grace_s, self._exit_hard)
-            self._deadline.daemon = True
-            self._deadline.start()
-        super()._schedule_shutdown(signum)
-
-    def _exit_hard(self) -> None:
-        print(
-            f"marketsignal process: not stopped {self.grace_s:g}s after the signal, exiting",
-            file=sys.stderr,
-            flush=True,
-        )
-        os._exit(1)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -83,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
         # the group's assignment until the next metadata refresh (5 min): no divergence,
         # or no state recovered, meanwhile (two workers on a fresh broker hit it).
         app_id = settings.processor_consumer_group
-        changelogs = [f"{app_id}-{name}-changelog" for name in STATE_TABLES]
+        changelogs = [changelog_topic_name(app_id, name) for name in STATE_TABLES]
         ensure_topics(
             settings,
             [
@@ -98,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             configs={name: {"cleanup.policy": "compact"} for name in changelogs},
         )
         # Faust's leader election topic: whoever holds its one partition runs the timers.
-        ensure_topics(settings, [f"{app_id}-__assignor-__leader"], 1)
+        ensure_topics(settings, [leader_topic_name(app_id)], 1)
     except BrokerUnavailableError as exc:
         print(f"marketsignal: {exc}", file=sys.stderr)
         return 1

@@ -26,10 +26,10 @@ from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat
 from schemas.topics import INGESTED_AT_HEADER
 from services.detection.rules import Rules
 from services.processor.batches import Batches, unacked_unless_done
+from services.processor.faust_compat import aiokafka_producer, install_consumer
 from services.processor.handler import BatchHandler, Headers, OutputTopics
 from services.processor.history_stage import HistoryStage
 from services.processor.metrics import ProcessorMetrics
-from services.processor.offsets import install as install_contiguous_commits
 from services.processor.outputs import Outputs, Record
 from services.processor.pair_stage import PairStage
 from services.processor.readiness import REFRESH_S, Readiness, recovered
@@ -112,7 +112,7 @@ def build_app(
         web_host="127.0.0.1",
     )
     # Faust's own commit rule can pass records nobody processed (services/processor/offsets.py).
-    install_contiguous_commits(app)
+    install_consumer(app)
 
     def raw_topic(name: str, *, internal: bool = False) -> faust.TopicT:
         return app.topic(
@@ -161,7 +161,7 @@ def build_app(
     ) -> Awaitable[Any]:
         # aiokafka's batch API on faust's own producer (the same connection, queue and
         # order as every other send): one future per changelog partition, not per key.
-        producer = cast(Any, app.producer)._ensure_producer()
+        producer = aiokafka_producer(app)
         acks: list[Awaitable[Any]] = []
         batch = producer.create_batch()
         for key, value in records:

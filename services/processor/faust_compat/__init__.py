@@ -1,0 +1,47 @@
+"""Every use of faust's, mode's and aiokafka's private names in the processor, and only here.
+
+The processor depends on these beyond faust's documented API, each for a reason its
+module gives:
+
+- `consumer`: the offset commit rules of services/processor/offsets.py inside faust's
+  consumer, a short fetch wait, seeks in the consumer's thread, the committed offsets;
+- `producer`: aiokafka's producer under faust's, for its batch API;
+- `changelog`: faust's topic names, and a table's changelog topic rebuilt;
+- `sensor`: faust's Prometheus sensor with its per-event work moved to the commit;
+- `shutdown`: faust's Worker with a deadline on stopping.
+
+`relied_on.RELIED_ON` lists each private name with the signature it was written
+against; tests/unit/test_faust_compat.py fails naming any that an upgrade moved.
+Supported versions: docs/processor.md.
+"""
+
+from services.processor.faust_compat.changelog import (
+    changelog_topic_name,
+    leader_topic_name,
+    rebuild_changelog_topic,
+)
+from services.processor.faust_compat.consumer import (
+    FETCH_MAX_WAIT_MS,
+    ContiguousCommitConsumer,
+    committed_offsets,
+    install_consumer,
+    processed,
+)
+from services.processor.faust_compat.producer import aiokafka_producer
+from services.processor.faust_compat.sensor import BatchSensor, install_batch_sensor
+from services.processor.faust_compat.shutdown import BoundedStopWorker
+
+__all__ = [
+    "FETCH_MAX_WAIT_MS",
+    "BatchSensor",
+    "BoundedStopWorker",
+    "ContiguousCommitConsumer",
+    "aiokafka_producer",
+    "changelog_topic_name",
+    "committed_offsets",
+    "install_batch_sensor",
+    "install_consumer",
+    "leader_topic_name",
+    "processed",
+    "rebuild_changelog_topic",
+]
