@@ -22,7 +22,7 @@ import faust
 
 from services.detection.rules import Rules
 from services.processor.agents import add_agents, batch_handlers, forget_on_revocation
-from services.processor.faust_compat import install_consumer
+from services.processor.faust_compat.consumer import install_consumer
 from services.processor.history_stage import HistoryStage
 from services.processor.metrics import ProcessorMetrics
 from services.processor.pair_stage import PairStage

@@ -16,7 +16,7 @@ import faust
 from faust.types import TP
 
 from services.processor.continuity import Continuity
-from services.processor.faust_compat import committed_offsets
+from services.processor.faust_compat.consumer import committed_offsets
 
 log = logging.getLogger("marketsignal.processor")
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import faust
 
-from services.processor.faust_compat import aiokafka_producer
+from services.processor.faust_compat.producer import aiokafka_producer
 from services.processor.handler import Headers
 
 

@@ -12,7 +12,7 @@ import faust
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
-from services.processor.faust_compat import rebuild_changelog_topic
+from services.processor.faust_compat.changelog import rebuild_changelog_topic
 
 # One changelog partition's records (key, value), sent as one producer batch:
 # (topic, partition, records) -> the future of their acknowledgement.

@@ -13,12 +13,9 @@ from prometheus_client import CollectorRegistry
 
 from services.detection.rules import Rules
 from services.processor.app import build_app
-from services.processor.faust_compat import (
-    BoundedStopWorker,
-    changelog_topic_name,
-    install_batch_sensor,
-    leader_topic_name,
-)
+from services.processor.faust_compat.changelog import changelog_topic_name, leader_topic_name
+from services.processor.faust_compat.sensor import install_batch_sensor
+from services.processor.faust_compat.shutdown import BoundedStopWorker
 from services.processor.metrics import ProcessorMetrics
 from services.processor.readiness import Readiness
 from services.processor.tables import STATE_TABLES

@@ -13,35 +13,7 @@ module gives:
 `relied_on.RELIED_ON` lists each private name with the signature it was written
 against; tests/unit/test_faust_compat.py fails naming any that an upgrade moved.
 Supported versions: docs/processor.md.
+
+Nothing is imported here: `relied_on` must import without faust, so that the test can
+name what an upgrade moved even when a module of this package no longer imports.
 """
-
-from services.processor.faust_compat.changelog import (
-    changelog_topic_name,
-    leader_topic_name,
-    rebuild_changelog_topic,
-)
-from services.processor.faust_compat.consumer import (
-    FETCH_MAX_WAIT_MS,
-    ContiguousCommitConsumer,
-    committed_offsets,
-    install_consumer,
-    processed,
-)
-from services.processor.faust_compat.producer import aiokafka_producer
-from services.processor.faust_compat.sensor import BatchSensor, install_batch_sensor
-from services.processor.faust_compat.shutdown import BoundedStopWorker
-
-__all__ = [
-    "FETCH_MAX_WAIT_MS",
-    "BatchSensor",
-    "BoundedStopWorker",
-    "ContiguousCommitConsumer",
-    "aiokafka_producer",
-    "changelog_topic_name",
-    "committed_offsets",
-    "install_batch_sensor",
-    "install_consumer",
-    "leader_topic_name",
-    "processed",
-    "rebuild_changelog_topic",
-]
