@@ -124,4 +124,4 @@ def processed(app: faust.App, message: Message) -> None:
 def committed_offsets(app: faust.App) -> Mapping[TP, int | None]:
     """Where faust sought each assigned partition: its committed offset, None when there
     is none (faust also stores 0 as None). A live view: it follows rebalances."""
-    return cast(Mapping[TP, "int | None"], cast(Any, app).consumer._committed_offset)
+    return cast("Mapping[TP, int | None]", cast(Any, app).consumer._committed_offset)
