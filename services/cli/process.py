@@ -3,55 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import os
-import signal
 import sys
-import threading
-from typing import Any
 
-import faust
-from prometheus_client import CollectorRegistry
-
-from schemas.pair_feed import PAIR_FEED_TOPIC
 from services.cli.options import add_config_option
-from services.processor.app import build_app
-from services.processor.metrics import ProcessorMetrics, install_batch_sensor
-from services.processor.readiness import Readiness
-from services.processor.tables import STATE_TABLES
-from services.runtime.kafka_admin import BrokerUnavailableError, ensure_topics
-from services.runtime.lag import LagCollector
-from services.runtime.observability import serve
+from services.processor import worker
+from services.runtime.kafka_admin import BrokerUnavailableError
 from services.runtime.settings import Settings
-
-
-class BoundedStopWorker(faust.Worker):
-    """faust's Worker with a deadline on stopping.
-
-    A graceful stop waits in `Consumer.wait_empty` for every message that started
-    processing to be acked; an agent that can no longer ack (its buffered events were
-    dropped when it stopped) keeps it there until the supervisor's SIGKILL. Past
-    `grace_s` after the first SIGTERM or SIGINT the process exits hard instead: safe,
-    since no event is acked (so no offset committed) before its outputs and state are
-    on the broker.
-    """
-
-    grace_s: float = 8.0
-    _deadline: threading.Timer | None = None
-
-    def _schedule_shutdown(self, signum: signal.Signals) -> None:  # mode's signal hook
-        if self._deadline is None:
-            self._deadline = threading.Timer(self.grace_s, self._exit_hard)
-            self._deadline.daemon = True
-            self._deadline.start()
-        super()._schedule_shutdown(signum)
-
-    def _exit_hard(self) -> None:
-        print(
-            f"marketsignal process: not stopped {self.grace_s:g}s after the signal, exiting",
-            file=sys.stderr,
-            flush=True,
-        )
-        os._exit(1)
 
 
 def configure(parser: argparse.ArgumentParser) -> None:
@@ -76,62 +33,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"marketsignal: --web-port {args.web_port}: not a port (0-65535)", file=sys.stderr)
         return 2
     settings = Settings.for_config(args.config)
-    rules = settings.rules()
     try:
-        # The pair feed, the history and the changelogs too, although Faust would create
-        # some of them: a topic missing from the consumer's first metadata is left out of
-        # the group's assignment until the next metadata refresh (5 min): no divergence,
-        # or no state recovered, meanwhile (two workers on a fresh broker hit it).
-        app_id = settings.processor_consumer_group
-        changelogs = [f"{app_id}-{name}-changelog" for name in STATE_TABLES]
-        ensure_topics(
+        return worker.run(
             settings,
-            [
-                settings.ticks_topic,
-                settings.dlq_topic,
-                settings.signals_topic,
-                settings.topic(PAIR_FEED_TOPIC),
-                settings.history_topic,
-                *changelogs,
-            ],
-            settings.partitions,
-            configs={name: {"cleanup.policy": "compact"} for name in changelogs},
+            web_port=args.web_port,
+            metrics_port=args.metrics_port,
+            loglevel=args.loglevel,
         )
-        # Faust's leader election topic: whoever holds its one partition runs the timers.
-        ensure_topics(settings, [f"{app_id}-__assignor-__leader"], 1)
     except BrokerUnavailableError as exc:
         print(f"marketsignal: {exc}", file=sys.stderr)
         return 1
-    registry = CollectorRegistry()
-    # A stalled leg holds its pair's or listing's ticks: watch every leg by default.
-    watch = settings.watch_symbols or tuple(
-        dict.fromkeys(
-            [s for rule in rules.divergence for s in (rule.a, rule.b)]
-            + [s for rule in rules.ah for s in rule.legs]
-        )
-    )
-    metrics = ProcessorMetrics(registry, watch)
-    readiness = Readiness()
-    app = build_app(settings, rules, web_port=args.web_port, metrics=metrics, readiness=readiness)
-    # faust's own sensor (messages, commit latency, rebalances, ...), in our registry, per
-    # batch rather than per event; the fixed prefix keeps metric names independent of the
-    # namespace and app id.
-    install_batch_sensor(app, registry)
-    registry.register(
-        LagCollector(
-            settings.kafka_bootstrap,
-            settings.processor_consumer_group,
-            [settings.ticks_topic, settings.topic(PAIR_FEED_TOPIC), settings.history_topic],
-        )
-    )
-    port = settings.processor_metrics_port if args.metrics_port is None else args.metrics_port
-    serve("process", registry, settings.metrics_host, port, readiness.check)
-    worker: Any = BoundedStopWorker(app, loglevel=args.loglevel)
-    # No terminal spinner: at a log level of WARN or above faust keeps one and, for it,
-    # sets the root logger to DEBUG, so every debug call of faust and aiokafka (one per
-    # produced record) builds a LogRecord that no handler prints: ~10% of a busy worker.
-    worker.spinner = None
-    worker.grace_s = settings.processor_stop_grace_s
-    sys.setswitchinterval(settings.processor_gil_switch_ms / 1000)
-    worker.execute_from_commandline()  # exits the process when the worker stops
-    return 0

@@ -1,6 +1,8 @@
-"""The faust-streaming app: thin agents that move records between topics, tables and stages.
+"""The processor's faust app, composed: topics and tables, a sender over faust's producer,
+three thin agents over plain-Python stages, and the timers.
 
-Built by `build_app(settings, rules)`; nothing here is module-level state.
+Built by `build_app(settings, rules)`; nothing here is module-level state, and nothing is
+connected or started until a worker runs the app (services/processor/worker.py).
 
 At-least-once with no lost or repeated alert: each batch's outputs (signals, re-keyed
 ticks, dead letters) are sent and acknowledged *before* the batch's state records, the
@@ -13,30 +15,23 @@ it skips what state already has.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
-from collections.abc import Awaitable, Sequence
-from typing import Any, cast
 
 import faust
 
-from schemas.common import header_int
-from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat
-from schemas.topics import INGESTED_AT_HEADER
 from services.detection.rules import Rules
-from services.processor.batches import Batches, unacked_unless_done
-from services.processor.handler import BatchHandler, Headers, OutputTopics
+from services.processor.agents import add_agents, batch_handlers, forget_on_revocation
+from services.processor.faust_compat.consumer import install_consumer
 from services.processor.history_stage import HistoryStage
 from services.processor.metrics import ProcessorMetrics
-from services.processor.offsets import install as install_contiguous_commits
-from services.processor.outputs import Outputs, Record
 from services.processor.pair_stage import PairStage
-from services.processor.readiness import REFRESH_S, Readiness, recovered
-from services.processor.rewinds import REWIND_RETRY_S, Rewinds
+from services.processor.readiness import Readiness
+from services.processor.rewinds import Rewinds
+from services.processor.sender import Sender
 from services.processor.symbol_stage import SymbolStage
-from services.processor.tables import STATE_TABLES, ChangelogState, state_table
-from services.runtime.heap import freeze_heap
+from services.processor.timers import add_timers, heartbeat_interval
+from services.processor.topology import declare_topology
 from services.runtime.settings import Settings
 
 log = logging.getLogger("marketsignal.processor")
@@ -61,30 +56,8 @@ def web_port_for(port: int, host: str = "127.0.0.1") -> int:
     return chosen
 
 
-def heartbeat_interval(rules: Rules) -> float:
-    waits = [rule.max_wait_s for rule in rules.divergence]
-    waits += [rule.max_wait_s for rule in rules.ah]
-    waits = waits or [2.0]
-    return min(max(min(waits) / 4, 0.1), 1.0)
-
-
-def ingested_at(message: Any) -> int | None:
-    """The tick's ingest time (epoch ms): our header if set, else the Kafka timestamp."""
-    ms = header_int(message.headers, INGESTED_AT_HEADER)
-    if ms is not None:
-        return ms
-    timestamp = message.timestamp  # seconds (float), as faust converts it
-    return round(timestamp * 1000) if timestamp is not None else None
-
-
-def build_app(
-    settings: Settings,
-    rules: Rules,
-    *,
-    web_port: int | None = None,
-    metrics: ProcessorMetrics | None = None,
-    readiness: Readiness | None = None,
-) -> faust.App:
+def configured_app(settings: Settings, web_port: int | None) -> faust.App:
+    """A faust app with the processor's settings, and its consumer's commit rules."""
     app_id = settings.processor_consumer_group
     datadir = (settings.state_dir / app_id).resolve()
     datadir.mkdir(parents=True, exist_ok=True)
@@ -112,167 +85,40 @@ def build_app(
         web_host="127.0.0.1",
     )
     # Faust's own commit rule can pass records nobody processed (services/processor/offsets.py).
-    install_contiguous_commits(app)
+    install_consumer(app)
+    return app
 
-    def raw_topic(name: str, *, internal: bool = False) -> faust.TopicT:
-        return app.topic(
-            name,
-            key_type=bytes,
-            value_type=bytes,
-            key_serializer="raw",
-            value_serializer="raw",
-            partitions=settings.partitions,
-            internal=internal,
-        )
 
-    ticks = raw_topic(settings.ticks_topic)
-    by_pair = raw_topic(settings.topic(PAIR_FEED_TOPIC), internal=True)
-    history = raw_topic(settings.history_topic)
-    signals_topic, dlq_topic = settings.signals_topic, settings.dlq_topic
-    by_pair_topic = by_pair.get_topic_name()
-
-    symbol_table, pair_table = (
-        state_table(app, name, settings.partitions) for name in STATE_TABLES
-    )
+def build_app(
+    settings: Settings,
+    rules: Rules,
+    *,
+    web_port: int | None = None,
+    metrics: ProcessorMetrics | None = None,
+    readiness: Readiness | None = None,
+) -> faust.App:
+    app = configured_app(settings, web_port)
+    topology = declare_topology(app, settings)
     symbol_stage = SymbolStage(rules, settings.ticks_topic, settings.partitions)
-    pair_stage = PairStage(rules, settings.topic(PAIR_FEED_TOPIC))
+    pair_stage = PairStage(rules, topology.by_pair.get_topic_name())
     history_stage = HistoryStage(rules, settings.history_topic)
-
-    async def send(
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        partition: int | None,
-        timestamp: float | None,
-        headers: Headers,
-    ) -> Awaitable[Any]:
-        # Straight to faust's producer, awaited together by the handler: sent now and
-        # acknowledged before it writes the tables. (Topic.send without force would attach
-        # them to the current event and publish them only at its commit, which this
-        # batch's own await would then wait for forever; with force it adds a sensor call
-        # and a PendingMessage per record.)
-        return cast(
-            Awaitable[Any],
-            await app.producer.send(topic, key, value, partition, timestamp, headers),
-        )
-
-    async def send_batch(
-        topic: str, partition: int, records: list[tuple[bytes, bytes]]
-    ) -> Awaitable[Any]:
-        # aiokafka's batch API on faust's own producer (the same connection, queue and
-        # order as every other send): one future per changelog partition, not per key.
-        producer = cast(Any, app.producer)._ensure_producer()
-        acks: list[Awaitable[Any]] = []
-        batch = producer.create_batch()
-        for key, value in records:
-            if batch.append(key=key, value=value, timestamp=None) is None:  # batch full
-                acks.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)  # an empty one takes any
-        acks.append(await producer.send_batch(batch, topic, partition=partition))
-        return asyncio.gather(*acks)
-
-    outputs = OutputTopics(signals_topic, by_pair_topic, dlq_topic)
-    symbol_state = ChangelogState(symbol_table, send_batch)
-
-    def observe_symbols(_batch: list[Record], out: Outputs, elapsed: float) -> None:
-        if metrics is not None:
-            metrics.batch("symbol", out.ticks, elapsed, out.evaluated, out.signals, out.dead)
-            # Bundles have no key: the symbols are those whose state moved.
-            metrics.staleness.seen(out.states)
-
-    def observe_history(_batch: list[Record], out: Outputs, _elapsed: float) -> None:
-        if metrics is not None:
-            metrics.history(out.bars, out.dead)
-
-    def observe_pairs(batch: list[Record], out: Outputs, elapsed: float) -> None:
-        if metrics is not None:
-            metrics.batch("pair", len(batch), elapsed, out.evaluated, out.signals, out.dead)
-            metrics.buffers(pair_stage.pending())
-
-    # The tick and history agents share the symbol table: they share a lock from reading
-    # states to writing them back, so neither overwrites the other's merge.
-    symbol_lock = asyncio.Lock()
-    handlers = (
-        BatchHandler(
-            symbol_stage, send, symbol_state, outputs, lock=symbol_lock, observe=observe_symbols
-        ),
-        BatchHandler(
-            history_stage, send, symbol_state, outputs, lock=symbol_lock, observe=observe_history
-        ),
-        BatchHandler(
-            pair_stage, send, ChangelogState(pair_table, send_batch), outputs, observe=observe_pairs
-        ),
+    sender = Sender(app)
+    handlers = batch_handlers(
+        topology,
+        (symbol_stage, history_stage, pair_stage),
+        sender.send,
+        sender.send_batch,
+        metrics,
     )
-    symbol_handler, history_handler, pair_handler = handlers
-
-    rewinds = Rewinds(app, [settings.ticks_topic, by_pair_topic, settings.history_topic])
-
-    @app.on_partitions_revoked.connect
-    def forget_positions(_sender: Any, /, *_args: Any, signal: Any, **_kwargs: Any) -> None:
-        rewinds.forget()
-        # Trackers cached for keys of partitions this worker may have lost: without this
-        # the caches would only grow as partitions move between workers.
-        for handler in handlers:
-            handler.revoked()
-
-    @app.timer(interval=REWIND_RETRY_S)  # type: ignore[untyped-decorator]
-    async def retry_rewinds() -> None:
-        await rewinds.retry()
-
-    def records(events: Sequence[Any]) -> list[Record]:
-        return [
-            Record(
-                e.message.key,
-                e.message.value or b"",  # a tombstone from some other client: malformed
-                e.message.partition,
-                e.message.offset,
-                ingested_at(e.message),
-            )
-            for e in events
-        ]
-
-    def batch_agent(topic: faust.TopicT, name: str, handler: BatchHandler) -> None:
-        source = topic.get_topic_name()
-        continuity = rewinds.continuity[source]
-
-        async def agent(stream: faust.StreamT[Any]) -> None:
-            async for events in Batches(app, stream):
-                with unacked_unless_done(events, continuity):
-                    kept = await rewinds.without_gaps(events, source)
-                    await handler.handle(records(kept))
-
-        app.agent(topic, name=name, concurrency=1)(agent)
-
-    batch_agent(ticks, "records", symbol_handler)
-    batch_agent(history, "history", history_handler)
-    batch_agent(by_pair, "divergence", pair_handler)
-
-    heartbeat = Heartbeat().model_dump_json().encode()
-
-    @app.timer(interval=heartbeat_interval(rules), on_leader=True)  # type: ignore[untyped-decorator]
-    async def release_held_ticks() -> None:
-        # Through the topic, not a direct table poke: the worker owning each pair's
-        # partition handles it, in order with that pair's ticks.
-        for key in pair_stage.subjects():
-            await by_pair.send(key=key.encode(), value=heartbeat)
-
-    frozen = False
-
-    @app.timer(interval=REFRESH_S)  # type: ignore[untyped-decorator]
-    async def freeze_after_recovery() -> None:
-        # Once, when the tables are recovered: the bulk of what the worker will ever hold
-        # is alive by then (services/runtime/heap.py).
-        nonlocal frozen
-        if not frozen and not app.rebalancing and recovered(app):
-            frozen = True
-            log.info("%d start-up objects frozen out of garbage collection", freeze_heap())
-
-    if readiness is not None:
-        probe = readiness
-
-        @app.timer(interval=REFRESH_S)  # type: ignore[untyped-decorator]
-        async def refresh_readiness() -> None:
-            probe.refresh(app)
-
+    rewinds = Rewinds(app, topology.sources)
+    forget_on_revocation(app, rewinds, handlers)
+    add_agents(app, topology, handlers, rewinds)
+    add_timers(
+        app,
+        rewinds=rewinds,
+        by_pair=topology.by_pair,
+        pair_subjects=pair_stage.subjects,
+        heartbeat_s=heartbeat_interval(rules),
+        readiness=readiness,
+    )
     return app

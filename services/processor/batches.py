@@ -12,7 +12,7 @@ from typing import Any, cast
 import faust
 
 from services.processor.continuity import Continuity
-from services.processor.offsets import processed
+from services.processor.faust_compat.consumer import processed
 
 # Batches amortise table writes: a symbol's state is written once per batch, not per tick.
 BATCH_MAX = 2000

@@ -1,25 +1,23 @@
-"""No record of a source partition is skipped: a gap stops the partition and rewinds it.
+"""No record of a source partition is skipped: a hole stops the partition and rewinds it.
 
-The fault suite caught faust-streaming delivering a partition's records with a hole
-after a worker restart (e.g. `ticks[2]` 1086..1111, then 1144..): its fetcher advances
-the Kafka position for a fetched batch, and `Consumer.getmany` drops the rest of that
-batch when the flow stops or the generation changes mid-iteration, or when the partition
-is no longer in its active set. Whatever the path, processing past a hole is fatal
-here: states record the last offset they hold, so the records in the hole would be
-skipped as "already applied" forever (lost alerts), and later ticks judged against a
-state that never saw them (wrong alerts). The hole's offsets are never acked either, so
-Faust's commit stops at its start for good.
+The contract: within one assignment, an agent processes each source partition's records
+in offset order from where faust sought it (its committed offset, or the log start when
+none is committed), with no offset missing. A record at or before the next expected one
+passes (a replay after a seek: the stages skip what state already holds).
 
-Faust's `_drain_messages` made it worse: a jump in offsets was taken for a compacted
-range and "acked" (`_add_gap`), so the commit could pass over the hole; the processor's
-consumer (`offsets.py`) records no such gap, and commits only what was processed.
+Why it is needed: faust can deliver a partition's records with a hole (its fetcher
+advances the position for a fetched batch that `Consumer.getmany` then partly drops),
+and processing past one is never recoverable here. States record the last offset they
+hold, so the records in the hole would be skipped as "already applied" for good and
+later ticks judged against a state that never saw them; the hole's offsets would never
+be acked either, so the commit would stop at its start (the faults found:
+docs/reliability.md, G1).
 
-`Continuity` remembers, per source partition, the offset that must come next (for the
-first record after an assignment: the committed offset Faust sought to). A record past
-it is held back with everything after it in the batch, and the partition is sought back
-to the missing offset: the records are fetched again, in order. A record at or before
-it (a replay after a rebalance's seek to the committed offset) is fine: the stages skip
-what state already holds.
+How: `Continuity` remembers, per source partition, the offset that must come next. A
+record past it is held back with every later record of that partition in the batch,
+and the partition is to be sought back to the missing offset, so the records are
+fetched again, in order. A seek whose record does not come is repeated (`overdue`).
+This is plain Python; `rewinds.py` asks faust where partitions start and seeks.
 """
 
 from __future__ import annotations

@@ -1,27 +1,16 @@
-"""The processor's metrics, on top of faust's own sensor, in a registry `run` creates.
+"""The processor's own metrics, per batch, in the registry the worker creates.
 
 Served on `processor_metrics_port` (9102) by services.runtime.observability, together with
-faust's sensor (`faust_*` metrics, registered in the same registry with the fixed name
-prefix `faust`, so namespaces and app ids never change a dashboard's metric names).
-
-Faust's Prometheus sensor updates several labelled metrics for every message, stream
-event, table write and send: about 8% of a busy worker. `BatchSensor` keeps its metrics
-but counts messages in plain integers and moves them to Prometheus at each offset commit,
-as it does the partitions' end offsets, which faust reports for every message fetched;
-the per-event histograms and per-send counters are dropped (the project's own per-batch
-metrics below say what a batch cost).
+faust's sensor (`faust_*`, faust_compat/sensor.py) in the same registry. Everything here
+is updated once per batch or computed when scraped, never per event.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from typing import Any
 
-import faust
-from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -164,71 +153,3 @@ class ProcessorMetrics:
     def buffers(self, pending: dict[str, int]) -> None:
         for pair, depth in pending.items():
             self.pair_buffer.labels(pair).set(depth)
-
-
-class BatchSensor(PrometheusMonitor):
-    """Faust's Prometheus sensor without its per-event work (see the module docstring).
-
-    Rebalances, assignments, commits, send errors and committed offsets are reported as
-    faust reports them; `faust_messages_received_total`, its per-topic split and
-    `faust_topic_partition_end_offset` are exact but advance at each commit rather than
-    with each message.
-    """
-
-    def __init__(self, metrics: FaustMetrics, **kwargs: Any) -> None:
-        super().__init__(metrics, **kwargs)
-        self._received: Tally[str] = Tally()
-
-    def on_message_in(self, tp: Any, offset: int, message: Any) -> None:
-        self._received[tp.topic] += 1
-
-    def on_stream_event_in(self, tp: Any, offset: int, stream: Any, event: Any) -> None:
-        return None
-
-    def on_stream_event_out(
-        self, tp: Any, offset: int, stream: Any, event: Any, state: Any = None
-    ) -> None:
-        return None
-
-    def on_message_out(self, tp: Any, offset: int, message: Any) -> None:
-        return None
-
-    def track_tp_end_offset(self, tp: Any, offset: int) -> None:
-        # faust calls this for every message it fetches: a labelled gauge's lookup per
-        # message was ~6% of a draining worker's GIL time (py-spy). The monitor's own
-        # mapping is kept; the gauge follows at each commit.
-        self.tp_end_offsets[tp] = offset
-
-    def on_table_get(self, table: Any, key: Any) -> None:
-        return None
-
-    def on_table_set(self, table: Any, key: Any, value: Any) -> None:
-        return None
-
-    def on_send_initiated(
-        self, producer: Any, topic: str, message: Any, keysize: int, valsize: int
-    ) -> Any:
-        return self.time()  # the state on_send_error measures from
-
-    def on_send_completed(self, producer: Any, state: Any, metadata: Any) -> None:
-        return None
-
-    def on_tp_commit(self, tp_offsets: Any) -> None:
-        super().on_tp_commit(tp_offsets)
-        received, self._received = self._received, Tally()
-        for topic, n in received.items():
-            self._metrics.messages_received.inc(n)
-            self._metrics.messages_received_per_topics.labels(topic=topic).inc(n)
-        for tp, offset in tp_offsets.items():
-            self._metrics.messages_received_per_topics_partition.labels(
-                topic=tp.topic, partition=tp.partition
-            ).set(offset)
-        for tp, end in self.tp_end_offsets.items():
-            self._metrics.topic_partition_end_offset.labels(
-                topic=tp.topic, partition=tp.partition
-            ).set(end)
-
-
-def install_batch_sensor(app: faust.App, registry: CollectorRegistry) -> None:
-    """Faust's metrics in `registry` under the fixed prefix `faust`, per batch."""
-    app.monitor = BatchSensor(FaustMetrics.create(registry, "faust"))

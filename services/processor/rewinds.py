@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import faust
 from faust.types import TP
 
 from services.processor.continuity import Continuity
+from services.processor.faust_compat.consumer import committed_offsets
 
 log = logging.getLogger("marketsignal.processor")
 
@@ -42,7 +43,7 @@ class Rewinds:
         continuity = self.continuity[topic]
         app = self.app
         # Where Faust sought each partition to after its assignment.
-        committed = cast(Any, app.consumer)._committed_offset
+        committed = committed_offsets(app)
         # No committed offset (Faust also stores 0 as none): the partition is read from
         # its log start, so that is where it must begin; otherwise the first record
         # would be taken for the start, and a hole before it would go unnoticed.

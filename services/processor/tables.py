@@ -12,12 +12,14 @@ import faust
 import orjson
 from aiokafka.partitioner import DefaultPartitioner
 
+from services.processor.faust_compat.changelog import rebuild_changelog_topic
+
 # One changelog partition's records (key, value), sent as one producer batch:
 # (topic, partition, records) -> the future of their acknowledgement.
 SendBatch = Callable[[str, int, list[tuple[bytes, bytes]]], Awaitable[Awaitable[Any]]]
 
-# The changelog-backed tables; `marketsignal process` creates their changelog topics
-# ({app id}-{name}-changelog, compacted) before the worker starts.
+# The changelog-backed tables; the worker creates their changelog topics (faust's names,
+# compacted) before it starts (services/processor/worker.py).
 STATE_TABLES = ("symbol-state", "pair-state")
 
 
@@ -59,7 +61,7 @@ def state_table(app: faust.App, name: str, partitions: int) -> StateTable:
     # must be redone, or writes go out raw and recovery, decoding JSON, drops every
     # record and never completes.
     table.key_serializer = "raw"
-    table.changelog_topic = table._new_changelog_topic()
+    rebuild_changelog_topic(table)
     return table
 
 

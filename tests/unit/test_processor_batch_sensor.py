@@ -6,7 +6,7 @@ from faust.sensors.prometheus import FaustMetrics
 from faust.types import TP
 from prometheus_client import CollectorRegistry
 
-from services.processor.metrics import BatchSensor
+from services.processor.faust_compat.sensor import BatchSensor
 
 
 def sensor() -> tuple[BatchSensor, CollectorRegistry]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from services.processor.offsets import commit_offset
+import logging
+
+import pytest
+
+from services.processor.offsets import HeldCommits, commit_offset
 
 
 def run(acked: list[int], committed: int | None) -> tuple[int | None, list[int], set[int]]:
@@ -51,3 +55,35 @@ def test_without_a_known_committed_offset_the_lowest_acked_run_counts() -> None:
 def test_nothing_acked_commits_nothing() -> None:
     assert run([], committed=10)[0] is None
     assert run([], committed=None)[0] is None
+
+
+def test_a_commit_held_at_one_offset_is_logged_once(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    held = HeldCommits(warn_after_s=30.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="marketsignal.processor"):
+        held.note(("ticks", 2), 100, 105)
+        now[0] = 29.0
+        held.note(("ticks", 2), 100, 105)
+        assert not caplog.records
+        now[0] = 30.0
+        held.note(("ticks", 2), 100, 105)
+        now[0] = 90.0
+        held.note(("ticks", 2), 100, 105)
+    assert [r.getMessage() for r in caplog.records] == [
+        "ticks[2]: offset 100 not processed for 30 s; later ones are (from 105): commit held back"
+    ]
+
+
+def test_a_commit_that_moves_restarts_the_clock(caplog: pytest.LogCaptureFixture) -> None:
+    now = [0.0]
+    held = HeldCommits(warn_after_s=30.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="marketsignal.processor"):
+        held.note(("ticks", 0), 100, 105)
+        now[0] = 20.0
+        held.note(("ticks", 0), 103, 105)  # committed moved on meanwhile
+        now[0] = 40.0
+        held.note(("ticks", 0), 103, 105)
+        assert not caplog.records
+        now[0] = 50.0
+        held.note(("ticks", 0), 103, 105)
+    assert len(caplog.records) == 1

@@ -10,7 +10,11 @@ from faust.types import TP
 from faust.types.tuples import ConsumerMessage
 
 from services.processor.app import build_app
-from services.processor.offsets import FETCH_MAX_WAIT_MS, ContiguousCommitConsumer, processed
+from services.processor.faust_compat.consumer import (
+    FETCH_MAX_WAIT_MS,
+    ContiguousCommitConsumer,
+    processed,
+)
 from services.runtime.settings import Settings
 
 

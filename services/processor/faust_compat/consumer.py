@@ -1,0 +1,127 @@
+"""faust's aiokafka consumer with the processor's commit rules, fetch wait and seek.
+
+Jobs:
+
+- commit only what `offsets.commit_offset` allows: `_new_offset` is replaced, `ack`
+  counts only the message an agent declared `processed`, `_add_gap` records nothing;
+- hold an empty fetch at most `FETCH_MAX_WAIT_MS` (`_fetch_max_wait_ms` of aiokafka's
+  consumer, which faust fixes with no setting);
+- seek in the consumer's own thread (`_seek`);
+- tell `Rewinds` where faust sought each partition after its assignment
+  (`committed_offsets`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, cast
+
+import faust
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread, Consumer
+from faust.types import TP, Message
+from faust.types.tuples import ack_lock
+from mode.utils.futures import notify
+
+from services.processor.offsets import HeldCommits, commit_offset
+
+log = logging.getLogger("marketsignal.processor")
+
+# How long the broker may hold a fetch that finds no new records. aiokafka keeps one
+# fetch in flight per broker and a fetch sent while a partition's previous records were
+# still being consumed leaves that partition out: new records on it wait for the held
+# fetch to time out. faust's fixed 1,500 ms made that a latency stall; at 25 ms an idle
+# worker polls about 40 times a second (docs/processor.md, the hot path).
+FETCH_MAX_WAIT_MS = 25
+
+
+class ShortFetchWaitThread(AIOKafkaConsumerThread):
+    """faust's consumer thread, its aiokafka consumer with FETCH_MAX_WAIT_MS."""
+
+    def _create_worker_consumer(self, transport: Any) -> Any:
+        consumer = super()._create_worker_consumer(transport)
+        # Read by AIOKafkaConsumer.start() to build its fetcher: set before that.
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
+        return consumer
+
+
+class ContiguousCommitConsumer(Consumer):
+    """aiokafka-driven faust consumer; the commit rules are services/processor/offsets.py."""
+
+    # The message whose ack comes next, as `processed` declared it. One slot, not a set:
+    # `processed` is called right before the ack, with no await in between (Stream.ack
+    # does not suspend), so no other ack can come first; a set of weak references cost
+    # about 8 us a message.
+    _acking: Message | None = None
+    # Created on first use: faust's constructor is left alone.
+    _held_commits: HeldCommits | None = None
+
+    def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
+        return ShortFetchWaitThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _seek(self, partition: TP, offset: int) -> None:
+        # faust calls the aiokafka consumer's seek from the event loop's thread, while the
+        # consumer's own thread may be inside Fetcher.fetched_records, iterating the dict
+        # of fetched records from which seek deletes the partition's entry: a KeyError
+        # there crashes the fetcher and the worker stalls. Seek in the consumer's thread.
+        thread = self._thread
+
+        async def seek_in_thread() -> None:
+            thread.seek(partition, offset)
+
+        await thread.call_thread(seek_in_thread)
+
+    def processed(self, message: Message) -> None:
+        """The agent is done with `message` and acks it now: that ack may be committed."""
+        self._acking = message
+
+    def ack(self, message: Message) -> bool:
+        if message is self._acking:
+            self._acking = None
+            return bool(super().ack(message))
+        # Skipped by a stream, never processed: settled for `wait_empty`, not committed.
+        # The same bookkeeping as faust's own ack, minus the acked offset.
+        with ack_lock:
+            message.acked = True
+            self._unacked_messages.discard(message)
+            notify(self._waiting_for_ack)
+        return False
+
+    async def _add_gap(self, tp: TP, offset_from: int, offset_to: int) -> None:
+        # `_drain_messages` calls this with the offset after the last one read and the
+        # first one read after the jump; that record is still delivered.
+        log.warning(
+            "%s[%d]: fetched offsets jump to %d (records from %d not delivered); "
+            "not counted as processed",
+            tp.topic,
+            tp.partition,
+            offset_to,
+            offset_from,
+        )
+
+    def _new_offset(self, tp: TP) -> int | None:
+        committed = self._committed_offset[tp]
+        acked = self._acked[tp]
+        offset = commit_offset(acked, self._acked_index[tp], committed)
+        if offset is None and acked and committed is not None:
+            if self._held_commits is None:
+                self._held_commits = HeldCommits()
+            self._held_commits.note(tp, committed, acked[0])
+        return offset
+
+
+def install_consumer(app: faust.App) -> None:
+    """Make `app` create its consumer from `ContiguousCommitConsumer` (before first use)."""
+    cast(Any, app).transport.Consumer = ContiguousCommitConsumer
+
+
+def processed(app: faust.App, message: Message) -> None:
+    """Declare `message` processed by an agent, so that the ack that follows (at once,
+    with no await in between) is committed."""
+    cast(Any, app).consumer.processed(message)
+
+
+def committed_offsets(app: faust.App) -> Mapping[TP, int | None]:
+    """Where faust sought each assigned partition: its committed offset, None when there
+    is none (faust also stores 0 as None). A live view: it follows rebalances."""
+    return cast("Mapping[TP, int | None]", cast(Any, app).consumer._committed_offset)
