@@ -31,10 +31,10 @@ from bench.delivery_common import SYMBOLS, T0, own_namespace, random_alert, reac
 from schemas.alert import Alert
 from schemas.subscription import SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.fanout import SubscriptionDelivery
 from services.subscriptions.fanout_worker import FanoutWorker
-from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
 
@@ -56,7 +56,7 @@ def run(base: Settings, n_subs: int, rate: float, seconds: float, churn_s: float
     with own_namespace(base) as (s, client):
         rng = random.Random(42)
         registry = SubscriptionRegistry(client, s)
-        keys = SubscriptionKeys(s)
+        keys = RedisKeys(s.namespace)
         started = time.perf_counter()
         for i in range(n_subs):
             spec = SubscriptionSpec(name=f"all {i}") if i % 2 == 0 else watch_list(rng, i)

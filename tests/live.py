@@ -26,9 +26,9 @@ from kafka.errors import KafkaError
 from schemas.pair_feed import PAIR_FEED_TOPIC
 from services.alerter.delivery import RedisDelivery
 from services.runtime.lag import compute_lag
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.fanout import SubscriptionDelivery
-from services.subscriptions.keys import SubscriptionKeys
 
 
 class Subscriber:
@@ -183,4 +183,4 @@ def alert_ids(client: redis.Redis, stream: str) -> list[str]:
 
 
 def subscription_alert_ids(client: redis.Redis, settings: Settings, sub_id: str) -> list[str]:
-    return alert_ids(client, SubscriptionKeys(settings).stream(sub_id))
+    return alert_ids(client, RedisKeys(settings.namespace).stream(sub_id))

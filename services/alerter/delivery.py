@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import redis
 
 from schemas.alert import Alert
-from schemas.topics import ALERTS_STREAM, alert_channel
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 
 # KEYS: seen key, stream, fan-out queue.  ARGV: ttl seconds, stream maxlen, channel,
@@ -35,27 +35,14 @@ return 1
 """
 
 
-def seen_key(settings: Settings, alert_id: str) -> str:
-    return settings.redis_key(f"alert:seen:{alert_id}")
-
-
-def stream_key(settings: Settings) -> str:
-    return settings.redis_key(ALERTS_STREAM)
-
-
-def channel_for(settings: Settings, alert: Alert) -> str:
-    return settings.redis_key(alert_channel(alert.kind, alert.subject))
-
-
 class RedisDelivery:
     """Delivers a batch of alerts in one round trip; tells which were new."""
 
     def __init__(self, client: redis.Redis, settings: Settings, *, fanout: bool = False) -> None:
         self.client = client
         self.settings = settings
-        self.stream = stream_key(settings)
+        self.keys = RedisKeys(settings.namespace)
         self.fanout = "1" if fanout else "0"
-        self.queue = settings.redis_key("subs:fanout")
         self._script = client.register_script(DELIVER_ONCE)
 
     def deliver(self, alerts: Sequence[Alert]) -> list[bool]:
@@ -66,16 +53,16 @@ class RedisDelivery:
         """
         if not alerts:
             return []
-        settings = self.settings
+        settings, keys = self.settings, self.keys
         # transaction=False: each script is atomic on its own; MULTI would add nothing.
         pipe = self.client.pipeline(transaction=False)
         for alert in alerts:
             self._script(
-                keys=[seen_key(settings, alert.alert_id), self.stream, self.queue],
+                keys=[keys.seen(alert.alert_id), keys.alerts, keys.fanout_queue],
                 args=[
                     settings.alert_dedupe_ttl_s,
                     settings.alerts_stream_maxlen,
-                    channel_for(settings, alert),
+                    keys.channel(alert.kind, alert.subject),
                     alert.model_dump_json(),
                     self.fanout,
                 ],

@@ -17,9 +17,9 @@ from typing import Any
 import redis
 
 from schemas.alert import Alert
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.fanout import FanoutStats, SubscriptionFanout
-from services.subscriptions.keys import SubscriptionKeys
 
 log = logging.getLogger("marketsignal.fanout")
 
@@ -71,7 +71,7 @@ class FanoutWorker:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
-        self.keys = SubscriptionKeys(settings)
+        self.keys = RedisKeys(settings.namespace)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-fanout"
         self.lease_ms = lease_ms
         self.clock = clock

@@ -32,8 +32,8 @@ from typing import Any
 import redis
 
 from schemas.subscription import Subscription, SubscriptionSpec, is_subscription_id
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
-from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.secrets import WebhookSecrets
 
 # Changes kept for incremental readers; one further behind reloads everything.
@@ -118,7 +118,7 @@ class SubscriptionRegistry:
     ) -> None:
         self.client = client
         self.settings = settings
-        self.keys = SubscriptionKeys(settings)
+        self.keys = RedisKeys(settings.namespace)
         self.now = now
         self._secrets = webhook_secrets
         self._put = client.register_script(_PUT)
@@ -129,8 +129,9 @@ class SubscriptionRegistry:
         """Bring a registry of an earlier version up to date (owners, paging, no stored
         secrets); run by the alerter at start. Idempotent."""
         k = self.keys
-        legacy_secrets = self.settings.redis_key("subs:secret")
-        return int(self._adopt(keys=[k.subs, k.owners, k.order, k.by_owner("cli"), legacy_secrets]))
+        return int(
+            self._adopt(keys=[k.subs, k.owners, k.order, k.by_owner("cli"), k.legacy_secrets])
+        )
 
     @property
     def secrets(self) -> WebhookSecrets:

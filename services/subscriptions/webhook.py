@@ -41,10 +41,10 @@ from redis.exceptions import RedisError, ResponseError
 
 from schemas.subscription import Subscription
 from services.alerter.metrics import AlertMetrics
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.destinations import GuardedResolver, describe
 from services.subscriptions.follower import RegistryFollower
-from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.posting import Target, alert_id_of, post
 from services.subscriptions.secrets import WebhookSecrets
 from services.subscriptions.webhook_outbox import GROUP, Outbox
@@ -81,7 +81,7 @@ class WebhookWorker:
         redis_url: str | None = None,
     ) -> None:
         self.settings = settings
-        self.keys = SubscriptionKeys(settings)
+        self.keys = RedisKeys(settings.namespace)
         self.metrics = metrics
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.outbox = Outbox(settings, self.keys, self.consumer)

@@ -22,8 +22,8 @@ import pytest
 import redis
 
 from schemas.alert import Alert
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
-from services.subscriptions.keys import SubscriptionKeys
 from tests import factories
 from tests.e2e.services import run_cli
 from tests.integration.api_client import ADMIN, ALICE, BOB, Api, create_subscription
@@ -41,7 +41,7 @@ def test_a_subscriber_redis_user_reads_its_own_stream_only(
     mine = create_subscription(api, ALICE, "mine")
     other = create_subscription(api, BOB, "other")
     s = api.settings
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     status, granted = api.call("POST", f"/subscriptions/{mine}/redis-user")
     assert status == 201
     assert granted["stream"] == keys.stream(mine)
@@ -148,7 +148,7 @@ def test_no_secret_in_a_runs_logs_or_error_responses(
         redis_client = redis.Redis.from_url(s.redis_url)
         try:
             subscription_delivery(redis_client, s).deliver(factories.record_high_alerts())
-            keys = SubscriptionKeys(s)
+            keys = RedisKeys(s.namespace)
             sub_id = created["subscription"]["id"]
             wait_until(lambda: int(redis_client.xlen(keys.webhook_dead(sub_id))) == 1, 30)
         finally:

@@ -13,9 +13,9 @@ from datetime import timedelta
 import pytest
 import redis
 
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
-from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
 from tests.integration.api_client import Api
@@ -83,7 +83,7 @@ def test_destinations_are_checked_again_at_delivery_and_redirects_fail(
         registry.create(factories.webhook_spec(url))[0]
         for url in (f"http://localhost:{port}/a", f"http://2130706433:{port}/b")
     ]
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     refusing = Background(s, api=False).start()
     try:
         subscription_delivery(redis_client, s).deliver(factories.record_high_alerts())

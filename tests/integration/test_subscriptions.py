@@ -15,9 +15,9 @@ import redis
 from schemas.alert import Alert
 from schemas.signals import AnySignal
 from services.cli.alert import relay_signals
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
-from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.signing import SIGNATURE_HEADER, verify
 from tests import factories
@@ -106,7 +106,7 @@ def test_created_while_alerts_flow_takes_effect_within_a_second_and_deleted_stop
         wait_until(lambda: int(redis_client.xlen(s.redis_key("alerts"))) >= 20, 60)
         sub, _ = registry.create(factories.subscription_spec(filters={"symbols": ["2513.HK"]}))
         created = time.monotonic()
-        stream = SubscriptionKeys(s).stream(sub.id)
+        stream = RedisKeys(s.namespace).stream(sub.id)
         pump = threading.Thread(target=feed, args=(100,), daemon=True)
         pump.start()
         wait_until(lambda: int(redis_client.xlen(stream)) > 0, 10)
@@ -152,7 +152,7 @@ def test_webhooks_signed_retried_once_and_a_dead_receiver_slows_no_one(
         wait_until(lambda: len(receiver.bodies("flaky")) == 5 + 2, 10)
         # Nothing more can come for these two once their outboxes are empty: an entry is
         # deleted only after its outcome (here a 2xx) is recorded.
-        keys = SubscriptionKeys(s)
+        keys = RedisKeys(s.namespace)
         wait_until(
             lambda: all(int(redis_client.xlen(keys.outbox(sub.id))) == 0 for sub in (good, flaky)),
             10,
@@ -183,7 +183,7 @@ def test_webhooks_signed_retried_once_and_a_dead_receiver_slows_no_one(
     first = batch[0].alert_id
     assert flaky_ids[:3] == [first] * 3
     assert flaky_ids[3:] == [a.alert_id for a in batch[1:]]
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     assert int(redis_client.get(keys.webhook_failures(flaky.id)) or 0) == 2
     assert int(redis_client.xlen(keys.outbox(good.id))) == 0
     # The dead receiver's alerts wait in its outbox for a later worker: none lost.

@@ -14,9 +14,9 @@ import redis
 
 from schemas.signals import RecordHigh
 from services.alerter.delivery import RedisDelivery
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.fanout import SubscriptionDelivery
-from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
 
@@ -95,7 +95,7 @@ def test_subscribe_creates_and_tails_then_list_show_delete(
     granted = cli("subscriptions", "redis-user", created.id)
     assert granted.returncode == 0, granted.stderr
     user = json.loads(granted.stdout)
-    assert user["stream"] == SubscriptionKeys(s).stream(created.id)
+    assert user["stream"] == RedisKeys(s.namespace).stream(created.id)
     assert redis_client.acl_getuser(user["user"])["keys"] == [f"~{user['stream']}"]
     assert cli("subscriptions", "delete", created.id).returncode == 0
     assert redis_client.acl_getuser(user["user"]) is None

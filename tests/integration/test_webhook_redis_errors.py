@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 import redis
 
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions import webhook
 from services.subscriptions.background import Background
-from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.posting import post
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.webhook import GROUP, WebhookWorker
@@ -48,7 +48,7 @@ def test_a_redis_error_on_acknowledging_is_retried_and_the_task_lives_on(
     sub, _ = SubscriptionRegistry(redis_client, s).create(
         factories.webhook_spec(receiver.url("hook"))
     )
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     worker = WebhookWorker(s, redis_url=restricted("-xack"))
     background = _background(s, worker)
     try:
@@ -87,7 +87,7 @@ def test_a_redis_error_on_dead_lettering_is_retried_and_nothing_is_acknowledged_
         factories.webhook_spec(receiver.url("down"))
     )
     receiver.plans["down"] = [500] * 20
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     worker = WebhookWorker(s, redis_url=restricted("-xadd"))
     background = _background(s, worker)
     try:

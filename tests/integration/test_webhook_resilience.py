@@ -13,10 +13,10 @@ import pytest
 import redis
 
 from services.alerter.delivery import RedisDelivery
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
 from services.subscriptions.fanout import SubscriptionDelivery
-from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.webhook import GROUP
 from tests import factories
@@ -35,7 +35,7 @@ def test_every_attempt_failing_dead_letters_with_the_reason(
     slow, _ = registry.create(factories.webhook_spec(receiver.url("slow")))
     receiver.plans["fails"] = [503] * 3
     receiver.plans["slow"] = ["hang"] * 3
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     background = Background(s, api=False).start()
     try:
         (alert,) = factories.record_high_alerts(symbol="0700.HK")
@@ -68,7 +68,7 @@ def test_an_expired_subscription_gets_nothing_more(
             expires_at=expires, delivery={"stream": True, "webhook": {"url": receiver.url("x")}}
         )
     )
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     before, after = ([alert] for alert in factories.record_high_alerts(2))
 
     def at(moment: datetime) -> SubscriptionDelivery:
@@ -98,7 +98,7 @@ def test_a_new_worker_takes_over_a_dead_workers_pending_deliveries(
     sub, secret = SubscriptionRegistry(redis_client, s).create(
         factories.webhook_spec(receiver.url("hook"))
     )
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     batch = factories.record_high_alerts(3)
     subscription_delivery(redis_client, s).deliver(batch)
     # A worker that read two deliveries and died before posting them (real Redis calls,
