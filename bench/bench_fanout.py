@@ -5,7 +5,7 @@ that is removed afterwards. It creates 10,000 subscriptions, half of them match-
 (`{}`: every alert), the others random watch lists over 500 symbols with globs (some
 with a wildcard in the middle: `0?12.*`, `*0042?.HK`), kinds and minimum changes. Then,
 as the alerter does, a "Kafka loop" thread hands one alert every 1/20 s to the shared
-delivery, which queues it for the fan-out worker (`RedisDelivery(fanout=True)`), while
+delivery, which queues it for the fan-out worker (`RedisDelivery(queue=...)`), while
 `FanoutWorker` fans the queue out; meanwhile a registry change (a create or a delete)
 lands every 0.2 s, applied incrementally by the worker.
 
@@ -35,6 +35,7 @@ from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.fanout import SubscriptionDelivery
 from services.subscriptions.fanout_worker import FanoutWorker
+from services.subscriptions.handoff import FanoutQueue
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
 
@@ -64,7 +65,7 @@ def run(base: Settings, n_subs: int, rate: float, seconds: float, churn_s: float
         print(f"{n_subs:,} subscriptions created in {time.perf_counter() - started:.1f}s")
 
         worker = FanoutWorker(s).start()
-        shared = RedisDelivery(client, s, fanout=True)
+        shared = RedisDelivery(client, s, queue=FanoutQueue.of(s))
         stop = threading.Event()
         changes = 0
 

@@ -1,7 +1,7 @@
 """Per-subscription delivery: each alert to the subscriptions that want it, once each.
 
-Off the Kafka loop. The alerter's shared delivery (services/alerter/delivery.py) queues
-each new alert in the Redis stream `subs:fanout` in the same atomic step as its dedupe
+Off the Kafka loop. The alerter's shared delivery (services/alerter/delivery.py) hands
+each new alert to the fan-out queue (handoff.py) in the same atomic step as its dedupe
 claim, then commits its Kafka offsets; `FanoutWorker` (fanout_worker.py), a thread of its
 own, reads that queue with a consumer group and fans each alert out. So ten thousand
 subscribers never hold up Kafka consumption, and an alert the alerter committed is never
@@ -238,7 +238,7 @@ class SubscriptionDelivery:
     """A `Delivery` in one step: the shared delivery, then the fan-out, synchronously.
 
     For tools and tests that have no fan-out worker; the alerter itself queues instead
-    (`RedisDelivery(fanout=True)` and `FanoutWorker`).
+    (`RedisDelivery(queue=...)` and `FanoutWorker`).
     """
 
     def __init__(

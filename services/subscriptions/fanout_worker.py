@@ -1,6 +1,6 @@
 """The fan-out queue's reader: a thread beside the Kafka loop, one active per namespace.
 
-The queue, the script and what "fanned out" means: services/subscriptions/fanout.py.
+The queue: handoff.py. The script and what "fanned out" means: fanout.py.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from schemas.alert import Alert
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.fanout import FanoutStats, SubscriptionFanout
+from services.subscriptions.handoff import FanoutQueue
 
 log = logging.getLogger("marketsignal.fanout")
 
@@ -27,6 +28,7 @@ GROUP = "fanout"
 READ_COUNT = 50
 READ_BLOCK_MS = 200
 MAX_BACKOFF_S = 5.0
+FIELD = FanoutQueue.FIELD.encode()
 
 
 # KEYS: lease.  ARGV: holder, ms.  1 if `holder` holds the lease (taken or renewed).
@@ -72,6 +74,7 @@ class FanoutWorker:
     ) -> None:
         self.settings = settings
         self.keys = RedisKeys(settings.namespace)
+        self.queue = FanoutQueue.of(settings)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-fanout"
         self.lease_ms = lease_ms
         self.clock = clock
@@ -127,7 +130,7 @@ class FanoutWorker:
 
     def step(self) -> int:
         """Fan out one batch of queued alerts; the number handled."""
-        queue = self.keys.fanout_queue
+        queue = self.queue.key
         held = int(self._lease(keys=[self.keys.fanout_lease], args=[self.consumer, self.lease_ms]))
         if not held:
             self.active = False
@@ -145,7 +148,7 @@ class FanoutWorker:
             return 0
         alerts: list[Alert] = []
         for _entry_id, fields in entries:
-            raw = fields.get(b"alert")
+            raw = fields.get(FIELD)
             if raw is not None:
                 alerts.append(Alert.model_validate_json(raw))
         self.fanout.fan_out(alerts)

@@ -17,6 +17,7 @@ from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.fanout_worker import GROUP, FanoutWorker
 from services.subscriptions.follower import LiveIndex
+from services.subscriptions.handoff import FanoutQueue
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
 from tests.integration.conftest import Grant, allow
@@ -44,7 +45,7 @@ def _queued(redis_client: redis.Redis, s: Settings, n: int) -> tuple[Subscriptio
     """A catch-all subscription, and `n` alerts delivered and queued for its fan-out."""
     sub, _ = SubscriptionRegistry(redis_client, s).create(SubscriptionSpec(name="all"))
     batch = _batch(n)
-    RedisDelivery(redis_client, s, fanout=True).deliver(batch)
+    RedisDelivery(redis_client, s, queue=FanoutQueue.of(s)).deliver(batch)
     return sub, batch
 
 
@@ -76,7 +77,7 @@ def test_two_workers_deliver_each_alert_once_in_order(
     registry = SubscriptionRegistry(redis_client, s)
     subs = [registry.create(SubscriptionSpec(name=f"s{i}"))[0] for i in range(3)]
     workers = [FanoutWorker(s, consumer=f"w{i}").start() for i in range(2)]
-    shared = RedisDelivery(redis_client, s, fanout=True)
+    shared = RedisDelivery(redis_client, s, queue=FanoutQueue.of(s))
     sent: list[str] = []
     try:
         for round_ in range(10):

@@ -14,7 +14,7 @@ import redis
 
 from schemas.alert import Alert
 from schemas.signals import AnySignal
-from services.cli.alert import relay_signals
+from services.alerter.service import relay_signals
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
