@@ -13,9 +13,9 @@ Latency of a delivery = the Redis time of its entry in the subscriber's stream (
 entry id, written by the fan-out script) minus the alert's `emitted_at` (when the loop
 took it). Every entry of every subscriber's stream is read back, so p50 and p99 are over
 all (alert, subscription) deliveries. It also prints the Kafka loop's own cost per
-alert with the fan-out queued (this design) and with the fan-out inside the loop
-(`SubscriptionDelivery`, the previous design), as a ratio. A benchmark prints figures;
-it asserts nothing.
+alert with the fan-out queued (this design) and with the fan-out inside the loop (the
+shared delivery then `SubscriptionFanout.fan_out`, the previous design), as a ratio. A
+benchmark prints figures; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from schemas.subscription import SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
-from services.subscriptions.fanout import SubscriptionDelivery
+from services.subscriptions.fanout import SubscriptionFanout
 from services.subscriptions.fanout_worker import FanoutWorker
 from services.subscriptions.handoff import FanoutQueue
 from services.subscriptions.registry import SubscriptionRegistry
@@ -142,13 +142,15 @@ def run(base: Settings, n_subs: int, rate: float, seconds: float, churn_s: float
             f"p99 {pct(match_all, 0.99) * 1000:.0f} ms"
         )
         # The Kafka loop's own cost per alert: queued fan-out vs fan-out in the loop.
-        inline = SubscriptionDelivery(RedisDelivery(client, s), client, s)
-        inline.fanout.live.current()  # its index loaded before timing, as in a warm alerter
+        inline_shared = RedisDelivery(client, s)
+        inline_fanout = SubscriptionFanout(client, s)
+        inline_fanout.live.current()  # its index loaded before timing, as in a warm alerter
         inline_cost: list[float] = []
         for j in range(20):
             item = alert(rng, 10_000 + j)
             t = time.perf_counter()
-            inline.deliver([item])
+            inline_shared.deliver([item])
+            inline_fanout.fan_out([item])
             inline_cost.append(time.perf_counter() - t)
         queued, in_loop = statistics.median(loop_cost), statistics.median(inline_cost)
         print(

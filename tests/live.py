@@ -5,7 +5,6 @@
 - `Drained`: whether the processor and the alerter have committed everything on their
   inputs (consumer lag 0, `services.runtime.lag.compute_lag`).
 - `wait_until`: poll a condition under a deadline.
-- `subscription_delivery`: the alerter's delivery with the fan-out done in the same call.
 - `alert_ids`, `subscription_alert_ids`: the alert ids a Redis stream holds, in order.
 - `drop_namespace`: what a test or a benchmark leaves behind in Redis and Kafka.
 """
@@ -24,11 +23,9 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from schemas.pair_feed import PAIR_FEED_TOPIC
-from services.alerter.delivery import RedisDelivery
 from services.runtime.lag import compute_lag
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
-from services.subscriptions.fanout import SubscriptionDelivery
 
 
 class Subscriber:
@@ -169,11 +166,6 @@ def wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"not true after {timeout_s}s")
         time.sleep(0.005)
-
-
-def subscription_delivery(client: redis.Redis, settings: Settings) -> SubscriptionDelivery:
-    """Shared delivery then fan-out, synchronously: no fan-out worker needed."""
-    return SubscriptionDelivery(RedisDelivery(client, settings), client, settings)
 
 
 def alert_ids(client: redis.Redis, stream: str) -> list[str]:

@@ -37,7 +37,6 @@ import redis
 from schemas.alert import Alert
 from schemas.subscription import Subscription
 from schemas.zones import ExchangeZones
-from services.alerter.relay import Delivery
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.follower import LiveIndex
@@ -232,33 +231,3 @@ class SubscriptionFanout:
                 1 for r, h in zip(found, hook, strict=False) if h and r == DELIVERED
             )
         return results
-
-
-class SubscriptionDelivery:
-    """A `Delivery` in one step: the shared delivery, then the fan-out, synchronously.
-
-    For tools and tests that have no fan-out worker; the alerter itself queues instead
-    (`RedisDelivery(queue=...)` and `FanoutWorker`).
-    """
-
-    def __init__(
-        self,
-        shared: Delivery,
-        client: redis.Redis,
-        settings: Settings,
-        *,
-        zones: ExchangeZones | None = None,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.shared = shared
-        self.fanout = SubscriptionFanout(client, settings, zones=zones, now=now)
-
-    @property
-    def stats(self) -> FanoutStats:
-        return self.fanout.stats
-
-    def deliver(self, alerts: list[Alert]) -> list[bool]:
-        result = self.shared.deliver(alerts)
-        # Every alert, new or replayed: a crash between the two steps is completed here.
-        self.fanout.fan_out(alerts)
-        return result

@@ -12,6 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
@@ -71,7 +72,9 @@ class FanoutWorker:
         consumer: str | None = None,
         lease_ms: int = LEASE_MS,
         clock: Callable[[], float] = time.time,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`now`: the wall clock subscriptions expire by; `clock`: the one latencies use."""
         self.settings = settings
         self.keys = RedisKeys(settings.namespace)
         self.queue = FanoutQueue.of(settings)
@@ -79,7 +82,7 @@ class FanoutWorker:
         self.lease_ms = lease_ms
         self.clock = clock
         self.client = redis.Redis.from_url(settings.redis_url)
-        self.fanout = SubscriptionFanout(self.client, settings)
+        self.fanout = SubscriptionFanout(self.client, settings, now=now)
         self.errors = 0
         self.active = False
         self._lease = self.client.register_script(LEASE)
@@ -96,8 +99,10 @@ class FanoutWorker:
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        """Drain and end the thread, if started; give up the lease; close the connection."""
         self._stop.set()
-        self._thread.join(timeout=timeout_s)
+        if self._thread.ident is not None:
+            self._thread.join(timeout=timeout_s)
         if not self._thread.is_alive():
             # Another alerter's worker takes over now rather than when the lease expires.
             with contextlib.suppress(redis.RedisError):

@@ -19,8 +19,9 @@ from services.subscriptions.background import Background
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
 from tests.integration.api_client import Api
+from tests.integration.fanout_delivery import deliver_and_fan_out
 from tests.integration.receiver import LOCAL_RECEIVER, Receiver
-from tests.live import subscription_delivery, wait_until
+from tests.live import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -86,7 +87,7 @@ def test_destinations_are_checked_again_at_delivery_and_redirects_fail(
     keys = RedisKeys(s.namespace)
     refusing = Background(s, api=False).start()
     try:
-        subscription_delivery(redis_client, s).deliver(factories.record_high_alerts())
+        deliver_and_fan_out(redis_client, s, factories.record_high_alerts())
         for sub in inside:
             wait_until(lambda sub=sub: int(redis_client.xlen(keys.webhook_dead(sub.id))) == 1, 20)  # type: ignore[misc]
     finally:
@@ -103,8 +104,10 @@ def test_destinations_are_checked_again_at_delivery_and_redirects_fail(
     allowed = s.model_copy(update={"webhook_allow_networks": LOCAL_RECEIVER})
     redirected, _ = registry.create(factories.webhook_spec(receiver.url("moved")))
     receiver.plans["moved"] = [f"redirect:http://127.0.0.1:{port}/target"] * 2
-    subscription_delivery(redis_client, s).deliver(
-        factories.record_high_alerts(start=factories.T0 + timedelta(minutes=1), price=120.0)
+    deliver_and_fan_out(
+        redis_client,
+        s,
+        factories.record_high_alerts(start=factories.T0 + timedelta(minutes=1), price=120.0),
     )
     worker = Background(allowed, api=False).start()
     try:
