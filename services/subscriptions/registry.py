@@ -39,7 +39,7 @@ from services.subscriptions.secrets import WebhookSecrets
 # Changes kept for incremental readers; one further behind reloads everything.
 CHANGES_MAXLEN = 10_000
 PAGE_DEFAULT, PAGE_MAX = 100, 1000
-# `recent`: alerts a page, and the shape of the stream entry id that pages them.
+# Recent alerts (`recent_page`): alerts a page, and the shape of the entry id that pages them.
 RECENT_DEFAULT, RECENT_MAX = 50, 1000
 ENTRY_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
 
@@ -228,10 +228,6 @@ class SubscriptionRegistry:
     def version(self) -> int:
         raw: Any = self.client.get(self.keys.version)
         return 0 if raw is None else int(raw)
-
-    def recent(self, sub_id: str, count: int) -> list[bytes]:
-        """The newest `count` alerts of the subscription's stream, oldest first."""
-        return self.recent_page(sub_id, count)[0]
 
     def recent_page(
         self, sub_id: str, count: int, before: str = ""
