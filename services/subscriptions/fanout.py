@@ -47,11 +47,13 @@ log = logging.getLogger("marketsignal.fanout")
 
 DELIVERED, SUPPRESSED, GONE = 1, 2, 3
 
-# KEYS: subs hash, done key, then per subscription, in ARGV's order, the keys it uses:
-#       its stream if flagged s or p (also its pub/sub channel), its webhook outbox if
-#       flagged w, its frequency state if once_per_day or cooldown.
-# ARGV: ttl, maxlen, alert JSON, event ms, subject, then one `id|flags|mode|cooldown_ms`
-#       per subscription (flags: s stream, p pubsub, w webhook).
+# KEYS: subs hash, done key, then per subscription, in ARGV[6]'s order, the keys it
+#       uses: its stream if flagged s or p (also its pub/sub channel), its webhook outbox
+#       if flagged w, its frequency state if once_per_day or cooldown.
+# ARGV: ttl, maxlen, alert JSON, event ms, subject, and the subscriptions as one string
+#       of `id|flags|mode|cooldown_ms` entries joined by `;` (flags: s stream, p pubsub,
+#       w webhook): one argument, not one each, as an alert can match thousands and each
+#       argument costs the client more than its bytes.
 # Returns one result per subscription, or -1 if done before.
 FANOUT = """
 if redis.call('EXISTS', KEYS[2]) == 1 then
@@ -61,8 +63,7 @@ local ttl, maxlen, body = ARGV[1], ARGV[2], ARGV[3]
 local ts, subject = tonumber(ARGV[4]), ARGV[5]
 local out = {}
 local k = 3
-for i = 6, #ARGV do
-  local id, flags, mode, cooldown = string.match(ARGV[i], '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+for id, flags, mode, cooldown in string.gmatch(ARGV[6], '([^;|]*)|([^;|]*)|([^;|]*)|([^;|]*)') do
   local to_stream = string.find(flags, 's', 1, true)
   local to_pubsub = string.find(flags, 'p', 1, true)
   local stream, outbox, state = nil, nil, nil
@@ -127,8 +128,8 @@ class _Encoded(NamedTuple):
     """A subscription as FANOUT takes it, but for its once_per_day key (the alert's day)."""
 
     sub: Subscription  # the version encoded: an update replaces the object
-    arg: str  # `id|flags|mode|cooldown_ms`
-    keys: tuple[str, ...]  # stream if s or p, outbox if w, the `last` hash if cooldown
+    entry: str  # `id|flags|mode|cooldown_ms`
+    keys: tuple[bytes, ...]  # stream if s or p, outbox if w, the `last` hash if cooldown
 
 
 def _encode(keys: RedisKeys, sub: Subscription) -> _Encoded:
@@ -140,8 +141,9 @@ def _encode(keys: RedisKeys, sub: Subscription) -> _Encoded:
         used.append(keys.outbox(sub.id))
     if sub.frequency == "cooldown":
         used.append(keys.last(sub.id))
-    arg = f"{sub.id}|{flags}|{sub.frequency}|{(sub.cooldown_s or 0) * 1000}"
-    return _Encoded(sub, arg, tuple(used))
+    entry = f"{sub.id}|{flags}|{sub.frequency}|{(sub.cooldown_s or 0) * 1000}"
+    # Encoded once here rather than by the client at every call.
+    return _Encoded(sub, entry, tuple(name.encode() for name in used))
 
 
 @dataclass
@@ -175,8 +177,8 @@ class SubscriptionFanout:
         self.now = now
         self.stats = FanoutStats()
         self._script = client.register_script(FANOUT)
-        # Each subscription's ARGV entry and key names, built once per version of it:
-        # an alert can match thousands of subscriptions.
+        # Each subscription's entry and key names, built once per version of it: an alert
+        # can match thousands of subscriptions.
         self._encoded: dict[str, _Encoded] = {}
 
     def fan_out(self, alerts: Sequence[Alert]) -> list[list[int]]:
@@ -196,22 +198,24 @@ class SubscriptionFanout:
             wanted_day = any(s.frequency == "once_per_day" for s in subs)
             day = local_day(signal, self.zones) if wanted_day else ""
             subject = alert.subject
-            script_keys = [keys.subs, keys.fanout_done(alert.alert_id)]
+            script_keys: list[str | bytes] = [keys.subs, keys.fanout_done(alert.alert_id)]
+            entries: list[str] = []
+            for sub in subs:
+                enc = encoded.get(sub.id)
+                if enc is None or enc.sub is not sub:
+                    enc = encoded[sub.id] = _encode(keys, sub)
+                entries.append(enc.entry)
+                script_keys += enc.keys
+                if sub.frequency == "once_per_day":
+                    script_keys.append(keys.day(sub.id, subject, day))
             args: list[Any] = [
                 settings.alert_dedupe_ttl_s,
                 settings.sub_stream_maxlen,
                 alert.model_dump_json(),
                 event_ms(signal),
                 subject,
+                ";".join(entries),
             ]
-            for sub in subs:
-                enc = encoded.get(sub.id)
-                if enc is None or enc.sub is not sub:
-                    enc = encoded[sub.id] = _encode(keys, sub)
-                args.append(enc.arg)
-                script_keys += enc.keys
-                if sub.frequency == "once_per_day":
-                    script_keys.append(keys.day(sub.id, subject, day))
             hooks.append([s.delivery.webhook is not None for s in subs])
             self._script(keys=script_keys, args=args, client=pipe)
         results: list[list[int]] = []
