@@ -21,7 +21,8 @@ One Lua script per alert covers every matching subscription, atomically:
 One key per alert, not per (alert, subscription), and one round trip per alert. Every key
 the script touches is passed in KEYS, named by services/runtime/redis_keys.py; one script
 touches every matching subscription's keys, so the registry needs a single Redis, not a
-cluster. Each subscription is passed as one string `id|flags|mode|cooldown_ms`.
+cluster. The subscriptions themselves travel as one argument of `id|flags|mode|cooldown_ms`
+entries.
 """
 
 from __future__ import annotations
