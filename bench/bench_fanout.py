@@ -5,7 +5,7 @@ that is removed afterwards. It creates 10,000 subscriptions, half of them match-
 (`{}`: every alert), the others random watch lists over 500 symbols with globs (some
 with a wildcard in the middle: `0?12.*`, `*0042?.HK`), kinds and minimum changes. Then,
 as the alerter does, a "Kafka loop" thread hands one alert every 1/20 s to the shared
-delivery, which queues it for the fan-out worker (`RedisDelivery(fanout=True)`), while
+delivery, which queues it for the fan-out worker (`RedisDelivery(queue=...)`), while
 `FanoutWorker` fans the queue out; meanwhile a registry change (a create or a delete)
 lands every 0.2 s, applied incrementally by the worker.
 
@@ -13,9 +13,9 @@ Latency of a delivery = the Redis time of its entry in the subscriber's stream (
 entry id, written by the fan-out script) minus the alert's `emitted_at` (when the loop
 took it). Every entry of every subscriber's stream is read back, so p50 and p99 are over
 all (alert, subscription) deliveries. It also prints the Kafka loop's own cost per
-alert with the fan-out queued (this design) and with the fan-out inside the loop
-(`SubscriptionDelivery`, the previous design), as a ratio. A benchmark prints figures;
-it asserts nothing.
+alert with the fan-out queued (this design) and with the fan-out inside the loop (the
+shared delivery then `SubscriptionFanout.fan_out`, the previous design), as a ratio. A
+benchmark prints figures; it asserts nothing.
 """
 
 from __future__ import annotations
@@ -31,10 +31,11 @@ from bench.delivery_common import SYMBOLS, T0, own_namespace, random_alert, reac
 from schemas.alert import Alert
 from schemas.subscription import SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
-from services.subscriptions.fanout import SubscriptionDelivery
+from services.subscriptions.fanout import SubscriptionFanout
 from services.subscriptions.fanout_worker import FanoutWorker
-from services.subscriptions.keys import SubscriptionKeys
+from services.subscriptions.handoff import FanoutQueue
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
 
@@ -56,7 +57,7 @@ def run(base: Settings, n_subs: int, rate: float, seconds: float, churn_s: float
     with own_namespace(base) as (s, client):
         rng = random.Random(42)
         registry = SubscriptionRegistry(client, s)
-        keys = SubscriptionKeys(s)
+        keys = RedisKeys(s.namespace)
         started = time.perf_counter()
         for i in range(n_subs):
             spec = SubscriptionSpec(name=f"all {i}") if i % 2 == 0 else watch_list(rng, i)
@@ -64,7 +65,7 @@ def run(base: Settings, n_subs: int, rate: float, seconds: float, churn_s: float
         print(f"{n_subs:,} subscriptions created in {time.perf_counter() - started:.1f}s")
 
         worker = FanoutWorker(s).start()
-        shared = RedisDelivery(client, s, fanout=True)
+        shared = RedisDelivery(client, s, queue=FanoutQueue.of(s))
         stop = threading.Event()
         changes = 0
 
@@ -141,13 +142,15 @@ def run(base: Settings, n_subs: int, rate: float, seconds: float, churn_s: float
             f"p99 {pct(match_all, 0.99) * 1000:.0f} ms"
         )
         # The Kafka loop's own cost per alert: queued fan-out vs fan-out in the loop.
-        inline = SubscriptionDelivery(RedisDelivery(client, s), client, s)
-        inline.fanout.live.current()  # its index loaded before timing, as in a warm alerter
+        inline_shared = RedisDelivery(client, s)
+        inline_fanout = SubscriptionFanout(client, s)
+        inline_fanout.live.current()  # its index loaded before timing, as in a warm alerter
         inline_cost: list[float] = []
         for j in range(20):
             item = alert(rng, 10_000 + j)
             t = time.perf_counter()
-            inline.deliver([item])
+            inline_shared.deliver([item])
+            inline_fanout.fan_out([item])
             inline_cost.append(time.perf_counter() - t)
         queued, in_loop = statistics.median(loop_cost), statistics.median(inline_cost)
         print(

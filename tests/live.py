@@ -5,7 +5,6 @@
 - `Drained`: whether the processor and the alerter have committed everything on their
   inputs (consumer lag 0, `services.runtime.lag.compute_lag`).
 - `wait_until`: poll a condition under a deadline.
-- `subscription_delivery`: the alerter's delivery with the fan-out done in the same call.
 - `alert_ids`, `subscription_alert_ids`: the alert ids a Redis stream holds, in order.
 - `drop_namespace`: what a test or a benchmark leaves behind in Redis and Kafka.
 """
@@ -24,11 +23,9 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from schemas.pair_feed import PAIR_FEED_TOPIC
-from services.alerter.delivery import RedisDelivery
 from services.runtime.lag import compute_lag
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
-from services.subscriptions.fanout import SubscriptionDelivery
-from services.subscriptions.keys import SubscriptionKeys
 
 
 class Subscriber:
@@ -171,11 +168,6 @@ def wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
         time.sleep(0.005)
 
 
-def subscription_delivery(client: redis.Redis, settings: Settings) -> SubscriptionDelivery:
-    """Shared delivery then fan-out, synchronously: no fan-out worker needed."""
-    return SubscriptionDelivery(RedisDelivery(client, settings), client, settings)
-
-
 def alert_ids(client: redis.Redis, stream: str) -> list[str]:
     """The `alert_id` of each alert in a Redis stream (the alerts' or a subscription's)."""
     entries: Any = client.xrange(stream)
@@ -183,4 +175,4 @@ def alert_ids(client: redis.Redis, stream: str) -> list[str]:
 
 
 def subscription_alert_ids(client: redis.Redis, settings: Settings, sub_id: str) -> list[str]:
-    return alert_ids(client, SubscriptionKeys(settings).stream(sub_id))
+    return alert_ids(client, RedisKeys(settings.namespace).stream(sub_id))

@@ -1,11 +1,10 @@
 """Delivering alerts to Redis: the durable stream, the live channel, and the dedupe claim.
 
 One Lua script does all three for an alert, so no crash can leave an alert claimed but
-not in the stream (a replay would then skip it: lost). With `fanout=True` the same
-script also queues the alert for the subscriptions (`subs:fanout`, read by
-services/subscriptions/fanout.py's worker off the Kafka loop), atomically with the claim.
-Redis does not roll a script back when a command in it fails, so the claim is written
-last, after the XADDs succeeded.
+not in the stream (a replay would then skip it: lost). Given a `FanoutQueue`, the same
+script also hands each new alert to the subscriptions (services/subscriptions/handoff.py),
+atomically with the claim. Redis does not roll a script back when a command in it fails,
+so the claim is written last, after the XADDs succeeded.
 """
 
 from __future__ import annotations
@@ -15,19 +14,20 @@ from collections.abc import Sequence
 import redis
 
 from schemas.alert import Alert
-from schemas.topics import ALERTS_STREAM, alert_channel
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
+from services.subscriptions.handoff import FanoutQueue
 
-# KEYS: seen key, stream, fan-out queue.  ARGV: ttl seconds, stream maxlen, channel,
-# alert JSON, '1' to queue the alert for the subscriptions' fan-out.
+# KEYS: seen key, stream, and the fan-out queue if there is one.
+# ARGV: ttl seconds, stream maxlen, channel, alert JSON, then with a queue its entry field.
 # Returns 1 when delivered, 0 when the alert was already delivered.
 DELIVER_ONCE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'alert', ARGV[4])
-if ARGV[5] == '1' then
-  redis.call('XADD', KEYS[3], '*', 'alert', ARGV[4])
+if #KEYS == 3 then
+  redis.call('XADD', KEYS[3], '*', ARGV[5], ARGV[4])
 end
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
 redis.call('PUBLISH', ARGV[3], ARGV[4])
@@ -35,27 +35,17 @@ return 1
 """
 
 
-def seen_key(settings: Settings, alert_id: str) -> str:
-    return settings.redis_key(f"alert:seen:{alert_id}")
-
-
-def stream_key(settings: Settings) -> str:
-    return settings.redis_key(ALERTS_STREAM)
-
-
-def channel_for(settings: Settings, alert: Alert) -> str:
-    return settings.redis_key(alert_channel(alert.kind, alert.subject))
-
-
 class RedisDelivery:
     """Delivers a batch of alerts in one round trip; tells which were new."""
 
-    def __init__(self, client: redis.Redis, settings: Settings, *, fanout: bool = False) -> None:
+    def __init__(
+        self, client: redis.Redis, settings: Settings, *, queue: FanoutQueue | None = None
+    ) -> None:
+        """`queue`: where each new alert is handed to the subscriptions; None for none."""
         self.client = client
         self.settings = settings
-        self.stream = stream_key(settings)
-        self.fanout = "1" if fanout else "0"
-        self.queue = settings.redis_key("subs:fanout")
+        self.keys = RedisKeys(settings.namespace)
+        self.queue = queue
         self._script = client.register_script(DELIVER_ONCE)
 
     def deliver(self, alerts: Sequence[Alert]) -> list[bool]:
@@ -66,18 +56,20 @@ class RedisDelivery:
         """
         if not alerts:
             return []
-        settings = self.settings
+        settings, keys = self.settings, self.keys
+        queued = [] if self.queue is None else [self.queue.key]
+        field = [] if self.queue is None else [self.queue.FIELD]
         # transaction=False: each script is atomic on its own; MULTI would add nothing.
         pipe = self.client.pipeline(transaction=False)
         for alert in alerts:
             self._script(
-                keys=[seen_key(settings, alert.alert_id), self.stream, self.queue],
+                keys=[keys.seen(alert.alert_id), keys.alerts, *queued],
                 args=[
                     settings.alert_dedupe_ttl_s,
                     settings.alerts_stream_maxlen,
-                    channel_for(settings, alert),
+                    keys.channel(alert.kind, alert.subject),
                     alert.model_dump_json(),
-                    self.fanout,
+                    *field,
                 ],
                 client=pipe,
             )

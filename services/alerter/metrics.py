@@ -43,9 +43,9 @@ LATENCY_BUCKETS_S = (
     300.0,
 )
 
-# Where an alert goes: the Lua script does the stream and pub/sub together; webhook
-# deliveries (subscriptions) count under their own channel.
-CHANNELS = ("stream", "pubsub", "webhook")
+# Where the alerter's script puts an alert, both at once. The family's `webhook` channel
+# is counted by the subscriptions (services/subscriptions/metrics.py).
+CHANNELS = ("stream", "pubsub")
 
 
 def _ingested_s(record: Any) -> float | None:
@@ -75,11 +75,6 @@ class AlertMetrics:
             "Values on the signals topic that are not signals (sent to signals.dlq)",
             registry=registry,
         )
-        self.webhook_failures = Counter(
-            "marketsignal_alert_webhook_failures",
-            "Webhook deliveries that failed",
-            registry=registry,
-        )
         self.redis_errors = Counter(
             "marketsignal_alert_redis_errors",
             "Redis errors while delivering (the batch is retried, nothing committed past it)",
@@ -107,7 +102,7 @@ class AlertMetrics:
         """After Redis took a batch: counts, and the latency of each alert delivered now."""
         self.ready.set(True, "consuming signals, Redis reachable")
         new = sum(delivered)
-        for channel in ("stream", "pubsub"):
+        for channel in CHANNELS:
             self.delivered.labels(channel).inc(new)
         self.duplicates.inc(len(delivered) - new)
         self.invalid.inc(invalid)

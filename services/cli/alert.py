@@ -7,32 +7,16 @@ import logging
 import signal
 import sys
 import threading
-from datetime import UTC, datetime
 from types import FrameType
 
 import redis
-from kafka import KafkaConsumer
 from kafka.errors import KafkaError
-from prometheus_client import CollectorRegistry
 
-from services.alerter.delivery import RedisDelivery
-from services.alerter.metrics import AlertMetrics
-from services.alerter.quarantine import KafkaQuarantine
-from services.alerter.relay import AlertRelay, AlertStats
+from services.alerter.service import run_alerter
 from services.cli.options import add_config_option
-from services.runtime.heap import freeze_heap
-from services.runtime.kafka_admin import (
-    RECONNECT_BACKOFF_MAX_MS,
-    BrokerUnavailableError,
-    connecting,
-    ensure_topics,
-)
-from services.runtime.lag import LagCollector
-from services.runtime.observability import LOG_FORMAT, serve
+from services.runtime.kafka_admin import BrokerUnavailableError
+from services.runtime.observability import LOG_FORMAT
 from services.runtime.settings import Settings
-from services.subscriptions.background import Background
-from services.subscriptions.fanout_worker import FanoutWorker
-from services.subscriptions.registry import SubscriptionRegistry
 
 log = logging.getLogger("marketsignal.alerter")
 
@@ -67,64 +51,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def open_consumer(settings: Settings) -> KafkaConsumer:
-    return KafkaConsumer(
-        settings.signals_topic,
-        bootstrap_servers=settings.kafka_bootstrap,
-        bootstrap_timeout_ms=settings.kafka_bootstrap_timeout_ms,
-        client_id=f"{settings.namespace}marketsignal-alerter",
-        group_id=settings.alerter_consumer_group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        session_timeout_ms=settings.alerter_session_timeout_ms,
-        heartbeat_interval_ms=max(settings.alerter_session_timeout_ms // 5, 1000),
-        # Static membership: a restart under the same id gets its partitions back at
-        # once instead of waiting for the session timeout to evict the dead member.
-        group_instance_id=settings.alerter_instance_id,
-        reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
-    )
-
-
-def relay_signals(
-    settings: Settings,
-    stop: threading.Event,
-    idle_exit_s: float | None,
-    metrics: AlertMetrics | None = None,
-) -> AlertStats:
-    """Run the relay until `stop` or idle. Raises BrokerUnavailableError, redis.RedisError."""
-    ensure_topics(
-        settings, [settings.signals_topic, settings.signals_dlq_topic], settings.partitions
-    )
-    client = redis.Redis.from_url(settings.redis_url)
-    try:
-        client.ping()
-        adopted = SubscriptionRegistry(client, settings).adopt_legacy()
-        if adopted:
-            log.warning("%d subscriptions of an earlier version now belong to the CLI", adopted)
-        with connecting(settings):
-            consumer = open_consumer(settings)
-            quarantine = KafkaQuarantine(settings, lambda: datetime.now(UTC))
-        # Subscriptions are served off the Kafka loop: the shared delivery queues each new
-        # alert for the fan-out worker in the same atomic step (services/subscriptions/fanout.py).
-        fanout = FanoutWorker(settings).start()
-        try:
-            relay = AlertRelay(
-                consumer,
-                RedisDelivery(client, settings, fanout=True),
-                quarantine,
-                batch_max=settings.alerter_batch_max,
-                metrics=metrics,
-            )
-            freeze_heap()
-            return relay.run(stop, idle_exit_s)
-        finally:
-            consumer.close(autocommit=False)
-            quarantine.close()
-            fanout.stop()
-    finally:
-        client.close()
-
-
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
     logging.getLogger("kafka").setLevel(logging.WARNING)
@@ -138,28 +64,14 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    idle = ONCE_IDLE_S if args.once else args.idle_exit
-    registry = CollectorRegistry()
-    metrics = AlertMetrics(registry)
-    registry.register(
-        LagCollector(
-            settings.kafka_bootstrap,
-            settings.alerter_consumer_group,
-            [settings.signals_topic],
+    try:
+        stats = run_alerter(
+            settings,
+            stop,
+            idle_exit_s=ONCE_IDLE_S if args.once else args.idle_exit,
+            metrics_port=args.metrics_port,
+            api=not args.no_api,
         )
-    )
-    port = settings.alerter_metrics_port if args.metrics_port is None else args.metrics_port
-    serve("alert", registry, settings.metrics_host, port, metrics.ready)
-    # Subscriptions API and webhook worker, on their own thread (docs/subscriptions.md).
-    background = Background(settings, metrics, api=not args.no_api)
-    try:
-        background.start()
-    except OSError as exc:
-        # Alerts matter more than the API: deliver them (webhooks too) without it.
-        log.error("subscriptions API not started (%s); delivering alerts without it", exc)
-        background = Background(settings, metrics, api=False).start()
-    try:
-        stats = relay_signals(settings, stop, idle, metrics)
     except BrokerUnavailableError as exc:
         print(f"marketsignal: {exc}", file=sys.stderr)
         return 1
@@ -173,7 +85,5 @@ def run(args: argparse.Namespace) -> int:
     except KafkaError as exc:
         print(f"marketsignal: Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
         return 1
-    finally:
-        background.stop()
     print(stats.render(), file=sys.stderr)
     return 0

@@ -288,6 +288,21 @@ def _websocket(
     metrics: IngestMetrics,
 ) -> IngestSummary:
     # Imported here: only --ws needs the websockets library.
-    from services.ingestor.websocket import run_feed  # noqa: PLC0415
+    from services.ingestor.websocket import (  # noqa: PLC0415
+        WsOptions,
+        default_adapter,
+        load_adapter,
+        run_feed,
+    )
 
-    return run_feed(args, screener, sink, lambda: publisher.in_flight, metrics)
+    options = WsOptions(
+        url=args.ws,
+        subscribe=args.subscribe.read_text(encoding="utf-8") if args.subscribe else None,
+        adapter=load_adapter(args.adapter) if args.adapter else default_adapter,
+        ping_interval_s=args.ping_interval,
+        ping_timeout_s=args.ping_timeout,
+        backoff_initial_s=args.backoff_initial,
+        backoff_max_s=args.backoff_max,
+        max_in_flight=args.max_in_flight,
+    )
+    return run_feed(options, screener, sink, lambda: publisher.in_flight, metrics)

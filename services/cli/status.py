@@ -12,6 +12,7 @@ from kafka.errors import KafkaError
 
 from services.cli.options import add_config_option
 from services.runtime.lag import compute_lag
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 
 
@@ -57,7 +58,7 @@ def redis_line(settings: Settings) -> Line:
     try:
         client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
         client.ping()
-        n = int(client.xlen(settings.redis_key("alerts")))
+        n = int(client.xlen(RedisKeys(settings.namespace).alerts))
     except redis.RedisError as exc:
         return Line("redis", False, settings.redis_location, str(exc))
     return Line("redis", True, settings.redis_location, f"{n} alerts in stream")

@@ -18,8 +18,8 @@ from schemas.common import field_problems
 from schemas.subscription import SubscriptionSpec
 from services.cli.options import add_config_option
 from services.cli.tail import Printer, follow_stream
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
-from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 
 
@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
             print(sub.id)
             return 0
         printer = Printer(sys.stdout, sys.stderr, args.json, args.count)
-        follow_stream(client, SubscriptionKeys(settings).stream(sub.id), printer, args.timeout)
+        follow_stream(client, RedisKeys(settings.namespace).stream(sub.id), printer, args.timeout)
     except redis.RedisError as exc:
         print(f"marketsignal: Redis at {settings.redis_location}: {exc}", file=sys.stderr)
         return 1

@@ -19,9 +19,9 @@ from pydantic import ValidationError
 
 from schemas.alert import Alert
 from schemas.topics import ALERTS_PATTERN, alert_channel
-from services.alerter.delivery import stream_key
 from services.alerter.format import format_alert
 from services.cli.options import add_config_option
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 
 XRANGE_PAGE = 1000
@@ -124,7 +124,7 @@ def follow(
             confirmed = message is not None and message.get("type") == "psubscribe"
         if from_start:
             prefix = settings.namespace
-            for raw in history(client, stream_key(settings)):
+            for raw in history(client, RedisKeys(settings.namespace).alerts):
                 if printer.done:
                     return
                 if _matches(raw, prefix, full_pattern):

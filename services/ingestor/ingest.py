@@ -78,21 +78,19 @@ def ingest_records(
             return summary
         for record in records:
             if record is None:
-                if dirty and checkpoint is not None:
+                if dirty:
                     checkpoint()
                     dirty, last_checkpoint = False, time.monotonic()
                 continue
-            if checkpoint is not None:
-                dirty = True
-                if time.monotonic() - last_checkpoint >= checkpoint_every_s:
-                    # This record is already counted in the source's position: send it
-                    # first, so the checkpoint's flush covers it.
-                    handle_record(record, screener, pacer, sink, summary)
-                    checkpoint()
-                    dirty, last_checkpoint = False, time.monotonic()
-                    continue
+            due = time.monotonic() - last_checkpoint >= checkpoint_every_s
+            # This record is already counted in the source's position: send it first,
+            # so the checkpoint's flush covers it.
             handle_record(record, screener, pacer, sink, summary)
-        if dirty and checkpoint is not None:
+            dirty = True
+            if due:
+                checkpoint()
+                dirty, last_checkpoint = False, time.monotonic()
+        if dirty:
             checkpoint()
     finally:
         summary.seconds = time.perf_counter() - started

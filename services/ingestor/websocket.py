@@ -24,7 +24,6 @@ drops re-sent ones until each symbol sends something new (`marketsignal_ingest_w
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import importlib
@@ -81,6 +80,9 @@ def load_adapter(spec: str) -> Adapter:
 
 @dataclass(frozen=True)
 class WsOptions:
+    """One feed: where, what to send on each connect, how to map its messages, and the
+    heartbeat, backoff and back-pressure bounds described above (seconds, records)."""
+
     url: str
     subscribe: str | None = None
     adapter: Adapter = default_adapter
@@ -244,23 +246,13 @@ class WsSource:
 
 
 def run_feed(
-    args: argparse.Namespace,
+    options: WsOptions,
     screener: Screener,
     sink: Sink,
     in_flight: Callable[[], int],
     metrics: IngestMetrics,
 ) -> IngestSummary:
-    """`marketsignal ingest --ws URL ...`: the feed until SIGTERM or SIGINT."""
-    options = WsOptions(
-        url=args.ws,
-        subscribe=args.subscribe.read_text(encoding="utf-8") if args.subscribe else None,
-        adapter=load_adapter(args.adapter) if args.adapter else default_adapter,
-        ping_interval_s=args.ping_interval,
-        ping_timeout_s=args.ping_timeout,
-        backoff_initial_s=args.backoff_initial,
-        backoff_max_s=args.backoff_max,
-        max_in_flight=args.max_in_flight,
-    )
+    """The feed until SIGTERM or SIGINT (`marketsignal ingest --ws URL`), in a new event loop."""
 
     async def main() -> IngestSummary:
         feed = WsSource(options, screener, sink, in_flight, metrics)

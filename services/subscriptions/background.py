@@ -14,9 +14,9 @@ import threading
 import redis
 from aiohttp import web
 
-from services.alerter.metrics import AlertMetrics
 from services.runtime.settings import Settings
 from services.subscriptions.api import build_app
+from services.subscriptions.metrics import SubscriptionMetrics
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.webhook import WebhookWorker
 
@@ -35,7 +35,7 @@ class Background:
     def __init__(
         self,
         settings: Settings,
-        metrics: AlertMetrics | None = None,
+        metrics: SubscriptionMetrics | None = None,
         *,
         api: bool = True,
         webhooks: bool = True,

@@ -1,7 +1,7 @@
 """Per-subscription delivery: each alert to the subscriptions that want it, once each.
 
-Off the Kafka loop. The alerter's shared delivery (services/alerter/delivery.py) queues
-each new alert in the Redis stream `subs:fanout` in the same atomic step as its dedupe
+Off the Kafka loop. The alerter's shared delivery (services/alerter/delivery.py) hands
+each new alert to the fan-out queue (handoff.py) in the same atomic step as its dedupe
 claim, then commits its Kafka offsets; `FanoutWorker` (fanout_worker.py), a thread of its
 own, reads that queue with a consumer group and fans each alert out. So ten thousand
 subscribers never hold up Kafka consumption, and an alert the alerter committed is never
@@ -18,9 +18,11 @@ One Lua script per alert covers every matching subscription, atomically:
    *delivered* (1);
 3. sets the done key (last: Redis does not roll a script back).
 
-One key per alert, not per (alert, subscription), and one round trip per alert: the
-script computes each subscription's keys from the namespace (so it needs a single Redis,
-not a cluster). Each subscription is passed as one string `id|flags|mode|cooldown_ms`.
+One key per alert, not per (alert, subscription), and one round trip per alert. Every key
+the script touches is passed in KEYS, named by services/runtime/redis_keys.py; one script
+touches every matching subscription's keys, so the registry needs a single Redis, not a
+cluster. The subscriptions themselves travel as one argument of `id|flags|mode|cooldown_ms`
+entries.
 """
 
 from __future__ import annotations
@@ -29,49 +31,65 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
 from schemas.alert import Alert
+from schemas.subscription import Subscription
 from schemas.zones import ExchangeZones
-from services.alerter.relay import Delivery
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.follower import LiveIndex
 from services.subscriptions.frequency import event_ms, local_day
-from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 
 log = logging.getLogger("marketsignal.fanout")
 
 DELIVERED, SUPPRESSED, GONE = 1, 2, 3
 
-# KEYS: subs hash, done key.
-# ARGV: prefix (namespace), ttl, maxlen, alert JSON, event ms, subject, local day, then
-#       one `id|flags|mode|cooldown_ms` per subscription (flags: s stream, p pubsub,
-#       w webhook). Returns one result per subscription, or -1 if done before.
+# KEYS: subs hash, done key, then per subscription, in ARGV[6]'s order, the keys it
+#       uses: its stream if flagged s or p (also its pub/sub channel), its webhook outbox
+#       if flagged w, its frequency state if once_per_day or cooldown.
+# ARGV: ttl, maxlen, alert JSON, event ms, subject, and the subscriptions as one string
+#       of `id|flags|mode|cooldown_ms` entries joined by `;` (flags: s stream, p pubsub,
+#       w webhook): one argument, not one each, as an alert can match thousands and each
+#       argument costs the client more than its bytes.
+# Returns one result per subscription, or -1 if done before.
 FANOUT = """
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return -1
 end
-local prefix, ttl, maxlen, body = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local ts, subject, day = tonumber(ARGV[5]), ARGV[6], ARGV[7]
+local ttl, maxlen, body = ARGV[1], ARGV[2], ARGV[3]
+local ts, subject = tonumber(ARGV[4]), ARGV[5]
 local out = {}
-for i = 8, #ARGV do
-  local id, flags, mode, cooldown = string.match(ARGV[i], '^([^|]*)|([^|]*)|([^|]*)|(.*)$')
+local k = 3
+for id, flags, mode, cooldown in string.gmatch(ARGV[6], '([^;|]*)|([^;|]*)|([^;|]*)|([^;|]*)') do
+  local to_stream = string.find(flags, 's', 1, true)
+  local to_pubsub = string.find(flags, 'p', 1, true)
+  local stream, outbox, state = nil, nil, nil
+  if to_stream or to_pubsub then
+    stream = KEYS[k]
+    k = k + 1
+  end
+  if string.find(flags, 'w', 1, true) then
+    outbox = KEYS[k]
+    k = k + 1
+  end
+  if mode == 'once_per_day' or mode == 'cooldown' then
+    state = KEYS[k]
+    k = k + 1
+  end
   local result = 1
   if redis.call('HEXISTS', KEYS[1], id) == 0 then
     result = 3
   else
-    local state = nil
     local last = nil
     if mode == 'once_per_day' then
-      state = prefix .. 'sub:' .. id .. ':day:' .. subject .. ':' .. day
       if redis.call('EXISTS', state) == 1 then
         result = 2
       end
     elseif mode == 'cooldown' then
-      state = prefix .. 'sub:' .. id .. ':last'
       local raw = redis.call('HGET', state, subject)
       if raw then
         last = tonumber(raw)
@@ -81,13 +99,11 @@ for i = 8, #ARGV do
       end
     end
     if result == 1 then
-      local stream = prefix .. 'alerts:sub:' .. id
-      if string.find(flags, 's', 1, true) then
+      if to_stream then
         redis.call('XADD', stream, 'MAXLEN', '~', maxlen, '*', 'alert', body)
       end
-      if string.find(flags, 'w', 1, true) then
-        redis.call('XADD', prefix .. 'sub:' .. id .. ':outbox', 'MAXLEN', '~', maxlen,
-                   '*', 'alert', body)
+      if outbox then
+        redis.call('XADD', outbox, 'MAXLEN', '~', maxlen, '*', 'alert', body)
       end
       if mode == 'once_per_day' then
         redis.call('SET', state, '1', 'EX', ttl)
@@ -97,7 +113,7 @@ for i = 8, #ARGV do
         end
         redis.call('EXPIRE', state, ttl)
       end
-      if string.find(flags, 'p', 1, true) then
+      if to_pubsub then
         redis.call('PUBLISH', stream, body)
       end
     end
@@ -107,6 +123,28 @@ end
 redis.call('SET', KEYS[2], '1', 'EX', ttl)
 return out
 """
+
+
+class _Encoded(NamedTuple):
+    """A subscription as FANOUT takes it, but for its once_per_day key (the alert's day)."""
+
+    sub: Subscription  # the version encoded: an update replaces the object
+    entry: str  # `id|flags|mode|cooldown_ms`
+    keys: tuple[bytes, ...]  # stream if s or p, outbox if w, the `last` hash if cooldown
+
+
+def _encode(keys: RedisKeys, sub: Subscription) -> _Encoded:
+    d = sub.delivery
+    flags = ("s" if d.stream else "") + ("p" if d.pubsub else "")
+    flags += "w" if d.webhook is not None else ""
+    used = [keys.stream(sub.id)] if d.stream or d.pubsub else []
+    if d.webhook is not None:
+        used.append(keys.outbox(sub.id))
+    if sub.frequency == "cooldown":
+        used.append(keys.last(sub.id))
+    entry = f"{sub.id}|{flags}|{sub.frequency}|{(sub.cooldown_s or 0) * 1000}"
+    # Encoded once here rather than by the client at every call.
+    return _Encoded(sub, entry, tuple(name.encode() for name in used))
 
 
 @dataclass
@@ -134,12 +172,15 @@ class SubscriptionFanout:
     ) -> None:
         self.client = client
         self.settings = settings
-        self.keys = SubscriptionKeys(settings)
+        self.keys = RedisKeys(settings.namespace)
         self.live = LiveIndex(SubscriptionRegistry(client, settings))
         self.zones = zones if zones is not None else settings.rules().exchange_zones()
         self.now = now
         self.stats = FanoutStats()
         self._script = client.register_script(FANOUT)
+        # Each subscription's entry and key names, built once per version of it: an alert
+        # can match thousands of subscriptions.
+        self._encoded: dict[str, _Encoded] = {}
 
     def fan_out(self, alerts: Sequence[Alert]) -> list[list[int]]:
         """Per alert, one result per matching unexpired subscription ([] if done before)."""
@@ -147,8 +188,9 @@ class SubscriptionFanout:
             return []
         index = self.live.current()
         now = self.now()
-        settings, keys = self.settings, self.keys
-        prefix = settings.namespace
+        settings, keys, encoded = self.settings, self.keys, self._encoded
+        if len(encoded) > 2 * len(index) + 1000:
+            encoded.clear()  # deleted subscriptions' entries
         pipe = self.client.pipeline(transaction=False)
         hooks: list[list[bool]] = []
         for alert in alerts:
@@ -156,22 +198,27 @@ class SubscriptionFanout:
             subs = [s for s in index.match(signal) if not s.expired(now)] if len(index) else []
             wanted_day = any(s.frequency == "once_per_day" for s in subs)
             day = local_day(signal, self.zones) if wanted_day else ""
+            subject = alert.subject
+            script_keys: list[str | bytes] = [keys.subs, keys.fanout_done(alert.alert_id)]
+            entries: list[str] = []
+            for sub in subs:
+                enc = encoded.get(sub.id)
+                if enc is None or enc.sub is not sub:
+                    enc = encoded[sub.id] = _encode(keys, sub)
+                entries.append(enc.entry)
+                script_keys += enc.keys
+                if sub.frequency == "once_per_day":
+                    script_keys.append(keys.day(sub.id, subject, day))
             args: list[Any] = [
-                prefix,
                 settings.alert_dedupe_ttl_s,
                 settings.sub_stream_maxlen,
                 alert.model_dump_json(),
                 event_ms(signal),
-                alert.subject,
-                day,
+                subject,
+                ";".join(entries),
             ]
-            for sub in subs:
-                d = sub.delivery
-                flags = ("s" if d.stream else "") + ("p" if d.pubsub else "")
-                flags += "w" if d.webhook is not None else ""
-                args.append(f"{sub.id}|{flags}|{sub.frequency}|{(sub.cooldown_s or 0) * 1000}")
             hooks.append([s.delivery.webhook is not None for s in subs])
-            self._script(keys=[keys.subs, keys.fanout_done(alert.alert_id)], args=args, client=pipe)
+            self._script(keys=script_keys, args=args, client=pipe)
         results: list[list[int]] = []
         stats = self.stats
         for answer, hook in zip(pipe.execute(), hooks, strict=True):
@@ -189,33 +236,3 @@ class SubscriptionFanout:
                 1 for r, h in zip(found, hook, strict=False) if h and r == DELIVERED
             )
         return results
-
-
-class SubscriptionDelivery:
-    """A `Delivery` in one step: the shared delivery, then the fan-out, synchronously.
-
-    For tools and tests that have no fan-out worker; the alerter itself queues instead
-    (`RedisDelivery(fanout=True)` and `FanoutWorker`).
-    """
-
-    def __init__(
-        self,
-        shared: Delivery,
-        client: redis.Redis,
-        settings: Settings,
-        *,
-        zones: ExchangeZones | None = None,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self.shared = shared
-        self.fanout = SubscriptionFanout(client, settings, zones=zones, now=now)
-
-    @property
-    def stats(self) -> FanoutStats:
-        return self.fanout.stats
-
-    def deliver(self, alerts: list[Alert]) -> list[bool]:
-        result = self.shared.deliver(alerts)
-        # Every alert, new or replayed: a crash between the two steps is completed here.
-        self.fanout.fan_out(alerts)
-        return result

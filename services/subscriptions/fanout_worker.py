@@ -1,6 +1,6 @@
 """The fan-out queue's reader: a thread beside the Kafka loop, one active per namespace.
 
-The queue, the script and what "fanned out" means: services/subscriptions/fanout.py.
+The queue: handoff.py. The script and what "fanned out" means: fanout.py.
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
 from schemas.alert import Alert
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.fanout import FanoutStats, SubscriptionFanout
-from services.subscriptions.keys import SubscriptionKeys
+from services.subscriptions.handoff import FanoutQueue
 
 log = logging.getLogger("marketsignal.fanout")
 
@@ -27,6 +29,7 @@ GROUP = "fanout"
 READ_COUNT = 50
 READ_BLOCK_MS = 200
 MAX_BACKOFF_S = 5.0
+FIELD = FanoutQueue.FIELD.encode()
 
 
 # KEYS: lease.  ARGV: holder, ms.  1 if `holder` holds the lease (taken or renewed).
@@ -69,14 +72,17 @@ class FanoutWorker:
         consumer: str | None = None,
         lease_ms: int = LEASE_MS,
         clock: Callable[[], float] = time.time,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        """`now`: the wall clock subscriptions expire by; `clock`: the one latencies use."""
         self.settings = settings
-        self.keys = SubscriptionKeys(settings)
+        self.keys = RedisKeys(settings.namespace)
+        self.queue = FanoutQueue.of(settings)
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-fanout"
         self.lease_ms = lease_ms
         self.clock = clock
         self.client = redis.Redis.from_url(settings.redis_url)
-        self.fanout = SubscriptionFanout(self.client, settings)
+        self.fanout = SubscriptionFanout(self.client, settings, now=now)
         self.errors = 0
         self.active = False
         self._lease = self.client.register_script(LEASE)
@@ -93,8 +99,10 @@ class FanoutWorker:
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
+        """Drain and end the thread, if started; give up the lease; close the connection."""
         self._stop.set()
-        self._thread.join(timeout=timeout_s)
+        if self._thread.ident is not None:
+            self._thread.join(timeout=timeout_s)
         if not self._thread.is_alive():
             # Another alerter's worker takes over now rather than when the lease expires.
             with contextlib.suppress(redis.RedisError):
@@ -127,7 +135,7 @@ class FanoutWorker:
 
     def step(self) -> int:
         """Fan out one batch of queued alerts; the number handled."""
-        queue = self.keys.fanout_queue
+        queue = self.queue.key
         held = int(self._lease(keys=[self.keys.fanout_lease], args=[self.consumer, self.lease_ms]))
         if not held:
             self.active = False
@@ -145,7 +153,7 @@ class FanoutWorker:
             return 0
         alerts: list[Alert] = []
         for _entry_id, fields in entries:
-            raw = fields.get(b"alert")
+            raw = fields.get(FIELD)
             if raw is not None:
                 alerts.append(Alert.model_validate_json(raw))
         self.fanout.fan_out(alerts)

@@ -13,7 +13,7 @@ from typing import Any
 import redis
 
 from schemas.subscription import Subscription
-from services.subscriptions.keys import SubscriptionKeys
+from services.runtime.redis_keys import RedisKeys
 from services.subscriptions.matching import SubscriptionIndex
 from services.subscriptions.registry import SubscriptionRegistry
 
@@ -21,7 +21,7 @@ from services.subscriptions.registry import SubscriptionRegistry
 class RegistryFollower:
     """Keeps up with the registry: which subscriptions changed since the last look."""
 
-    def __init__(self, client: redis.Redis, keys: SubscriptionKeys) -> None:
+    def __init__(self, client: redis.Redis, keys: RedisKeys) -> None:
         self.client = client
         self.keys = keys
         self.version = -1

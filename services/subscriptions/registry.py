@@ -32,14 +32,14 @@ from typing import Any
 import redis
 
 from schemas.subscription import Subscription, SubscriptionSpec, is_subscription_id
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
-from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.secrets import WebhookSecrets
 
 # Changes kept for incremental readers; one further behind reloads everything.
 CHANGES_MAXLEN = 10_000
 PAGE_DEFAULT, PAGE_MAX = 100, 1000
-# `recent`: alerts a page, and the shape of the stream entry id that pages them.
+# Recent alerts (`recent_page`): alerts a page, and the shape of the entry id that pages them.
 RECENT_DEFAULT, RECENT_MAX = 50, 1000
 ENTRY_ID_PATTERN = r"^[0-9]{1,20}-[0-9]{1,20}$"
 
@@ -118,7 +118,7 @@ class SubscriptionRegistry:
     ) -> None:
         self.client = client
         self.settings = settings
-        self.keys = SubscriptionKeys(settings)
+        self.keys = RedisKeys(settings.namespace)
         self.now = now
         self._secrets = webhook_secrets
         self._put = client.register_script(_PUT)
@@ -129,8 +129,9 @@ class SubscriptionRegistry:
         """Bring a registry of an earlier version up to date (owners, paging, no stored
         secrets); run by the alerter at start. Idempotent."""
         k = self.keys
-        legacy_secrets = self.settings.redis_key("subs:secret")
-        return int(self._adopt(keys=[k.subs, k.owners, k.order, k.by_owner("cli"), legacy_secrets]))
+        return int(
+            self._adopt(keys=[k.subs, k.owners, k.order, k.by_owner("cli"), k.legacy_secrets])
+        )
 
     @property
     def secrets(self) -> WebhookSecrets:
@@ -227,10 +228,6 @@ class SubscriptionRegistry:
     def version(self) -> int:
         raw: Any = self.client.get(self.keys.version)
         return 0 if raw is None else int(raw)
-
-    def recent(self, sub_id: str, count: int) -> list[bytes]:
-        """The newest `count` alerts of the subscription's stream, oldest first."""
-        return self.recent_page(sub_id, count)[0]
 
     def recent_page(
         self, sub_id: str, count: int, before: str = ""

@@ -40,11 +40,11 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from schemas.subscription import Subscription
-from services.alerter.metrics import AlertMetrics
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.destinations import GuardedResolver, describe
 from services.subscriptions.follower import RegistryFollower
-from services.subscriptions.keys import SubscriptionKeys
+from services.subscriptions.metrics import SubscriptionMetrics
 from services.subscriptions.posting import Target, alert_id_of, post
 from services.subscriptions.secrets import WebhookSecrets
 from services.subscriptions.webhook_outbox import GROUP, Outbox
@@ -75,13 +75,13 @@ class WebhookWorker:
     def __init__(
         self,
         settings: Settings,
-        metrics: AlertMetrics | None = None,
+        metrics: SubscriptionMetrics | None = None,
         *,
         consumer: str | None = None,
         redis_url: str | None = None,
     ) -> None:
         self.settings = settings
-        self.keys = SubscriptionKeys(settings)
+        self.keys = RedisKeys(settings.namespace)
         self.metrics = metrics
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.outbox = Outbox(settings, self.keys, self.consumer)
@@ -225,7 +225,7 @@ class WebhookWorker:
                 self.stats.delivered += 1
                 self.stats.per_sub[sub_id] = self.stats.per_sub.get(sub_id, 0) + 1
                 if self.metrics is not None:
-                    self.metrics.delivered.labels("webhook").inc()
+                    self.metrics.webhook_delivered.inc()
                 return None
             error = error_or_none
             self.stats.failures += 1

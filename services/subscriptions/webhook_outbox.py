@@ -15,8 +15,8 @@ from typing import Any
 import redis.asyncio as aioredis
 from redis.exceptions import ResponseError
 
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
-from services.subscriptions.keys import SubscriptionKeys
 
 GROUP = "webhook"
 READ_BLOCK_MS = 500
@@ -25,7 +25,7 @@ READ_BLOCK_MS = 500
 class Outbox:
     """The outbox steps of one worker (its consumer name), for any subscription."""
 
-    def __init__(self, settings: Settings, keys: SubscriptionKeys, consumer: str) -> None:
+    def __init__(self, settings: Settings, keys: RedisKeys, consumer: str) -> None:
         self.settings = settings
         self.keys = keys
         self.consumer = consumer

@@ -19,8 +19,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 from schemas.alert import alert_id_for
 from schemas.signals import SIGNAL_ADAPTER
 from schemas.subscription import SubscriptionSpec
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
-from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from tests.faults.components import Fault, Outcome, backtest
 
@@ -79,9 +79,8 @@ class Ledger:
         for name in set(subject.values()):
             mine = [i for _, i in entries if subject.get(i) == name]
             order_kept &= list(dict.fromkeys(mine)) == [i for i, s in self.expected if s == name]
-        sub = Counter(
-            i for _, i in self.stream_entries(SubscriptionKeys(self.s).stream(self.subscription.id))
-        )
+        stream = RedisKeys(self.s.namespace).stream(self.subscription.id)
+        sub = Counter(i for _, i in self.stream_entries(stream))
         return Outcome(
             expected=len(self.expected),
             delivered=len(entries),

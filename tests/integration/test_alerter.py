@@ -19,7 +19,7 @@ from schemas.alert import Alert, alert_id_for
 from schemas.dead_letter import DeadLetter
 from schemas.signals import IndexDivergence, RecordHigh
 from services.alerter.relay import AlertStats
-from services.cli.alert import relay_signals
+from services.alerter.service import relay_signals
 from services.runtime.settings import Settings
 from tests import factories, live
 from tests.e2e.services import run_cli

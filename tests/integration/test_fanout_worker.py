@@ -13,10 +13,11 @@ import redis
 
 from schemas.subscription import Subscription, SubscriptionSpec
 from services.alerter.delivery import RedisDelivery
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.fanout_worker import GROUP, FanoutWorker
 from services.subscriptions.follower import LiveIndex
-from services.subscriptions.keys import SubscriptionKeys
+from services.subscriptions.handoff import FanoutQueue
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
 from tests.integration.conftest import Grant, allow
@@ -25,7 +26,7 @@ from tests.live import alert_ids, wait_until
 pytestmark = pytest.mark.integration
 
 
-def _stream_ids(client: redis.Redis, keys: SubscriptionKeys, sub_id: str) -> list[str]:
+def _stream_ids(client: redis.Redis, keys: RedisKeys, sub_id: str) -> list[str]:
     return alert_ids(client, keys.stream(sub_id))
 
 
@@ -44,7 +45,7 @@ def _queued(redis_client: redis.Redis, s: Settings, n: int) -> tuple[Subscriptio
     """A catch-all subscription, and `n` alerts delivered and queued for its fan-out."""
     sub, _ = SubscriptionRegistry(redis_client, s).create(SubscriptionSpec(name="all"))
     batch = _batch(n)
-    RedisDelivery(redis_client, s, fanout=True).deliver(batch)
+    RedisDelivery(redis_client, s, queue=FanoutQueue.of(s)).deliver(batch)
     return sub, batch
 
 
@@ -52,7 +53,7 @@ def test_a_worker_takes_over_a_dead_holders_queue_in_order(
     settings: Callable[..., Settings], redis_client: redis.Redis
 ) -> None:
     s = settings()
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     sub, batch = _queued(redis_client, s, 6)
     # A worker that held the lease, read four alerts and died (real Redis calls).
     redis_client.xgroup_create(keys.fanout_queue, GROUP, id="0")
@@ -72,11 +73,11 @@ def test_two_workers_deliver_each_alert_once_in_order(
     settings: Callable[..., Settings], redis_client: redis.Redis
 ) -> None:
     s = settings()
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     registry = SubscriptionRegistry(redis_client, s)
     subs = [registry.create(SubscriptionSpec(name=f"s{i}"))[0] for i in range(3)]
     workers = [FanoutWorker(s, consumer=f"w{i}").start() for i in range(2)]
-    shared = RedisDelivery(redis_client, s, fanout=True)
+    shared = RedisDelivery(redis_client, s, queue=FanoutQueue.of(s))
     sent: list[str] = []
     try:
         for round_ in range(10):
@@ -100,7 +101,7 @@ def test_a_redis_error_in_the_fan_out_is_retried_not_fatal(
     namespace: str,
 ) -> None:
     s = settings()
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     sub, batch = _queued(redis_client, s, 3)
     url = restricted("-evalsha", "-eval", user="fanout")
     worker = FanoutWorker(s.model_copy(update={"redis_url": url})).start()

@@ -22,13 +22,14 @@ import pytest
 import redis
 
 from schemas.alert import Alert
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
-from services.subscriptions.keys import SubscriptionKeys
 from tests import factories
 from tests.e2e.services import run_cli
 from tests.integration.api_client import ADMIN, ALICE, BOB, Api, create_subscription
+from tests.integration.fanout_delivery import deliver_and_fan_out
 from tests.integration.receiver import Receiver
-from tests.live import subscription_delivery, wait_until
+from tests.live import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -41,11 +42,11 @@ def test_a_subscriber_redis_user_reads_its_own_stream_only(
     mine = create_subscription(api, ALICE, "mine")
     other = create_subscription(api, BOB, "other")
     s = api.settings
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     status, granted = api.call("POST", f"/subscriptions/{mine}/redis-user")
     assert status == 201
     assert granted["stream"] == keys.stream(mine)
-    subscription_delivery(redis_client, s).deliver(factories.record_high_alerts())
+    deliver_and_fan_out(redis_client, s, factories.record_high_alerts())
     url = redis.Redis.from_url(s.redis_url).connection_pool.connection_kwargs
     subscriber = redis.Redis(
         host=url.get("host", "127.0.0.1"),
@@ -147,8 +148,8 @@ def test_no_secret_in_a_runs_logs_or_error_responses(
         answers.append(json.dumps(api.call("POST", "/subscriptions", raw=b"{" + ALICE.encode())))
         redis_client = redis.Redis.from_url(s.redis_url)
         try:
-            subscription_delivery(redis_client, s).deliver(factories.record_high_alerts())
-            keys = SubscriptionKeys(s)
+            deliver_and_fan_out(redis_client, s, factories.record_high_alerts())
+            keys = RedisKeys(s.namespace)
             sub_id = created["subscription"]["id"]
             wait_until(lambda: int(redis_client.xlen(keys.webhook_dead(sub_id))) == 1, 30)
         finally:

@@ -13,14 +13,15 @@ from datetime import timedelta
 import pytest
 import redis
 
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
-from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
 from tests.integration.api_client import Api
+from tests.integration.fanout_delivery import deliver_and_fan_out
 from tests.integration.receiver import LOCAL_RECEIVER, Receiver
-from tests.live import subscription_delivery, wait_until
+from tests.live import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -83,10 +84,10 @@ def test_destinations_are_checked_again_at_delivery_and_redirects_fail(
         registry.create(factories.webhook_spec(url))[0]
         for url in (f"http://localhost:{port}/a", f"http://2130706433:{port}/b")
     ]
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     refusing = Background(s, api=False).start()
     try:
-        subscription_delivery(redis_client, s).deliver(factories.record_high_alerts())
+        deliver_and_fan_out(redis_client, s, factories.record_high_alerts())
         for sub in inside:
             wait_until(lambda sub=sub: int(redis_client.xlen(keys.webhook_dead(sub.id))) == 1, 20)  # type: ignore[misc]
     finally:
@@ -103,8 +104,10 @@ def test_destinations_are_checked_again_at_delivery_and_redirects_fail(
     allowed = s.model_copy(update={"webhook_allow_networks": LOCAL_RECEIVER})
     redirected, _ = registry.create(factories.webhook_spec(receiver.url("moved")))
     receiver.plans["moved"] = [f"redirect:http://127.0.0.1:{port}/target"] * 2
-    subscription_delivery(redis_client, s).deliver(
-        factories.record_high_alerts(start=factories.T0 + timedelta(minutes=1), price=120.0)
+    deliver_and_fan_out(
+        redis_client,
+        s,
+        factories.record_high_alerts(start=factories.T0 + timedelta(minutes=1), price=120.0),
     )
     worker = Background(allowed, api=False).start()
     try:

@@ -16,7 +16,7 @@ import redis
 
 from schemas.alert import alert_id_for
 from schemas.signals import SIGNAL_ADAPTER, AhPremium, AnySignal
-from services.cli.alert import relay_signals
+from services.alerter.service import relay_signals
 from services.runtime.settings import Settings
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories

@@ -14,16 +14,17 @@ import redis
 
 from schemas.alert import Alert
 from schemas.signals import AnySignal
-from services.cli.alert import relay_signals
+from services.alerter.service import relay_signals
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
-from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.signing import SIGNATURE_HEADER, verify
 from tests import factories
 from tests.integration.conftest import with_signals_topic
+from tests.integration.fanout_delivery import FanoutDelivery, deliver_and_fan_out
 from tests.integration.receiver import Receiver, webhook_settings
-from tests.live import subscription_alert_ids, subscription_delivery, wait_until
+from tests.live import subscription_alert_ids, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -64,13 +65,16 @@ def test_once_per_day_in_the_exchange_zone_and_cooldown_on_event_time(
     batch = factories.alerts(items)
     ids = [a.alert_id for a in batch]
 
-    # Two batches, as the relay would deliver them, then the whole lot again (a replay),
-    # then again through a fresh delivery object (a restart): the same decisions.
-    first = subscription_delivery(redis_client, s)
-    first.deliver(batch[:3])
-    first.deliver(batch[3:])
-    first.deliver(batch)
-    subscription_delivery(redis_client, s).deliver(batch)
+    # Two batches, as the relay would deliver them; then the whole lot again (a replay:
+    # the shared delivery's claim keeps it out of the fan-out queue); then its fan-out
+    # again (queue entries taken over after a crash: the done keys stop them); then a
+    # fresh delivery and worker (a restart). The same decisions each time.
+    with FanoutDelivery(redis_client, s) as first:
+        first.deliver(batch[:3])
+        first.deliver(batch[3:])
+        assert first.deliver(batch) == [False] * len(batch)
+        assert first.worker.fanout.fan_out(batch) == [[]] * len(batch)
+    assert deliver_and_fan_out(redis_client, s, batch) == [False] * len(batch)
 
     assert subscription_alert_ids(redis_client, s, every.id) == ids
     assert subscription_alert_ids(redis_client, s, daily.id) == [ids[0], ids[2], ids[6]]
@@ -78,6 +82,7 @@ def test_once_per_day_in_the_exchange_zone_and_cooldown_on_event_time(
     assert subscription_alert_ids(redis_client, s, cool.id) == [ids[0], ids[2], ids[3], ids[5]]
     assert first.stats.suppressed == 5 + 4
     assert first.stats.delivered == 8 + 3 + 4
+    assert first.stats.duplicates == len(batch)
 
 
 def test_created_while_alerts_flow_takes_effect_within_a_second_and_deleted_stops(
@@ -106,7 +111,7 @@ def test_created_while_alerts_flow_takes_effect_within_a_second_and_deleted_stop
         wait_until(lambda: int(redis_client.xlen(s.redis_key("alerts"))) >= 20, 60)
         sub, _ = registry.create(factories.subscription_spec(filters={"symbols": ["2513.HK"]}))
         created = time.monotonic()
-        stream = SubscriptionKeys(s).stream(sub.id)
+        stream = RedisKeys(s.namespace).stream(sub.id)
         pump = threading.Thread(target=feed, args=(100,), daemon=True)
         pump.start()
         wait_until(lambda: int(redis_client.xlen(stream)) > 0, 10)
@@ -145,14 +150,14 @@ def test_webhooks_signed_retried_once_and_a_dead_receiver_slows_no_one(
             [factories.record_high("2513.HK", t0 + timedelta(seconds=i), 110 + i) for i in range(5)]
         )
         sent_at = time.monotonic()
-        subscription_delivery(redis_client, s).deliver(batch)
+        deliver_and_fan_out(redis_client, s, batch)
 
         wait_until(lambda: len(receiver.bodies("good")) == 5, 10)
         good_took = time.monotonic() - sent_at
         wait_until(lambda: len(receiver.bodies("flaky")) == 5 + 2, 10)
         # Nothing more can come for these two once their outboxes are empty: an entry is
         # deleted only after its outcome (here a 2xx) is recorded.
-        keys = SubscriptionKeys(s)
+        keys = RedisKeys(s.namespace)
         wait_until(
             lambda: all(int(redis_client.xlen(keys.outbox(sub.id))) == 0 for sub in (good, flaky)),
             10,
@@ -183,7 +188,7 @@ def test_webhooks_signed_retried_once_and_a_dead_receiver_slows_no_one(
     first = batch[0].alert_id
     assert flaky_ids[:3] == [first] * 3
     assert flaky_ids[3:] == [a.alert_id for a in batch[1:]]
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     assert int(redis_client.get(keys.webhook_failures(flaky.id)) or 0) == 2
     assert int(redis_client.xlen(keys.outbox(good.id))) == 0
     # The dead receiver's alerts wait in its outbox for a later worker: none lost.

@@ -16,12 +16,11 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from schemas.subscription import CreatedSubscription, Subscription
-from services.alerter.delivery import RedisDelivery
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
-from services.subscriptions.fanout import SubscriptionDelivery
 from tests import factories
 from tests.integration.api_client import Api, serving
+from tests.integration.fanout_delivery import deliver_and_fan_out
 
 pytestmark = pytest.mark.integration
 TOKEN = "test-token-1-0123456789"
@@ -93,10 +92,7 @@ def test_create_list_show_update_delete_and_recent_alerts(
         factories.record_high("2513.HK", ts, p, previous_high=400.0, previous_high_ts=ts)
         for p in (404.0, 420.0, 496.0)
     ]
-    delivery = SubscriptionDelivery(
-        RedisDelivery(redis_client, api.settings), redis_client, api.settings
-    )
-    delivery.deliver(factories.alerts(signals))
+    deliver_and_fan_out(redis_client, api.settings, factories.alerts(signals))
     status, recent = api.call("GET", f"/subscriptions/{sub.id}/alerts?count=5")
     assert status == 200
     assert [a["signal"]["price"] for a in recent["alerts"]] == [420.0, 496.0]  # >= 2%

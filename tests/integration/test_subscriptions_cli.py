@@ -13,12 +13,11 @@ import pytest
 import redis
 
 from schemas.signals import RecordHigh
-from services.alerter.delivery import RedisDelivery
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
-from services.subscriptions.fanout import SubscriptionDelivery
-from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from tests import factories
+from tests.integration.fanout_delivery import deliver_and_fan_out
 
 pytestmark = pytest.mark.integration
 CLI = [sys.executable, "-m", "services.cli"]
@@ -74,8 +73,7 @@ def test_subscribe_creates_and_tails_then_list_show_delete(
         high("9988.HK", 5),
         high("0700.HK", 1.5),
     ]
-    delivery = SubscriptionDelivery(RedisDelivery(redis_client, s), redis_client, s)
-    delivery.deliver(factories.alerts(items))
+    deliver_and_fan_out(redis_client, s, factories.alerts(items))
     out, err = sub.communicate(timeout=60)
     assert sub.returncode == 0, err
     assert f"subscription {created.id} created" in err
@@ -95,7 +93,7 @@ def test_subscribe_creates_and_tails_then_list_show_delete(
     granted = cli("subscriptions", "redis-user", created.id)
     assert granted.returncode == 0, granted.stderr
     user = json.loads(granted.stdout)
-    assert user["stream"] == SubscriptionKeys(s).stream(created.id)
+    assert user["stream"] == RedisKeys(s.namespace).stream(created.id)
     assert redis_client.acl_getuser(user["user"])["keys"] == [f"~{user['stream']}"]
     assert cli("subscriptions", "delete", created.id).returncode == 0
     assert redis_client.acl_getuser(user["user"]) is None

@@ -15,17 +15,18 @@ from typing import Any
 import pytest
 import redis
 
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions import webhook
 from services.subscriptions.background import Background
-from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.posting import post
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.webhook import GROUP, WebhookWorker
 from tests import factories
 from tests.integration.conftest import Grant, allow
+from tests.integration.fanout_delivery import deliver_and_fan_out
 from tests.integration.receiver import Receiver, webhook_settings
-from tests.live import subscription_delivery, wait_until
+from tests.live import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -48,12 +49,12 @@ def test_a_redis_error_on_acknowledging_is_retried_and_the_task_lives_on(
     sub, _ = SubscriptionRegistry(redis_client, s).create(
         factories.webhook_spec(receiver.url("hook"))
     )
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     worker = WebhookWorker(s, redis_url=restricted("-xack"))
     background = _background(s, worker)
     try:
         batch = factories.record_high_alerts(3)
-        subscription_delivery(redis_client, s).deliver(batch)
+        deliver_and_fan_out(redis_client, s, batch)
         # Posted, but the acknowledgement is refused: the entry stays pending, the task
         # retries the same step instead of dying or skipping.
         wait_until(lambda: len(receiver.bodies("hook")) >= 1, 10)
@@ -87,12 +88,12 @@ def test_a_redis_error_on_dead_lettering_is_retried_and_nothing_is_acknowledged_
         factories.webhook_spec(receiver.url("down"))
     )
     receiver.plans["down"] = [500] * 20
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     worker = WebhookWorker(s, redis_url=restricted("-xadd"))
     background = _background(s, worker)
     try:
         (alert,) = factories.record_high_alerts()
-        subscription_delivery(redis_client, s).deliver([alert])
+        deliver_and_fan_out(redis_client, s, [alert])
         wait_until(lambda: worker.stats.redis_errors >= 2, 15)
         assert int(redis_client.xlen(keys.outbox(sub.id))) == 1
         assert int(redis_client.xlen(keys.webhook_dead(sub.id))) == 0
@@ -136,7 +137,7 @@ def test_an_unexpected_error_ends_no_task_silently(
         background.start()
         try:
             batch = factories.record_high_alerts(2)
-            subscription_delivery(redis_client, s).deliver(batch)
+            deliver_and_fan_out(redis_client, s, batch)
             wait_until(lambda: len(receiver.bodies("hook")) == 2, 20)
         finally:
             background.stop()

@@ -12,16 +12,15 @@ from typing import Any
 import pytest
 import redis
 
-from services.alerter.delivery import RedisDelivery
+from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
-from services.subscriptions.fanout import SubscriptionDelivery
-from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.webhook import GROUP
 from tests import factories
+from tests.integration.fanout_delivery import deliver_and_fan_out
 from tests.integration.receiver import Receiver, webhook_settings
-from tests.live import subscription_delivery, wait_until
+from tests.live import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -35,11 +34,11 @@ def test_every_attempt_failing_dead_letters_with_the_reason(
     slow, _ = registry.create(factories.webhook_spec(receiver.url("slow")))
     receiver.plans["fails"] = [503] * 3
     receiver.plans["slow"] = ["hang"] * 3
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     background = Background(s, api=False).start()
     try:
         (alert,) = factories.record_high_alerts(symbol="0700.HK")
-        subscription_delivery(redis_client, s).deliver([alert])
+        deliver_and_fan_out(redis_client, s, [alert])
         for sub in (failing, slow):
             wait_until(lambda sub=sub: int(redis_client.xlen(keys.webhook_dead(sub.id))) == 1, 20)  # type: ignore[misc]
     finally:
@@ -68,16 +67,11 @@ def test_an_expired_subscription_gets_nothing_more(
             expires_at=expires, delivery={"stream": True, "webhook": {"url": receiver.url("x")}}
         )
     )
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     before, after = ([alert] for alert in factories.record_high_alerts(2))
 
-    def at(moment: datetime) -> SubscriptionDelivery:
-        return SubscriptionDelivery(
-            RedisDelivery(redis_client, s), redis_client, s, now=lambda: moment
-        )
-
-    at(expires - timedelta(seconds=1)).deliver(before)
-    at(expires).deliver(after)
+    deliver_and_fan_out(redis_client, s, before, now=lambda: expires - timedelta(seconds=1))
+    deliver_and_fan_out(redis_client, s, after, now=lambda: expires)
     assert int(redis_client.xlen(keys.stream(sub.id))) == 1
     assert int(redis_client.xlen(keys.outbox(sub.id))) == 1
     background = Background(s, api=False).start()
@@ -98,9 +92,9 @@ def test_a_new_worker_takes_over_a_dead_workers_pending_deliveries(
     sub, secret = SubscriptionRegistry(redis_client, s).create(
         factories.webhook_spec(receiver.url("hook"))
     )
-    keys = SubscriptionKeys(s)
+    keys = RedisKeys(s.namespace)
     batch = factories.record_high_alerts(3)
-    subscription_delivery(redis_client, s).deliver(batch)
+    deliver_and_fan_out(redis_client, s, batch)
     # A worker that read two deliveries and died before posting them (real Redis calls,
     # exactly what a worker does before its POST).
     redis_client.xgroup_create(keys.outbox(sub.id), GROUP, id="0")
