@@ -1,11 +1,15 @@
-"""The fault suite's known workload: a generated tick file dense in alerts of both kinds.
+"""The fault suite's known workload: a generated tick file dense in alerts of every kind.
 
-Twelve stocks drift upwards (record highs all day long, both windows) and the first of
-two indices swings +-16 % around the year's first price while the second stays flat, so
-their year-to-date gap opens and closes a divergence about four times an hour. Every
-symbol ticks once a minute, in time order, and the two indices tick at the same
-minutes: nothing is ever held by the pair stage at the end of the file, and the stream
-must reproduce the backtest exactly whatever pauses a fault causes.
+Twelve stocks drift upwards (record highs all day long, both windows, and price moves of
+2 and 5 % a day) and the first of two indices swings +-16 % around the year's first
+price while the second stays flat, so their year-to-date gap opens and closes a
+divergence about four times an hour. Three A-shares (main board, main board under risk
+warning, STAR) spend every day from the second on sealing, breaking and re-sealing their
+limit-up, then their limit-down, every twenty minutes, on a volume that grows day by day
+(limit hits, price moves, volume spikes). Every symbol ticks once a minute, in time
+order, and the two indices tick at the same minutes: nothing is ever held by the pair
+stage at the end of the file, and the stream must reproduce the backtest exactly
+whatever pauses a fault causes.
 """
 
 from __future__ import annotations
@@ -16,9 +20,17 @@ import random
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
+from services.detection.boards import limit_prices
+
 INDEX_A = "IDXA.SH"
 INDEX_B = "IDXB.HK"
 STOCKS = tuple(f"S{n:02d}.HK" for n in range(1, 13))
+# A-shares and their daily limit (%): main board, main board under risk warning (`st`), STAR.
+LIMITED = {"600001.SH": 10.0, "600002.SH": 5.0, "688001.SH": 20.0}
+# Where each minute of a 20-minute cycle sits: a fraction of the way to the upper limit
+# (1.0: at it), or of the way to the lower one (negative; -1.0: at it).
+LIMIT_CYCLE = (0.2, 0.5, 0.8, 1.0, 1.0, 1.0, 0.9, 1.0, 1.0, 0.6, 0.0, -0.4, -1.0, -1.0)
+LIMIT_CYCLE += (-0.95, -1.0, -0.7, -0.3, 0.0, 0.1)
 LOCAL = timezone(timedelta(hours=8))
 FIRST_DAY = date(2026, 1, 5)  # a Monday, all in one year: the ytd base never moves
 MINUTES_PER_DAY = 120
@@ -43,6 +55,16 @@ require_opposite_signs = false
 # Longer than any outage the suite causes: held ticks are released by the other
 # index's ticks, never by the wall clock, so the stream's order is the backtest's.
 max_wait_s = 60.0
+
+[price_move]
+levels_pct = [2.0, 5.0, 10.0]
+
+[limits]
+st = ["600002.SH"]
+
+[volume_spike]
+days = 1
+multiples = [1.5, 3.0]
 """
 
 
@@ -56,6 +78,20 @@ def trading_days(n: int) -> list[date]:
     return days
 
 
+def _limited_price(previous_close: float, pct: float, minute: int) -> float:
+    """The price `minute` of a day sits at in LIMIT_CYCLE, against that day's limits."""
+    up, down = limit_prices(round(previous_close, 2), pct)
+    at = LIMIT_CYCLE[minute % len(LIMIT_CYCLE)]
+    if at >= 1.0:
+        return up
+    if at <= -1.0:
+        return down
+    bound = up if at >= 0 else down
+    # Never on a limit but at the points that are (1.0 / -1.0): a cent inside it at most.
+    price = round(previous_close + abs(at) * (bound - previous_close), 2)
+    return min(max(price, down + 0.01), up - 0.01)
+
+
 def write_workload(directory: Path, days: int, seed: int = 9) -> tuple[Path, Path]:
     """Write `ticks.csv` and `rules.toml` into `directory`; return their paths."""
     rng = random.Random(seed)
@@ -65,7 +101,9 @@ def write_workload(directory: Path, days: int, seed: int = 9) -> tuple[Path, Pat
     with ticks.open("w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
         out.writerow(["symbol", "ts", "price", "volume", "kind"])
-        for day in trading_days(days):
+        closes = {symbol: 20.0 + 10 * i for i, symbol in enumerate(LIMITED)}
+        last: dict[str, float] = {}
+        for day_index, day in enumerate(trading_days(days)):
             start = datetime(day.year, day.month, day.day, 9, 30, tzinfo=LOCAL)
             for minute in range(MINUTES_PER_DAY):
                 ts = (start + timedelta(minutes=minute)).isoformat()
@@ -77,6 +115,12 @@ def write_workload(directory: Path, days: int, seed: int = 9) -> tuple[Path, Pat
                 for symbol in STOCKS:
                     prices[symbol] *= 1 + rng.gauss(0.0006, 0.003)
                     out.writerow([symbol, ts, f"{prices[symbol]:.3f}", 100, "trade"])
+                for symbol, pct in LIMITED.items():
+                    price = _limited_price(closes[symbol], pct, minute)
+                    volume = 100 * (1 + day_index) * (1 + minute % 7)
+                    out.writerow([symbol, ts, f"{price:.2f}", volume, "trade"])
+                    last[symbol] = price
+            closes.update(last)
     rules = directory / "rules.toml"
     rules.write_text(RULES.format(a=INDEX_A, b=INDEX_B), encoding="utf-8")
     return ticks, rules
