@@ -175,6 +175,7 @@ def run_backtest(
             assert type(result) is list
             if charts is not None:
                 charts.tick(tick.symbol, tick.ts_us, tick.price)
+                charts.day_move(tick.symbol, tick.ts_us, tick.price)
                 for signal in result:
                     charts.signal(signal)
             for signal in result:

@@ -41,8 +41,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="LIST",
         help=(
             "with --plot: chart these subjects (symbols, globs like *.HK, pairs A/B) instead "
-            f"of the default: every pair and listing that fired, then the symbols with the "
-            f"most record highs, {DEFAULT_LIMIT} charts in all"
+            "of the default: every pair and listing that fired, then the symbols' charts "
+            "taken in turn (limit_hit, price_move, volume_spike, record_high), "
+            f"{DEFAULT_LIMIT} charts in all"
         ),
     )
     parser.add_argument(
