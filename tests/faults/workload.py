@@ -29,8 +29,8 @@ STOCKS = tuple(f"S{n:02d}.HK" for n in range(1, 13))
 LIMITED = {"600001.SH": 10.0, "600002.SH": 5.0, "688001.SH": 20.0}
 # Where each minute of a 20-minute cycle sits: a fraction of the way to the upper limit
 # (1.0: at it), or of the way to the lower one (negative; -1.0: at it).
-LIMIT_CYCLE = (0.2, 0.5, 0.8, 1.0, 1.0, 1.0, 0.9, 1.0, 1.0, 0.6, 0.0, -0.4, -1.0, -1.0)
-LIMIT_CYCLE += (-0.95, -1.0, -0.7, -0.3, 0.0, 0.1)
+LIMIT_CYCLE: tuple[float, ...] = (0.2, 0.5, 0.8, 1.0, 1.0, 1.0, 0.9, 1.0, 1.0, 0.6, 0.0)
+LIMIT_CYCLE += (-0.4, -1.0, -1.0, -0.95, -1.0, -0.7, -0.3, 0.0, 0.1)
 LOCAL = timezone(timedelta(hours=8))
 FIRST_DAY = date(2026, 1, 5)  # a Monday, all in one year: the ytd base never moves
 MINUTES_PER_DAY = 120
