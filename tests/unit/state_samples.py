@@ -16,22 +16,17 @@ from __future__ import annotations
 import json
 import random
 import sys
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from schemas.bar import Bar
-from schemas.pair_feed import Heartbeat
 from schemas.tick import Tick
 from schemas.tick_bundle import partition_of
 from services.detection.rules import Rules
-from services.processor.history_stage import HistoryStage
-from services.processor.outputs import AH_KEY_PREFIX, Outputs, Record
-from services.processor.pair_stage import PairStage
-from services.processor.symbol_stage import SymbolStage
+from services.processor.outputs import AH_KEY_PREFIX, Record
+from tests.unit.stage_helpers import PARTITIONS, Pipeline, plain
 
-PARTITIONS = 3
 # Where the re-keyed topic's offsets of the second part start (dead letters name them).
 SECOND_PART_PAIR_OFFSET = 10_000
 RULES_TOML = """\
@@ -63,77 +58,6 @@ max_wait_s = 2.0
 """
 SYMBOLS = ("000688.SH", "HSTECH.HK", "688981.SH", "0981.HK", "CNYHKD", "2513.HK", "AAPL")
 START = {"000688.SH": 1000.0, "HSTECH.HK": 5000.0, "688981.SH": 100.0, "0981.HK": 110.0}
-
-
-def _json(value: Any) -> bytes:
-    return json.dumps(value, sort_keys=True).encode()
-
-
-@dataclass
-class Pipeline:
-    """The processor's three stages over in-memory tables, as its agents run them.
-
-    Each call is one batch: the symbol (or history) stage, then its forwards as one
-    batch of the re-keyed topic through the pair stage; the states are written after.
-    """
-
-    rules: Rules
-    symbols: dict[str, Any] = field(default_factory=dict)
-    pairs: dict[str, Any] = field(default_factory=dict)
-    pair_offset: int = 0
-
-    def __post_init__(self) -> None:
-        self.restart()
-
-    def restart(self) -> None:
-        """Fresh stages (nothing cached): the tables are all that is left."""
-        self.symbol_stage = SymbolStage(self.rules, "ticks", PARTITIONS)
-        self.history_stage = HistoryStage(self.rules, "history")
-        self.pair_stage = PairStage(self.rules, "by_pair")
-
-    def ticks(self, records: list[Record], now: float) -> dict[str, Any]:
-        out = self.symbol_stage.process(records, self.symbols.get, now)
-        return self._finish(out, now)
-
-    def bars(self, records: list[Record], now: float) -> dict[str, Any]:
-        out = self.history_stage.process(records, self.symbols.get, now)
-        return self._finish(out, now)
-
-    def heartbeat(self, now: float) -> dict[str, Any]:
-        beat = Heartbeat().model_dump_json().encode()
-        records = []
-        for key in self.pair_stage.subjects():
-            records.append(Record(key.encode(), beat, 0, self.pair_offset))
-            self.pair_offset += 1
-        pair_out = self.pair_stage.process(records, self.pairs.get, now)
-        self.pairs.update(pair_out.states)
-        return {"pair": view(pair_out)}
-
-    def _finish(self, out: Outputs, now: float) -> dict[str, Any]:
-        forwarded = []
-        for pair, value, origin in out.pair_records():
-            forwarded.append(Record(pair.encode(), value, 0, self.pair_offset, origin))
-            self.pair_offset += 1
-        pair_out = self.pair_stage.process(forwarded, self.pairs.get, now)
-        self.symbols.update(out.states)
-        self.pairs.update(pair_out.states)
-        return {"symbol": view(out), "pair": view(pair_out)}
-
-
-def view(out: Outputs) -> dict[str, Any]:
-    """A batch's outputs as JSON-plain data (the states are checked from the tables)."""
-    return {
-        "signals": [json.loads(s.model_dump_json()) for s in out.signals],
-        "dead": [json.loads(d.model_dump_json()) for d in out.dead],
-        "forwards": [[pair, json.loads(value)] for pair, value, _ in out.pair_records()],
-        "evaluated": out.evaluated,
-        "bars": dict(sorted(out.bars.items())),
-    }
-
-
-def plain(value: Any) -> Any:
-    """A table value as it comes back from the changelog (JSON decoded)."""
-    return json.loads(_json(value))
 
 
 # -- the scenario ---------------------------------------------------------------------
@@ -283,7 +207,7 @@ def first_part(pipeline: Pipeline) -> list[dict[str, Any]]:
 
 def second_part(rules: Rules, symbols: dict[str, Any], pairs: dict[str, Any]) -> Pipeline:
     """A pipeline restarted on the tables (as the changelog gives them back)."""
-    return Pipeline(rules, plain(symbols), plain(pairs), SECOND_PART_PAIR_OFFSET)
+    return Pipeline(rules, symbols, pairs, SECOND_PART_PAIR_OFFSET)
 
 
 def run_steps(pipeline: Pipeline, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -51,3 +51,16 @@ def test_a_restart_on_stored_tables_continues_as_their_writer_did(sample: Path) 
         **read(sample, "expected-ah-state.json"),
     }
     assert as_stored(json.loads(json.dumps(pipeline.pairs)), want_pairs) == want_pairs
+
+
+@pytest.mark.parametrize("sample", SAMPLES, ids=lambda p: p.name)
+def test_stored_tables_read_back_to_the_same_states(sample: Path) -> None:
+    """Every stored value makes the tracker and position it was written from: read back
+    and written again, it is what was stored (with today's table version)."""
+    rules = Rules.load(sample / "rules.toml")
+    symbols = read(sample, "symbol-state.json")
+    pairs = {**read(sample, "pair-state.json"), **read(sample, "ah-state.json")}
+    rewritten_symbols, rewritten_pairs = second_part(rules, symbols, pairs).rewritten()
+    assert {v["v"] for v in [*rewritten_symbols.values(), *rewritten_pairs.values()]} == {2}
+    assert as_stored(rewritten_symbols, symbols) == symbols
+    assert as_stored(rewritten_pairs, pairs) == pairs
