@@ -8,8 +8,6 @@ disagree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from schemas.signals import AnySignal
 from schemas.tick import Tick
 from services.detection.ah_premium import AhTracker
@@ -104,14 +102,4 @@ class Engine:
             out.extend(pair.flush())
         for listing in self.listings:
             out.extend(listing.flush())
-        return out
-
-    def run(self, ticks: Iterable[Tick]) -> list[AnySignal]:
-        """Every signal of a finite, already valid input (late ticks are skipped)."""
-        out: list[AnySignal] = []
-        for tick in ticks:
-            result = self.process(tick)
-            if not isinstance(result, Late):
-                out.extend(result)
-        out.extend(self.flush())
         return out
