@@ -13,9 +13,9 @@ from typing import Any, NamedTuple
 
 from schemas.dead_letter import DeadLetter, DeadLetterReason
 from schemas.tick import Tick, is_valid_symbol
+from schemas.tick_codec import TickJson
 from schemas.zones import ExchangeZones
 from services.detection.timeline import US_PER_S, from_us
-from services.ingestor.tick_json import TickJson
 from services.parsing.feed import RawRecord, as_mapping
 from services.parsing.validation import Invalid, TickParser
 

@@ -11,16 +11,12 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat, PairBar, PairFeedMessage, PairTick
+from schemas.pair_feed_codec import HEARTBEAT, PairFeedTuple, check_pair_feed
 from services.detection.ah_premium import AhTracker
 from services.detection.divergence import PairTracker
 from services.detection.rules import Rules
 from services.detection.trackers import Trackers
 from services.parsing.validation import describe
-from services.processor.fast_json import (
-    HEARTBEAT,
-    PairFeedTuple,
-    check_pair_feed,
-)
 from services.processor.outputs import Outputs, Record, ah_key
 from services.processor.pair_state import Applied, PairState, TrackerOf
 

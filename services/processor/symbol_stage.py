@@ -9,17 +9,15 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from schemas.pair_feed_codec import pair_tick
 from schemas.tick import Tick
 from schemas.tick_bundle import partition_of
+from schemas.tick_codec import FastTicks
 from services.detection.record_high import Late, SymbolTracker
 from services.detection.rules import Rules
 from services.detection.timeline import to_us
 from services.detection.trackers import Trackers
 from services.parsing.validation import describe
-from services.processor.fast_json import (
-    FastTicks,
-    pair_tick,
-)
 from services.processor.outputs import Outputs, Record, feeds_of
 from services.processor.symbol_state import Position, SymbolState
 

@@ -11,8 +11,8 @@ from typing import Any
 import orjson
 from kafka.partitioner.default import murmur2
 
+from schemas.pair_feed_codec import pair_tick
 from schemas.tick_bundle import partition_of
-from services.processor.fast_json import pair_tick
 from services.processor.outputs import Outputs, Record
 from services.processor.pair_stage import PairStage
 from services.processor.symbol_stage import SymbolStage
