@@ -29,7 +29,7 @@ from bench.live.data import symbol_universe
 from bench.live.ingest import ingest
 from services.detection.rules import Rules
 from services.detection.trackers import Trackers
-from services.processor.symbol_state import NO_TICK, SymbolState
+from services.processor.symbol_state import SymbolState
 
 
 def memory_and_recovery(rules: Path, n_symbols: int, days: int, logs: Path) -> dict[str, Any]:
@@ -62,7 +62,7 @@ def memory_and_recovery(rules: Path, n_symbols: int, days: int, logs: Path) -> d
         for d in range(days):
             price *= 1 + rng.gauss(0.0003, 0.02)
             tracker.update(start_us + d * day_us + 7_200_000_000, price)
-        value = orjson.dumps(SymbolState(NO_TICK, tracker).to_json())
+        value = orjson.dumps(SymbolState.before_ticks(tracker).to_json())
         total_bytes += len(value)
         producer.send(changelog, key=symbol.encode(), value=value)
     producer.flush()

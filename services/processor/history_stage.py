@@ -14,7 +14,7 @@ from services.detection.rules import Rules
 from services.detection.trackers import Trackers
 from services.parsing.validation import describe
 from services.processor.outputs import Outputs, Record
-from services.processor.symbol_state import NO_TICK, SymbolState
+from services.processor.symbol_state import SymbolState
 
 
 class HistoryStage:
@@ -61,7 +61,7 @@ class HistoryStage:
             if state is None:
                 value = load(symbol)
                 state = states[symbol] = (
-                    SymbolState(NO_TICK, self.trackers.symbol(symbol))
+                    SymbolState.before_ticks(self.trackers.symbol(symbol))
                     if value is None
                     else SymbolState.from_json(symbol, value, self.trackers)
                 )

@@ -19,7 +19,7 @@ from services.detection.timeline import to_us
 from services.detection.trackers import Trackers
 from services.parsing.validation import describe
 from services.processor.outputs import Outputs, Record, feeds_of
-from services.processor.symbol_state import Position, SymbolState
+from services.processor.symbol_state import SymbolState
 
 # (index in the record, symbol, ts_us, price, the bundle element or None for a single tick)
 ParsedTick = tuple[int, str, int, float, Any]
@@ -158,7 +158,7 @@ class SymbolStage:
                     value = load(symbol)
                     if value is None:
                         tracker = self.trackers.symbol(symbol)
-                    elif SymbolState.position_of(value).holds(partition, offset, index):
+                    elif SymbolState.holds(value, partition, offset, index):
                         continue  # applied before a restart: its outputs were sent then
                     else:
                         tracker = self._tracker(symbol, value)
@@ -188,9 +188,9 @@ class SymbolStage:
                         out.forwards.append((pair, payload))
                         out.forward_origins.append(rec.ingested_ms)
         for symbol, tracker in trackers.items():
-            position = positions.get(symbol)
-            if position is not None:
-                written = SymbolState(Position(*position), tracker).to_json()
+            if symbol in positions:
+                partition, offset, index = positions[symbol]
+                written = SymbolState.encode(partition, offset, index, tracker)
                 out.states[symbol] = written
                 self._cache[symbol] = (written, tracker)
         return out

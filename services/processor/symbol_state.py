@@ -27,47 +27,40 @@ from services.detection.trackers import Trackers
 VERSION = 2
 
 
-@dataclass(frozen=True, slots=True)
-class Position:
-    """A tick's place on the `ticks` topic: partition, offset, index in its record."""
+@dataclass(slots=True)
+class SymbolState:
+    """A symbol's tracker, and the place on `ticks` (partition, offset, index in its
+    record) of the last tick applied to it: a replay skips every tick up to there."""
 
     partition: int
     offset: int
     index: int
-
-    def holds(self, partition: int, offset: int, index: int) -> bool:
-        """Whether the tick at (partition, offset, index) was applied up to this position."""
-        return partition == self.partition and (offset, index) <= (self.offset, self.index)
-
-
-# A state that history made before any tick of the symbol was read.
-NO_TICK = Position(-1, -1, 0)
-
-
-@dataclass(slots=True)
-class SymbolState:
-    position: Position
     tracker: SymbolTracker
 
+    @classmethod
+    def before_ticks(cls, tracker: SymbolTracker) -> SymbolState:
+        """A state that history made before any tick of its symbol was read."""
+        return cls(-1, -1, 0, tracker)
+
     def to_json(self) -> dict[str, Any]:
-        position = self.position
+        return self.encode(self.partition, self.offset, self.index, self.tracker)
+
+    @staticmethod
+    def encode(partition: int, offset: int, index: int, tracker: SymbolTracker) -> dict[str, Any]:
+        """`to_json` of the state these make, without building it: the symbol stage writes
+        one per symbol per batch."""
         return {
             "v": VERSION,
-            "p": position.partition,
-            "o": position.offset,
-            "i": position.index,
-            "tracker": self.tracker.to_state(),
+            "p": partition,
+            "o": offset,
+            "i": index,
+            "tracker": tracker.to_state(),
         }
 
     @classmethod
     def from_json(cls, symbol: str, value: dict[str, Any], trackers: Trackers) -> SymbolState:
         """The state a table value of either version describes; StateVersionError for a
         version this code cannot read, here or in the tracker's state."""
-        return cls(cls.position_of(value), trackers.symbol(symbol, value["tracker"]))
-
-    @staticmethod
-    def position_of(value: dict[str, Any]) -> Position:
-        """The position alone (cheap: a replayed tick is skipped by it, no tracker built)."""
         version = value.get("v", 1)
         if version == 1:
             index = value.get("i", 0)
@@ -77,4 +70,12 @@ class SymbolState:
             raise StateVersionError(
                 f"symbol table state version {version!r} is not one this code reads (1, 2)"
             )
-        return Position(value["p"], value["o"], index)
+        tracker = trackers.symbol(symbol, value["tracker"])
+        return cls(value["p"], value["o"], index, tracker)
+
+    @staticmethod
+    def holds(value: dict[str, Any], partition: int, offset: int, index: int) -> bool:
+        """Whether the table value `value` already holds the tick at (partition, offset,
+        index). Read from the position alone, with no tracker built: a replay asks it for
+        every tick it skips. Both versions keep the position under the same keys."""
+        return value["p"] == partition and (offset, index) <= (value["o"], value.get("i", 0))
