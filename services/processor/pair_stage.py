@@ -31,7 +31,6 @@ class PairStage:
     def __init__(self, rules: Rules, source: str = PAIR_FEED_TOPIC) -> None:
         self.source = source
         trackers = Trackers(rules)
-        # key -> its tracker, new or from a state
         self._tracker_of: dict[str, TrackerOf] = {}
         for rule in rules.divergence:
             self._tracker_of[rule.name] = partial(trackers.pair, rule.name)
@@ -41,9 +40,9 @@ class PairStage:
         # key -> the symbols its records may carry (a record naming another is poison)
         self._legs: dict[str, tuple[str, ...]] = {r.name: (r.a, r.b) for r in rules.divergence}
         self._legs.update({ah_key(listing.name): tuple(listing.legs) for listing in rules.ah})
-        # key -> (the table value last written, the state it describes): saves rebuilding
+        # key -> (the table value last written, the tracker it describes): saves rebuilding
         # trackers from the table on every batch.
-        self._cache: dict[str, tuple[dict[str, Any], PairState]] = {}
+        self._cache: dict[str, tuple[dict[str, Any], PairTracker | AhTracker]] = {}
         self.unknown: int = 0
 
     def subjects(self) -> list[str]:
@@ -55,7 +54,7 @@ class PairStage:
             return PairState({}, self._tracker_of[pair](None))
         cached = self._cache.get(pair)
         if cached is not None and cached[0] is value:
-            return cached[1]
+            return PairState(PairState.applied_of(value), cached[1])
         return PairState.from_json(value, self._tracker_of[pair])
 
     def process(
@@ -138,7 +137,7 @@ class PairStage:
         for pair in changed:
             state = states[pair]
             written = out.states[pair] = state.to_json()
-            self._cache[pair] = (written, state)
+            self._cache[pair] = (written, state.tracker)
         return out
 
     def _message(
@@ -191,7 +190,7 @@ class PairStage:
         )
 
     def pending(self) -> dict[str, int]:
-        return {pair: state.tracker.pending for pair, (_, state) in self._cache.items()}
+        return {pair: tracker.pending for pair, (_, tracker) in self._cache.items()}
 
     def forget(self) -> None:
         self._cache.clear()

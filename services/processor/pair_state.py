@@ -32,6 +32,9 @@ TrackerOf = Callable[[dict[str, Any] | None], PairTracker | AhTracker]
 
 @dataclass(slots=True)
 class PairState:
+    """A pair's (or listing's) tracker, and per source partition of `ticks` the place of
+    the furthest tick applied to it: the pair stage drops any tick at or before it."""
+
     applied: Applied
     tracker: PairTracker | AhTracker
 
@@ -44,18 +47,21 @@ class PairState:
 
     @classmethod
     def from_json(cls, value: dict[str, Any], tracker_of: TrackerOf) -> PairState:
-        """The state `value` (a table value of either version) describes; StateVersionError
-        for a version this code cannot read, here or in the tracker's state."""
+        """The state a table value of either version describes; StateVersionError for a
+        version this code cannot read, here or in the tracker's state."""
+        return cls(cls.applied_of(value), tracker_of(value["tracker"]))
+
+    @staticmethod
+    def applied_of(value: dict[str, Any]) -> Applied:
+        """The source positions of a table value alone (StateVersionError as `from_json`)."""
         version = value.get("v", 1)
         if version == 1:
-            applied = {
+            return {
                 part: (pos, 0) if isinstance(pos, int) else (int(pos[0]), int(pos[1]))
                 for part, pos in value["src"].items()
             }
-        elif version == VERSION:
-            applied = {part: (int(o), int(i)) for part, (o, i) in value["src"].items()}
-        else:
-            raise StateVersionError(
-                f"pair table state version {version!r} is not one this code reads (1, 2)"
-            )
-        return cls(applied, tracker_of(value["tracker"]))
+        if version == VERSION:
+            return {part: (int(o), int(i)) for part, (o, i) in value["src"].items()}
+        raise StateVersionError(
+            f"pair table state version {version!r} is not one this code reads (1, 2)"
+        )
