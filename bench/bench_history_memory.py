@@ -55,7 +55,7 @@ def main() -> None:
     as_table = tracemalloc.get_traced_memory()[0] - before_states
     tracemalloc.stop()
     del states
-    state = json.dumps(engine.to_state()["symbols"]["S00000.HK"]).encode()
+    state = json.dumps(engine.symbols["S00000.HK"].to_state()).encode()
     kept = len(engine.symbols["S00000.HK"].days)
     mib = 1024 * 1024
     print(f"history memory, {SYMBOLS * SCALE:,} symbols x {BARS} bars (measured on {SYMBOLS:,})")

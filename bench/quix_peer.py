@@ -27,10 +27,10 @@ from typing import Any
 
 from quixstreams import Application, State
 
-from services.detection.engine import Clocks, record_high_config
 from services.detection.record_high import Late, SymbolTracker
 from services.detection.rules import Rules
 from services.detection.timeline import to_us
+from services.detection.trackers import Trackers
 
 
 def main() -> int:
@@ -44,9 +44,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
 
-    rules = Rules.load(args.config)
-    config = record_high_config(rules)
-    clocks = Clocks(rules.exchange_zones())
+    factory = Trackers(Rules.load(args.config))
     trackers: dict[str, SymbolTracker] = {}
 
     app = Application(
@@ -67,13 +65,7 @@ def main() -> int:
         symbol = tick["symbol"]
         tracker = trackers.get(symbol)
         if tracker is None:
-            saved = state.get("tracker")
-            clock = clocks.for_symbol(symbol)
-            if saved is None:
-                tracker = SymbolTracker(symbol, config, clock)
-            else:
-                tracker = SymbolTracker.from_state(symbol, config, clock, saved)
-            trackers[symbol] = tracker
+            tracker = trackers[symbol] = factory.symbol(symbol, state.get("tracker"))
         result = tracker.update(to_us(datetime.fromisoformat(tick["ts"])), tick["price"])
         state.set("tracker", tracker.to_state())
         signal = None if result is None or isinstance(result, Late) else result

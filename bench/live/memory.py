@@ -27,9 +27,9 @@ from bench.live.common import (
 )
 from bench.live.data import symbol_universe
 from bench.live.ingest import ingest
-from services.detection.engine import Clocks, record_high_config
-from services.detection.record_high import SymbolTracker
 from services.detection.rules import Rules
+from services.detection.trackers import Trackers
+from services.processor.symbol_state import SymbolState
 
 
 def memory_and_recovery(rules: Path, n_symbols: int, days: int, logs: Path) -> dict[str, Any]:
@@ -42,8 +42,7 @@ def memory_and_recovery(rules: Path, n_symbols: int, days: int, logs: Path) -> d
     of every symbol has brought every tracker into its cache.
     """
     namespace = f"bench.mem.{uuid.uuid4().hex[:8]}."
-    loaded = Rules.load(rules)
-    config, clocks = record_high_config(loaded), Clocks(loaded.exchange_zones())
+    trackers = Trackers(Rules.load(rules))
     rng = random.Random(5)
     symbols = symbol_universe(n_symbols)
     day_us = 86_400_000_000
@@ -58,12 +57,12 @@ def memory_and_recovery(rules: Path, n_symbols: int, days: int, logs: Path) -> d
     started = time.perf_counter()
     total_bytes = 0
     for symbol in symbols:
-        tracker = SymbolTracker(symbol, config, clocks.for_symbol(symbol))
+        tracker = trackers.symbol(symbol)
         price = rng.uniform(5, 500)
         for d in range(days):
             price *= 1 + rng.gauss(0.0003, 0.02)
             tracker.update(start_us + d * day_us + 7_200_000_000, price)
-        value = orjson.dumps({"p": -1, "o": -1, "tracker": tracker.to_state()})
+        value = orjson.dumps(SymbolState.before_ticks(tracker).to_json())
         total_bytes += len(value)
         producer.send(changelog, key=symbol.encode(), value=value)
     producer.flush()

@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, BinaryIO, TextIO
 
+from schemas.tick_codec import ParsedTick
 from services.backtest.chart_data import ChartData
 from services.detection.engine import Engine
 from services.detection.record_high import Late
 from services.detection.rules import Rules
 from services.parsing.feed import Format, read_records, read_stream
 from services.parsing.history import BadBar, read_bars
-from services.parsing.validation import Invalid, ParsedTick, TickParser
+from services.parsing.validation import Invalid, TickParser
 
 
 class StrictStop(Exception):  # noqa: N818 - a stop, not an error in the program

@@ -1,62 +1,22 @@
 """All detectors for a rules file, wired as the contract orders them.
 
 The backtest drives this directly. The streaming processor splits the same pieces over
-Faust tables (`SymbolTracker` by symbol, `PairTracker` by pair) but runs the very same
-`update` steps, so the two cannot disagree.
+Faust tables (`SymbolTracker` by symbol, `PairTracker` and `AhTracker` by pair), built
+by the same `Trackers`, and runs the very same `update` steps, so the two cannot
+disagree.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from datetime import tzinfo
-from typing import Any
-
 from schemas.signals import AnySignal
 from schemas.tick import Tick
-from schemas.zones import ExchangeZones
 from services.detection.ah_premium import AhTracker
-from services.detection.day_moves import DayMoves, day_moves_config
+from services.detection.day_moves import DayMoves
 from services.detection.divergence import PairTracker
-from services.detection.record_high import BarOutcome, Late, RecordHighConfig, SymbolTracker
-from services.detection.rules import AhRule, DivergenceRule, Rules
-from services.detection.timeline import US_PER_S, ZoneClock, to_us
-
-
-def record_high_config(rules: Rules) -> RecordHighConfig:
-    return RecordHighConfig(
-        windows=tuple(rules.record_high.windows),
-        step_pct=rules.record_high.step_pct,
-        lateness_us=round(rules.ticks.allowed_lateness_s * US_PER_S),
-    )
-
-
-class Clocks:
-    """One `ZoneClock` per exchange zone, shared by every tracker in a process."""
-
-    def __init__(self, zones: ExchangeZones) -> None:
-        self.zones = zones
-        self._by_zone: dict[tzinfo, ZoneClock] = {}
-        self._by_symbol: dict[str, ZoneClock] = {}
-
-    def for_symbol(self, symbol: str) -> ZoneClock:
-        clock = self._by_symbol.get(symbol)
-        if clock is None:
-            zone = self.zones.zone_for(symbol)
-            clock = self._by_zone.setdefault(zone, ZoneClock(zone))
-            self._by_symbol[symbol] = clock
-        return clock
-
-
-def new_pair_tracker(rules: Rules, rule: DivergenceRule, clocks: Clocks) -> PairTracker:
-    return PairTracker(
-        rule,
-        (clocks.for_symbol(rule.a), clocks.for_symbol(rule.b)),
-        round(rules.ticks.allowed_lateness_s * US_PER_S),
-    )
-
-
-def new_ah_tracker(rule: AhRule, clocks: Clocks) -> AhTracker:
-    return AhTracker(rule, tuple(clocks.for_symbol(leg) for leg in rule.legs))
+from services.detection.record_high import BarOutcome, Late, SymbolTracker
+from services.detection.rules import Rules
+from services.detection.timeline import to_us
+from services.detection.trackers import Trackers
 
 
 class Engine:
@@ -64,16 +24,15 @@ class Engine:
 
     def __init__(self, rules: Rules) -> None:
         self.rules = rules
-        self.zones = rules.exchange_zones()
-        self.clocks = Clocks(self.zones)
-        self.config = record_high_config(rules)
+        self.trackers = Trackers(rules)
+        self.zones = self.trackers.zones
         self.symbols: dict[str, SymbolTracker] = {}
-        self.pairs = [new_pair_tracker(rules, rule, self.clocks) for rule in rules.divergence]
+        self.pairs = [self.trackers.pair(rule.name) for rule in rules.divergence]
         self.pairs_by_symbol = self._index(self.pairs)
-        self.listings = [new_ah_tracker(rule, self.clocks) for rule in rules.ah]
+        self.listings = [self.trackers.listing(rule.name) for rule in rules.ah]
         self.listings_by_symbol = self._index_listings(self.listings)
         # Day moves (previous close, price_move, limit_hit, volume_spike): None when off.
-        self.day_config = day_moves_config(rules)
+        self.day_config = self.trackers.day_moves
         self.day_moves: dict[str, DayMoves] = {}
 
     def _index(self, pairs: list[PairTracker]) -> dict[str, list[PairTracker]]:
@@ -93,7 +52,7 @@ class Engine:
     def tracker(self, symbol: str) -> SymbolTracker:
         tracker = self.symbols.get(symbol)
         if tracker is None:
-            tracker = SymbolTracker(symbol, self.config, self.clocks.for_symbol(symbol))
+            tracker = self.trackers.symbol(symbol)
             self.symbols[symbol] = tracker
         return tracker
 
@@ -101,9 +60,7 @@ class Engine:
         """The symbol's day-move tracker (only when a day-move table is configured)."""
         moves = self.day_moves.get(symbol)
         if moves is None:
-            assert self.day_config is not None
-            moves = DayMoves(symbol, self.day_config, self.clocks.for_symbol(symbol))
-            self.day_moves[symbol] = moves
+            moves = self.day_moves[symbol] = self.trackers.moves(symbol)
         return moves
 
     def add_bar(
@@ -177,52 +134,3 @@ class Engine:
         for listing in self.listings:
             out.extend(listing.flush())
         return out
-
-    def run(self, ticks: Iterable[Tick]) -> list[AnySignal]:
-        """Every signal of a finite, already valid input (late ticks are skipped)."""
-        out: list[AnySignal] = []
-        for tick in ticks:
-            result = self.process(tick)
-            if not isinstance(result, Late):
-                out.extend(result)
-        out.extend(self.flush())
-        return out
-
-    # -- serialisation ----------------------------------------------------------------
-
-    def to_state(self) -> dict[str, Any]:
-        """Every tracker's state, JSON-friendly (what the processor keeps in its tables)."""
-        return {
-            "symbols": {s: t.to_state() for s, t in self.symbols.items()},
-            "pairs": {p.name: p.to_state() for p in self.pairs},
-            "listings": {x.name: x.to_state() for x in self.listings},
-        }
-
-    @classmethod
-    def from_state(cls, rules: Rules, state: dict[str, Any]) -> Engine:
-        engine = cls(rules)
-        for symbol, sstate in state["symbols"].items():
-            engine.symbols[symbol] = SymbolTracker.from_state(
-                symbol, engine.config, engine.clocks.for_symbol(symbol), sstate
-            )
-        restored = []
-        for fresh in engine.pairs:
-            pstate = state["pairs"].get(fresh.name)
-            restored.append(
-                fresh
-                if pstate is None
-                else PairTracker.from_state(fresh.rule, fresh.clocks, fresh.lateness_us, pstate)
-            )
-        engine.pairs = restored
-        engine.pairs_by_symbol = engine._index(restored)
-        listings = []
-        for fresh_listing in engine.listings:
-            lstate = state.get("listings", {}).get(fresh_listing.name)
-            listings.append(
-                fresh_listing
-                if lstate is None
-                else AhTracker.from_state(fresh_listing.rule, fresh_listing.clocks, lstate)
-            )
-        engine.listings = listings
-        engine.listings_by_symbol = engine._index_listings(listings)
-        return engine

@@ -2,7 +2,8 @@
 
 `SymbolTracker` judges each tick; its bases keep the highs (`record_high_days.py`: the
 all-time high and the daily maxima behind the 52-week window) and merge daily bars as
-history (`record_high_history.py`). Its state as data is `record_high_state.py`.
+history (`record_high_history.py`). Each class writes and reads its own share of the
+tracker's state; the version is the tracker's.
 """
 
 from __future__ import annotations
@@ -13,10 +14,14 @@ from typing import Any
 
 from schemas.signals import RecordHigh
 from services.detection.record_high_history import BarHistory, BarOutcome
-from services.detection.record_high_state import restore, state_of
+from services.detection.state import check_version
 from services.detection.timeline import ZoneClock, lateness_days
 
 __all__ = ["BarOutcome", "Late", "RecordHighConfig", "SymbolTracker"]
+
+# 2 keeps debounce memory per day; 1 (one [day, price] per window) is still read.
+STATE_VERSION = 2
+STATE_VERSIONS = (1, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,15 +157,36 @@ class SymbolTracker(BarHistory):
             change_pct=(price / prev - 1.0) * 100.0,
         )
 
-    # -- serialisation (record_high_state.py) ------------------------------------------
+    # -- serialisation ----------------------------------------------------------------
 
     def to_state(self) -> dict[str, Any]:
-        return state_of(self)
+        """The tracker as JSON-friendly data, versioned; `from_state` reads it back."""
+        return {
+            "v": STATE_VERSION,
+            "latest_us": self.latest_us,
+            **self.highs_state(),
+            "debounce": {w: [[d, p] for d, p in m.items()] for w, m in self.debounce.items()},
+            **self.history_state(),
+        }
 
     @classmethod
     def from_state(
         cls, symbol: str, config: RecordHighConfig, clock: ZoneClock, state: dict[str, Any]
     ) -> SymbolTracker:
+        """A tracker from `state` (StateVersionError for a version this code cannot read)."""
+        check_version(state, "record-high symbol", STATE_VERSIONS)
         tracker = cls(symbol, config, clock)
-        restore(tracker, state)
+        tracker.latest_us = state["latest_us"]
+        tracker.load_highs(state)
+        tracker.debounce = {w: _debounce_memory(m) for w, m in state["debounce"].items()}
+        tracker.load_history(state)
+        if tracker.first_day is None and tracker.latest_us is not None:
+            tracker.first_day = min(tracker.days, default=None)  # a state from before history
         return tracker
+
+
+def _debounce_memory(saved: list[Any]) -> dict[int, float]:
+    """Per-day debounce memory; a version-1 state held one [day, price] pair per window."""
+    if len(saved) == 2 and not isinstance(saved[0], list):
+        return {int(saved[0]): float(saved[1])}
+    return {int(d): float(p) for d, p in saved}

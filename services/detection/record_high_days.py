@@ -49,6 +49,25 @@ class DailyHighs:
         self._compact_at = COMPACT_SLACK
         self.max_day = 0
 
+    def highs_state(self) -> dict[str, Any]:
+        """This part's share of the tracker's state (JSON-friendly)."""
+        return {
+            "ath": self.ath,
+            "ath_us": self.ath_us,
+            "days": [[d, e[0], e[1]] for d, e in self.days.items()],
+            "deque": list(self._deque),
+            "max_day": self.max_day,
+        }
+
+    def load_highs(self, state: dict[str, Any]) -> None:
+        """Take this part's share of a state `highs_state` wrote."""
+        self.ath = float(state["ath"])
+        self.ath_us = int(state["ath_us"])
+        self.days = {int(d): [float(p), int(u)] for d, p, u in state["days"]}
+        self._deque = deque(int(d) for d in state["deque"])
+        self.max_day = int(state["max_day"])
+        self._today = self.days.get(self.max_day, [0.0, 0])
+
     def _window_high(self, day: int) -> list[Any] | None:
         """[price, ts] of the highest earlier tick dated day-364 .. day, or None."""
         lo = day - (WINDOW_DAYS - 1)

@@ -7,7 +7,7 @@ that first tick fixes the date they must precede.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from services.detection.record_high_days import WINDOW_DAYS, DailyHighs
 from services.detection.timeline import ZoneClock, lateness_days
@@ -33,6 +33,25 @@ class BarHistory(DailyHighs):
         self.first_day: int | None = None
         self.bar_days: tuple[int, int] = (0, 0)
         self.overlap = 0
+
+    def history_state(self) -> dict[str, Any]:
+        """This part's share of the tracker's state (JSON-friendly)."""
+        return {
+            "pending": None if self.pending is None else [[d, h] for d, h in self.pending.items()],
+            "first_day": self.first_day,
+            "bar_days": [self.bar_days[0], format(self.bar_days[1], "x")],
+            "overlap": self.overlap,
+        }
+
+    def load_history(self, state: dict[str, Any]) -> None:
+        """Take this part's share of a state `history_state` wrote (a state from before
+        history has none of it: no bars)."""
+        pending = state.get("pending")
+        self.pending = None if pending is None else {int(d): float(h) for d, h in pending}
+        self.first_day = state.get("first_day")
+        lo, bits = state.get("bar_days", [0, "0"])
+        self.bar_days = (int(lo), int(bits, 16))
+        self.overlap = int(state.get("overlap", 0))
 
     def add_bar(self, day: int, high: float) -> BarOutcome:
         """Merge a daily bar (local day ordinal, high) under the contract's history rules."""

@@ -12,10 +12,10 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 from schemas.dead_letter import DeadLetter, DeadLetterReason
-from schemas.tick import Tick, is_valid_symbol
+from schemas.tick import is_valid_symbol
+from schemas.tick_codec import TickJson
 from schemas.zones import ExchangeZones
 from services.detection.timeline import US_PER_S, from_us
-from services.ingestor.tick_json import TickJson
 from services.parsing.feed import RawRecord, as_mapping
 from services.parsing.validation import Invalid, TickParser
 
@@ -26,11 +26,6 @@ class Accepted(NamedTuple):
     symbol: str
     ts_us: int
     value: bytes  # the canonical tick JSON, equal to `Tick.model_dump_json()`
-
-    @property
-    def tick(self) -> Tick:
-        """The tick as a model, validated again from its JSON: for callers off the hot path."""
-        return Tick.model_validate_json(self.value)
 
 
 # NamedTuple's generated __new__ is a Python function; tuple.__new__ skips that frame.

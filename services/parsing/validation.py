@@ -1,27 +1,22 @@
 """Turning raw tick records into ticks, or into a reason that names the field.
 
-`TickParser` has a fast path for the plain CSV shapes (digits for ts, a plain decimal
-price, a known symbol) that builds the same values the `Tick` model would, and hands
-everything else to the model itself. A property test holds the two to the same answer.
+`TickParser` takes the tick codec's fast path for the plain CSV shapes
+(`schemas.tick_codec.TickCells`) and hands everything else to the `Tick` model itself.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any
 
 from pydantic import ValidationError
 
 from schemas.common import field_problems
-from schemas.tick import MAX_EPOCH_MS, Tick, is_valid_symbol, parse_ts
+from schemas.tick import Tick
+from schemas.tick_codec import ParsedTick, TickCells
 from schemas.zones import ExchangeZones
 from services.detection.timeline import to_us
 from services.parsing.feed import as_mapping
-
-_PLAIN_DECIMAL = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,15})?").fullmatch
-_KINDS = frozenset(("trade", "index"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,18 +25,6 @@ class Invalid:
 
     field: str | None
     detail: str
-
-
-class ParsedTick(NamedTuple):
-    """The values of a valid tick, without the cost of a model instance."""
-
-    symbol: str
-    ts_us: int
-    price: float
-    volume: int
-    kind: str
-    # The parsed datetime when one was built anyway; epoch-ms input never builds one.
-    ts: datetime | None = None
 
 
 def describe(exc: ValidationError) -> Invalid:
@@ -66,10 +49,6 @@ def without_blank_optionals(fields: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# NamedTuple's generated __new__ is a Python function; tuple.__new__ skips that frame.
-_new_parsed = tuple.__new__
-
-
 class TickValidator:
     """Validates records with the configured exchange zones (naive times are local)."""
 
@@ -89,8 +68,8 @@ class TickParser:
 
     def __init__(self, zones: ExchangeZones) -> None:
         self.validator = TickValidator(zones)
-        self._zones = zones
-        self._symbols: set[str] = set()
+        # The codec's own method, bound: callers' loops call it with no layer between.
+        self.fast_cells = TickCells(zones).fast_cells
 
     def parse(self, fields: dict[str, Any] | list[str]) -> ParsedTick | Invalid:
         """Fields as a mapping, or as the five KNOWN_COLUMNS cells of a CSV line."""
@@ -118,37 +97,3 @@ class TickParser:
         if any(type(c) is not str for c in cells):
             return None
         return self.fast_cells(*cells)  # type: ignore[arg-type]
-
-    def fast_cells(
-        self, symbol: str, ts: str, price: str, volume: str, kind: str
-    ) -> ParsedTick | None:
-        """The fast path alone, for str cells: a tick, or None when `parse` must decide."""
-        if symbol not in self._symbols:
-            if not is_valid_symbol(symbol):
-                return None
-            self._symbols.add(symbol)
-        if not _PLAIN_DECIMAL(price):
-            return None
-        value = float(price)  # finite: the pattern allows at most 15 + 15 digits
-        if value <= 0:
-            return None
-        if volume == "":
-            vol = 0
-        elif volume.isdigit() and volume.isascii() and len(volume) < 16:
-            vol = int(volume)
-        else:
-            return None
-        if kind == "":
-            kind = "trade"
-        elif kind not in _KINDS:
-            return None
-        if ts.isdigit() and ts.isascii():
-            ms = int(ts)
-            if ms >= MAX_EPOCH_MS:
-                return None
-            return _new_parsed(ParsedTick, (symbol, ms * 1000, value, vol, kind, None))
-        try:
-            when = parse_ts(ts, symbol, self._zones)
-        except ValueError:
-            return None
-        return ParsedTick(symbol, to_us(when), value, vol, kind, when)

@@ -10,11 +10,11 @@ from pydantic import ValidationError
 
 from schemas.bar import Bar
 from schemas.pair_feed import PairBar
-from services.detection.engine import Clocks, record_high_config
-from services.detection.record_high import SymbolTracker
 from services.detection.rules import Rules
+from services.detection.trackers import Trackers
 from services.parsing.validation import describe
 from services.processor.outputs import Outputs, Record
+from services.processor.symbol_state import SymbolState
 
 
 class HistoryStage:
@@ -28,8 +28,7 @@ class HistoryStage:
     def __init__(self, rules: Rules, source: str) -> None:
         self.rules = rules
         self.source = source
-        self.clocks = Clocks(rules.exchange_zones())
-        self.config = record_high_config(rules)
+        self.trackers = Trackers(rules)
         self.pairs_of = {s: [r.name for r in rs] for s, rs in rules.pairs_of().items()}
 
     def forget(self) -> None:
@@ -39,7 +38,7 @@ class HistoryStage:
         self, records: list[Record], load: Callable[[str], dict[str, Any] | None], now: float
     ) -> Outputs:
         out = Outputs()
-        trackers: dict[str, tuple[dict[str, Any] | None, SymbolTracker]] = {}
+        states: dict[str, SymbolState] = {}
         received = datetime.fromtimestamp(now, UTC)  # stamped on dead letters
         for rec in records:
             try:
@@ -58,28 +57,23 @@ class HistoryStage:
             symbol = bar.symbol
             if out.rejected_key(rec, self.source, received, symbol, "bar"):
                 continue
-            entry = trackers.get(symbol)
-            if entry is None:
-                state = load(symbol)
-                clock = self.clocks.for_symbol(symbol)
-                tracker = (
-                    SymbolTracker(symbol, self.config, clock)
-                    if state is None
-                    else SymbolTracker.from_state(symbol, self.config, clock, state["tracker"])
+            state = states.get(symbol)
+            if state is None:
+                value = load(symbol)
+                state = states[symbol] = (
+                    SymbolState.before_ticks(self.trackers.symbol(symbol))
+                    if value is None
+                    else SymbolState.from_json(symbol, value, self.trackers)
                 )
-                entry = trackers[symbol] = (state, tracker)
             day = bar.date.toordinal()
-            outcome = entry[1].add_bar(day, bar.high)
+            outcome = state.tracker.add_bar(day, bar.high)
             out.bars[outcome] += 1
             if outcome in ("held", "applied"):
                 for pair in self.pairs_of.get(symbol, ()):
                     msg = PairBar(symbol=symbol, day=day, close=bar.close)
                     out.forwards.append((pair, msg.model_dump_json().encode()))
                     out.forward_origins.append(None)
-        for symbol, (state, tracker) in trackers.items():
+        for symbol, state in states.items():
             # The tick position stays: it is what SymbolStage skips replayed ticks by.
-            p, o, i = (
-                (state["p"], state["o"], state.get("i", 0)) if state is not None else (-1, -1, 0)
-            )
-            out.states[symbol] = {"p": p, "o": o, "i": i, "tracker": tracker.to_state()}
+            out.states[symbol] = state.to_json()
         return out

@@ -11,30 +11,18 @@ import orjson
 from pydantic import TypeAdapter, ValidationError
 
 from schemas.pair_feed import PAIR_FEED_TOPIC, Heartbeat, PairBar, PairFeedMessage, PairTick
+from schemas.pair_feed_codec import HEARTBEAT, PairFeedTuple, check_pair_feed
 from services.detection.ah_premium import AhTracker
 from services.detection.divergence import PairTracker
-from services.detection.engine import Clocks, new_ah_tracker, new_pair_tracker
 from services.detection.rules import Rules
+from services.detection.trackers import Trackers
 from services.parsing.validation import describe
-from services.processor.fast_json import (
-    HEARTBEAT,
-    PairFeedTuple,
-    check_pair_feed,
-)
 from services.processor.outputs import Outputs, Record, ah_key
+from services.processor.pair_state import Applied, PairState, TrackerOf
 
 _PAIR_FEED: TypeAdapter[PairTick | PairBar | Heartbeat] = TypeAdapter(PairFeedMessage)
 
 _NOWHERE = (-1, -1)
-
-
-def _positions(src: dict[str, Any]) -> dict[str, tuple[int, int]]:
-    """A pair state's source positions: [offset, index] per partition (an offset alone in
-    states written before bundles)."""
-    return {
-        part: (pos, 0) if isinstance(pos, int) else (int(pos[0]), int(pos[1]))
-        for part, pos in src.items()
-    }
 
 
 class PairStage:
@@ -42,33 +30,32 @@ class PairStage:
 
     def __init__(self, rules: Rules, source: str = PAIR_FEED_TOPIC) -> None:
         self.source = source
-        clocks = Clocks(rules.exchange_zones())
-        self._new: dict[str, Callable[[], PairTracker | AhTracker]] = {}
+        trackers = Trackers(rules)
+        self._tracker_of: dict[str, TrackerOf] = {}
         for rule in rules.divergence:
-            self._new[rule.name] = partial(new_pair_tracker, rules, rule, clocks)
+            self._tracker_of[rule.name] = partial(trackers.pair, rule.name)
         for listing in rules.ah:
-            self._new[ah_key(listing.name)] = partial(new_ah_tracker, listing, clocks)
-        self.rules = set(self._new)
+            self._tracker_of[ah_key(listing.name)] = partial(trackers.listing, listing.name)
+        self.rules = set(self._tracker_of)
         # key -> the symbols its records may carry (a record naming another is poison)
         self._legs: dict[str, tuple[str, ...]] = {r.name: (r.a, r.b) for r in rules.divergence}
         self._legs.update({ah_key(listing.name): tuple(listing.legs) for listing in rules.ah})
+        # key -> (the table value last written, the tracker it describes): saves rebuilding
+        # trackers from the table on every batch.
         self._cache: dict[str, tuple[dict[str, Any], PairTracker | AhTracker]] = {}
         self.unknown: int = 0
 
     def subjects(self) -> list[str]:
         """Every configured pair and listing, as keyed on the re-keyed topic."""
-        return list(self._new)
+        return list(self._tracker_of)
 
-    def _tracker(self, pair: str, state: dict[str, Any] | None) -> PairTracker | AhTracker:
+    def _state(self, pair: str, value: dict[str, Any] | None) -> PairState:
+        if value is None:
+            return PairState({}, self._tracker_of[pair](None))
         cached = self._cache.get(pair)
-        if state is not None and cached is not None and cached[0] is state:
-            return cached[1]
-        fresh = self._new[pair]()
-        if state is None:
-            return fresh
-        if isinstance(fresh, AhTracker):
-            return AhTracker.from_state(fresh.rule, fresh.clocks, state["tracker"])
-        return PairTracker.from_state(fresh.rule, fresh.clocks, fresh.lateness_us, state["tracker"])
+        if cached is not None and cached[0] is value:
+            return PairState(PairState.applied_of(value), cached[1])
+        return PairState.from_json(value, self._tracker_of[pair])
 
     def process(
         self,
@@ -77,8 +64,7 @@ class PairStage:
         now: float,
     ) -> Outputs:
         out = Outputs()
-        trackers: dict[str, PairTracker | AhTracker] = {}
-        applied: dict[str, dict[str, tuple[int, int]]] = {}
+        states: dict[str, PairState] = {}
         changed: set[str] = set()
         now_dt: datetime | None = None
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
@@ -120,13 +106,11 @@ class PairStage:
             if pair not in self.rules:
                 self.unknown += len(messages)  # a pair no longer configured: moot
                 continue
-            tracker = trackers.get(pair)
-            if tracker is None:
-                state = load(pair)
-                tracker = self._tracker(pair, state)
-                trackers[pair] = tracker
-                applied[pair] = _positions(state["src"]) if state is not None else {}
-            src = applied[pair]
+            state = states.get(pair)
+            if state is None:
+                state = states[pair] = self._state(pair, load(pair))
+            tracker: PairTracker | AhTracker = state.tracker
+            src: Applied = state.applied
             for msg in messages:
                 if msg is HEARTBEAT:
                     if tracker.pending:
@@ -151,10 +135,9 @@ class PairStage:
                 out.add_signals(tracker.update(symbol, ts_us, price, now), rec.ingested_ms)
                 changed.add(pair)
         for pair in changed:
-            saved = {part: [o, i] for part, (o, i) in applied[pair].items()}
-            state = {"src": saved, "tracker": trackers[pair].to_state()}
-            out.states[pair] = state
-            self._cache[pair] = (state, trackers[pair])
+            state = states[pair]
+            written = out.states[pair] = state.to_json()
+            self._cache[pair] = (written, state.tracker)
         return out
 
     def _message(

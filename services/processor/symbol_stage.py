@@ -9,18 +9,17 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
+from schemas.pair_feed_codec import pair_tick
 from schemas.tick import Tick
 from schemas.tick_bundle import partition_of
-from services.detection.engine import Clocks, record_high_config
+from schemas.tick_codec import FastTicks
 from services.detection.record_high import Late, SymbolTracker
 from services.detection.rules import Rules
 from services.detection.timeline import to_us
+from services.detection.trackers import Trackers
 from services.parsing.validation import describe
-from services.processor.fast_json import (
-    FastTicks,
-    pair_tick,
-)
 from services.processor.outputs import Outputs, Record, feeds_of
+from services.processor.symbol_state import SymbolState
 
 # (index in the record, symbol, ts_us, price, the bundle element or None for a single tick)
 ParsedTick = tuple[int, str, int, float, Any]
@@ -41,24 +40,19 @@ class SymbolStage:
         # partition. None: not checked (a stage fed by hand, e.g. in tests).
         self.partitions = partitions
         self._partition_of: dict[str, int] = {}
-        self.zones = rules.exchange_zones()
-        self.clocks = Clocks(self.zones)
-        self.config = record_high_config(rules)
-        self._context = {"zones": self.zones}
+        self.trackers = Trackers(rules)
+        self._context = {"zones": self.trackers.zones}
         self.pairs_of = feeds_of(rules)
-        # symbol -> (the state dict last written, the tracker it describes): saves
+        # symbol -> (the table value last written, the tracker it describes): saves
         # rebuilding trackers from the table on every batch.
         self._cache: dict[str, tuple[dict[str, Any], SymbolTracker]] = {}
         self._fast = FastTicks()
 
-    def _tracker(self, symbol: str, state: dict[str, Any] | None) -> SymbolTracker:
+    def _tracker(self, symbol: str, value: dict[str, Any]) -> SymbolTracker:
         cached = self._cache.get(symbol)
-        if state is not None and cached is not None and cached[0] is state:
+        if cached is not None and cached[0] is value:
             return cached[1]
-        clock = self.clocks.for_symbol(symbol)
-        if state is None:
-            return SymbolTracker(symbol, self.config, clock)
-        return SymbolTracker.from_state(symbol, self.config, clock, state["tracker"])
+        return SymbolState.from_json(symbol, value, self.trackers).tracker
 
     def _single(self, rec: Record, obj: Any, out: Outputs, now: datetime) -> ParsedTick | None:
         parsed = self._fast.check(obj) if type(obj) is dict else None
@@ -161,14 +155,13 @@ class SymbolStage:
             for index, symbol, us, price, item in ticks:
                 tracker = trackers.get(symbol)
                 if tracker is None:
-                    state = load(symbol)
-                    if (
-                        state is not None
-                        and state["p"] == partition
-                        and (offset, index) <= (state["o"], state.get("i", 0))
-                    ):
+                    value = load(symbol)
+                    if value is None:
+                        tracker = self.trackers.symbol(symbol)
+                    elif SymbolState.holds(value, partition, offset, index):
                         continue  # applied before a restart: its outputs were sent then
-                    tracker = self._tracker(symbol, state)
+                    else:
+                        tracker = self._tracker(symbol, value)
                     trackers[symbol] = tracker
                 result = tracker.update(us, price)
                 positions[symbol] = (partition, offset, index)
@@ -196,10 +189,10 @@ class SymbolStage:
                         out.forward_origins.append(rec.ingested_ms)
         for symbol, tracker in trackers.items():
             if symbol in positions:
-                p, o, i = positions[symbol]
-                state = {"p": p, "o": o, "i": i, "tracker": tracker.to_state()}
-                out.states[symbol] = state
-                self._cache[symbol] = (state, tracker)
+                partition, offset, index = positions[symbol]
+                written = SymbolState.encode(partition, offset, index, tracker)
+                out.states[symbol] = written
+                self._cache[symbol] = (written, tracker)
         return out
 
     def forget(self) -> None:

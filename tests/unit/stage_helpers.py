@@ -4,20 +4,28 @@ turn over in-memory tables, as the faust agents run them over their tables."""
 from __future__ import annotations
 
 import asyncio
+import json
 import random
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from schemas.bar import Bar
+from schemas.pair_feed import Heartbeat
 from schemas.signals import SIGNAL_ADAPTER
 from schemas.tick import Tick
 from services.detection.engine import Engine
 from services.detection.record_high import Late
 from services.detection.rules import DivergenceRule, Rules
+from services.processor.history_stage import HistoryStage
 from services.processor.outputs import Outputs, Record
 from services.processor.pair_stage import PairStage
 from services.processor.symbol_stage import SymbolStage
+from services.processor.symbol_state import SymbolState
 
 RULES = Rules(divergence=(DivergenceRule(a="AAA.SH", b="BBB.HK", threshold_pp=2.0),))
+# The `ticks` topic's partitions for `Pipeline` (a bundle must hash to its record's).
+PARTITIONS = 3
 
 
 class PendingAcks:
@@ -96,3 +104,98 @@ def as_records(ticks: list[Tick]) -> list[Record]:
     return [
         Record(t.symbol.encode(), t.model_dump_json().encode(), 0, i) for i, t in enumerate(ticks)
     ]
+
+
+@dataclass
+class Pipeline:
+    """The processor's three stages over in-memory tables, as its agents run them.
+
+    Each call is one batch: the symbol (or history) stage, then its forwards as one
+    batch of the re-keyed topic through the pair stage; the states are written after.
+    Returns the batch's outputs (`view`).
+    """
+
+    rules: Rules
+    symbols: dict[str, Any] = field(default_factory=dict)
+    pairs: dict[str, Any] = field(default_factory=dict)
+    pair_offset: int = 0  # the re-keyed topic's next offset
+    tick_offset: int = 0  # the next offset of `tick` on `ticks` (partition 0)
+
+    def __post_init__(self) -> None:
+        self.restart()
+
+    def restart(self) -> None:
+        """A worker restarted: fresh stages (nothing cached), and the tables as the
+        changelog gives them back (JSON decoded)."""
+        self.symbols, self.pairs = plain(self.symbols), plain(self.pairs)
+        self.symbol_stage = SymbolStage(self.rules, "ticks", PARTITIONS)
+        self.history_stage = HistoryStage(self.rules, "history")
+        self.pair_stage = PairStage(self.rules, "by_pair")
+
+    def ticks(self, records: list[Record], now: float) -> dict[str, Any]:
+        out = self.symbol_stage.process(records, self.symbols.get, now)
+        return self._finish(out, now)
+
+    def tick(self, tick: Tick, now: float) -> dict[str, Any]:
+        """One tick, alone in its record and its batch."""
+        record = Record(tick.symbol.encode(), tick.model_dump_json().encode(), 0, self.tick_offset)
+        self.tick_offset += 1
+        return self.ticks([record], now)
+
+    def bars(self, records: list[Record], now: float) -> dict[str, Any]:
+        out = self.history_stage.process(records, self.symbols.get, now)
+        return self._finish(out, now)
+
+    def bar(self, bar: Bar, now: float) -> dict[str, Any]:
+        return self.bars([Record(bar.symbol.encode(), bar.model_dump_json().encode(), 0, 0)], now)
+
+    def heartbeat(self, now: float) -> dict[str, Any]:
+        """The leader's heartbeat to every pair and listing: releases ticks held too long."""
+        beat = Heartbeat().model_dump_json().encode()
+        records = []
+        for key in self.pair_stage.subjects():
+            records.append(Record(key.encode(), beat, 0, self.pair_offset))
+            self.pair_offset += 1
+        pair_out = self.pair_stage.process(records, self.pairs.get, now)
+        self.pairs.update(pair_out.states)
+        return {"pair": view(pair_out)}
+
+    def rewritten(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The tables as a restarted worker reads every state back and writes it again:
+        equal to the tables (restoring is a fixed point)."""
+        trackers = self.symbol_stage.trackers
+        symbols = {
+            s: SymbolState.from_json(s, v, trackers).to_json() for s, v in self.symbols.items()
+        }
+        pairs = {k: PairStage(self.rules)._state(k, v).to_json() for k, v in self.pairs.items()}
+        return plain(symbols), plain(pairs)
+
+    def held(self) -> int:
+        """Ticks held in the pairs' and listings' reorder buffers, as the tables say."""
+        return sum(len(value["tracker"]["buffer"]) for value in self.pairs.values())
+
+    def _finish(self, out: Outputs, now: float) -> dict[str, Any]:
+        forwarded = []
+        for pair, value, origin in out.pair_records():
+            forwarded.append(Record(pair.encode(), value, 0, self.pair_offset, origin))
+            self.pair_offset += 1
+        pair_out = self.pair_stage.process(forwarded, self.pairs.get, now)
+        self.symbols.update(out.states)
+        self.pairs.update(pair_out.states)
+        return {"symbol": view(out), "pair": view(pair_out)}
+
+
+def view(out: Outputs) -> dict[str, Any]:
+    """A batch's outputs as JSON-plain data (the states are checked from the tables)."""
+    return {
+        "signals": [json.loads(s.model_dump_json()) for s in out.signals],
+        "dead": [json.loads(d.model_dump_json()) for d in out.dead],
+        "forwards": [[pair, json.loads(value)] for pair, value, _ in out.pair_records()],
+        "evaluated": out.evaluated,
+        "bars": dict(sorted(out.bars.items())),
+    }
+
+
+def plain(value: Any) -> Any:
+    """A table value as it comes back from the changelog (JSON decoded)."""
+    return json.loads(json.dumps(value))

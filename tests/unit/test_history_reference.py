@@ -14,7 +14,6 @@ nothing.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 from hypothesis import given, note, settings
 from hypothesis import strategies as st
 
+from schemas.bar import Bar
 from schemas.signals import IndexDivergence, RecordHigh
 from schemas.tick import Tick
 from services.detection.engine import Engine
@@ -31,6 +31,7 @@ from tests.unit import naive_divergence as ndiv
 from tests.unit import naive_record_high as nrh
 from tests.unit import test_divergence_reference as div
 from tests.unit import test_record_high_reference as rh
+from tests.unit.stage_helpers import Pipeline
 
 
 @dataclass(frozen=True)
@@ -226,31 +227,33 @@ def test_divergence_with_history_matches_the_naive_reference(
     assert got == want, f"flush:\n engine    {got}\n reference {want}"
 
 
-# -- state with history survives JSON ---------------------------------------------------
+# -- state with history survives a restart ----------------------------------------------
 
 
-def feed(engine: Engine, events: list[Event]) -> list[Any]:
+def feed(pipeline: Pipeline, events: list[Event]) -> list[Any]:
+    """`events` through the processor's stages; a flush is a heartbeat long after them."""
     out: list[Any] = []
     for event in events:
         if isinstance(event, BarEvent):
-            out.append(engine.add_bar(event.symbol, event.day.toordinal(), event.high, event.close))
+            bar = Bar(symbol=event.symbol, date=event.day, high=event.high, close=event.close)
+            out.append(pipeline.bar(bar, 0.0))
         elif isinstance(event, Tick):
-            out.append(nrh.engine_view(engine.process(event)))
+            out.append(pipeline.tick(event, 0.0))
         else:
-            out.append(nrh.engine_view(engine.flush()))
+            out.append(pipeline.heartbeat(1e9))
     return out
 
 
 @settings(max_examples=100, deadline=None)
 @given(divergence_scenarios(), st.data())
-def test_state_with_history_survives_a_json_round_trip(
+def test_state_with_history_survives_a_restart(
     scenario: tuple[Rules, list[Event]], data: st.DataObject
 ) -> None:
     rules, events = scenario
     cut = data.draw(st.integers(0, len(events)))
-    whole = feed(Engine(rules), events)
-    first = Engine(rules)
-    head = feed(first, events[:cut])
-    state = json.loads(json.dumps(first.to_state()))
-    tail = feed(Engine.from_state(rules, state), events[cut:])
+    whole = feed(Pipeline(rules), events)
+    pipeline = Pipeline(rules)
+    head = feed(pipeline, events[:cut])
+    pipeline.restart()
+    tail = feed(pipeline, events[cut:])
     assert head + tail == whole

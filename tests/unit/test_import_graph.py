@@ -21,11 +21,6 @@ SUBSCRIPTIONS = "services.subscriptions"
 SUBSCRIPTIONS_INTERFACE = frozenset(
     {"services.subscriptions.handoff", "services.subscriptions.service"}
 )
-# The one circle left in the tree, through an annotation (issue 23, item 5: typed
-# state moves serialisation back into the detection classes). Delete the entry with it.
-KNOWN_CIRCLE_EDGES = frozenset(
-    {("services.detection.record_high_state", "services.detection.record_high")}
-)
 
 
 def module_name(path: Path) -> str:
@@ -140,11 +135,7 @@ def test_a_circle_is_found() -> None:
 
 
 def test_no_import_circle() -> None:
-    edges = graph()
-    for source, target in KNOWN_CIRCLE_EDGES:
-        assert target in edges[source], f"{source} -> {target} is gone: delete its entry"
-        edges[source].discard(target)
-    assert circles(edges) == []
+    assert circles(graph()) == []
 
 
 def test_the_alerter_reaches_the_subscriptions_only_through_their_interface() -> None:

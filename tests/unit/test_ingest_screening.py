@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from schemas.dead_letter import DeadLetter
+from schemas.tick import Tick
 from schemas.zones import ExchangeZones
 from services.ingestor.pacing import Pacer
 from services.ingestor.screening import Accepted, Screener
@@ -24,11 +25,14 @@ def cells(symbol: str, ts: str, price: str) -> RawRecord:
 def test_tick_ts_is_in_the_exchange_zone() -> None:
     out = screener().screen(cells("2513.HK", "1770948000000", "1.5"))
     assert isinstance(out, Accepted)
-    assert out.tick.ts.isoformat() == "2026-02-13T10:00:00+08:00"
-    assert out.tick.model_dump_json() == (
-        '{"symbol":"2513.HK","ts":"2026-02-13T10:00:00+08:00","price":1.5,'
-        '"volume":0,"kind":"trade"}'
+    # What goes on the wire, and the tick the processor's model reads from it.
+    assert out.value == (
+        b'{"symbol":"2513.HK","ts":"2026-02-13T10:00:00+08:00","price":1.5,'
+        b'"volume":0,"kind":"trade"}'
     )
+    tick = Tick.model_validate_json(out.value)
+    assert tick.ts.isoformat() == "2026-02-13T10:00:00+08:00"
+    assert tick.model_dump_json().encode() == out.value
 
 
 def test_lateness_is_per_symbol_and_bounded_by_the_allowance() -> None:

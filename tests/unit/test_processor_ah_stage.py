@@ -47,7 +47,7 @@ def test_a_h_listings_ride_the_pair_stage_apart_from_a_pair_of_the_same_symbols(
     signals, out = run_stages(as_records(ticks), tables, SymbolStage(rules, "ticks"), pair_stage)
     assert {key for key, _ in out.forwards} == set(pair_stage.subjects())
     for key in pair_stage.subjects():
-        tracker = PairStage(rules)._tracker(key, tables.pairs[key])
+        tracker = PairStage(rules)._state(key, tables.pairs[key]).tracker
         assert isinstance(tracker, AhTracker) == key.startswith("ah:")
         signals += [s.model_dump_json() for s in tracker.flush()]
     engine = Engine(rules)

@@ -31,7 +31,7 @@ def test_stages_match_the_engine_signal_for_signal() -> None:
     )
     # Flush what the pair stage still holds, as the engine's caller would at the end.
     state = tables.pairs["AAA.SH/BBB.HK"]
-    pair = PairStage(RULES)._tracker("AAA.SH/BBB.HK", state)
+    pair = PairStage(RULES)._state("AAA.SH/BBB.HK", state).tracker
     assert isinstance(pair, PairTracker)
     signals += [s.model_dump_json() for s in pair.flush()]
     engine = Engine(RULES)

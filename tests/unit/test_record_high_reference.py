@@ -188,7 +188,7 @@ def test_compaction_keeps_a_rising_year_small_and_a_falling_year_whole() -> None
         engine = Engine(rules)
         for d, p in enumerate(prices):
             engine.process(Tick(symbol="X.HK", ts=start + timedelta(days=d), price=p))
-        kept = len(engine.to_state()["symbols"]["X.HK"]["days"])
+        kept = len(engine.symbols["X.HK"].to_state()["days"])
         if most is None:
             assert kept >= 300  # a falling year: each day is some future window's high
         else:

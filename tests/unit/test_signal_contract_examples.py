@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from schemas.signals import IndexDivergence, RecordHigh
+from schemas.signals import SIGNAL_ADAPTER, IndexDivergence, RecordHigh
 from schemas.tick import Tick
+from services.backtest.run import run_backtest
 from services.detection.engine import Engine
 from services.detection.record_high import Late
 from services.detection.rules import DivergenceRule, RecordHighRules, Rules, TickRules
@@ -144,8 +147,13 @@ DIV = DivergenceRule(a="A", b="B", window="ytd", threshold_pp=10.0, hysteresis=0
 
 
 def run_pair(rule: DivergenceRule, ticks: list[tuple[str, datetime, float]]) -> list[Any]:
-    engine = Engine(Rules(divergence=(rule,), record_high=RecordHighRules(windows=())))
-    out = engine.run(tick(s, ts, p) for s, ts, p in ticks)
+    """The backtest's signals for `ticks` (a CSV) under `rule` alone."""
+    rules = Rules(divergence=(rule,), record_high=RecordHighRules(windows=()))
+    csv = "symbol,ts,price\n" + "".join(f"{s},{ts.isoformat()},{p!r}\n" for s, ts, p in ticks)
+    written, err = io.BytesIO(), io.StringIO()
+    run_backtest(Path("pair.csv"), rules, written, err, stream=io.StringIO(csv), progress=False)
+    assert err.getvalue() == ""  # nothing malformed, nothing late
+    out = [SIGNAL_ADAPTER.validate_json(line) for line in written.getvalue().splitlines()]
     assert all(isinstance(s, IndexDivergence) for s in out)
     return [(s.ts, s.phase, s.direction, round(s.spread_pp, 6)) for s in out]
 
