@@ -173,9 +173,10 @@ class FastTicks:
     def __init__(self) -> None:
         self._symbols: set[str] = set()
 
-    def check(self, obj: dict[str, Any]) -> tuple[str, int, float] | None:
+    def check(self, obj: dict[str, Any]) -> tuple[str, int, float, int, str] | None:
         """A tick's JSON object (orjson-decoded: a record, or an element of a bundle) as
-        (symbol, ts_us, price) if it is plainly valid, else None: the model decides."""
+        (symbol, ts_us, price, volume, kind) if it is plainly valid, else None: the model
+        decides."""
         symbol = obj.get("symbol")
         ts = obj.get("ts")
         if type(symbol) is not str or type(ts) is not str:
@@ -206,7 +207,7 @@ class FastTicks:
         us = to_us(when)
         if not 0 <= us < _MAX_US:
             return None
-        return symbol, us, price
+        return symbol, us, price, volume, kind
 
 
 # -- CSV cells ------------------------------------------------------------------------

@@ -62,7 +62,7 @@ def memory_and_recovery(rules: Path, n_symbols: int, days: int, logs: Path) -> d
         for d in range(days):
             price *= 1 + rng.gauss(0.0003, 0.02)
             tracker.update(start_us + d * day_us + 7_200_000_000, price)
-        value = orjson.dumps(SymbolState.before_ticks(tracker).to_json())
+        value = orjson.dumps(SymbolState.before_ticks(tracker, None).to_json())
         total_bytes += len(value)
         producer.send(changelog, key=symbol.encode(), value=value)
     producer.flush()

@@ -59,6 +59,7 @@ def batch_handlers(
     def observe_symbols(_batch: list[Record], out: Outputs, elapsed: float) -> None:
         if metrics is not None:
             metrics.batch("symbol", out.ticks, elapsed, out.evaluated, out.signals, out.dead)
+            metrics.day_moves(out.day_move_ticks, out.without_previous_close)
             # Bundles have no key: the symbols are those whose state moved.
             metrics.staleness.seen(out.states)
 

@@ -1,4 +1,5 @@
-"""The history stage: daily bars merged into the per-symbol state (and index pairs)."""
+"""The history stage: daily bars merged into the per-symbol state (record highs and day
+moves) and into the index pairs."""
 
 from __future__ import annotations
 
@@ -61,7 +62,10 @@ class HistoryStage:
             if state is None:
                 value = load(symbol)
                 state = states[symbol] = (
-                    SymbolState.before_ticks(self.trackers.symbol(symbol))
+                    SymbolState.before_ticks(
+                        self.trackers.symbol(symbol),
+                        None if self.trackers.day_moves is None else self.trackers.moves(symbol),
+                    )
                     if value is None
                     else SymbolState.from_json(symbol, value, self.trackers)
                 )
@@ -69,6 +73,8 @@ class HistoryStage:
             outcome = state.tracker.add_bar(day, bar.high)
             out.bars[outcome] += 1
             if outcome in ("held", "applied"):
+                if state.moves is not None:
+                    state.moves.add_bar(day, bar.close, bar.volume)
                 for pair in self.pairs_of.get(symbol, ()):
                     msg = PairBar(symbol=symbol, day=day, close=bar.close)
                     out.forwards.append((pair, msg.model_dump_json().encode()))

@@ -94,6 +94,13 @@ class ProcessorMetrics:
             ["reason"],
             registry=registry,
         )
+        self.day_move_ticks = Counter(
+            "marketsignal_processor_day_move_ticks",
+            "Ticks evaluated for the day moves, by whether the symbol had a previous close "
+            "(missing: no price_move, limit_hit or volume_spike can be judged; load history)",
+            ["previous_close"],
+            registry=registry,
+        )
         for stage in ("symbol", "pair"):
             self.evaluated.labels(stage)
         for reason in ("late", "malformed"):
@@ -143,6 +150,11 @@ class ProcessorMetrics:
             self.signals.labels(signal.kind, window).inc()
         for letter in dead:
             self.dead_letters.labels(letter.reason).inc()
+
+    def day_moves(self, ticks: int, without_previous_close: int) -> None:
+        if ticks:
+            self.day_move_ticks.labels("known").inc(ticks - without_previous_close)
+            self.day_move_ticks.labels("missing").inc(without_previous_close)
 
     def history(self, outcomes: Mapping[str, int], dead: Sequence[DeadLetter]) -> None:
         for outcome, n in outcomes.items():

@@ -45,6 +45,10 @@ class Outputs:
     # key -> new state, to write only after the outputs above are acknowledged
     states: dict[str, dict[str, Any]] = field(default_factory=dict)
     evaluated: int = 0
+    # ticks evaluated for the day moves (0 while they are off), and how many of them had no
+    # previous close (no day move can be judged without one)
+    day_move_ticks: int = 0
+    without_previous_close: int = 0
     # ticks read from well-formed records (a bundle counts each of its ticks)
     ticks: int = 0
     # history: what became of each bar (held, applied, overlap, duplicate)

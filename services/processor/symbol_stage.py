@@ -1,4 +1,5 @@
-"""The symbol stage: lateness, record highs, and each index tick forwarded to its pairs."""
+"""The symbol stage: lateness, record highs, the day moves, and each index tick forwarded
+to its pairs."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from schemas.pair_feed_codec import pair_tick
 from schemas.tick import Tick
 from schemas.tick_bundle import partition_of
 from schemas.tick_codec import FastTicks
+from services.detection.day_moves import DayMoves
 from services.detection.record_high import Late, SymbolTracker
 from services.detection.rules import Rules
 from services.detection.timeline import to_us
@@ -21,12 +23,15 @@ from services.parsing.validation import describe
 from services.processor.outputs import Outputs, Record, feeds_of
 from services.processor.symbol_state import SymbolState
 
-# (index in the record, symbol, ts_us, price, the bundle element or None for a single tick)
-ParsedTick = tuple[int, str, int, float, Any]
+# (index in the record, symbol, ts_us, price, volume, kind, the bundle element or None for
+# a single tick)
+ParsedTick = tuple[int, str, int, float, int, str, Any]
+# A symbol's trackers: its record highs, and its day moves (None while they are off).
+Trackers2 = tuple[SymbolTracker, DayMoves | None]
 
 
 class SymbolStage:
-    """Lateness, record highs, and the fan-out of index ticks to their pairs.
+    """Lateness, record highs, the day moves, and the fan-out of index ticks to their pairs.
 
     A record holds one tick or a bundle of them (`schemas.tick_bundle`); a tick's place
     is (offset, index in the record), which is what a state remembers and a replay
@@ -43,16 +48,22 @@ class SymbolStage:
         self.trackers = Trackers(rules)
         self._context = {"zones": self.trackers.zones}
         self.pairs_of = feeds_of(rules)
-        # symbol -> (the table value last written, the tracker it describes): saves
+        self.day_moves = self.trackers.day_moves is not None
+        # symbol -> (the table value last written, the trackers it describes): saves
         # rebuilding trackers from the table on every batch.
-        self._cache: dict[str, tuple[dict[str, Any], SymbolTracker]] = {}
+        self._cache: dict[str, tuple[dict[str, Any], Trackers2]] = {}
         self._fast = FastTicks()
 
-    def _tracker(self, symbol: str, value: dict[str, Any]) -> SymbolTracker:
+    def _restored(self, symbol: str, value: dict[str, Any]) -> Trackers2:
         cached = self._cache.get(symbol)
         if cached is not None and cached[0] is value:
             return cached[1]
-        return SymbolState.from_json(symbol, value, self.trackers).tracker
+        state = SymbolState.from_json(symbol, value, self.trackers)
+        return state.tracker, state.moves
+
+    def _new(self, symbol: str) -> Trackers2:
+        moves = self.trackers.moves(symbol) if self.day_moves else None
+        return self.trackers.symbol(symbol), moves
 
     def _single(self, rec: Record, obj: Any, out: Outputs, now: datetime) -> ParsedTick | None:
         parsed = self._fast.check(obj) if type(obj) is dict else None
@@ -66,7 +77,7 @@ class SymbolStage:
                     rec, self.source, now, reason="malformed", field=bad.field, detail=bad.detail
                 )
                 return None
-            parsed = (tick.symbol, to_us(tick.ts), tick.price)
+            parsed = (tick.symbol, to_us(tick.ts), tick.price, tick.volume, tick.kind)
         symbol = parsed[0]
         if out.rejected_key(rec, self.source, now, symbol, "tick"):
             return None
@@ -110,10 +121,10 @@ class SymbolStage:
                         raw=raw,
                     )
                     continue
-                parsed = (tick.symbol, to_us(tick.ts), tick.price)
+                parsed = (tick.symbol, to_us(tick.ts), tick.price, tick.volume, tick.kind)
             ticks.append((index, *parsed, item))
         key, partition, check_home = rec.key, rec.partition, self.partitions is not None
-        for index, symbol, _us, _price, _item in ticks:
+        for index, symbol, _us, _price, _volume, _kind, _item in ticks:
             if key is not None and key != symbol.encode():
                 detail = f"record key {key!r} is not the symbol of tick {index} ({symbol})"
             elif check_home and self._home(symbol) != partition:
@@ -134,6 +145,7 @@ class SymbolStage:
     ) -> Outputs:
         out = Outputs()
         trackers: dict[str, SymbolTracker] = {}
+        day_moves: dict[str, DayMoves] = {}
         positions: dict[str, tuple[int, int, int]] = {}
         received = datetime.fromtimestamp(now, UTC)  # stamped on dead letters
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
@@ -152,17 +164,19 @@ class SymbolStage:
                 ticks = (one,)
             out.ticks += len(ticks)
             partition, offset = rec.partition, rec.offset
-            for index, symbol, us, price, item in ticks:
+            for index, symbol, us, price, volume, kind, item in ticks:
                 tracker = trackers.get(symbol)
                 if tracker is None:
                     value = load(symbol)
                     if value is None:
-                        tracker = self.trackers.symbol(symbol)
+                        tracker, moves = self._new(symbol)
                     elif SymbolState.holds(value, partition, offset, index):
                         continue  # applied before a restart: its outputs were sent then
                     else:
-                        tracker = self._tracker(symbol, value)
+                        tracker, moves = self._restored(symbol, value)
                     trackers[symbol] = tracker
+                    if moves is not None:
+                        day_moves[symbol] = moves
                 result = tracker.update(us, price)
                 positions[symbol] = (partition, offset, index)
                 if result is not None:
@@ -180,6 +194,13 @@ class SymbolStage:
                         )
                         continue
                     out.add_signals([result], rec.ingested_ms)  # type: ignore[list-item]
+                if day_moves:
+                    moves = day_moves[symbol]
+                    moved = moves.update(us, price, volume, kind)
+                    if moved:
+                        out.add_signals(moved, rec.ingested_ms)
+                    if moves.prev_close is None:
+                        out.without_previous_close += 1
                 out.evaluated += 1
                 pairs = self.pairs_of.get(symbol)
                 if pairs:
@@ -187,12 +208,15 @@ class SymbolStage:
                     for pair in pairs:
                         out.forwards.append((pair, payload))
                         out.forward_origins.append(rec.ingested_ms)
+        if self.day_moves:
+            out.day_move_ticks = out.evaluated
         for symbol, tracker in trackers.items():
             if symbol in positions:
                 partition, offset, index = positions[symbol]
-                written = SymbolState.encode(partition, offset, index, tracker)
+                moves = day_moves.get(symbol)
+                written = SymbolState.encode(partition, offset, index, tracker, moves)
                 out.states[symbol] = written
-                self._cache[symbol] = (written, tracker)
+                self._cache[symbol] = (written, (tracker, moves))
         return out
 
     def forget(self) -> None:

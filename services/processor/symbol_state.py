@@ -12,7 +12,9 @@ Versions of the table value (the tracker's state inside has its own, see
 A version-1 reader ignores "v", so a rollback still reads version 2. A detector added to
 the symbol's state later becomes an optional field here, written under its own key with
 its own "v" and read with `.get` (None in older states): readers ignore keys they do not
-know, so that needs no new table version.
+know, so that needs no new table version. The day moves are the first: `"moves"`, the
+`DayMoves` state, written while a day-move table is configured. A state without it (an
+older one, or one written while they were off) starts them afresh.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from services.detection.day_moves import DayMoves
 from services.detection.record_high import SymbolTracker
 from services.detection.state import StateVersionError
 from services.detection.trackers import Trackers
@@ -36,26 +39,37 @@ class SymbolState:
     offset: int
     index: int
     tracker: SymbolTracker
+    # The symbol's day moves; None while no day-move table is configured.
+    moves: DayMoves | None = None
 
     @classmethod
-    def before_ticks(cls, tracker: SymbolTracker) -> SymbolState:
+    def before_ticks(cls, tracker: SymbolTracker, moves: DayMoves | None) -> SymbolState:
         """A state that history made before any tick of its symbol was read."""
-        return cls(-1, -1, 0, tracker)
+        return cls(-1, -1, 0, tracker, moves)
 
     def to_json(self) -> dict[str, Any]:
-        return self.encode(self.partition, self.offset, self.index, self.tracker)
+        return self.encode(self.partition, self.offset, self.index, self.tracker, self.moves)
 
     @staticmethod
-    def encode(partition: int, offset: int, index: int, tracker: SymbolTracker) -> dict[str, Any]:
+    def encode(
+        partition: int,
+        offset: int,
+        index: int,
+        tracker: SymbolTracker,
+        moves: DayMoves | None = None,
+    ) -> dict[str, Any]:
         """`to_json` of the state these make, without building it: the symbol stage writes
         one per symbol per batch."""
-        return {
+        value = {
             "v": VERSION,
             "p": partition,
             "o": offset,
             "i": index,
             "tracker": tracker.to_state(),
         }
+        if moves is not None:
+            value["moves"] = moves.to_state()
+        return value
 
     @classmethod
     def from_json(cls, symbol: str, value: dict[str, Any], trackers: Trackers) -> SymbolState:
@@ -71,7 +85,8 @@ class SymbolState:
                 f"symbol table state version {version!r} is not one this code reads (1, 2)"
             )
         tracker = trackers.symbol(symbol, value["tracker"])
-        return cls(value["p"], value["o"], index, tracker)
+        moves = None if trackers.day_moves is None else trackers.moves(symbol, value.get("moves"))
+        return cls(value["p"], value["o"], index, tracker, moves)
 
     @staticmethod
     def holds(value: dict[str, Any], partition: int, offset: int, index: int) -> bool:

@@ -238,15 +238,15 @@ def tick_objects(draw: st.DrawFn) -> dict[str, Any]:
     return obj
 
 
-def model_answer(raw: bytes) -> tuple[str, int, float] | None:
+def model_answer(raw: bytes) -> tuple[str, int, float, int, str] | None:
     try:
         tick = Tick.model_validate_json(raw)
     except ValidationError:
         return None
-    return tick.symbol, to_us(tick.ts), tick.price
+    return tick.symbol, to_us(tick.ts), tick.price, tick.volume, tick.kind
 
 
-def fast_answer(raw: bytes) -> tuple[str, int, float] | None:
+def fast_answer(raw: bytes) -> tuple[str, int, float, int, str] | None:
     """The fast path's answer for a record, as the symbol stage asks it: decoded by orjson,
     then checked if it is an object."""
     try:

@@ -1,0 +1,194 @@
+"""The day moves in the processor's stages equal the backtest's engine on the same feed.
+
+Random feeds (history bars arriving before and among the ticks, late and late-accepted
+ticks across midnight, every board) are cut into records of one tick or bundles, fed
+batch by batch through the symbol and history stages over in-memory tables; between
+batches the worker restarts on the tables as the changelog gives them back, and some
+batches crash half-way through their state write and are replayed. The distinct signals
+of each symbol (the alerter drops a repeated alert id) equal the engine's, in order.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import orjson
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from schemas.bar import Bar
+from schemas.tick import Tick
+from services.detection.engine import Engine
+from services.detection.record_high import Late
+from services.detection.rules import Rules
+from services.processor.history_stage import HistoryStage
+from services.processor.outputs import Record
+from services.processor.symbol_stage import SymbolStage
+from services.processor.symbol_state import SymbolState
+from tests.unit.naive_day_moves import Config, NBar, NTick
+from tests.unit.test_day_moves_reference import configs, feeds
+
+
+def rules_of(config: Config) -> Rules:
+    data: dict[str, Any] = {"divergence": []}
+    if config.levels is not None:
+        data["price_move"] = {"levels_pct": config.levels}
+    if config.limits is not None:
+        data["limits"] = {
+            **config.limits,
+            "listings": {s: d.isoformat() for s, d in config.limits["listings"].items()},
+        }
+    if config.multiples is not None:
+        data["volume_spike"] = {"days": config.days, "multiples": config.multiples}
+    return Rules.from_mapping(data)
+
+
+def tick_of(event: NTick) -> Tick:
+    return Tick(
+        symbol=event.symbol,
+        ts=event.ts,
+        price=event.price,
+        volume=event.volume,
+        kind=event.kind,
+    )
+
+
+def bar_of(event: NBar) -> Bar:
+    return Bar(
+        symbol=event.symbol, date=event.day, high=30.0, close=event.close, volume=event.volume
+    )
+
+
+def per_symbol(lines: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for line in dict.fromkeys(lines):  # the alerter's de-duplication by alert id
+        out.setdefault(orjson.loads(line)["symbol"], []).append(line)
+    return out
+
+
+class Worker:
+    """The symbol and history stages over tables, as the processor's agents run them."""
+
+    def __init__(self, rules: Rules, rng: random.Random) -> None:
+        self.rules = rules
+        self.rng = rng
+        self.table: dict[str, Any] = {}
+        self.signals: list[str] = []
+        self.offset = 0
+        self.restart()
+
+    def restart(self) -> None:
+        self.table = orjson.loads(orjson.dumps(self.table))
+        self.ticks = SymbolStage(self.rules, "ticks")
+        self.history = HistoryStage(self.rules, "history")
+
+    def batch(self, records: list[Record], crash: bool) -> None:
+        out = self.ticks.process(records, self.table.get, 0.0)
+        self.signals += [s.model_dump_json() for s in out.signals]
+        if not crash:
+            self.table.update(out.states)
+            return
+        # Outputs sent, then only some of the states written before the worker died: the
+        # batch's offsets were never committed, so the restarted worker reads it again.
+        for symbol, state in out.states.items():
+            if self.rng.random() < 0.5:
+                self.table[symbol] = state
+        self.restart()
+        self.batch(records, crash=False)
+
+    def bars(self, bars: list[Bar]) -> None:
+        records = [Record(b.symbol.encode(), b.model_dump_json().encode(), 0, 0) for b in bars]
+        out = self.history.process(records, self.table.get, 0.0)
+        self.table.update(out.states)
+
+    def records(self, ticks: list[Tick], sizes: list[int]) -> list[Record]:
+        records: list[Record] = []
+        start = 0
+        while start < len(ticks):
+            chunk = ticks[start : start + sizes[len(records) % len(sizes)]]
+            if len(chunk) == 1:
+                key, value = chunk[0].symbol.encode(), chunk[0].model_dump_json().encode()
+            else:
+                key = None
+                value = b"[" + b",".join(t.model_dump_json().encode() for t in chunk) + b"]"
+            records.append(Record(key, value, 0, self.offset))
+            self.offset += 1
+            start += len(chunk)
+        return records
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    configs(),
+    feeds(),
+    st.lists(st.integers(1, 6), min_size=1, max_size=4),
+    st.lists(st.integers(1, 5), min_size=1, max_size=4),
+    st.integers(0, 2**32),
+)
+def test_the_stream_gives_the_engines_signals_through_restarts_and_replays(
+    config: Config,
+    events: list[NTick | NBar],
+    sizes: list[int],
+    cuts: list[int],
+    seed: int,
+) -> None:
+    rules = rules_of(config)
+    engine = Engine(rules)
+    expected: list[str] = []
+    rng = random.Random(seed)
+    worker = Worker(rules, rng)
+    pending: list[Tick] = []
+
+    def flush() -> None:
+        records = worker.records(pending, sizes)
+        start, i = 0, 0
+        while start < len(records):
+            worker.batch(records[start : start + cuts[i % len(cuts)]], crash=rng.random() < 0.2)
+            if rng.random() < 0.3:
+                worker.restart()
+            start, i = start + cuts[i % len(cuts)], i + 1
+        pending.clear()
+
+    for event in events:
+        if isinstance(event, NBar):
+            flush()
+            bar = bar_of(event)
+            engine.add_bar(bar.symbol, bar.date.toordinal(), bar.high, bar.close, bar.volume)
+            worker.bars([bar])
+            continue
+        tick = tick_of(event)
+        result = engine.process(tick)
+        if not isinstance(result, Late):
+            expected += [s.model_dump_json() for s in result]
+        pending.append(tick)
+    flush()
+    assert per_symbol(worker.signals) == per_symbol(expected)
+
+
+def test_a_state_written_before_the_day_moves_loads_and_starts_them_afresh() -> None:
+    rules = Rules.from_toml_text("divergence = []\n[price_move]\n[limits]\n")
+    old = SymbolStage(Rules.from_toml_text("divergence = []\n"), "ticks")
+    table: dict[str, Any] = {}
+    first = Tick.model_validate(
+        {"symbol": "600001.SH", "ts": "2026-02-12T10:00:00+08:00", "price": 10.0}
+    )
+    out = old.process([Record(b"600001.SH", first.model_dump_json().encode(), 0, 0)], table.get, 0)
+    table.update(orjson.loads(orjson.dumps(out.states)))
+    assert "moves" not in table["600001.SH"]
+    stage = SymbolStage(rules, "ticks")
+    ticks = [
+        ("2026-02-12T14:59:00+08:00", 10.0),  # the moves start here: no previous close
+        ("2026-02-13T10:00:00+08:00", 11.0),  # +10% on 12 Feb's close: a move, and sealed
+    ]
+    kinds = []
+    for offset, (ts, price) in enumerate(ticks, start=1):
+        tick = Tick.model_validate({"symbol": "600001.SH", "ts": ts, "price": price})
+        record = Record(b"600001.SH", tick.model_dump_json().encode(), 0, offset)
+        out = stage.process([record], table.get, 0.0)
+        table.update(orjson.loads(orjson.dumps(out.states)))
+        kinds.append([s.kind for s in out.signals])
+    assert kinds == [[], ["record_high", "price_move", "limit_hit"]]
+    state = SymbolState.from_json("600001.SH", table["600001.SH"], stage.trackers)
+    assert state.moves is not None
+    assert state.moves.to_state()["v"] == 1
