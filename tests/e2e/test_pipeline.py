@@ -21,7 +21,7 @@ import redis
 from kafka.admin import KafkaAdminClient
 
 from schemas.alert import Alert
-from schemas.signals import SIGNAL_ADAPTER
+from schemas.signals import SIGNAL_ADAPTER, SIGNAL_KINDS
 from services.backtest.run import run_backtest
 from services.detection.rules import Rules
 from services.runtime.lag import caught_up
@@ -158,8 +158,9 @@ def test_demo_replay_reaches_subscribers_exactly_as_the_backtest_says(
     assert len(expected) > 20
     kinds = {SIGNAL_ADAPTER.validate_json(line).kind for line in expected}
     if not os.environ.get("E2E_TICKS"):
-        # the demo has every kind: record highs, the divergence, the A/H premium
-        assert kinds == {"record_high", "index_divergence", "ah_premium"}
+        # the demo has every kind: record highs, the divergence, the A/H premium and the
+        # three day moves
+        assert kinds == set(SIGNAL_KINDS)
     env = service_env(s, rules)
     live = Subscriber(redis_client, s.redis_key("alerts:*"), s.redis_key("alerts:marker:sync"))
     processor = start_processor("processor", env, tmp_path)
@@ -196,6 +197,12 @@ def test_demo_replay_reaches_subscribers_exactly_as_the_backtest_says(
     if "ah_premium" in kinds and not os.environ.get("E2E_TICKS"):
         premium_channels = {c for c, _ in messages if ":ah_premium:" in c}
         assert premium_channels == {f"{s.namespace}alerts:ah_premium:688981.SH/0981.HK"}
+    if not os.environ.get("E2E_TICKS"):
+        limit_channels = {c for c, _ in messages if ":limit_hit:" in c}
+        assert limit_channels == {
+            f"{s.namespace}alerts:limit_hit:688795.SH",
+            f"{s.namespace}alerts:limit_hit:601127.SH",
+        }
 
 
 @BUNDLES
