@@ -22,6 +22,10 @@ LABELS = {
     "processor": "marketsignal\nprocess",
     "processor_bundles": "process\ntick bundles",
     "processor_2_workers": "process\n2 workers",
+    "processor_bundles_record_highs": "bundles\nrecord highs only",
+    "processor_bundles_every_signal": "bundles\nevery signal",
+    "backtest_record_highs": "backtest\nrecord highs only",
+    "backtest_every_signal": "backtest\nevery signal",
     "backtest": "backtest\n(no broker)",
     "kafka_python_producer": "kafka-python\nproducer",
     "ingest": "marketsignal\ningest",
@@ -38,7 +42,11 @@ CONSUMERS = [
     "processor",
     "processor_2_workers",
     "processor_bundles",
+    "processor_bundles_record_highs",
+    "processor_bundles_every_signal",
     "backtest",
+    "backtest_record_highs",
+    "backtest_every_signal",
 ]
 PRODUCERS = [
     "kafka_python_producer",
@@ -80,7 +88,13 @@ def draw(results: dict[str, Any], path: Path) -> None:
         CONSUMERS,
         tp,
         f"Consuming the same {results['ticks']:,} ticks",
-        {"processor", "processor_2_workers", "processor_bundles"},
+        {
+            "processor",
+            "processor_2_workers",
+            "processor_bundles",
+            "processor_bundles_record_highs",
+            "processor_bundles_every_signal",
+        },
     )
     _bars(
         axes[0][1],

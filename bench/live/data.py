@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from bench.bench_backtest import INDICES, RULES, generate
+from bench.bench_backtest import INDICES, RULES, RULES_ALL, RULES_RECORD_HIGHS, generate
 from bench.live.common import CACHE
 
 
@@ -15,6 +15,16 @@ def bench_rules() -> Path:
     CACHE.mkdir(parents=True, exist_ok=True)
     rules = CACHE / "bench-rules.toml"
     rules.write_text(RULES, encoding="utf-8")
+    return rules
+
+
+def bench_rules_mix(name: str) -> Path:
+    """The signal mixes issue 21's ratios compare: `record_highs` alone, or
+    `every_signal` (the pairs, an A/H listing and the three day moves)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    rules = CACHE / f"bench-rules-{name}.toml"
+    text = {"record_highs": RULES_RECORD_HIGHS, "every_signal": RULES_ALL}[name]
+    rules.write_text(text, encoding="utf-8")
     return rules
 
 

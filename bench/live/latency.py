@@ -157,7 +157,7 @@ def latency(
         for tick in value if isinstance(value, list) else [value]:
             origin[round(datetime.fromisoformat(tick["ts"]).timestamp() * 1000)] = sent
     per_level: dict[int, dict[str, list[float]]] = {
-        i: {"record_high": [], "index_divergence": []} for i in range(len(levels))
+        i: {"record_high": [], "index_divergence": [], "all": []} for i in range(len(levels))
     }
     unmatched = 0
     for received, payload in sub.received:
@@ -169,7 +169,8 @@ def latency(
             continue
         for i, lv in enumerate(levels):
             if lv["ts_range"][0] <= ts_ms <= lv["ts_range"][1]:
-                per_level[i][alert["kind"]].append(received - sent)
+                per_level[i].setdefault(alert["kind"], []).append(received - sent)
+                per_level[i]["all"].append(received - sent)
     for i, lv in enumerate(levels):
         lv["subscriber"] = {k: percentiles(v) for k, v in per_level[i].items()}
         del lv["ts_range"]

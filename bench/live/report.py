@@ -76,6 +76,14 @@ def ratios(tp: dict[str, Any]) -> dict[str, float]:
     if "quix_peer" in tp:
         out["processor_bundles_to_peer"] = bundled_rate / tp["quix_peer"]["rate"]
     out["ingest_bundles_to_ingest"] = tp["ingest_bundles"]["rate"] / tp["ingest"]["rate"]
+    if "processor_bundles_every_signal" in tp and "processor_bundles_record_highs" in tp:
+        out["every_signal_to_record_highs_processor_bundles"] = (
+            tp["processor_bundles_every_signal"]["rate"]
+            / tp["processor_bundles_record_highs"]["rate"]
+        )
+        out["every_signal_to_record_highs_backtest"] = (
+            tp["backtest_every_signal"]["rate"] / tp["backtest_record_highs"]["rate"]
+        )
     if "kafka_python_producer_bundles" in tp:
         out["ingest_bundles_to_kafka_python_producer_bundles"] = (
             tp["ingest_bundles"]["rate"] / tp["kafka_python_producer_bundles"]["rate"]
@@ -90,7 +98,7 @@ def ratios(tp: dict[str, Any]) -> dict[str, float]:
 
 
 def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Issue 15's targets, read from this run's figures."""
+    """Issue 15's and issue 21's targets, read from this run's figures."""
     tp = results["throughput"]
     out: dict[str, dict[str, Any]] = {}
 
@@ -102,11 +110,31 @@ def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
     if "quix_peer" in tp:
         add("processor_bundles_to_peer", results["ratios"]["processor_bundles_to_peer"], 1.2)
     add("ingest_bundles_ticks_per_s", tp["ingest_bundles"]["rate"], 100_000)
+    if "processor_bundles_every_signal" in tp:
+        ratios = results["ratios"]
+        add(
+            "every_signal_processor_bundles_ticks_per_s",
+            tp["processor_bundles_every_signal"]["rate"],
+            150_000,
+        )
+        add(
+            "every_signal_to_record_highs_processor_bundles",
+            ratios["every_signal_to_record_highs_processor_bundles"],
+            0.75,
+        )
+        add(
+            "every_signal_to_record_highs_backtest",
+            ratios["every_signal_to_record_highs_backtest"],
+            0.8,
+        )
     for lv in results.get("latency", {}).get("levels", []):
         if lv["rate"] == 5000 and lv["bundles"]:
             p99 = lv["subscriber"]["record_high"].get("p99_ms")
             if p99 is not None:
                 add("p99_ms_at_5k_with_bundles", p99, 50, higher=False)
+            every = lv["subscriber"].get("all", {}).get("p99_ms")
+            if every is not None and results["latency"].get("rules") == "every_signal":
+                add("p99_ms_at_5k_with_bundles_every_signal_all_alerts", every, 50, higher=False)
     return out
 
 
@@ -138,13 +166,15 @@ def report(results: dict[str, Any]) -> None:
     for lv in results.get("latency", {}).get("levels", []):
         sub = lv["subscriber"]
         rh, dv, hist = sub["record_high"], sub["index_divergence"], lv["histogram"]
+        every = sub.get("all", {})
         print(
             f"  latency at {lv['rate']:>6,}/s {'bundles' if lv['bundles'] else 'single '} "
             f"(achieved {lv['achieved_rate']:,.0f}/s): "
             "record highs "
             f"n={rh.get('n')} p50 {rh.get('p50_ms', 0):.1f} p99 {rh.get('p99_ms', 0):.1f} ms | "
             f"divergences n={dv.get('n')} p50 {dv.get('p50_ms', 0):.1f} "
-            f"p99 {dv.get('p99_ms', 0):.1f} ms | alerter histogram n={hist.get('n')} "
+            f"p99 {dv.get('p99_ms', 0):.1f} ms | all alerts n={every.get('n')} "
+            f"p99 {every.get('p99_ms', 0):.1f} ms | alerter histogram n={hist.get('n')} "
             f"p50 {hist.get('p50_ms', 0):.1f} p99 {hist.get('p99_ms', 0):.1f} ms"
         )
     if "latency" in results:

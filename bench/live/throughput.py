@@ -20,6 +20,7 @@ from bench.live.common import (
     signal_key,
     ticks_in,
 )
+from bench.live.data import bench_rules_mix
 from bench.live.drain import backtest, limits, processor_drain, quix_available, quix_peer
 from bench.live.ingest import ingest, ingest_producer_settings, raw_producer
 
@@ -53,6 +54,8 @@ def throughput(step: Step, run_id: str) -> None:
         log("marketsignal process: backlog drain of the bundles, 1 worker")
         check(step, "processor_bundles", drain(step, bundles_ns, "processor_bundles"), highs)
         cleanup(bundles_ns)
+        for mix in ("record_highs", "every_signal"):
+            signal_mix(step, f"bench.{run_id}.{mix}.", mix)
         if "scale" not in step.skip:
             two_workers(step, f"bench.{run_id}.scale.")
     finally:
@@ -124,6 +127,34 @@ def check(step: Step, name: str, processed: list[bytes], highs: list[str]) -> No
     step.results["checks"][f"{name}_divergences"] = sum(
         1 for v in processed if json.loads(v)["kind"] == "index_divergence"
     )
+
+
+# The kinds whose signals do not depend on how a pair's or listing's legs interleave in
+# the stream (the wall-clock release of held ticks): compared one for one.
+SYMBOL_KINDS = ("record_high", "price_move", "limit_hit", "volume_spike")
+
+
+def signal_mix(step: Step, namespace: str, mix: str) -> None:
+    """Issue 21: the same ticks in bundles drained with the `mix` rules (record highs
+    alone, or every signal on), and their backtest; the symbol kinds checked equal."""
+    rules = bench_rules_mix(mix)
+    log(f"marketsignal process: backlog drain of the bundles with {mix.replace('_', ' ')}")
+    try:
+        ingest(namespace, rules, step.data, step.logs, bundles=True)
+        step.tp[f"processor_bundles_{mix}"] = processor_drain(namespace, rules, step.n, step.logs)
+        processed = [json.loads(r.value) for r in read_topic(namespace + "signals")]
+    finally:
+        cleanup(namespace)
+    out = step.logs / f"backtest-{mix}.jsonl"
+    step.tp[f"backtest_{mix}"] = backtest(step.data, rules, out)
+    expected = [json.loads(line) for line in out.read_text().splitlines()]
+    kinds = sorted({s["kind"] for s in expected})
+    step.results["checks"][f"{mix}_kinds"] = ",".join(kinds)
+    step.results["checks"][f"processor_bundles_{mix}_equal_backtest"] = sorted(
+        signal_key(s) for s in processed if s["kind"] in SYMBOL_KINDS
+    ) == sorted(signal_key(s) for s in expected if s["kind"] in SYMBOL_KINDS)
+    step.results["checks"][f"processor_bundles_{mix}_signals"] = len(processed)
+    step.results["checks"][f"backtest_{mix}_signals"] = len(expected)
 
 
 def record_highs(records: list[Any]) -> list[str]:
