@@ -65,7 +65,26 @@ days = 2
 multiples = [1.5, 2.0, 5.0]
 """
 )
-CONTENDERS = {"pairs": RULES, "record_highs": RULES_RECORD_HIGHS, "every_signal": RULES_ALL}
+# Record highs and the three day moves, no pair or listing: the day moves' own cost.
+RULES_DAY_MOVES = (
+    RULES_RECORD_HIGHS
+    + """
+[price_move]
+levels_pct = [2.0, 5.0, 10.0, 20.0]
+
+[limits]
+
+[volume_spike]
+days = 2
+multiples = [1.5, 2.0, 5.0]
+"""
+)
+CONTENDERS = {
+    "pairs": RULES,
+    "record_highs": RULES_RECORD_HIGHS,
+    "day_moves": RULES_DAY_MOVES,
+    "every_signal": RULES_ALL,
+}
 
 
 def generate(path: Path, n: int, seed: int = 20260213) -> None:
@@ -117,7 +136,9 @@ def main() -> int:
         )
     print(
         "every signal / record highs alone: "
-        f"{medians['every_signal'] / medians['record_highs']:.2f} (target 0.8)"
+        f"{medians['every_signal'] / medians['record_highs']:.2f} (target 0.8); "
+        f"record highs and day moves / record highs alone: "
+        f"{medians['day_moves'] / medians['record_highs']:.2f}"
     )
     return 0
 

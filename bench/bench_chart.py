@@ -23,6 +23,7 @@ LABELS = {
     "processor_bundles": "process\ntick bundles",
     "processor_2_workers": "process\n2 workers",
     "processor_bundles_record_highs": "bundles\nrecord highs only",
+    "processor_bundles_day_moves": "bundles\n+ day moves",
     "processor_bundles_every_signal": "bundles\nevery signal",
     "backtest_record_highs": "backtest\nrecord highs only",
     "backtest_every_signal": "backtest\nevery signal",
@@ -43,6 +44,7 @@ CONSUMERS = [
     "processor_2_workers",
     "processor_bundles",
     "processor_bundles_record_highs",
+    "processor_bundles_day_moves",
     "processor_bundles_every_signal",
     "backtest",
     "backtest_record_highs",
@@ -93,6 +95,7 @@ def draw(results: dict[str, Any], path: Path) -> None:
             "processor_2_workers",
             "processor_bundles",
             "processor_bundles_record_highs",
+            "processor_bundles_day_moves",
             "processor_bundles_every_signal",
         },
     )

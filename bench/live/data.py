@@ -6,7 +6,14 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from bench.bench_backtest import INDICES, RULES, RULES_ALL, RULES_RECORD_HIGHS, generate
+from bench.bench_backtest import (
+    INDICES,
+    RULES,
+    RULES_ALL,
+    RULES_DAY_MOVES,
+    RULES_RECORD_HIGHS,
+    generate,
+)
 from bench.live.common import CACHE
 
 
@@ -19,11 +26,16 @@ def bench_rules() -> Path:
 
 
 def bench_rules_mix(name: str) -> Path:
-    """The signal mixes issue 21's ratios compare: `record_highs` alone, or
-    `every_signal` (the pairs, an A/H listing and the three day moves)."""
+    """The signal mixes issue 21's ratios compare: `record_highs` alone, `day_moves`
+    (record highs and the three day moves), or `every_signal` (record highs, the pairs,
+    an A/H listing and the three day moves)."""
     CACHE.mkdir(parents=True, exist_ok=True)
     rules = CACHE / f"bench-rules-{name}.toml"
-    text = {"record_highs": RULES_RECORD_HIGHS, "every_signal": RULES_ALL}[name]
+    text = {
+        "record_highs": RULES_RECORD_HIGHS,
+        "day_moves": RULES_DAY_MOVES,
+        "every_signal": RULES_ALL,
+    }[name]
     rules.write_text(text, encoding="utf-8")
     return rules
 

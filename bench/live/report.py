@@ -84,6 +84,13 @@ def ratios(tp: dict[str, Any]) -> dict[str, float]:
         out["every_signal_to_record_highs_backtest"] = (
             tp["backtest_every_signal"]["rate"] / tp["backtest_record_highs"]["rate"]
         )
+    if "processor_bundles_day_moves" in tp and "processor_bundles_record_highs" in tp:
+        out["day_moves_to_record_highs_processor_bundles"] = (
+            tp["processor_bundles_day_moves"]["rate"] / tp["processor_bundles_record_highs"]["rate"]
+        )
+        out["day_moves_to_record_highs_backtest"] = (
+            tp["backtest_day_moves"]["rate"] / tp["backtest_record_highs"]["rate"]
+        )
     if "kafka_python_producer_bundles" in tp:
         out["ingest_bundles_to_kafka_python_producer_bundles"] = (
             tp["ingest_bundles"]["rate"] / tp["kafka_python_producer_bundles"]["rate"]

@@ -54,7 +54,7 @@ def throughput(step: Step, run_id: str) -> None:
         log("marketsignal process: backlog drain of the bundles, 1 worker")
         check(step, "processor_bundles", drain(step, bundles_ns, "processor_bundles"), highs)
         cleanup(bundles_ns)
-        for mix in ("record_highs", "every_signal"):
+        for mix in ("record_highs", "day_moves", "every_signal"):
             signal_mix(step, f"bench.{run_id}.{mix}.", mix)
         if "scale" not in step.skip:
             two_workers(step, f"bench.{run_id}.scale.")
