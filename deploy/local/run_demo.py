@@ -13,6 +13,8 @@ same namespace would rightly deliver nothing new.
 
 from __future__ import annotations
 
+from collections import Counter
+
 import io
 import os
 import signal
@@ -120,6 +122,7 @@ def main() -> int:
         return 1
     feed = start("ingest", ["ingest", str(DEMO), "--rate", RATE], env, logs)
     seen: set[str] = set()
+    by_kind: Counter[str] = Counter()
     started = time.monotonic()
     last_alert = started
     try:
@@ -129,6 +132,7 @@ def main() -> int:
                 alert = Alert.model_validate_json(msg["data"])
                 if alert.alert_id not in seen:
                     seen.add(alert.alert_id)
+                    by_kind[alert.kind] += 1
                     print(format_alert(alert), flush=True)
                 last_alert = time.monotonic()
             for name, proc in (("processor", processor), ("alerter", alerter)):
@@ -158,6 +162,7 @@ def main() -> int:
         f"  alerts         {delivered} delivered to the stream, {len(seen)} seen live "
         f"(backtest: {n_expected})"
     )
+    print("  by kind        " + ", ".join(f"{k} {n}" for k, n in sorted(by_kind.items())))
     print(f"  dead letters   {topic_size(settings, settings.dlq_topic)} on {settings.dlq_topic}")
     ok = delivered == n_expected == len(seen) and feed.returncode == 0
     print("  result         " + ("OK: every signal delivered once" if ok else "MISMATCH"))
