@@ -13,8 +13,6 @@ same namespace would rightly deliver nothing new.
 
 from __future__ import annotations
 
-from collections import Counter
-
 import io
 import os
 import signal
@@ -22,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
