@@ -30,7 +30,7 @@ ROOT="$(cd "$HERE/../.." && pwd)"
 POM="$ROOT/deploy/kafka/pom.xml"
 # The newest 4.x release that resolves from Maven Central and passes the suite, and the newest
 # 3.9 release, which `make test-kafka-compat` runs the suite against. stack.sh, the pom,
-# docker-compose.yml and the Makefile say the same (tests/unit/test_kafka_versions.py).
+# docker-compose.yml and the Makefile say the same (tests/unit/deploy/test_kafka_versions.py).
 DEFAULT_VERSION=4.4.0
 COMPAT_VERSION=3.9.2
 KAFKA_VERSION="${KAFKA_VERSION:-$DEFAULT_VERSION}"

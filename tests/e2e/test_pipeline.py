@@ -50,7 +50,7 @@ MAX_WAIT_S = 5.0
 # most of a minute), and a leg released by the wall-clock timeout is then rightly
 # evaluated in another order than the backtest's. So the listing's timeout never fires
 # here and its order is the watermark's alone; the timeout release itself is pinned by
-# the unit tests (tests/unit/test_ah_premium_reference.py, a wall clock in every other
+# the unit tests (tests/unit/detection/test_ah_premium_reference.py, a wall clock in every other
 # scenario). None of the demo's A/H signals comes from the ticks still held at the end.
 AH_MAX_WAIT_S = 600.0
 

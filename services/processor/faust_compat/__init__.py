@@ -11,7 +11,7 @@ module gives:
 - `shutdown`: faust's Worker with a deadline on stopping.
 
 `relied_on.RELIED_ON` lists each private name with the signature it was written
-against; tests/unit/test_faust_compat.py fails naming any that an upgrade moved.
+against; tests/unit/processor/test_faust_compat.py fails naming any that an upgrade moved.
 Supported versions: docs/processor.md.
 
 Nothing is imported here: `relied_on` must import without faust, so that the test can

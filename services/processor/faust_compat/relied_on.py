@@ -2,7 +2,7 @@
 documented API, with the signature it was written against (faust-streaming 0.15.3,
 mode-streaming 0.7.1, aiokafka 0.14.0).
 
-tests/unit/test_faust_compat.py checks each against the installed packages and fails
+tests/unit/processor/test_faust_compat.py checks each against the installed packages and fails
 naming the one that is gone or changed; it also fails when a module here uses a private
 name not declared below. An upgrade starts there.
 """

@@ -29,8 +29,8 @@ from services.detection.rules import Rules
 from tests.unit import naive_common
 from tests.unit import naive_divergence as ndiv
 from tests.unit import naive_record_high as nrh
-from tests.unit import test_divergence_reference as div
-from tests.unit import test_record_high_reference as rh
+from tests.unit.detection import test_divergence_reference as div
+from tests.unit.detection import test_record_high_reference as rh
 from tests.unit.stage_helpers import Pipeline
 
 

@@ -26,8 +26,8 @@ from services.processor.history_stage import HistoryStage
 from services.processor.outputs import Record
 from services.processor.symbol_stage import SymbolStage
 from services.processor.symbol_state import SymbolState
+from tests.unit.detection.test_day_moves_reference import configs, feeds
 from tests.unit.naive_day_moves import Config, NBar, NTick
-from tests.unit.test_day_moves_reference import configs, feeds
 
 
 def rules_of(config: Config) -> Rules:

@@ -15,7 +15,7 @@ import yaml
 from services.cli import COMMANDS, build_parser
 from services.runtime.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "deploy" / "Dockerfile"
 SCHEMA = ROOT / "tests" / "data" / "compose-spec.json"

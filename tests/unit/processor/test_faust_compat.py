@@ -19,7 +19,7 @@ import pytest
 
 from services.processor.faust_compat.relied_on import RELIED_ON, Reliance
 
-PROCESSOR = Path(__file__).resolve().parents[2] / "services" / "processor"
+PROCESSOR = Path(__file__).resolve().parents[3] / "services" / "processor"
 COMPAT = PROCESSOR / "faust_compat"
 UPSTREAM = ("faust", "mode", "aiokafka")
 

@@ -18,7 +18,7 @@ import pytest
 from services.detection.rules import Rules
 from tests.unit.state_samples import run_steps, second_part
 
-SAMPLES = sorted((Path(__file__).parents[1] / "data" / "processor_state").iterdir())
+SAMPLES = sorted((Path(__file__).parents[2] / "data" / "processor_state").iterdir())
 
 
 def read(sample: Path, name: str) -> Any:

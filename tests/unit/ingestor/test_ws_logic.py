@@ -17,7 +17,7 @@ from services.ingestor.websocket import (
     load_adapter,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @given(st.integers(0, 40), st.floats(0.01, 5), st.floats(5, 120), st.integers(0, 2**32))

@@ -31,7 +31,7 @@ from services.detection.engine import Engine
 from services.detection.rules import LimitRules, PriceMoveRules, Rules, VolumeSpikeRules
 from services.detection.timeline import to_us
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "deploy" / "demo"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -15,7 +15,7 @@ from schemas.tick import Tick
 from services.detection.engine import Engine
 from services.detection.record_high import Late
 from services.detection.rules import AhRule, Rules, RulesError
-from tests.unit.test_ah_premium_reference import FX, START, A, H
+from tests.unit.detection.test_ah_premium_reference import FX, START, A, H
 
 
 def tick(symbol: str, minute: int, price: float) -> Tick:

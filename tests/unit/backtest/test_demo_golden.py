@@ -28,9 +28,9 @@ from services.detection.rules import Rules
 from tests.e2e.services import run_cli
 from tests.summary import summary_counts
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "deploy" / "demo"
-GOLDEN = Path(__file__).parent / "golden" / "demo_signals.jsonl"
+GOLDEN = Path(__file__).parents[1] / "golden" / "demo_signals.jsonl"
 REGENERATE = (
     "the committed demo data differ from what deploy/demo/generate.py writes; if the generator "
     "changed on purpose, run `make demo-data` (it rewrites ticks, bars and the golden file)"

@@ -23,7 +23,7 @@ from services.subscriptions.destinations import DestinationError, parse_url, ref
 from services.subscriptions.secrets import WebhookSecrets
 from services.subscriptions.signing import sign, verify
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.mark.parametrize(
