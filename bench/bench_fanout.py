@@ -36,7 +36,7 @@ from services.subscriptions.fanout import SubscriptionDelivery
 from services.subscriptions.fanout_worker import FanoutWorker
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
-from tests import factories
+from tests.support import factories
 
 
 def watch_list(rng: random.Random, i: int) -> SubscriptionSpec:

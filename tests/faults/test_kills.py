@@ -32,7 +32,7 @@ from tests.faults.scenario import (
     kill_cycles,
     recoveries,
 )
-from tests.integration.conftest import SettingsFactory
+from tests.support.stack import SettingsFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 

@@ -24,9 +24,10 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.services import ROOT, Service, free_port, service_env, wait_for
-from tests.integration.conftest import SettingsFactory
 from tests.integration.test_deploy_prometheus import used_metric_names
+from tests.support.services import ROOT, Service, free_port, service_env
+from tests.support.stack import SettingsFactory
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -78,11 +79,15 @@ class Prometheus:
             stdout=self.log,
             stderr=subprocess.STDOUT,
         )
-        deadline = time.monotonic() + 60
-        while not ok(f"{self.url}/-/ready"):
-            assert self.proc.poll() is None, (tmp / "prometheus.log").read_text()
-            assert time.monotonic() < deadline, "prometheus not ready after 60 s"
-            time.sleep(0.2)
+        self.name = "prometheus"
+        self.log_path = tmp / "prometheus.log"
+        wait_for("prometheus /-/ready", functools.partial(ok, f"{self.url}/-/ready"), 60, [self])
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
 
     def api(self, path: str, **params: str) -> Any:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""

@@ -17,10 +17,11 @@ from services.runtime.settings import Settings
 from services.subscriptions.background import Background
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
-from tests import factories
 from tests.integration.api_client import Api
 from tests.integration.receiver import LOCAL_RECEIVER, Receiver
-from tests.live import subscription_delivery, wait_until
+from tests.support import factories
+from tests.support.live import subscription_delivery
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 

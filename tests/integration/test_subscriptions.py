@@ -20,10 +20,11 @@ from services.subscriptions.background import Background
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.signing import SIGNATURE_HEADER, verify
-from tests import factories
-from tests.integration.conftest import with_signals_topic
 from tests.integration.receiver import Receiver, webhook_settings
-from tests.live import subscription_alert_ids, subscription_delivery, wait_until
+from tests.support import factories
+from tests.support.live import subscription_alert_ids, subscription_delivery
+from tests.support.stack import with_signals_topic
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 

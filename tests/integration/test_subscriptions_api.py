@@ -20,8 +20,8 @@ from services.alerter.delivery import RedisDelivery
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
 from services.subscriptions.fanout import SubscriptionDelivery
-from tests import factories
 from tests.integration.api_client import Api, serving
+from tests.support import factories
 
 pytestmark = pytest.mark.integration
 TOKEN = "test-token-1-0123456789"

@@ -22,10 +22,11 @@ from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.posting import post
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.webhook import GROUP, WebhookWorker
-from tests import factories
-from tests.integration.conftest import Grant, allow
 from tests.integration.receiver import Receiver, webhook_settings
-from tests.live import subscription_delivery, wait_until
+from tests.support import factories
+from tests.support.live import subscription_delivery
+from tests.support.stack import Grant, allow
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 

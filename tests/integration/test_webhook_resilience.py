@@ -19,9 +19,10 @@ from services.subscriptions.fanout import SubscriptionDelivery
 from services.subscriptions.keys import SubscriptionKeys
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.webhook import GROUP
-from tests import factories
 from tests.integration.receiver import Receiver, webhook_settings
-from tests.live import subscription_delivery, wait_until
+from tests.support import factories
+from tests.support.live import subscription_delivery
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 

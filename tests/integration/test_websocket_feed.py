@@ -26,7 +26,6 @@ from services.runtime.settings import Settings
 from tests.integration.test_live_sources import (
     BUNDLES,
     T0_MS,
-    free_port,
     ingest,
     prices,
     scrape,
@@ -34,6 +33,8 @@ from tests.integration.test_live_sources import (
     wait_metric,
     wait_prices,
 )
+from tests.support.services import free_port
+from tests.support.wait import wait_for_async
 
 pytestmark = pytest.mark.integration
 
@@ -209,15 +210,14 @@ def test_websocket_reader_stops_reading_while_kafka_has_too_much_unacknowledged(
         )
         async with serve(handler, "127.0.0.1", port):
             task = asyncio.create_task(source.run())
-            deadline = time.monotonic() + 30
-            # The source's own counter, polled under a deadline: it offers no event.
-            while source.messages == 0 and time.monotonic() < deadline:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(1.0)  # time enough to read everything, were it reading
+            # The source's own counter: it offers no event to await.
+            await wait_for_async("the first message read", lambda: source.messages, 30)
+            # Not a wait for a condition but a window in which none may happen: time
+            # enough to read everything, were it reading.
+            await asyncio.sleep(1.0)
             while_blocked = source.messages
             unacked[0] = 0  # acknowledged: reading resumes
-            while len(sink.ticks) < sent and time.monotonic() < deadline:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+            await wait_for_async(f"{sent} ticks", lambda: len(sink.ticks) >= sent, 30)
             source.stop()
             await asyncio.wait_for(task, 10)
         return while_blocked, len(sink.ticks)
@@ -269,9 +269,7 @@ def test_websocket_silent_connection_is_dropped_by_the_ping_timeout_and_reconnec
         # close_timeout: the paused connections can't take part in the closing handshake.
         async with serve(handler, "127.0.0.1", port, close_timeout=0.5):
             task = asyncio.create_task(source.run())
-            deadline = time.monotonic() + 30
-            while len(opened) < 3 and time.monotonic() < deadline:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+            await wait_for_async("three connections", lambda: len(opened) >= 3, 30)
             source.stop()
             await asyncio.wait_for(task, 15)
             done.set()
