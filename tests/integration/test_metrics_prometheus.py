@@ -14,7 +14,6 @@ import functools
 import json
 import shutil
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -25,6 +24,7 @@ import redis
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.test_deploy_prometheus import used_metric_names
+from tests.support.live import Drained
 from tests.support.services import ROOT, Service, free_port, service_env
 from tests.support.stack import SettingsFactory
 from tests.support.wait import wait_for
@@ -153,20 +153,17 @@ def test_prometheus_scrapes_every_service_and_counts_the_replays_alerts(
 
         wait_for("every target up", all_up_while_ingesting, 30, [processor, alerter, ingestor])
         assert ingestor.proc.wait(timeout=120) == 0, ingestor.log_tail()
-        # The replay's alerts: what the alerter put in the namespace's Redis stream.
+        # The replay's alerts: what the alerter put in the namespace's Redis stream, once
+        # everything the replay caused is committed (not once the stream looks quiet).
+        drained = Drained(s)
+        try:
+            wait_for("the replay drained", drained, 180, [processor, alerter], max_poll_s=0.5)
+        finally:
+            drained.close()
         client = redis.Redis.from_url(s.redis_url)
-        stream = s.redis_key("alerts")
-        last = [-1, time.monotonic()]
-
-        def delivered_settled() -> bool:
-            n = int(client.xlen(stream))
-            if n != last[0]:
-                last[:] = [n, time.monotonic()]
-            return n > 0 and time.monotonic() - last[1] > 5
-
-        wait_for("the alerts to settle", delivered_settled, 180, [processor, alerter])
-        n_alerts = int(client.xlen(stream))
+        n_alerts = int(client.xlen(s.redis_key("alerts")))
         client.close()
+        assert n_alerts > 0
         query = (
             'sum(marketsignal_alerts_delivered_total{job="marketsignal-alerter",channel="stream"})'
         )

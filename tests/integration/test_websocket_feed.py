@@ -64,10 +64,18 @@ class FeedServer:
     """Sends `messages`; the first connection drops after `drop_after`, and the next ones
     re-send from `resend_from` on, then stay open."""
 
-    def __init__(self, messages: list[str], drop_after: int, resend_from: int) -> None:
+    def __init__(
+        self,
+        messages: list[str],
+        drop_after: int,
+        resend_from: int,
+        delivered: Callable[[], bool],
+    ) -> None:
+        """`delivered()`: whether the client has read the first `drop_after` messages."""
         self.messages = messages
         self.drop_after = drop_after
         self.resend_from = resend_from
+        self.delivered = delivered
         self.port = free_port()
         self.subscribes: list[str] = []
         self.connections = 0
@@ -84,7 +92,8 @@ class FeedServer:
         if first:
             for message in self.messages[: self.drop_after]:
                 await ws.send(message)
-            await asyncio.sleep(0.5)  # let them reach the client
+            # An abort resets the connection: what the client has not read yet is lost.
+            await wait_for_async("the client to read the first messages", self.delivered, 60)
             # Gone for a moment: stop listening, then drop the connection (no close
             # frame), so the client's first reconnect attempts are refused.
             assert self.server is not None
@@ -131,11 +140,21 @@ def test_websocket_feed_reconnects_with_nothing_lost_or_duplicated(
     s = settings(partitions=1)
     messages = feed_messages()
     n_ticks = 40  # 37 single-tick messages and an array of 3 (no heartbeat, no bad one)
-    server = FeedServer(messages, drop_after=30, resend_from=24)
+    port = free_port()
+    # The 30th message is one tick: the client has read them all once it has seen its time.
+    last_ts_s = json.loads(messages[29])["ts"] / 1000
+
+    def delivered() -> bool:
+        try:
+            seen = scrape(port).get("marketsignal_ingest_last_tick_timestamp_seconds", 0.0)
+        except OSError:
+            return False
+        return bool(seen >= last_ts_s)
+
+    server = FeedServer(messages, drop_after=30, resend_from=24, delivered=delivered)
     server.start()
     subscribe = tmp_path / "subscribe.json"
     subscribe.write_text('{"op": "subscribe", "symbols": ["Z"]}')
-    port = free_port()
     proc = ingest(
         s,
         "--ws",
