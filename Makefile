@@ -34,9 +34,16 @@ fmt: install ## Format and auto-fix with ruff
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Processes per pytest run of the unit and of the integration/e2e suites (pytest-xdist; 0 for
+# one). Tests on the stack can share it: each has a namespace of its own (tests/support).
+TEST_WORKERS ?= 2
+XDIST = -n $(TEST_WORKERS)
+# The e2e tests first: they are the longest, and a worker given one last would run it alone.
+LIVE_TESTS := tests/e2e tests/integration
+
 .PHONY: unit
 unit: install ## Unit tests (no I/O)
-	$(BIN)/pytest tests/unit -q
+	$(BIN)/pytest tests/unit -q $(XDIST)
 
 .PHONY: prometheus-check
 prometheus-check: ## promtool: check both scrape configs, the alert rules, and run their unit tests
@@ -100,13 +107,54 @@ bench-all: bench bench-backtest bench-alerter bench-fanout bench-history ## Ever
 # ones the fault suite may restart (a stack that was already up may serve others).
 STARTS = $$(bash $(STACK) status | awk '$$2 == "down" {printf "%s ", $$1}')
 
+# `make test` is a graph that `make -j` runs: what can share the stack runs at once, and a fault
+# test that restarts a component runs while nothing else uses it. Where restarts are allowed
+# (a fresh clone: FAULT_RESTARTS below), the order is
+#   lint, unit, the compat broker's start and the Redis restart, all at once;
+#   then the Kafka restart, beside the compat suite (its own broker);
+#   then integration/e2e and the rest of the fault suite (one test at a time), beside the
+#   compat suite's end.
+# Where they are not, the restart tests skip and the rest starts at once. Each part's output
+# is printed whole when it ends (-O); -k runs every part that does not wait on a failed one.
 .PHONY: test
-test: lint ## Lint, unit tests, integration, e2e and fault tests on the real stack it starts, then on the other Kafka line
-	$(BIN)/pytest tests/unit -q
+test: install ## Lint, unit, integration, e2e and fault tests on the real stack it starts, and integration/e2e on the other Kafka line, in parallel where they can share the stack
+	@echo "== lint, unit, integration/e2e and faults on Kafka (default line) and integration/e2e on Kafka $(KAFKA_COMPAT_VERSION), in parallel: each part prints when it ends"
+	@rm -f $(TEST_FAILED)
 	starts="$(STARTS)"; bash $(STACK) up && \
-	FAULT_RESTARTS="$$starts" FAULT_KILLS=$${FAULT_KILLS:-2} \
-	$(BIN)/pytest tests/integration tests/e2e tests/faults -q
-	$(MAKE) --no-print-directory test-kafka-compat
+	$(MAKE) --no-print-directory -j4 -O -k TEST_GRAPH=1 FAULT_RESTARTS="$$starts" test-kafka-compat \
+		lint test-unit-part test-live-part test-faults-part; \
+	rc=$$?; $(COMPAT_STACK) reset > /dev/null; \
+	if [ -s $(TEST_FAILED) ]; then echo "== failed: $$(cat $(TEST_FAILED))"; rc=1; fi; exit $$rc
+
+# The parts of `make test` (not for direct use: FAULT_RESTARTS comes from `test`). The restart
+# parts only order the others: a failed one is noted in TEST_FAILED, and what waited for it
+# runs all the same.
+TEST_FAILED := $(VENV)/.test-failed
+.PHONY: test-unit-part test-live-part test-faults-part test-restart-redis-part test-restart-kafka-part
+test-unit-part: install
+	$(BIN)/pytest tests/unit -q $(XDIST)
+
+test-restart-redis-part: install
+	FAULT_RESTARTS="$(FAULT_RESTARTS)" $(BIN)/pytest -q \
+		tests/faults/test_restarts.py::test_redis_restart_mid_stream || echo "$@" >> $(TEST_FAILED)
+
+# After the Redis restart: the broker test's pipeline uses Redis.
+test-restart-kafka-part: install test-restart-redis-part
+	FAULT_RESTARTS="$(FAULT_RESTARTS)" $(BIN)/pytest -q \
+		tests/faults/test_restarts.py::test_broker_restart_mid_stream || echo "$@" >> $(TEST_FAILED)
+
+test-live-part: install test-restart-kafka-part
+	$(BIN)/pytest $(LIVE_TESTS) -q $(XDIST)
+
+# Serial: each fault test measures recovery times that other fault tests would distort.
+test-faults-part: install test-restart-kafka-part
+	FAULT_KILLS=$${FAULT_KILLS:-2} $(BIN)/pytest tests/faults -q \
+		--ignore=tests/faults/test_restarts.py
+
+ifdef TEST_GRAPH
+# Inside `make test`: the compat suite uses the stack's Redis, which the Redis restart stops.
+test-kafka-compat-suite: test-restart-redis-part
+endif
 
 .PHONY: test-faults
 test-faults: install ## Fault suite: kills, broker and Redis restarts, poison (tests/faults; FAULT_KILLS=3)
@@ -128,24 +176,31 @@ soak: install ## Processor kill -9 soak: SOAK_RUNS x (6 kills, one worker + 6 ki
 KAFKA_COMPAT_VERSION ?= 3.9.2
 KAFKA_COMPAT_PORT ?= 19092
 KAFKA_COMPAT_CONTROLLER_PORT ?= 19093
-COMPAT_TESTS ?= tests/integration tests/e2e
+COMPAT_TESTS ?= $(LIVE_TESTS)
 COMPAT_STACK := KAFKA_VERSION=$(KAFKA_COMPAT_VERSION) KAFKA_PORT=$(KAFKA_COMPAT_PORT) \
 	KAFKA_CONTROLLER_PORT=$(KAFKA_COMPAT_CONTROLLER_PORT) STACK_STATE=.local/compat \
 	STACK_COMPONENTS=kafka bash $(STACK)
 
 .PHONY: test-kafka-compat
-test-kafka-compat: install ## Integration and e2e tests against the other Kafka line (KAFKA_COMPAT_VERSION, 3.9.2)
-	STACK_COMPONENTS="redis prometheus" bash $(STACK) up
+test-kafka-compat: test-kafka-compat-suite ## Integration and e2e tests against the other Kafka line (KAFKA_COMPAT_VERSION, 3.9.2)
+
+# The broker's start is a part of its own, so that `make test` overlaps it with other work.
+.PHONY: test-kafka-compat-broker test-kafka-compat-suite
+test-kafka-compat-broker: install
+	$(if $(TEST_GRAPH),,STACK_COMPONENTS="redis prometheus" bash $(STACK) up)
 	$(COMPAT_STACK) reset
+	$(COMPAT_STACK) up || { $(COMPAT_STACK) reset; exit 1; }
+
+test-kafka-compat-suite: test-kafka-compat-broker
 	@echo "== integration and e2e tests against Kafka $(KAFKA_COMPAT_VERSION) on 127.0.0.1:$(KAFKA_COMPAT_PORT)"
-	$(COMPAT_STACK) up && KAFKA_VERSION=$(KAFKA_COMPAT_VERSION) \
-		MARKETSIGNAL_KAFKA_BOOTSTRAP=127.0.0.1:$(KAFKA_COMPAT_PORT) $(BIN)/pytest $(COMPAT_TESTS) -q; \
+	KAFKA_VERSION=$(KAFKA_COMPAT_VERSION) MARKETSIGNAL_KAFKA_BOOTSTRAP=127.0.0.1:$(KAFKA_COMPAT_PORT) \
+		$(BIN)/pytest $(COMPAT_TESTS) -q $(XDIST); \
 		rc=$$?; $(COMPAT_STACK) reset; exit $$rc
 
 .PHONY: integration
 integration: install ## Integration and e2e tests only (starts the stack if needed)
 	bash $(STACK) up
-	$(BIN)/pytest tests/integration tests/e2e -q
+	$(BIN)/pytest $(LIVE_TESTS) -q $(XDIST)
 
 .PHONY: run
 run: install ## Start everything, replay the demo through the pipeline, show alerts live

@@ -25,7 +25,7 @@ from services.runtime.settings import Settings
 from services.subscriptions.fanout import SubscriptionFanout
 from services.subscriptions.matching import SubscriptionIndex, accepts
 from services.subscriptions.registry import SubscriptionRegistry
-from tests import factories
+from tests.support import factories
 
 BATCH = 500
 

@@ -37,7 +37,7 @@ from services.subscriptions.fanout import SubscriptionFanout
 from services.subscriptions.fanout_worker import FanoutWorker
 from services.subscriptions.handoff import FanoutQueue
 from services.subscriptions.registry import SubscriptionRegistry
-from tests import factories
+from tests.support import factories
 
 
 def watch_list(rng: random.Random, i: int) -> SubscriptionSpec:

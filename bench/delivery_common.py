@@ -14,8 +14,8 @@ import redis
 
 from schemas.alert import Alert
 from services.runtime.settings import Settings
-from tests import factories
-from tests.live import drop_namespace
+from tests.support import factories
+from tests.support.live import drop_namespace
 
 SYMBOLS = [f"{i:04d}.HK" for i in range(250)] + [f"{600000 + i}.SH" for i in range(250)]
 T0 = datetime(2026, 2, 13, 1, 30, tzinfo=UTC)

@@ -20,7 +20,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from services.runtime.lag import compute_lag
 from services.runtime.settings import LOCAL_REDIS_PASSWORD_FILE, Settings
-from tests.e2e.services import Service, free_port
+from tests.support.services import Service, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".local" / "bench"

@@ -29,7 +29,7 @@ from bench.live.common import (
     wait,
 )
 from schemas.pair_feed import PAIR_FEED_TOPIC
-from tests.e2e.services import free_port
+from tests.support.services import free_port
 
 QUIX_VENV = CACHE / "venv-quix"
 QUIX_PIN = "quixstreams==3.28.1"

@@ -55,7 +55,7 @@ from bench.live.common import (
 from bench.live.data import bench_rules, bench_ticks
 from bench.live.latency import HISTOGRAM, Subscriber
 from bench.live.latency_stats import histogram, histogram_quantiles, percentiles
-from tests.e2e.services import free_port
+from tests.support.services import free_port
 
 HOPS = (
     "ingested -> ticks appended",

@@ -31,7 +31,7 @@ from bench.live.common import (
 from bench.live.ingest import ingest
 from bench.live.latency_stats import histogram, histogram_quantiles, percentiles
 from services.runtime.heap import freeze_heap
-from tests.e2e.services import free_port
+from tests.support.services import free_port
 
 HISTOGRAM = "marketsignal_tick_to_alert_latency_seconds"
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.services import ROOT, Service, free_port, run_cli, service_env
 from tests.e2e.test_pipeline import DEMO, backtest, by_subject, paced_rules
-from tests.integration.conftest import SettingsFactory
+from tests.support.services import ROOT, Service, free_port, run_cli, service_env
+from tests.support.stack import SettingsFactory
 
 pytestmark = pytest.mark.e2e
 

@@ -26,10 +26,11 @@ from services.backtest.run import run_backtest
 from services.detection.rules import Rules
 from services.runtime.lag import caught_up
 from services.runtime.settings import Settings
-from tests.e2e.services import ROOT, Service, free_port, run_cli, service_env, wait_for
-from tests.integration.conftest import SettingsFactory, read_all
-from tests.live import Drained, Subscriber
-from tests.summary import summary_counts
+from tests.support.live import Drained, Subscriber
+from tests.support.services import ROOT, Service, free_port, run_cli, service_env
+from tests.support.stack import SettingsFactory, read_all
+from tests.support.summary import summary_counts
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -15,7 +15,7 @@ from schemas.alert import alert_id_for
 from schemas.signals import SIGNAL_ADAPTER
 from services.backtest.run import run_backtest
 from services.detection.rules import Rules
-from tests.e2e.services import ROOT
+from tests.support.services import ROOT
 
 STACK = ROOT / "deploy" / "local" / "stack.sh"
 

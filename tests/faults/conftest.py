@@ -1,4 +1,4 @@
-"""The fault suite reuses the integration fixtures, and prints its figures at the end.
+"""The fault suite prints its figures at the end (the stack fixtures: tests/support).
 
 `report(line)` collects a line (kills run, recovery times, counts) that the terminal
 summary prints even when pytest captures output: the figures are the suite's result.
@@ -9,13 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
-from tests.integration.conftest import (  # noqa: F401 - fixtures are registered by import
-    namespace,
-    redis_client,
-    settings,
-    stack,
-)
 
 _LINES: list[str] = []
 

@@ -22,9 +22,10 @@ import redis
 from schemas.pair_feed import PAIR_FEED_TOPIC
 from services.runtime.lag import compute_lag
 from services.runtime.settings import Settings
-from tests.e2e.services import ROOT, Service, free_port, service_env, wait_for
 from tests.faults.components import Fault
 from tests.faults.ledger import Ledger
+from tests.support.services import ROOT, Service, free_port, service_env
+from tests.support.wait import wait_for
 
 
 class Pipeline(Ledger):
@@ -162,10 +163,14 @@ class Pipeline(Ledger):
     def settle(self, timeout_s: float = 240) -> None:
         """Wait until every tick is processed and every signal delivered (committed)."""
         assert self.feed is not None
-        deadline = time.monotonic() + timeout_s
-        while self.feed.poll() is None:
-            assert time.monotonic() < deadline, "the feed did not finish"
-            time.sleep(0.5)
+        feed = self.feed
+        wait_for(
+            "the feed to finish",
+            lambda: feed.poll() is not None,
+            timeout_s,
+            self.services(),
+            max_poll_s=0.5,
+        )
         assert self.feed.returncode == 0, (self.logs / "ingest.log").read_text()[-2000:]
 
         def caught_up(group: str, topics: list[str]) -> bool:

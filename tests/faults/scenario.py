@@ -19,7 +19,7 @@ import redis
 from tests.faults.components import Fault
 from tests.faults.harness import Pipeline
 from tests.faults.workload import write_workload
-from tests.integration.conftest import SettingsFactory
+from tests.support.stack import SettingsFactory
 
 KILLS = int(os.environ.get("FAULT_KILLS", "3"))
 SEED = int(os.environ.get("FAULT_SEED") or time.time_ns() % 1_000_000)

@@ -32,9 +32,16 @@ from tests.faults.scenario import (
     kill_cycles,
     recoveries,
 )
-from tests.integration.conftest import SettingsFactory
+from tests.support.stack import SettingsFactory
+from tests.support.wait import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
+
+# What mode's Worker (faust's base) logs as it stops: the first line once the signal is
+# handled, the line once every service has stopped, and the last line before it exits.
+STOP_BEGUN = "Signal received: 15"
+SERVICES_STOPPED = "Gathering service tasks..."
+STOP_DONE = "Closing event loop"
 
 
 def test_processor_kill9_one_worker(
@@ -55,7 +62,7 @@ def test_processor_kill9_one_worker(
         faults = kill_cycles(pipe, rng, KILLS, strike)
 
         # A SIGTERM stop must end within 10 s; then a stop killed half-way (SIGKILL
-        # one second into a graceful stop) must not cost anything either.
+        # while the graceful stop is under way) must not cost anything either.
         started = time.monotonic()
         term = pipe.kill_processor("worker-1", signal.SIGTERM)
         stop_s = time.monotonic() - started
@@ -64,11 +71,28 @@ def test_processor_kill9_one_worker(
         pipe.start_processor("worker-1")
         pipe.wait_new_signals(term)
         worker = pipe.processors["worker-1"]
-        time.sleep(rng.uniform(0.5, 2.0))
+        time.sleep(rng.uniform(0.5, 2.0))  # a random point of the replay
+        term_sent = time.time()
         worker.proc.send_signal(signal.SIGTERM)
-        time.sleep(1.0)  # half-way through the graceful stop
+        # Strike as soon as the worker says its stop began, polling its log every few ms:
+        # an idle worker's whole stop takes about a second, most of it the final pause.
+        wait_for(
+            "worker-1 to begin its graceful stop",
+            lambda: STOP_BEGUN in worker.log_path.read_text(errors="replace"),
+            10,
+            max_poll_s=0.005,
+        )
         killed_stop = pipe.kill_processor("worker-1")
         killed_stop.what = "processor worker-1 SIGKILL during a SIGTERM stop"
+        # Proof that the kill cut the stop short: it killed a live process, whose log
+        # stops before the stop's last step.
+        log = worker.log_path.read_text(errors="replace")
+        assert worker.proc.returncode == -signal.SIGKILL, (
+            f"the stop ended before the kill (exit code {worker.proc.returncode})"
+        )
+        assert STOP_DONE not in log, "the stop had finished before the kill"
+        phase = "its services still stopping" if SERVICES_STOPPED not in log else "at its end"
+        report(f"SIGKILL {killed_stop.at - term_sent:.3f} s after the SIGTERM, {phase}")
         pipe.start_processor("worker-1")
         pipe.wait_new_signals(killed_stop)
         check(pipe, report)

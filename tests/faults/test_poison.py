@@ -14,7 +14,7 @@ from schemas.pair_feed import PAIR_FEED_TOPIC
 from schemas.tick_bundle import partition_of
 from services.detection.rules import Rules
 from tests.faults.scenario import RATE, Report, check, fault_pipeline
-from tests.integration.conftest import SettingsFactory, read_all
+from tests.support.stack import SettingsFactory, read_all
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 

@@ -12,7 +12,7 @@ import redis
 
 from tests.faults.components import Fault, may_restart, restart_component
 from tests.faults.scenario import RATE, SEED, Report, check, fault_pipeline
-from tests.integration.conftest import SettingsFactory
+from tests.support.stack import SettingsFactory
 
 pytestmark = [pytest.mark.e2e, pytest.mark.faults]
 

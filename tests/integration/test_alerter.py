@@ -7,7 +7,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -21,10 +20,11 @@ from schemas.signals import IndexDivergence, RecordHigh
 from services.alerter.relay import AlertStats
 from services.alerter.service import relay_signals
 from services.runtime.settings import Settings
-from tests import factories, live
-from tests.e2e.services import run_cli
-from tests.integration.conftest import with_signals_topic
-from tests.summary import summary_counts
+from tests.support import factories, live
+from tests.support.services import run_cli
+from tests.support.stack import with_signals_topic
+from tests.support.summary import summary_counts
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -157,13 +157,11 @@ def _alerter(s: Settings, *args: str, batch: int = 500) -> subprocess.Popen[str]
 
 
 def _wait_for_stream(client: redis.Redis, s: Settings, at_least: int, timeout_s: float) -> int:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        n = int(client.xlen(s.redis_key("alerts")))
-        if n >= at_least:
-            return n
-        time.sleep(0.005)
-    raise AssertionError(f"fewer than {at_least} alerts after {timeout_s}s")
+    return wait_for(
+        f"{at_least} alerts in the stream",
+        lambda: (n := int(client.xlen(s.redis_key("alerts")))) >= at_least and n,
+        timeout_s,
+    )
 
 
 @pytest.mark.parametrize("stop_with", [signal.SIGKILL, signal.SIGTERM], ids=["kill", "term"])

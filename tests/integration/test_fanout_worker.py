@@ -19,9 +19,10 @@ from services.subscriptions.fanout_worker import GROUP, FanoutWorker
 from services.subscriptions.follower import LiveIndex
 from services.subscriptions.handoff import FanoutQueue
 from services.subscriptions.registry import SubscriptionRegistry
-from tests import factories
-from tests.integration.conftest import Grant, allow
-from tests.live import alert_ids, wait_until
+from tests.support import factories
+from tests.support.live import alert_ids
+from tests.support.stack import Grant, allow
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 

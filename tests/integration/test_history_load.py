@@ -12,9 +12,9 @@ import pytest
 
 from schemas.bar import Bar
 from services.runtime.settings import Settings
-from tests import factories
-from tests.e2e.services import run_cli
-from tests.summary import summary_counts
+from tests.support import factories
+from tests.support.services import run_cli
+from tests.support.summary import summary_counts
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

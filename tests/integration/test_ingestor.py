@@ -16,9 +16,9 @@ from schemas.tick import Tick
 from schemas.tick_bundle import partition_of
 from schemas.topics import DLQ_REASON_HEADER
 from services.runtime.settings import Settings
-from tests import factories
-from tests.e2e.services import run_cli
-from tests.summary import summary_counts
+from tests.support import factories
+from tests.support.services import run_cli
+from tests.support.summary import summary_counts
 
 pytestmark = pytest.mark.integration
 

@@ -3,12 +3,11 @@ feed is in test_websocket_feed.py)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -18,18 +17,14 @@ import pytest
 
 from schemas.dead_letter import DeadLetter
 from services.runtime.settings import Settings
-from tests import factories
-from tests.summary import summary_counts
+from tests.support import factories
+from tests.support.services import free_port
+from tests.support.summary import summary_counts
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # Every source runs with tick bundles (the default since issue 15) and with one tick per
@@ -83,12 +78,16 @@ def wait_prices(
 ) -> list[float]:
     """The topic's tick prices once it holds at least `n` ticks (or at the deadline): the
     number of records depends on how the ingestor bundled them."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        got = prices(read_topic(topic))
-        if len(got) >= n or time.monotonic() > deadline:
-            return got
-        time.sleep(0.2)
+    got: list[float] = []
+
+    def enough() -> bool:
+        got[:] = prices(read_topic(topic))
+        return len(got) >= n
+
+    # A short list is not this helper's failure: the caller's assertion shows the prices.
+    with contextlib.suppress(AssertionError):
+        wait_for(f"{n} ticks on {topic}", enough, timeout_s, max_poll_s=0.2)
+    return got
 
 
 def scrape(port: int) -> dict[str, float]:
@@ -103,17 +102,16 @@ def scrape(port: int) -> dict[str, float]:
 
 
 def wait_metric(port: int, name: str, check: Callable[[float], bool], proc: Any) -> float:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
+    def passed() -> tuple[float] | None:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
         try:
             value = scrape(port).get(name)
         except OSError:
-            value = None
-        if value is not None and check(value):
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"{name} never satisfied the check")
+            return None
+        # In a tuple: a value of 0.0 that passes the check is still an answer.
+        return (value,) if value is not None and check(value) else None
+
+    return wait_for(f"{name} to pass its check", passed, 60, max_poll_s=0.2)[0]
 
 
 # -- standard input -----------------------------------------------------------------------

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.services import free_port
+from tests.support.services import free_port
 
 pytestmark = pytest.mark.integration
 

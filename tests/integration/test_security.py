@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.services import run_cli
 from tests.integration.api_client import ADMIN, ALICE, BOB, Api, create_subscription
+from tests.support.services import run_cli
 
 pytestmark = pytest.mark.integration
 

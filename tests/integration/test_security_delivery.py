@@ -12,7 +12,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,12 +23,12 @@ import redis
 from schemas.alert import Alert
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
-from tests import factories
-from tests.e2e.services import run_cli
 from tests.integration.api_client import ADMIN, ALICE, BOB, Api, create_subscription
-from tests.integration.fanout_delivery import deliver_and_fan_out
 from tests.integration.receiver import Receiver
-from tests.live import wait_until
+from tests.support import factories
+from tests.support.fanout_delivery import deliver_and_fan_out
+from tests.support.services import run_cli
+from tests.support.wait import wait_for, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -176,13 +175,16 @@ def test_no_secret_in_a_runs_logs_or_error_responses(
 
 
 def _wait_for_api_port(log: Path, timeout_s: float = 60.0) -> int:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    def port() -> int | None:
         for line in log.read_text().splitlines():
             if "subscriptions API on http://127.0.0.1:" in line:
                 return int(line.split("127.0.0.1:")[1].split()[0].rstrip(":"))
-        time.sleep(0.1)
-    raise AssertionError(f"the alerter did not serve its API: {log.read_text()[-2000:]}")
+        return None
+
+    try:
+        return wait_for("the alerter's API port in its log", port, timeout_s)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{log.read_text()[-2000:]}") from None
 
 
 def test_the_local_redis_refuses_clients_without_the_password(stack: Settings) -> None:

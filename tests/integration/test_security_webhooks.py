@@ -17,11 +17,11 @@ from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
 from services.subscriptions.registry import SubscriptionRegistry
-from tests import factories
 from tests.integration.api_client import Api
-from tests.integration.fanout_delivery import deliver_and_fan_out
 from tests.integration.receiver import LOCAL_RECEIVER, Receiver
-from tests.live import wait_until
+from tests.support import factories
+from tests.support.fanout_delivery import deliver_and_fan_out
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -19,9 +19,9 @@ from schemas.signals import SIGNAL_ADAPTER, AhPremium, AnySignal
 from services.alerter.service import relay_signals
 from services.runtime.settings import Settings
 from services.subscriptions.registry import SubscriptionRegistry
-from tests import factories
-from tests.integration.conftest import with_signals_topic
-from tests.live import subscription_alert_ids
+from tests.support import factories
+from tests.support.live import subscription_alert_ids
+from tests.support.stack import with_signals_topic
 
 pytestmark = pytest.mark.integration
 

@@ -20,11 +20,12 @@ from services.runtime.settings import Settings
 from services.subscriptions.background import Background
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.signing import SIGNATURE_HEADER, verify
-from tests import factories
-from tests.integration.conftest import with_signals_topic
-from tests.integration.fanout_delivery import FanoutDelivery, deliver_and_fan_out
 from tests.integration.receiver import Receiver, webhook_settings
-from tests.live import subscription_alert_ids, wait_until
+from tests.support import factories
+from tests.support.fanout_delivery import FanoutDelivery, deliver_and_fan_out
+from tests.support.live import subscription_alert_ids
+from tests.support.stack import with_signals_topic
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -18,9 +18,9 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from schemas.subscription import CreatedSubscription, Subscription
 from services.runtime.settings import Settings
 from services.subscriptions.background import Background
-from tests import factories
 from tests.integration.api_client import Api, serving
-from tests.integration.fanout_delivery import deliver_and_fan_out
+from tests.support import factories
+from tests.support.fanout_delivery import deliver_and_fan_out
 
 pytestmark = pytest.mark.integration
 TOKEN = "test-token-1-0123456789"

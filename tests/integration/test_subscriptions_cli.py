@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -16,8 +15,9 @@ from schemas.signals import RecordHigh
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.registry import SubscriptionRegistry
-from tests import factories
-from tests.integration.fanout_delivery import deliver_and_fan_out
+from tests.support import factories
+from tests.support.fanout_delivery import deliver_and_fan_out
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 CLI = [sys.executable, "-m", "services.cli"]
@@ -51,11 +51,7 @@ def test_subscribe_creates_and_tails_then_list_show_delete(
         text=True,
     )
     registry = SubscriptionRegistry(redis_client, s)
-    deadline = time.monotonic() + 20
-    while not registry.list_all():
-        assert time.monotonic() < deadline, "subscribe created nothing"
-        time.sleep(0.05)
-    (created,) = registry.list_all()
+    (created,) = wait_for("`subscribe` to create its subscription", registry.list_all, 20)
     assert created.frequency == "once_per_day"
     assert created.filters.symbols == ("2513.HK", "0700.HK")
     assert created.filters.min_change_pct == 1

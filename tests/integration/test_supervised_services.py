@@ -10,14 +10,14 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from services.runtime.settings import Settings
-from tests.e2e.services import ROOT, free_port
-from tests.integration.conftest import SettingsFactory
+from tests.support.services import ROOT, free_port
+from tests.support.stack import SettingsFactory
+from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -45,13 +45,14 @@ def state(env: dict[str, str], name: str) -> tuple[str, int | None]:
 
 
 def wait_state(env: dict[str, str], name: str, want: str, timeout_s: float = 90) -> int | None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    """The pid of `name` once supervisord reports it in state `want` (None if it has none)."""
+
+    def reached() -> tuple[int | None] | None:
         got, pid = state(env, name)
-        if got == want:
-            return pid
-        time.sleep(0.5)
-    raise AssertionError(f"{name} not {want} after {timeout_s}s:\n{services(env, 'status')}")
+        return (pid,) if got == want else None
+
+    # Each poll runs `services.sh status`, a supervisorctl process: no faster than 0.5 s.
+    return wait_for(f"{name} {want}", reached, timeout_s, max_poll_s=0.5)[0]
 
 
 def test_a_crashed_service_is_restarted_and_down_stops_everything(
@@ -83,14 +84,12 @@ def test_a_crashed_service_is_restarted_and_down_stops_everything(
         wait_state(env, "ingestor", "EXITED")  # the one-shot feed ran to its end
         assert first is not None
         os.kill(first, signal.SIGKILL)
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
+
+        def restarted() -> int | None:
             got, pid = state(env, "processor")
-            if got == "RUNNING" and pid not in (None, first):
-                break
-            time.sleep(0.5)
-        else:
-            raise AssertionError(f"processor not restarted:\n{services(env, 'status')}")
+            return pid if got == "RUNNING" and pid not in (None, first) else None
+
+        pid = wait_for("the processor restarted", restarted, 90, max_poll_s=0.5)
         # `up` again: a no-op for what runs, it starts what exited.
         services(env, "up")
         assert state(env, "processor") == ("RUNNING", pid)

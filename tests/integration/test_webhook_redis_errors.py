@@ -22,11 +22,11 @@ from services.subscriptions.background import Background
 from services.subscriptions.posting import post
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.webhook import GROUP, WebhookWorker
-from tests import factories
-from tests.integration.conftest import Grant, allow
-from tests.integration.fanout_delivery import deliver_and_fan_out
 from tests.integration.receiver import Receiver, webhook_settings
-from tests.live import wait_until
+from tests.support import factories
+from tests.support.fanout_delivery import deliver_and_fan_out
+from tests.support.stack import Grant, allow
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -17,10 +17,10 @@ from services.runtime.settings import Settings
 from services.subscriptions.background import Background
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.webhook import GROUP
-from tests import factories
-from tests.integration.fanout_delivery import deliver_and_fan_out
 from tests.integration.receiver import Receiver, webhook_settings
-from tests.live import wait_until
+from tests.support import factories
+from tests.support.fanout_delivery import deliver_and_fan_out
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 

@@ -26,7 +26,6 @@ from services.runtime.settings import Settings
 from tests.integration.test_live_sources import (
     BUNDLES,
     T0_MS,
-    free_port,
     ingest,
     prices,
     scrape,
@@ -34,6 +33,8 @@ from tests.integration.test_live_sources import (
     wait_metric,
     wait_prices,
 )
+from tests.support.services import free_port
+from tests.support.wait import wait_for_async
 
 pytestmark = pytest.mark.integration
 
@@ -63,10 +64,18 @@ class FeedServer:
     """Sends `messages`; the first connection drops after `drop_after`, and the next ones
     re-send from `resend_from` on, then stay open."""
 
-    def __init__(self, messages: list[str], drop_after: int, resend_from: int) -> None:
+    def __init__(
+        self,
+        messages: list[str],
+        drop_after: int,
+        resend_from: int,
+        delivered: Callable[[], bool],
+    ) -> None:
+        """`delivered()`: whether the client has read the first `drop_after` messages."""
         self.messages = messages
         self.drop_after = drop_after
         self.resend_from = resend_from
+        self.delivered = delivered
         self.port = free_port()
         self.subscribes: list[str] = []
         self.connections = 0
@@ -83,7 +92,8 @@ class FeedServer:
         if first:
             for message in self.messages[: self.drop_after]:
                 await ws.send(message)
-            await asyncio.sleep(0.5)  # let them reach the client
+            # An abort resets the connection: what the client has not read yet is lost.
+            await wait_for_async("the client to read the first messages", self.delivered, 60)
             # Gone for a moment: stop listening, then drop the connection (no close
             # frame), so the client's first reconnect attempts are refused.
             assert self.server is not None
@@ -130,11 +140,21 @@ def test_websocket_feed_reconnects_with_nothing_lost_or_duplicated(
     s = settings(partitions=1)
     messages = feed_messages()
     n_ticks = 40  # 37 single-tick messages and an array of 3 (no heartbeat, no bad one)
-    server = FeedServer(messages, drop_after=30, resend_from=24)
+    port = free_port()
+    # The 30th message is one tick: the client has read them all once it has seen its time.
+    last_ts_s = json.loads(messages[29])["ts"] / 1000
+
+    def delivered() -> bool:
+        try:
+            seen = scrape(port).get("marketsignal_ingest_last_tick_timestamp_seconds", 0.0)
+        except OSError:
+            return False
+        return bool(seen >= last_ts_s)
+
+    server = FeedServer(messages, drop_after=30, resend_from=24, delivered=delivered)
     server.start()
     subscribe = tmp_path / "subscribe.json"
     subscribe.write_text('{"op": "subscribe", "symbols": ["Z"]}')
-    port = free_port()
     proc = ingest(
         s,
         "--ws",
@@ -209,15 +229,14 @@ def test_websocket_reader_stops_reading_while_kafka_has_too_much_unacknowledged(
         )
         async with serve(handler, "127.0.0.1", port):
             task = asyncio.create_task(source.run())
-            deadline = time.monotonic() + 30
-            # The source's own counter, polled under a deadline: it offers no event.
-            while source.messages == 0 and time.monotonic() < deadline:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-            await asyncio.sleep(1.0)  # time enough to read everything, were it reading
+            # The source's own counter: it offers no event to await.
+            await wait_for_async("the first message read", lambda: source.messages, 30)
+            # Not a wait for a condition but a window in which none may happen: time
+            # enough to read everything, were it reading.
+            await asyncio.sleep(1.0)
             while_blocked = source.messages
             unacked[0] = 0  # acknowledged: reading resumes
-            while len(sink.ticks) < sent and time.monotonic() < deadline:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+            await wait_for_async(f"{sent} ticks", lambda: len(sink.ticks) >= sent, 30)
             source.stop()
             await asyncio.wait_for(task, 10)
         return while_blocked, len(sink.ticks)
@@ -269,9 +288,7 @@ def test_websocket_silent_connection_is_dropped_by_the_ping_timeout_and_reconnec
         # close_timeout: the paused connections can't take part in the closing handshake.
         async with serve(handler, "127.0.0.1", port, close_timeout=0.5):
             task = asyncio.create_task(source.run())
-            deadline = time.monotonic() + 30
-            while len(opened) < 3 and time.monotonic() < deadline:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
+            await wait_for_async("three connections", lambda: len(opened) >= 3, 30)
             source.stop()
             await asyncio.wait_for(task, 15)
             done.set()

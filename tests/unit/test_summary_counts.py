@@ -7,7 +7,7 @@ from collections import Counter
 from services.alerter.relay import AlertStats
 from services.backtest.run import Summary
 from services.ingestor.ingest import IngestSummary
-from tests.summary import summary_counts
+from tests.support.summary import summary_counts
 
 
 def test_ingest_line() -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from schemas.alert import Alert
 from schemas.signals import LimitHit, PriceMove, VolumeSpike
 from services.alerter.format import format_alert
-from tests import factories
+from tests.support import factories
 
 HKT = timezone(timedelta(hours=8))
 NOW = datetime(2026, 2, 13, 8, 0, tzinfo=UTC)

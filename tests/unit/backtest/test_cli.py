@@ -11,8 +11,8 @@ import pytest
 from services.backtest.run import run_backtest
 from services.cli import main
 from services.detection.rules import Rules
-from tests.e2e.services import run_cli
-from tests.summary import summary_counts
+from tests.support.services import run_cli
+from tests.support.summary import summary_counts
 
 HEADER = "symbol,ts,price,volume,kind\n"
 LINES = [

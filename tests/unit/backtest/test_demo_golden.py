@@ -25,8 +25,8 @@ from schemas.signals import (
 )
 from services.backtest.run import Summary, run_backtest
 from services.detection.rules import Rules
-from tests.e2e.services import run_cli
-from tests.summary import summary_counts
+from tests.support.services import run_cli
+from tests.support.summary import summary_counts
 
 ROOT = Path(__file__).resolve().parents[3]
 DEMO = ROOT / "deploy" / "demo"

@@ -9,7 +9,7 @@ import pytest
 
 from services.cli import main
 from services.parsing.history import BadBar, read_bars
-from tests.summary import summary_counts
+from tests.support.summary import summary_counts
 
 BARS = """\
 

@@ -15,7 +15,7 @@ from schemas.signals import SIGNAL_ADAPTER, RecordHigh
 from schemas.tick import Tick
 from schemas.zones import ExchangeZones
 from services.parsing.validation import TickValidator
-from tests import factories
+from tests.support import factories
 
 HKT = timezone(timedelta(hours=8))
 

@@ -19,7 +19,7 @@ from schemas.signals import (
 )
 from schemas.subscription import Filters, Subscription, SubscriptionSpec
 from services.subscriptions.matching import SubscriptionIndex, accepts, symbol_matches
-from tests import factories
+from tests.support import factories
 
 T0 = datetime(2026, 2, 13, 2, 0, tzinfo=UTC)
 SYMBOLS = ["2513.HK", "0700.HK", "000688.SH", "HSTECH.HK", "600000.SH", "AAPL", "HSI.HK"]

@@ -22,7 +22,7 @@ from services.runtime.settings import Settings
 from services.subscriptions.fanout import FanoutStats
 from services.subscriptions.fanout_worker import FanoutWorker
 from services.subscriptions.handoff import FanoutQueue
-from tests.live import wait_until
+from tests.support.wait import wait_until
 
 
 class FanoutDelivery:

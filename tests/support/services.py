@@ -6,12 +6,10 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 from services.runtime.settings import Settings
-from tests import factories
+from tests.support import factories
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,21 +86,3 @@ class Service:
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
-
-
-def wait_for(
-    what: str, check: Callable[[], bool], timeout_s: float, services: list[Service]
-) -> None:
-    """Poll `check` until true; fail early, with logs, if a service died."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        for svc in services:
-            if not svc.alive():
-                raise AssertionError(
-                    f"{svc.name} exited while waiting for {what}:\n{svc.log_tail()}"
-                )
-        time.sleep(0.25)
-    tails = "\n".join(f"--- {s.name}\n{s.log_tail(15)}" for s in services)
-    raise AssertionError(f"timed out after {timeout_s}s waiting for {what}\n{tails}")

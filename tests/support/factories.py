@@ -1,7 +1,7 @@
 """Factories for signals, alerts and service environments, shared by tests and benchmarks.
 
 Each builds a valid object from defaults and takes keyword overrides, so a test names
-only what it is about. `tests/conftest.py` offers them as fixtures (`record_high_factory`
+only what it is about. `tests/support/fixtures.py` offers them as fixtures (`record_high_factory`
 ...), quix-streams style; benchmarks and helper modules import them directly.
 """
 

@@ -4,7 +4,6 @@
   has arrived (a marker published after them has).
 - `Drained`: whether the processor and the alerter have committed everything on their
   inputs (consumer lag 0, `services.runtime.lag.compute_lag`).
-- `wait_until`: poll a condition under a deadline.
 - `alert_ids`, `subscription_alert_ids`: the alert ids a Redis stream holds, in order.
 - `drop_namespace`: what a test or a benchmark leaves behind in Redis and Kafka.
 """
@@ -13,8 +12,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -26,6 +23,7 @@ from schemas.pair_feed import PAIR_FEED_TOPIC
 from services.runtime.lag import compute_lag
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
+from tests.support.wait import wait_for
 
 
 class Subscriber:
@@ -37,9 +35,12 @@ class Subscriber:
         self.marker = marker
         self.pubsub = client.pubsub()  # type: ignore[no-untyped-call]
         self.pubsub.psubscribe(pattern)
-        deadline = time.monotonic() + 10
-        while (msg := self.pubsub.get_message(timeout=1.0)) is None or msg["type"] != "psubscribe":
-            assert time.monotonic() < deadline, "no psubscribe confirmation in 10 s"
+        wait_for(
+            f"the psubscribe confirmation of {pattern}",
+            lambda: (msg := self.pubsub.get_message(timeout=1.0)) and msg["type"] == "psubscribe",
+            10,
+            max_poll_s=0,  # get_message blocks up to a second itself
+        )
         self.messages: list[tuple[str, bytes]] = []
         self._markers = 0
         self._stop = threading.Event()
@@ -65,10 +66,7 @@ class Subscriber:
         """
         wanted = self._markers + 1
         self.client.publish(self.marker, b"sync")
-        deadline = time.monotonic() + timeout_s
-        while self._markers < wanted:
-            assert time.monotonic() < deadline, f"sync marker not received in {timeout_s}s"
-            time.sleep(0.01)
+        wait_for("the sync marker", lambda: self._markers >= wanted, timeout_s)
         return list(self.messages)
 
     def close(self) -> None:
@@ -157,15 +155,6 @@ def drop_namespace(settings: Settings, namespace: str, *, topics: bool = True) -
         pass  # tidying up must not turn a passing test red
     finally:
         admin.close()
-
-
-def wait_until(condition: Callable[[], bool], timeout_s: float) -> None:
-    """Return once `condition()` holds; fail after `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not true after {timeout_s}s")
-        time.sleep(0.005)
 
 
 def alert_ids(client: redis.Redis, stream: str) -> list[str]:
