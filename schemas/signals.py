@@ -90,6 +90,9 @@ class AhPremium(Strict):
 
 MoveDirection = Literal["up", "down"]
 LimitPhase = Literal["sealed", "opened"]
+# What a subscription's `phases` and `directions` may list: every kind's values.
+AnyPhase = Literal["open", "close", "sealed", "opened"]
+AnyDirection = Literal["a_over_b", "b_over_a", "up", "down"]
 _DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 
 

@@ -26,10 +26,8 @@ from schemas.common import Strict
 from schemas.signals import (
     DIVERGENCE_WINDOW_PATTERN,
     SIGNAL_KINDS,
-    Direction,
-    LimitPhase,
-    MoveDirection,
-    Phase,
+    AnyDirection,
+    AnyPhase,
     RecordWindow,
     SignalKind,
 )
@@ -76,9 +74,9 @@ class Filters(Strict):
     # index_divergence and ah_premium (both have a pair and open/close phases)
     pairs: Annotated[tuple[PairName, ...], Field(max_length=MAX_LIST)] = ()
     # open/close: index_divergence and ah_premium; sealed/opened: limit_hit
-    phases: Annotated[tuple[Phase | LimitPhase, ...], Field(max_length=4)] = ()
+    phases: Annotated[tuple[AnyPhase, ...], Field(max_length=4)] = ()
     # a_over_b/b_over_a: index_divergence; up/down: price_move and limit_hit
-    directions: Annotated[tuple[Direction | MoveDirection, ...], Field(max_length=4)] = ()
+    directions: Annotated[tuple[AnyDirection, ...], Field(max_length=4)] = ()
     divergence_windows: Annotated[
         tuple[Annotated[str, Field(pattern=DIVERGENCE_WINDOW_PATTERN)], ...],
         Field(max_length=MAX_LIST),

@@ -62,12 +62,29 @@ def wants(f: dict[str, Any], sig: dict[str, Any]) -> bool:
         if f.get("windows") and sig["window"] not in f["windows"]:
             return False
         return bool(sig["change_pct"] >= f.get("min_change_pct", float("-inf")))
+    if sig["kind"] in ("price_move", "limit_hit", "volume_spike"):
+        if f.get("symbols") and not sym_ok(sig["symbol"]):
+            return False
+        if sig["kind"] == "volume_spike":
+            return bool(sig["multiple"] >= f.get("min_multiple", float("-inf")))
+        # directions and phases: only the values of the kind's own vocabulary count
+        directions = [d for d in f.get("directions", []) if d in ("up", "down")]
+        if directions and sig["direction"] not in directions:
+            return False
+        if sig["kind"] == "limit_hit":
+            phases = [p for p in f.get("phases", []) if p in ("sealed", "opened")]
+            return not (phases and sig["phase"] not in phases)
+        return bool(sig["level_pct"] >= f.get("min_level_pct", float("-inf")))
     other = sig["h"] if sig["kind"] == "ah_premium" else sig["b"]
     if f.get("symbols") and not (sym_ok(sig["a"]) or sym_ok(other)):
         return False
     if f.get("pairs") and sig["pair"] not in f["pairs"]:
         return False
-    if f.get("phases") and sig["phase"] not in f["phases"]:
+    phases = [p for p in f.get("phases", []) if p in ("open", "close")]
+    if phases and sig["phase"] not in phases:
+        return False
+    directions = [d for d in f.get("directions", []) if d in ("a_over_b", "b_over_a")]
+    if sig["kind"] == "index_divergence" and directions and sig["direction"] not in directions:
         return False
     if sig["kind"] == "ah_premium":
         return bool(abs(sig["premium_pct"]) >= f.get("min_premium_pct", 0))
@@ -99,6 +116,11 @@ def test_each_subscription_stream_holds_exactly_what_its_filters_select(
         # A/H premiums: by kind, pair and size; by a leg's symbol and phase
         {"kinds": ["ah_premium"], "pairs": ["688981.SH/0981.HK"], "min_premium_pct": 30.03},
         {"symbols": ["0981.HK"], "phases": ["close"]},
+        # the day moves: a limit-up watch list, moves of 10% or more, big volume
+        {"kinds": ["limit_hit"], "directions": ["up"], "phases": ["sealed"]},
+        {"symbols": ["688*"], "phases": ["opened", "close"]},
+        {"kinds": ["price_move"], "min_level_pct": 10, "directions": ["up", "a_over_b"]},
+        {"min_multiple": 2, "symbols": ["601127.SH"]},
     ]
     subs = [registry.create(factories.subscription_spec(filters=f))[0] for f in overlapping]
     produce(s.signals_topic, [(x.subject.encode(), x.model_dump_json().encode()) for x in items])
