@@ -18,13 +18,16 @@ import redis
 
 from tests.faults.components import Fault
 from tests.faults.harness import Pipeline
-from tests.faults.workload import write_workload
+from tests.faults.workload import INDEX_A, INDEX_B, LIMITED, MINUTES_PER_DAY, STOCKS, write_workload
 from tests.support.stack import SettingsFactory
+
+INDICES = (INDEX_A, INDEX_B)
 
 KILLS = int(os.environ.get("FAULT_KILLS", "3"))
 SEED = int(os.environ.get("FAULT_SEED") or time.time_ns() % 1_000_000)
 RATE = 250  # ticks/s: slow enough that a replay spans every fault of a test
-TICKS_PER_DAY = 14 * 120
+# Ticks a workload day holds: every minute, two indices, twelve stocks and three A-shares.
+TICKS_PER_DAY = len(STOCKS + INDICES + tuple(LIMITED)) * MINUTES_PER_DAY
 # Each kill cycle: a random pause, the kill, the restart, the first new signal.
 SECONDS_PER_KILL = 14.0
 # The target (issue 9): the next alert within 10 s of a kill -9. It is printed against
