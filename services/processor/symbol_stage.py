@@ -143,6 +143,18 @@ class SymbolStage:
     def process(
         self, records: list[Record], load: Callable[[str], dict[str, Any] | None], now: float
     ) -> Outputs:
+        """The batch's outputs. A batch that raises half-way leaves no cached tracker
+        behind: the ones it advanced describe ticks whose state was never written, and
+        the batch's replay must start from the table's."""
+        try:
+            return self._process(records, load, now)
+        except BaseException:
+            self._cache.clear()
+            raise
+
+    def _process(
+        self, records: list[Record], load: Callable[[str], dict[str, Any] | None], now: float
+    ) -> Outputs:
         out = Outputs()
         trackers: dict[str, SymbolTracker] = {}
         day_moves: dict[str, DayMoves] = {}

@@ -14,6 +14,7 @@ import random
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -192,3 +193,34 @@ def test_a_state_written_before_the_day_moves_loads_and_starts_them_afresh() -> 
     state = SymbolState.from_json("600001.SH", table["600001.SH"], stage.trackers)
     assert state.moves is not None
     assert state.moves.to_state()["v"] == 1
+
+
+def test_a_batch_that_raises_half_way_is_replayed_from_the_table_not_the_cache() -> None:
+    rules = Rules.from_toml_text("divergence = []\n[volume_spike]\ndays = 1\nmultiples = [1.5]\n")
+    stage = SymbolStage(rules, "ticks")
+    table: dict[str, Any] = {}
+
+    def record(offset: int, symbol: str, minute: int) -> Record:
+        tick = Tick.model_validate(
+            {
+                "symbol": symbol,
+                "ts": f"2026-01-05T10:{minute:02d}:00+08:00",
+                "price": 10.0,
+                "volume": 100,
+            }
+        )
+        return Record(symbol.encode(), tick.model_dump_json().encode(), 0, offset)
+
+    table.update(stage.process([record(0, "600001.SH", 0)], table.get, 0.0).states)
+    batch = [record(1, "600001.SH", 1), record(2, "600002.SH", 1)]
+
+    def failing(symbol: str) -> dict[str, Any] | None:
+        if symbol == "600002.SH":
+            raise RuntimeError("the table is not readable now")
+        return table.get(symbol)
+
+    with pytest.raises(RuntimeError):
+        stage.process(batch, failing, 0.0)
+    # faust runs the batch again on the same stage: 600001.SH's tick counts once
+    table.update(stage.process(batch, table.get, 0.0).states)
+    assert table["600001.SH"]["moves"]["volume"] == 200
