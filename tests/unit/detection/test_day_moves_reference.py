@@ -60,8 +60,9 @@ def configs(draw: st.DrawFn) -> Config:
     return Config(levels=levels, limits=limits, days=draw(st.integers(1, 3)), multiples=multiples)
 
 
-def rules_of(config: Config) -> Rules:
-    data: dict[str, Any] = {"divergence": [], "record_high": {"windows": ["all_time"]}}
+def rules_of(config: Config, windows: tuple[str, ...] = ("all_time",)) -> Rules:
+    """The rules of `config`, with no pair and record highs in `windows`."""
+    data: dict[str, Any] = {"divergence": [], "record_high": {"windows": list(windows)}}
     if config.levels is not None:
         data["price_move"] = {"levels_pct": config.levels}
     if config.limits is not None:

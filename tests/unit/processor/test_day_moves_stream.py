@@ -27,22 +27,8 @@ from services.processor.history_stage import HistoryStage
 from services.processor.outputs import Record
 from services.processor.symbol_stage import SymbolStage
 from services.processor.symbol_state import SymbolState
-from tests.unit.detection.test_day_moves_reference import configs, feeds
+from tests.unit.detection.test_day_moves_reference import configs, feeds, rules_of
 from tests.unit.naive_day_moves import Config, NBar, NTick
-
-
-def rules_of(config: Config) -> Rules:
-    data: dict[str, Any] = {"divergence": []}
-    if config.levels is not None:
-        data["price_move"] = {"levels_pct": config.levels}
-    if config.limits is not None:
-        data["limits"] = {
-            **config.limits,
-            "listings": {s: d.isoformat() for s, d in config.limits["listings"].items()},
-        }
-    if config.multiples is not None:
-        data["volume_spike"] = {"days": config.days, "multiples": config.multiples}
-    return Rules.from_mapping(data)
 
 
 def tick_of(event: NTick) -> Tick:
@@ -134,7 +120,7 @@ def test_the_stream_gives_the_engines_signals_through_restarts_and_replays(
     cuts: list[int],
     seed: int,
 ) -> None:
-    rules = rules_of(config)
+    rules = rules_of(config, windows=("all_time", "52w"))
     engine = Engine(rules)
     expected: list[str] = []
     rng = random.Random(seed)
