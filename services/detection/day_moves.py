@@ -106,6 +106,8 @@ class DayMoves:
         "_mean",
         "_moves",
         "_pct",
+        "_quiet_hi",
+        "_quiet_lo",
         "_span_day",
         "_up_limit",
         "_up_next",
@@ -190,6 +192,8 @@ class DayMoves:
             self.close_us = us
             self.close = price
         self.volume += volume
+        if self._quiet_lo < price < self._quiet_hi and self.volume < self._vol_next:
+            return None  # most ticks: no level, limit or multiple within reach
         c = self.prev_close
         if c is None:
             return None
@@ -320,6 +324,28 @@ class DayMoves:
             if mean > 0:
                 self._mean = mean
                 self._vol_next = _next_above(config.multiples, self.multiple) * mean
+        self._quiet()
+
+    def _quiet(self) -> None:
+        """The prices between which a tick can neither reach a level nor touch a limit:
+        `update` judges nothing else for them. The level's edge is drawn a relative 1e-9
+        inside its exact price, far beyond the rounding of `change`, so a tick in the
+        band is one whose exact `change` is beyond no level; anything else takes the
+        exact comparisons. Recomputed whenever a threshold or a seal moves."""
+        c = self.prev_close
+        if c is None:
+            self._quiet_lo, self._quiet_hi = -_INF, _INF  # nothing is judged yet
+            return
+        if self.up_sealed or self.down_sealed:
+            self._quiet_lo, self._quiet_hi = _INF, -_INF  # every tick may open the seal
+            return
+        lo, hi = self._down_limit, self._up_limit
+        if self._moves:
+            if self._up_next != _INF:
+                hi = min(hi, c * (1.0 + self._up_next / 100.0) * (1.0 - 1e-9))
+            if self._down_next != -_INF:
+                lo = max(lo, c * (1.0 + self._down_next / 100.0) * (1.0 + 1e-9))
+        self._quiet_lo, self._quiet_hi = lo, hi
 
     # -- the signals (past a threshold) -----------------------------------------------
 
@@ -336,6 +362,7 @@ class DayMoves:
             self.down_level = level
             direction = "down"
             self._down_next = -_next_above(levels, level)
+        self._quiet()
         return PriceMove(
             symbol=self.symbol,
             ts=self.clock.datetime(us),
@@ -366,6 +393,7 @@ class DayMoves:
             self.down_sealed = True
             self.down_seals += 1
             sealed.append(self._hit(us, price, c, "down", "sealed", self.down_seals))
+        self._quiet()
         return opened + sealed
 
     def _hit(

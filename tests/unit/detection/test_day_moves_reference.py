@@ -8,6 +8,7 @@ late-accepted ticks across local midnight, and random rules: the engine and
 
 from __future__ import annotations
 
+import math
 from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -133,3 +134,45 @@ def test_day_moves_match_the_naive_reference(config: Config, events: list[NTick 
             kind=event.kind,
         )
         assert engine_view(engine.process(tick)) == naive.tick(event), event
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.floats(0.01, 5_000.0).map(lambda c: round(c, 3)),
+    st.sampled_from([1.0, 2.5, 5.0, 10.0, 20.0]),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.integers(0, 5),
+)
+def test_a_price_on_the_edge_of_a_level_is_judged_exactly(
+    close: float, level: float, up: bool, ulps: int, kind: int
+) -> None:
+    """Prices within a few floats of a level's price (and of the limit price, which the
+    main board's 10% puts on the level of 10): `update`'s quick band must never hide one
+    that the exact comparison fires on."""
+    config = Config(levels=[level], limits=None if kind == 0 else LIMITS, multiples=None)
+    engine = Engine(rules_of(config))
+    naive = NaiveDayMoves(config)
+    bar = NBar("600001.SH", date(2026, 2, 2), close, 100)
+    engine.add_bar(bar.symbol, bar.day.toordinal(), 30.0, bar.close, bar.volume)
+    naive.bar(bar)
+    edge = close * (1.0 + (level if up else -level) / 100.0)
+    for _ in range(abs(ulps)):
+        edge = math.nextafter(edge, math.inf if ulps > 0 else -math.inf)
+    ts = datetime(2026, 2, 3, 10, 0, tzinfo=SH)
+    for n, price in enumerate([close, edge, close, round(edge, 2)]):
+        event = NTick("600001.SH", ts + timedelta(seconds=n), price, 10, "trade")
+        tick = Tick(symbol=event.symbol, ts=event.ts, price=price, volume=10, kind="trade")
+        assert engine_view(engine.process(tick)) == naive.tick(event), event
+
+
+LIMITS: dict[str, Any] = {
+    "main_pct": 10.0,
+    "star_pct": 20.0,
+    "chinext_pct": 20.0,
+    "bse_pct": 30.0,
+    "st": [],
+    "st_pct": 5.0,
+    "no_limit_days": 0,
+    "listings": {},
+}
