@@ -102,12 +102,18 @@ class PairStage:
                     )
                     continue
                 messages = []
+                legs = self._legs_of(rec)
                 for index, item in enumerate(obj):
-                    raw = orjson.dumps(item)
-                    one = self._message(rec, item, raw)
+                    # The symbol stage's own ticks, read without the detour through
+                    # `_message`; everything else takes it.
+                    quick = check_pair_feed(item) if type(item) is dict else None
+                    if type(quick) is tuple and (legs is None or quick[0] in legs):
+                        messages.append(quick)
+                        continue
+                    one = self._message(rec, item, None)
                     if isinstance(one, Exception):
                         now_dt = now_dt or datetime.fromtimestamp(now, UTC)
-                        self._reject(rec, one, out, now_dt, index, raw)
+                        self._reject(rec, one, out, now_dt, index, orjson.dumps(item))
                     else:
                         messages.append(one)
             else:
@@ -127,6 +133,19 @@ class PairStage:
             tracker: PairTracker | AhTracker = state.tracker
             src: Applied = state.applied
             for msg in messages:
+                if type(msg) is tuple:
+                    symbol, ts_us, price, src_partition, src_offset, src_index = msg
+                    part = str(src_partition)
+                    position = (src_offset, src_index)
+                    if position <= src.get(part, _NOWHERE):
+                        continue  # a re-sent tick from a symbol-stage replay
+                    src[part] = position
+                    out.evaluated += 1
+                    released = tracker.update(symbol, ts_us, price, now)
+                    if released:
+                        out.add_signals(released, rec.ingested_ms)
+                    changed.add(pair)
+                    continue
                 if msg is HEARTBEAT:
                     if tracker.pending:
                         # Released by the reorder timer: no single tick is behind them.
@@ -139,16 +158,6 @@ class PairStage:
                         tracker.add_bar(msg.symbol, msg.day, msg.close)
                         changed.add(pair)
                     continue
-                assert type(msg) is tuple
-                symbol, ts_us, price, src_partition, src_offset, src_index = msg
-                part = str(src_partition)
-                position = (src_offset, src_index)
-                if position <= src.get(part, _NOWHERE):
-                    continue  # a re-sent tick from a symbol-stage replay
-                src[part] = position
-                out.evaluated += 1
-                out.add_signals(tracker.update(symbol, ts_us, price, now), rec.ingested_ms)
-                changed.add(pair)
         for pair in changed:
             state = states[pair]
             written = out.states[pair] = state.to_json()
@@ -156,14 +165,16 @@ class PairStage:
         return out
 
     def _message(
-        self, rec: Record, obj: Any, raw: bytes
+        self, rec: Record, obj: Any, raw: bytes | None
     ) -> PairFeedTuple | str | PairBar | Exception:
-        """One message of a record (or of its bundle), or why it is refused."""
+        """One message of a record (or of its bundle, whose `raw` is None: its JSON is
+        only written out for the model, on the rare message the fast read leaves to it),
+        or why it is refused."""
         msg: PairFeedTuple | str | PairBar | None
         msg = check_pair_feed(obj) if type(obj) is dict else None  # the common shapes
         try:
             if msg is None:
-                model = _PAIR_FEED.validate_json(raw)
+                model = _PAIR_FEED.validate_json(orjson.dumps(obj) if raw is None else raw)
                 if isinstance(model, Heartbeat):
                     msg = HEARTBEAT
                 elif isinstance(model, PairBar):
@@ -173,14 +184,20 @@ class PairStage:
             symbol = msg.symbol if isinstance(msg, PairBar) else None
             if isinstance(msg, tuple):
                 symbol = msg[0]
-            if symbol is not None and rec.key is not None:
-                key = rec.key.decode(errors="replace")
-                legs = self._legs.get(key)
-                if legs is not None and symbol not in legs:
-                    raise ValueError(f"{symbol} is not in {key}")
+            legs = self._legs_of(rec)
+            if symbol is not None and legs is not None and symbol not in legs:
+                key = rec.key.decode(errors="replace") if rec.key is not None else ""
+                raise ValueError(f"{symbol} is not in {key}")
         except (ValidationError, ValueError) as exc:
             return exc
         return msg
+
+    def _legs_of(self, rec: Record) -> tuple[str, ...] | None:
+        """The symbols a record keyed as `rec` is may carry; None: any (no key, or a key
+        that names no configured pair, which the batch then counts as unknown)."""
+        if rec.key is None:
+            return None
+        return self._legs.get(rec.key.decode(errors="replace"))
 
     def _reject(
         self,

@@ -156,8 +156,7 @@ class SymbolStage:
         self, records: list[Record], load: Callable[[str], dict[str, Any] | None], now: float
     ) -> Outputs:
         out = Outputs()
-        trackers: dict[str, SymbolTracker] = {}
-        day_moves: dict[str, DayMoves] = {}
+        trackers: dict[str, Trackers2] = {}
         positions: dict[str, tuple[int, int, int]] = {}
         received = datetime.fromtimestamp(now, UTC)  # stamped on dead letters
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
@@ -177,18 +176,17 @@ class SymbolStage:
             out.ticks += len(ticks)
             partition, offset = rec.partition, rec.offset
             for index, symbol, us, price, volume, kind, item in ticks:
-                tracker = trackers.get(symbol)
-                if tracker is None:
+                both = trackers.get(symbol)
+                if both is None:
                     value = load(symbol)
                     if value is None:
-                        tracker, moves = self._new(symbol)
+                        both = self._new(symbol)
                     elif SymbolState.holds(value, partition, offset, index):
                         continue  # applied before a restart: its outputs were sent then
                     else:
-                        tracker, moves = self._restored(symbol, value)
-                    trackers[symbol] = tracker
-                    if moves is not None:
-                        day_moves[symbol] = moves
+                        both = self._restored(symbol, value)
+                    trackers[symbol] = both
+                tracker, moves = both
                 result = tracker.update(us, price)
                 positions[symbol] = (partition, offset, index)
                 if result is not None:
@@ -206,8 +204,7 @@ class SymbolStage:
                         )
                         continue
                     out.add_signals([result], rec.ingested_ms)  # type: ignore[list-item]
-                if day_moves:
-                    moves = day_moves[symbol]
+                if moves is not None:
                     moved = moves.update(us, price, volume, kind)
                     if moved:
                         out.add_signals(moved, rec.ingested_ms)
@@ -222,10 +219,9 @@ class SymbolStage:
                         out.forward_origins.append(rec.ingested_ms)
         if self.day_moves:
             out.day_move_ticks = out.evaluated
-        for symbol, tracker in trackers.items():
+        for symbol, (tracker, moves) in trackers.items():
             if symbol in positions:
                 partition, offset, index = positions[symbol]
-                moves = day_moves.get(symbol)
                 written = SymbolState.encode(partition, offset, index, tracker, moves)
                 out.states[symbol] = written
                 self._cache[symbol] = (written, (tracker, moves))
