@@ -6,6 +6,7 @@ built and handed to faust's Worker.
 
 from __future__ import annotations
 
+import gc
 import sys
 from typing import Any
 
@@ -94,5 +95,17 @@ def run(
     # faust's consumer thread hands fetched records to the event loop and must retake
     # the GIL to do so: a shorter switch interval lets it in sooner (docs/processor.md).
     sys.setswitchinterval(settings.processor_gil_switch_ms / 1000)
+    collect_less(settings.processor_gc_threshold)
     worker.execute_from_commandline()  # exits the process when the worker stops
     return 0
+
+
+def collect_less(threshold: int) -> None:
+    """Fewer, later garbage collections (`threshold` allocations apart; 0: Python's
+    default), and none over what exists once the worker is built (the imported modules,
+    the app): those objects live as long as the process."""
+    if threshold:
+        gc.collect()
+        gc.freeze()
+        _, older, oldest = gc.get_threshold()
+        gc.set_threshold(threshold, older, oldest)
