@@ -27,6 +27,7 @@ from prometheus_client import CollectorRegistry
 
 from services.cli.options import add_config_option, add_format_option
 from services.ingestor.adapters import BUILT_IN
+from services.ingestor.adapters.base import Adapter
 from services.ingestor.follow import (
     FollowedFile,
     default_position_file,
@@ -164,6 +165,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    adapter: Adapter | None = None
+    if args.ws:
+        # Before Kafka: a misspelt adapter or a bad symbol map is the user's to fix first.
+        try:
+            adapter = _adapter(args)
+        except ValueError as exc:
+            print(f"marketsignal: {exc}", file=sys.stderr)
+            return 2
     if args.bundle_max is not None and args.bundle_max < 1:
         print("marketsignal: --bundle-max must be at least 1", file=sys.stderr)
         return 2
@@ -184,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     ready = ReadyFlag("connecting to Kafka")
     server = serve("ingest", registry, settings.metrics_host, port, ready) if port >= 0 else None
     try:
-        return _ingest(args, settings, screener, metrics, ready)
+        return _ingest(args, settings, screener, metrics, ready, adapter)
     finally:
         if server is not None:
             server.stop()
@@ -196,6 +205,7 @@ def _ingest(
     screener: Screener,
     metrics: IngestMetrics,
     ready: ReadyFlag,
+    adapter: Adapter | None,
 ) -> int:
     started = time.perf_counter()
     try:
@@ -212,8 +222,8 @@ def _ingest(
         return 1
     sink = MeteredSink(publisher, metrics)
     try:
-        if args.ws:
-            summary = _websocket(args, screener, sink, publisher, metrics)
+        if adapter is not None:
+            summary = _websocket(args, adapter, screener, sink, publisher, metrics)
         else:
             summary = _lines(args, settings, screener, sink, publisher)
         publisher.flush()
@@ -221,7 +231,7 @@ def _ingest(
         print(f"marketsignal: {screener.source}: {exc}", file=sys.stderr)
         publisher.close()
         return 2
-    except ValueError as exc:  # an unusable --adapter or --symbol-map
+    except ValueError as exc:  # an unusable argument found late
         print(f"marketsignal: {exc}", file=sys.stderr)
         publisher.close()
         return 2
@@ -301,26 +311,32 @@ def _lines(
     return summary
 
 
+def _adapter(args: argparse.Namespace) -> Adapter:
+    """--adapter (and --symbol-map) resolved; ValueError saying what is wrong."""
+    # Imported here: only --ws needs the websockets library.
+    from services.ingestor.websocket import default_adapter, load_adapter  # noqa: PLC0415
+
+    if not args.adapter:
+        return default_adapter
+    symbols = SymbolMap(load_overrides(args.symbol_map)) if args.symbol_map else None
+    return load_adapter(args.adapter, symbols)
+
+
 def _websocket(
     args: argparse.Namespace,
+    adapter: Adapter,
     screener: Screener,
     sink: MeteredSink,
     publisher: Publisher,
     metrics: IngestMetrics,
 ) -> IngestSummary:
     # Imported here: only --ws needs the websockets library.
-    from services.ingestor.websocket import (  # noqa: PLC0415
-        WsOptions,
-        default_adapter,
-        load_adapter,
-        run_feed,
-    )
+    from services.ingestor.websocket import WsOptions, run_feed  # noqa: PLC0415
 
-    symbols = SymbolMap(load_overrides(args.symbol_map)) if args.symbol_map else None
     options = WsOptions(
         url=args.ws,
         subscribe=args.subscribe.read_text(encoding="utf-8") if args.subscribe else None,
-        adapter=load_adapter(args.adapter, symbols) if args.adapter else default_adapter,
+        adapter=adapter,
         ping_interval_s=args.ping_interval,
         ping_timeout_s=args.ping_timeout,
         backoff_initial_s=args.backoff_initial,

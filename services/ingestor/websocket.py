@@ -81,7 +81,11 @@ def load_adapter(spec: str, symbols: SymbolMap | None = None) -> Adapter:
     module_name, _, name = spec.partition(":")
     if not module_name or not name:
         raise ValueError(f"adapter {spec!r} must look like package.module:function")
-    function = getattr(importlib.import_module(module_name), name, None)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"adapter {spec!r}: {exc}") from exc
+    function = getattr(module, name, None)
     if not callable(function):
         raise ValueError(f"adapter {spec!r}: {name} is not a function of {module_name}")
     return function  # type: ignore[no-any-return]

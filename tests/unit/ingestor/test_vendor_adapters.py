@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -332,3 +333,24 @@ def test_symbol_map_needs_a_built_in_adapter(capsys: pytest.CaptureFixture[str])
     code = main(["ingest", "--ws", "ws://feed", "--adapter", "m:f", "--symbol-map", "x.txt"])
     assert code == 2
     assert "--symbol-map applies to a built-in adapter" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "problem"),
+    [
+        (["--adapter", "polgon"], "'polgon' is not a built-in one (polygon, alpaca)"),
+        (["--adapter", "no_such_module_here:f"], "No module named 'no_such_module_here'"),
+        (["--adapter", "polygon", "--symbol-map", "{missing}"], "--symbol-map {missing}"),
+        (["--adapter", "alpaca", "--symbol-map", "{bad}"], "{bad}:2: expected source=canonical"),
+    ],
+)
+def test_a_bad_adapter_or_symbol_map_stops_ingest_before_kafka(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], problem: str
+) -> None:
+    """Exit 2 with the reason, before any broker is dialled (none runs in unit tests)."""
+    bad = tmp_path / "bad.txt"
+    bad.write_text("HK.800000=HSI.HK\nHK.800700 HSTECH.HK\n")
+    paths = {"missing": str(tmp_path / "missing.txt"), "bad": str(bad)}
+    argv = [arg.format(**paths) for arg in argv]
+    assert main(["ingest", "--ws", "ws://127.0.0.1:9/feed", *argv]) == 2
+    assert problem.format(**paths) in capsys.readouterr().err
