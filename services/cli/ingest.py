@@ -5,6 +5,7 @@ feed, validated, into Kafka (bad or late ones to the dead-letter topic).
     marketsignal ingest - [--format csv|jsonl]          standard input until EOF or SIGTERM
     marketsignal ingest FILE --follow                   tail -F, resumable, until SIGTERM
     marketsignal ingest --ws URL [--subscribe F] ...    a WebSocket feed, until SIGTERM
+    marketsignal ingest --ws URL --adapter polygon      a vendor's feed (docs/feeds.md)
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from services.cli.options import add_config_option, add_format_option
+from services.ingestor.adapters import BUILT_IN
+from services.ingestor.adapters.base import Adapter
 from services.ingestor.follow import (
     FollowedFile,
     default_position_file,
@@ -36,6 +39,7 @@ from services.ingestor.metrics import IngestMetrics, MeteredSink
 from services.ingestor.pacing import Pacer
 from services.ingestor.publish import BundleOptions, Publisher
 from services.ingestor.screening import Screener
+from services.ingestor.symbols import SymbolMap, load_overrides
 from services.parsing.feed import (
     FeedError,
     RawRecord,
@@ -117,8 +121,19 @@ def configure(parser: argparse.ArgumentParser) -> None:
     ws.add_argument(
         "--adapter",
         default=None,
-        metavar="MODULE:FUNCTION",
-        help="maps each decoded JSON message to ticks (default: object = tick, array = ticks)",
+        metavar="NAME|MODULE:FUNCTION",
+        help="maps each decoded JSON message to ticks: NAME, a built-in adapter ("
+        + "; ".join(f"{name}: {text}" for name, (_, text) in BUILT_IN.items())
+        + "; docs/feeds.md), or MODULE:FUNCTION, a function of yours "
+        "(default: object = tick, array = ticks)",
+    )
+    ws.add_argument(
+        "--symbol-map",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="source=canonical lines that rename a built-in adapter's symbols, before its "
+        "rules (HK.00700 -> 0700.HK, 600519.SS -> 600519.SH, ...; docs/feeds.md)",
     )
     ws.add_argument("--ping-interval", type=_positive, default=20.0, help="seconds (20)")
     ws.add_argument("--ping-timeout", type=_positive, default=20.0, help="seconds (20)")
@@ -143,6 +158,21 @@ def run(args: argparse.Namespace) -> int:
     if args.follow and (args.file is None or from_stdin):
         print("marketsignal: --follow needs a FILE", file=sys.stderr)
         return 2
+    if args.symbol_map is not None and (args.adapter is None or ":" in args.adapter):
+        print(
+            "marketsignal: --symbol-map applies to a built-in adapter "
+            f"(--adapter {'|'.join(BUILT_IN)})",
+            file=sys.stderr,
+        )
+        return 2
+    adapter: Adapter | None = None
+    if args.ws:
+        # Before Kafka: a misspelt adapter or a bad symbol map is the user's to fix first.
+        try:
+            adapter = _adapter(args)
+        except ValueError as exc:
+            print(f"marketsignal: {exc}", file=sys.stderr)
+            return 2
     if args.bundle_max is not None and args.bundle_max < 1:
         print("marketsignal: --bundle-max must be at least 1", file=sys.stderr)
         return 2
@@ -163,7 +193,7 @@ def run(args: argparse.Namespace) -> int:
     ready = ReadyFlag("connecting to Kafka")
     server = serve("ingest", registry, settings.metrics_host, port, ready) if port >= 0 else None
     try:
-        return _ingest(args, settings, screener, metrics, ready)
+        return _ingest(args, settings, screener, metrics, ready, adapter)
     finally:
         if server is not None:
             server.stop()
@@ -175,6 +205,7 @@ def _ingest(
     screener: Screener,
     metrics: IngestMetrics,
     ready: ReadyFlag,
+    adapter: Adapter | None,
 ) -> int:
     started = time.perf_counter()
     try:
@@ -191,8 +222,8 @@ def _ingest(
         return 1
     sink = MeteredSink(publisher, metrics)
     try:
-        if args.ws:
-            summary = _websocket(args, screener, sink, publisher, metrics)
+        if adapter is not None:
+            summary = _websocket(args, adapter, screener, sink, publisher, metrics)
         else:
             summary = _lines(args, settings, screener, sink, publisher)
         publisher.flush()
@@ -200,7 +231,7 @@ def _ingest(
         print(f"marketsignal: {screener.source}: {exc}", file=sys.stderr)
         publisher.close()
         return 2
-    except ValueError as exc:  # an unusable --adapter
+    except ValueError as exc:  # an unusable argument found late
         print(f"marketsignal: {exc}", file=sys.stderr)
         publisher.close()
         return 2
@@ -280,25 +311,32 @@ def _lines(
     return summary
 
 
+def _adapter(args: argparse.Namespace) -> Adapter:
+    """--adapter (and --symbol-map) resolved; ValueError saying what is wrong."""
+    # Imported here: only --ws needs the websockets library.
+    from services.ingestor.websocket import default_adapter, load_adapter  # noqa: PLC0415
+
+    if not args.adapter:
+        return default_adapter
+    symbols = SymbolMap(load_overrides(args.symbol_map)) if args.symbol_map else None
+    return load_adapter(args.adapter, symbols)
+
+
 def _websocket(
     args: argparse.Namespace,
+    adapter: Adapter,
     screener: Screener,
     sink: MeteredSink,
     publisher: Publisher,
     metrics: IngestMetrics,
 ) -> IngestSummary:
     # Imported here: only --ws needs the websockets library.
-    from services.ingestor.websocket import (  # noqa: PLC0415
-        WsOptions,
-        default_adapter,
-        load_adapter,
-        run_feed,
-    )
+    from services.ingestor.websocket import WsOptions, run_feed  # noqa: PLC0415
 
     options = WsOptions(
         url=args.ws,
         subscribe=args.subscribe.read_text(encoding="utf-8") if args.subscribe else None,
-        adapter=load_adapter(args.adapter) if args.adapter else default_adapter,
+        adapter=adapter,
         ping_interval_s=args.ping_interval,
         ping_timeout_s=args.ping_timeout,
         backoff_initial_s=args.backoff_initial,

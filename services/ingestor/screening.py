@@ -89,6 +89,10 @@ class Screener:
         value = self.encode(symbol, ts_us, price, volume, kind, ts)
         return _new_accepted(Accepted, (symbol, ts_us, value))
 
+    def rejected(self, record: RawRecord, field: str | None, detail: str) -> DeadLetter:
+        """A malformed dead letter for a record an adapter refused before validation."""
+        return self._dead(record, "malformed", field, detail)
+
     def _dead(
         self,
         record: RawRecord,

@@ -6,10 +6,11 @@ every `ping_interval` and drops a connection whose pong is later than `ping_time
 with jitter (`initial * 2**attempt`, capped, times a random factor in [0.5, 1]) and
 connects again, sending the subscribe message, if any, on each connection.
 
-Messages: a JSON object is a tick, a JSON array a list of ticks; an `adapter`
-(`module:function`, see docs/ingest-and-alerts.md) maps any other shape to ticks. Ticks
-go through the same `Screener` and dead-letter path as file lines; `line` in a dead
-letter is the message's number since the ingestor started.
+Messages: a JSON object is a tick, a JSON array a list of ticks; an `adapter` (a
+built-in one by name, docs/feeds.md, or `module:function`, docs/ingest-and-alerts.md)
+maps any other shape to ticks (services/ingestor/adapters/base.py: the items it may
+return). Ticks go through the same `Screener` and dead-letter path as file lines; `line`
+in a dead letter is the message's number since the ingestor started.
 
 Back-pressure: after each message the reader waits while more than `max_in_flight`
 records are unacknowledged by Kafka. While it waits nothing is read: the library's
@@ -39,18 +40,23 @@ import orjson
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from services.ingestor.ingest import IngestSummary, Sink, handle_record
+from services.ingestor.adapters import built_in
+from services.ingestor.adapters.base import Adapter, Mapped, Rejected
+from services.ingestor.ingest import IngestSummary, Sink, deliver, handle_record
 from services.ingestor.metrics import IngestMetrics
 from services.ingestor.pacing import Pacer
 from services.ingestor.screening import Screener
+from services.ingestor.symbols import SymbolMap
 from services.parsing.feed import RawRecord
 
 log = logging.getLogger("marketsignal.ingestor.ws")
 
-Adapter = Callable[[Any], Iterable[Mapping[str, Any]]]
 _HEARTBEAT_TYPES = frozenset(("heartbeat", "ping", "pong", "subscribed", "hello", "info"))
 # Identities remembered per symbol for recognising a re-sent message after a reconnect.
 _REMEMBERED_PER_SYMBOL = 512
+# The replay filter's key for rejected elements, which have no usable symbol: no symbol
+# matches it (it is not a valid one).
+_REJECTED_KEY = " rejected"
 
 
 def default_adapter(message: Any) -> Iterable[Mapping[str, Any]]:
@@ -67,12 +73,19 @@ def default_adapter(message: Any) -> Iterable[Mapping[str, Any]]:
     return (message,)
 
 
-def load_adapter(spec: str) -> Adapter:
-    """`package.module:function` -> the function (docs/ingest-and-alerts.md, "Adapters")."""
+def load_adapter(spec: str, symbols: SymbolMap | None = None) -> Adapter:
+    """A built-in adapter's name (docs/feeds.md; its symbols mapped by `symbols`) or
+    `package.module:function` (docs/ingest-and-alerts.md, "Adapters") -> the adapter."""
+    if ":" not in spec:
+        return built_in(spec, symbols)
     module_name, _, name = spec.partition(":")
     if not module_name or not name:
         raise ValueError(f"adapter {spec!r} must look like package.module:function")
-    function = getattr(importlib.import_module(module_name), name, None)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ValueError(f"adapter {spec!r}: {exc}") from exc
+    function = getattr(module, name, None)
     if not callable(function):
         raise ValueError(f"adapter {spec!r}: {name} is not a function of {module_name}")
     return function  # type: ignore[no-any-return]
@@ -188,7 +201,7 @@ class WsSource:
                     if opts.subscribe is not None:
                         await ws.send(opts.subscribe)
                     async for message in ws:
-                        self._message(message)
+                        self.handle_message(message)
                         await self._drain()
                         if self._stop.is_set():
                             break
@@ -217,7 +230,8 @@ class WsSource:
         while self.in_flight() > limit and not self._stop.is_set():
             await asyncio.sleep(0.005)
 
-    def _message(self, message: str | bytes) -> None:
+    def handle_message(self, message: str | bytes) -> None:
+        """One message: decoded, through the adapter, each item screened into the sink."""
         self.messages += 1
         text = message.decode("utf-8", errors="replace") if isinstance(message, bytes) else message
         try:
@@ -230,19 +244,48 @@ class WsSource:
         except Exception as exc:  # a user's adapter: any failure is this message's fault
             self._record(RawRecord(self.messages, text, None, f"adapter failed: {exc!r}"))
             return
-        for fields in ticks:
-            if not isinstance(fields, Mapping):
+        alone = len(ticks) == 1
+        for item in ticks:
+            if isinstance(item, Rejected):
+                # A server re-sending after a reconnect re-sends its bad elements too:
+                # dead-lettered once, as a re-sent bad tick is.
+                if not self._replayed({"symbol": _REJECTED_KEY, "source": item.source}):
+                    self._reject(item, text if alone else _json(item.source))
+                continue
+            source: Any = None
+            fields: Mapping[str, Any]
+            if isinstance(item, Mapped):
+                fields, source = item.fields, item.source
+            elif isinstance(item, Mapping):
+                fields = item
+            else:
                 self._record(RawRecord(self.messages, text, None, "a tick must be an object"))
                 continue
-            if self.replays.seen_before(fields):
-                if self.metrics is not None:
-                    self.metrics.ws_replayed.inc()
+            if self._replayed(fields):
                 continue
-            raw = text if len(ticks) == 1 else orjson.dumps(dict(fields)).decode()
+            # A dead letter quotes what the source sent: the message, or its element.
+            raw = text if alone else _json(dict(fields) if source is None else source)
             self._record(RawRecord(self.messages, raw, dict(fields)))
+
+    def _replayed(self, fields: Mapping[str, Any]) -> bool:
+        if not self.replays.seen_before(fields):
+            return False
+        if self.metrics is not None:
+            self.metrics.ws_replayed.inc()
+        return True
+
+    def _reject(self, rejected: Rejected, raw: str) -> None:
+        self.summary.read += 1
+        record = RawRecord(self.messages, raw, None)
+        dead = self.screener.rejected(record, rejected.field, rejected.detail)
+        deliver(dead, self.pacer, self.sink, self.summary)
 
     def _record(self, record: RawRecord) -> None:
         handle_record(record, self.screener, self.pacer, self.sink, self.summary)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
 def run_feed(
