@@ -6,7 +6,6 @@ built and handed to faust's Worker.
 
 from __future__ import annotations
 
-import gc
 import sys
 from typing import Any
 
@@ -21,6 +20,7 @@ from services.processor.metrics import ProcessorMetrics
 from services.processor.readiness import Readiness
 from services.processor.tables import STATE_TABLES
 from services.processor.topology import source_topics, topic_names
+from services.runtime.heap import collect_less
 from services.runtime.kafka_admin import ensure_topics
 from services.runtime.lag import LagCollector
 from services.runtime.observability import serve
@@ -95,17 +95,6 @@ def run(
     # faust's consumer thread hands fetched records to the event loop and must retake
     # the GIL to do so: a shorter switch interval lets it in sooner (docs/processor.md).
     sys.setswitchinterval(settings.processor_gil_switch_ms / 1000)
-    collect_less(settings.processor_gc_threshold)
+    collect_less(settings.processor_gc_threshold)  # the heap is frozen once ready
     worker.execute_from_commandline()  # exits the process when the worker stops
     return 0
-
-
-def collect_less(threshold: int) -> None:
-    """Fewer, later garbage collections (`threshold` allocations apart; 0: Python's
-    default), and none over what exists once the worker is built (the imported modules,
-    the app): those objects live as long as the process."""
-    if threshold:
-        gc.collect()
-        gc.freeze()
-        _, older, oldest = gc.get_threshold()
-        gc.set_threshold(threshold, older, oldest)

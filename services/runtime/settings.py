@@ -133,10 +133,8 @@ class Settings(BaseSettings):
     # over their records; each wait stalls the loop that needs them. At 1 ms a single-
     # tick backlog drains ~6% faster (alternated runs on one topic); latency unchanged.
     processor_gil_switch_ms: Annotated[float, Field(gt=0, le=100)] = 1.0
-    # Allocations between two young-generation garbage collections (Python's default is
-    # 700). Each batch writes a fresh state per symbol, a few dozen containers each, so
-    # at 700 the collector runs every few hundred ticks and, through its older
-    # generations, keeps walking every tracker the worker holds. 0 keeps Python's default.
+    # Container allocations between two young-generation garbage collections (Python's
+    # default is 700; 0 keeps it): services/runtime/heap.py:collect_less.
     processor_gc_threshold: Annotated[int, Field(ge=0)] = 50_000
 
     # alerter
