@@ -259,37 +259,34 @@ class WsSource:
     async def _login_reply(self, ws: ClientConnection, handshake: Handshake) -> None:
         """Read until the login's answer, within the login timeout. What comes before it
         (the welcome message) is no data: the feed sends data only once subscribed."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.options.login_timeout_s
-        while True:
-            remaining = deadline - loop.time()
-            if remaining <= 0:
-                raise TimeoutError(
-                    f"{handshake.vendor} did not answer the login within "
-                    f"{self.options.login_timeout_s:g}s"
-                )
-            message = await asyncio.wait_for(ws.recv(), remaining)
-            text = (
-                message.decode("utf-8", errors="replace") if isinstance(message, bytes) else message
-            )
-            try:
-                reply = handshake.classify(orjson.loads(text))
-            except orjson.JSONDecodeError:
-                log.warning("logging in: not JSON, ignored: %r", text[:_QUOTED_MAX])
-                continue
-            if reply.outcome is Outcome.DONE:
-                log.info("logged in to %s (%s)", handshake.vendor, reply.detail)
-                return
-            if reply.outcome is Outcome.REFUSED:
-                fix = f": check {handshake.credentials}" if handshake.credentials else ""
-                raise LoginRefusedError(
-                    f"{handshake.vendor} refused the login ({reply.detail}){fix}"
-                )
-            if reply.outcome is Outcome.RETRY:
-                raise LoginFailedError(
-                    f"{handshake.vendor} refused the login for now ({reply.detail})"
-                )
-            log.info("logging in to %s: %s", handshake.vendor, text[:_QUOTED_MAX])
+        timeout_s = self.options.login_timeout_s
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not self._logged_in(await ws.recv(), handshake):
+                    pass
+        except TimeoutError:
+            raise TimeoutError(
+                f"{handshake.vendor} did not answer the login within {timeout_s:g}s"
+            ) from None
+
+    def _logged_in(self, message: str | bytes, handshake: Handshake) -> bool:
+        """Whether `message` says the login succeeded; raises if it says it failed."""
+        text = message.decode("utf-8", errors="replace") if isinstance(message, bytes) else message
+        try:
+            reply = handshake.classify(orjson.loads(text))
+        except orjson.JSONDecodeError:
+            log.warning("logging in: not JSON, ignored: %r", text[:_QUOTED_MAX])
+            return False
+        if reply.outcome is Outcome.DONE:
+            log.info("logged in to %s (%s)", handshake.vendor, reply.detail)
+            return True
+        if reply.outcome is Outcome.REFUSED:
+            fix = f": check {handshake.credentials}" if handshake.credentials else ""
+            raise LoginRefusedError(f"{handshake.vendor} refused the login ({reply.detail}){fix}")
+        if reply.outcome is Outcome.RETRY:
+            raise LoginFailedError(f"{handshake.vendor} refused the login for now ({reply.detail})")
+        log.info("logging in to %s: %s", handshake.vendor, text[:_QUOTED_MAX])
+        return False
 
     async def _drain(self) -> None:
         """Back-pressure: read nothing more while Kafka has too much unacknowledged."""
