@@ -6,9 +6,8 @@ feed, validated, into Kafka (bad or late ones to the dead-letter topic).
     marketsignal ingest FILE --follow                   tail -F, resumable, until SIGTERM
     marketsignal ingest --ws URL [--subscribe F] ...    a WebSocket feed, until SIGTERM
     marketsignal ingest --ws URL --adapter polygon --symbols AAPL,MSFT
-                                                        a vendor's feed, logged in with
-                                                        the key in the environment
-                                                        (docs/feeds.md)
+                                                        a vendor's feed, logged in with the
+                                                        key from the environment (feeds.md)
 """
 
 from __future__ import annotations
@@ -30,7 +29,12 @@ from prometheus_client import CollectorRegistry
 
 from services.cli.options import add_config_option, add_format_option
 from services.ingestor.adapters import BUILT_IN, handshake
-from services.ingestor.adapters.base import Adapter, Handshake, parse_symbols
+from services.ingestor.adapters.base import (
+    Adapter,
+    Handshake,
+    LoginRefusedError,
+    parse_symbols,
+)
 from services.ingestor.follow import (
     FollowedFile,
     default_position_file,
@@ -119,7 +123,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     ws = parser.add_argument_group("WebSocket feed")
     ws.add_argument("--ws", metavar="URL", default=None, help="read ticks from this feed")
     ws.add_argument(
-        "--subscribe", type=Path, default=None, help="a file whose text is sent on each connect"
+        "--subscribe",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a file whose text is sent on each connect (after a built-in adapter's login)",
     )
     ws.add_argument(
         "--adapter",
@@ -239,9 +247,6 @@ def _ingest(
     adapter: Adapter | None,
     login: Handshake | None,
 ) -> int:
-    # Imported here: only --ws needs the websockets library.
-    from services.ingestor.websocket import LoginRefusedError  # noqa: PLC0415
-
     started = time.perf_counter()
     try:
         ensure_topics(

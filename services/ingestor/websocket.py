@@ -45,7 +45,15 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from services.ingestor.adapters import built_in
-from services.ingestor.adapters.base import Adapter, Handshake, Mapped, Outcome, Rejected
+from services.ingestor.adapters.base import (
+    Adapter,
+    Handshake,
+    LoginFailedError,
+    LoginRefusedError,
+    Mapped,
+    Outcome,
+    Rejected,
+)
 from services.ingestor.ingest import IngestSummary, Sink, deliver, handle_record
 from services.ingestor.metrics import IngestMetrics
 from services.ingestor.pacing import Pacer
@@ -63,14 +71,6 @@ _REMEMBERED_PER_SYMBOL = 512
 _REJECTED_KEY = " rejected"
 # How much of a message read while logging in a log line quotes.
 _QUOTED_MAX = 200
-
-
-class LoginRefusedError(Exception):
-    """The feed refused the credentials: the message says which vendor, why, and what to set."""
-
-
-class LoginFailedError(Exception):
-    """The feed refused the login for now (a connection limit, a server error): reconnect."""
 
 
 def default_adapter(message: Any) -> Iterable[Mapping[str, Any]]:

@@ -86,6 +86,14 @@ class Handshake:
     credentials: str = ""
 
 
+class LoginRefusedError(Exception):
+    """The feed refused the credentials: the message says which vendor, why, and what to set."""
+
+
+class LoginFailedError(Exception):
+    """The feed refused the login for now (a connection limit, a server error): reconnect."""
+
+
 def parse_symbols(text: str) -> tuple[str, ...]:
     """`--symbols AAPL,MSFT`: the vendor's spelling, comma-separated, each once, in order;
     ValueError if there is none or one holds a space (a vendor would refuse it later,

@@ -15,13 +15,15 @@ from pydantic import SecretStr, ValidationError
 
 from services.cli import main
 from services.ingestor.adapters import alpaca, handshake, polygon
-from services.ingestor.adapters.base import Handshake, Outcome, Reply, parse_symbols
-from services.ingestor.websocket import (
+from services.ingestor.adapters.base import (
+    Handshake,
     LoginFailedError,
     LoginRefusedError,
-    WsOptions,
-    WsSource,
+    Outcome,
+    Reply,
+    parse_symbols,
 )
+from services.ingestor.websocket import WsOptions, WsSource
 from services.runtime.settings import Settings
 
 KEY = "pk-test-0123456789"
