@@ -5,7 +5,9 @@ feed, validated, into Kafka (bad or late ones to the dead-letter topic).
     marketsignal ingest - [--format csv|jsonl]          standard input until EOF or SIGTERM
     marketsignal ingest FILE --follow                   tail -F, resumable, until SIGTERM
     marketsignal ingest --ws URL [--subscribe F] ...    a WebSocket feed, until SIGTERM
-    marketsignal ingest --ws URL --adapter polygon      a vendor's feed (docs/feeds.md)
+    marketsignal ingest --ws URL --adapter polygon --symbols AAPL,MSFT
+                                                        a vendor's feed, logged in with the
+                                                        key from the environment (feeds.md)
 """
 
 from __future__ import annotations
@@ -26,8 +28,13 @@ from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
 
 from services.cli.options import add_config_option, add_format_option
-from services.ingestor.adapters import BUILT_IN
-from services.ingestor.adapters.base import Adapter
+from services.ingestor.adapters import BUILT_IN, handshake
+from services.ingestor.adapters.base import (
+    Adapter,
+    Handshake,
+    LoginRefusedError,
+    parse_symbols,
+)
 from services.ingestor.follow import (
     FollowedFile,
     default_position_file,
@@ -116,7 +123,11 @@ def configure(parser: argparse.ArgumentParser) -> None:
     ws = parser.add_argument_group("WebSocket feed")
     ws.add_argument("--ws", metavar="URL", default=None, help="read ticks from this feed")
     ws.add_argument(
-        "--subscribe", type=Path, default=None, help="a file whose text is sent on each connect"
+        "--subscribe",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="a file whose text is sent on each connect (after a built-in adapter's login)",
     )
     ws.add_argument(
         "--adapter",
@@ -134,6 +145,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="source=canonical lines that rename a built-in adapter's symbols, before its "
         "rules (HK.00700 -> 0700.HK, 600519.SS -> 600519.SH, ...; docs/feeds.md)",
+    )
+    ws.add_argument(
+        "--symbols",
+        default=None,
+        metavar="LIST",
+        help="a built-in adapter subscribes to the trades of these symbols, spelt as the "
+        "vendor does, comma-separated (AAPL,MSFT; * for all), after logging in",
+    )
+    ws.add_argument(
+        "--no-login",
+        action="store_true",
+        help="a built-in adapter sends no credentials (a relay or replay that needs none); "
+        "by default it logs in with $MARKETSIGNAL_POLYGON_API_KEY, or "
+        "$MARKETSIGNAL_ALPACA_KEY_ID and $MARKETSIGNAL_ALPACA_SECRET_KEY",
     )
     ws.add_argument("--ping-interval", type=_positive, default=20.0, help="seconds (20)")
     ws.add_argument("--ping-timeout", type=_positive, default=20.0, help="seconds (20)")
@@ -158,13 +183,19 @@ def run(args: argparse.Namespace) -> int:
     if args.follow and (args.file is None or from_stdin):
         print("marketsignal: --follow needs a FILE", file=sys.stderr)
         return 2
-    if args.symbol_map is not None and (args.adapter is None or ":" in args.adapter):
-        print(
-            "marketsignal: --symbol-map applies to a built-in adapter "
-            f"(--adapter {'|'.join(BUILT_IN)})",
-            file=sys.stderr,
-        )
-        return 2
+    built_in = args.adapter is not None and ":" not in args.adapter
+    for option, given in (
+        ("--symbol-map", args.symbol_map is not None),
+        ("--symbols", args.symbols is not None),
+        ("--no-login", args.no_login),
+    ):
+        if given and not built_in:
+            print(
+                f"marketsignal: {option} applies to a built-in adapter "
+                f"(--adapter {'|'.join(BUILT_IN)})",
+                file=sys.stderr,
+            )
+            return 2
     adapter: Adapter | None = None
     if args.ws:
         # Before Kafka: a misspelt adapter or a bad symbol map is the user's to fix first.
@@ -177,6 +208,14 @@ def run(args: argparse.Namespace) -> int:
         print("marketsignal: --bundle-max must be at least 1", file=sys.stderr)
         return 2
     settings = Settings.for_config(args.config)
+    login: Handshake | None = None
+    if args.ws and built_in:
+        # Also before Kafka: a missing key is as much the user's to fix.
+        try:
+            login = _handshake(args, settings)
+        except ValueError as exc:
+            print(f"marketsignal: {exc}", file=sys.stderr)
+            return 2
     rules = settings.rules()
     path: Path | None = args.file
     if path is not None and not from_stdin and not args.follow and not path.is_file():
@@ -193,7 +232,7 @@ def run(args: argparse.Namespace) -> int:
     ready = ReadyFlag("connecting to Kafka")
     server = serve("ingest", registry, settings.metrics_host, port, ready) if port >= 0 else None
     try:
-        return _ingest(args, settings, screener, metrics, ready, adapter)
+        return _ingest(args, settings, screener, metrics, ready, adapter, login)
     finally:
         if server is not None:
             server.stop()
@@ -206,6 +245,7 @@ def _ingest(
     metrics: IngestMetrics,
     ready: ReadyFlag,
     adapter: Adapter | None,
+    login: Handshake | None,
 ) -> int:
     started = time.perf_counter()
     try:
@@ -223,7 +263,7 @@ def _ingest(
     sink = MeteredSink(publisher, metrics)
     try:
         if adapter is not None:
-            summary = _websocket(args, adapter, screener, sink, publisher, metrics)
+            summary = _websocket(args, settings, adapter, login, screener, sink, publisher, metrics)
         else:
             summary = _lines(args, settings, screener, sink, publisher)
         publisher.flush()
@@ -234,6 +274,12 @@ def _ingest(
     except ValueError as exc:  # an unusable argument found late
         print(f"marketsignal: {exc}", file=sys.stderr)
         publisher.close()
+        return 2
+    except LoginRefusedError as exc:
+        # A wrong key will not fix itself: stop, with what was published delivered.
+        publisher.flush()
+        publisher.close()
+        print(f"marketsignal: {exc}", file=sys.stderr)
         return 2
     except KafkaError as exc:
         print(f"marketsignal: Kafka at {settings.kafka_bootstrap}: {exc}", file=sys.stderr)
@@ -322,9 +368,23 @@ def _adapter(args: argparse.Namespace) -> Adapter:
     return load_adapter(args.adapter, symbols)
 
 
+def _handshake(args: argparse.Namespace, settings: Settings) -> Handshake:
+    """A built-in adapter's login and subscription; ValueError saying what is missing."""
+    symbols = parse_symbols(args.symbols) if args.symbols is not None else ()
+    if not symbols and args.subscribe is None and not args.no_login:
+        # Logged in and subscribed to nothing, a vendor's feed sends nothing: say so now.
+        raise ValueError(
+            f"--adapter {args.adapter} logs in, then subscribes to --symbols "
+            "(e.g. --symbols AAPL,MSFT) or sends --subscribe FILE: give one"
+        )
+    return handshake(args.adapter, settings, symbols, log_in=not args.no_login)
+
+
 def _websocket(
     args: argparse.Namespace,
+    settings: Settings,
     adapter: Adapter,
+    login: Handshake | None,
     screener: Screener,
     sink: MeteredSink,
     publisher: Publisher,
@@ -337,6 +397,8 @@ def _websocket(
         url=args.ws,
         subscribe=args.subscribe.read_text(encoding="utf-8") if args.subscribe else None,
         adapter=adapter,
+        handshake=login,
+        login_timeout_s=settings.ws_login_timeout_s,
         ping_interval_s=args.ping_interval,
         ping_timeout_s=args.ping_timeout,
         backoff_initial_s=args.backoff_initial,

@@ -4,7 +4,11 @@ The protocol is the `websockets` library's: it answers the server's pings, sends
 every `ping_interval` and drops a connection whose pong is later than `ping_timeout`
 (heartbeats). On any drop or failed connect the client waits an exponential backoff
 with jitter (`initial * 2**attempt`, capped, times a random factor in [0.5, 1]) and
-connects again, sending the subscribe message, if any, on each connection.
+connects again, running the same start on each connection: a built-in adapter's login
+and subscription (its `Handshake`: auth, wait for the answer within `login_timeout_s`,
+subscribe), then the `--subscribe` message, if any. Only then are messages data. A login
+refused for good (a wrong key) raises `LoginRefusedError` out of `run`: retrying would
+not fix it; a login refused for now, or unanswered, is retried like a drop.
 
 Messages: a JSON object is a tick, a JSON array a list of ticks; an `adapter` (a
 built-in one by name, docs/feeds.md, or `module:function`, docs/ingest-and-alerts.md)
@@ -41,7 +45,15 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from services.ingestor.adapters import built_in
-from services.ingestor.adapters.base import Adapter, Mapped, Rejected
+from services.ingestor.adapters.base import (
+    Adapter,
+    Handshake,
+    LoginFailedError,
+    LoginRefusedError,
+    Mapped,
+    Outcome,
+    Rejected,
+)
 from services.ingestor.ingest import IngestSummary, Sink, deliver, handle_record
 from services.ingestor.metrics import IngestMetrics
 from services.ingestor.pacing import Pacer
@@ -57,6 +69,8 @@ _REMEMBERED_PER_SYMBOL = 512
 # The replay filter's key for rejected elements, which have no usable symbol: no symbol
 # matches it (it is not a valid one).
 _REJECTED_KEY = " rejected"
+# How much of a message read while logging in a log line quotes.
+_QUOTED_MAX = 200
 
 
 def default_adapter(message: Any) -> Iterable[Mapping[str, Any]]:
@@ -99,6 +113,8 @@ class WsOptions:
     url: str
     subscribe: str | None = None
     adapter: Adapter = default_adapter
+    handshake: Handshake | None = None
+    login_timeout_s: float = 10.0
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 20.0
     open_timeout_s: float = 10.0
@@ -191,21 +207,27 @@ class WsSource:
                     max_queue=opts.max_queue,
                 ) as ws:
                     self._ws = ws
+                    log.info("connected to %s", opts.url)
+                    await self._start(ws)
+                    # Only now: a server that accepts connections but refuses every login
+                    # for now must meet a growing backoff, not the first step again.
                     attempt = 0
                     self.connections += 1
                     if self.connections > 1:
                         self.replays.reconnected()
                     if self.metrics is not None:
                         self.metrics.ws_connected.set(1)
-                    log.info("connected to %s", opts.url)
-                    if opts.subscribe is not None:
-                        await ws.send(opts.subscribe)
                     async for message in ws:
                         self.handle_message(message)
                         await self._drain()
                         if self._stop.is_set():
                             break
-            except (OSError, TimeoutError, websockets.exceptions.WebSocketException) as exc:
+            except (
+                OSError,
+                TimeoutError,
+                LoginFailedError,
+                websockets.exceptions.WebSocketException,
+            ) as exc:
                 log.warning("feed %s: %s", opts.url, exc or type(exc).__name__)
             finally:
                 self._ws = None
@@ -221,6 +243,50 @@ class WsSource:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
         return self.summary
+
+    async def _start(self, ws: ClientConnection) -> None:
+        """Log in and subscribe (the handshake), then send the --subscribe message."""
+        handshake = self.options.handshake
+        if handshake is not None:
+            if handshake.auth is not None:
+                await ws.send(handshake.auth)
+                await self._login_reply(ws, handshake)
+            for message in handshake.subscribe:
+                await ws.send(message)
+        if self.options.subscribe is not None:
+            await ws.send(self.options.subscribe)
+
+    async def _login_reply(self, ws: ClientConnection, handshake: Handshake) -> None:
+        """Read until the login's answer, within the login timeout. What comes before it
+        (the welcome message) is no data: the feed sends data only once subscribed."""
+        timeout_s = self.options.login_timeout_s
+        try:
+            async with asyncio.timeout(timeout_s):
+                while not self._logged_in(await ws.recv(), handshake):
+                    pass
+        except TimeoutError:
+            raise TimeoutError(
+                f"{handshake.vendor} did not answer the login within {timeout_s:g}s"
+            ) from None
+
+    def _logged_in(self, message: str | bytes, handshake: Handshake) -> bool:
+        """Whether `message` says the login succeeded; raises if it says it failed."""
+        text = message.decode("utf-8", errors="replace") if isinstance(message, bytes) else message
+        try:
+            reply = handshake.classify(orjson.loads(text))
+        except orjson.JSONDecodeError:
+            log.warning("logging in: not JSON, ignored: %r", text[:_QUOTED_MAX])
+            return False
+        if reply.outcome is Outcome.DONE:
+            log.info("logged in to %s (%s)", handshake.vendor, reply.detail)
+            return True
+        if reply.outcome is Outcome.REFUSED:
+            fix = f": check {handshake.credentials}" if handshake.credentials else ""
+            raise LoginRefusedError(f"{handshake.vendor} refused the login ({reply.detail}){fix}")
+        if reply.outcome is Outcome.RETRY:
+            raise LoginFailedError(f"{handshake.vendor} refused the login for now ({reply.detail})")
+        log.info("logging in to %s: %s", handshake.vendor, text[:_QUOTED_MAX])
+        return False
 
     async def _drain(self) -> None:
         """Back-pressure: read nothing more while Kafka has too much unacknowledged."""

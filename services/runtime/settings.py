@@ -20,6 +20,8 @@ MIN_TOKEN_LENGTH = 16
 # Where the local stack (deploy/local/stack.sh) writes the Redis password it set.
 LOCAL_REDIS_PASSWORD_FILE = Path(".local/secrets/redis.password")
 LOCAL_WEBHOOK_KEY_FILE = Path(".local/secrets/webhook.key")
+# Vendor credentials that may come from a file: MARKETSIGNAL_{NAME}_FILE.
+_VENDOR_SECRETS = ("polygon_api_key", "alpaca_key_id", "alpaca_secret_key")
 
 
 def _json_list(value: Any, name: str) -> Any:
@@ -113,6 +115,18 @@ class Settings(BaseSettings):
     ingest_bundle_ms: Annotated[float, Field(gt=0, le=1000)] = 5.0
     ingest_bundle_max: Annotated[int, Field(ge=1)] = 500
     ingestor_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9101
+    # Vendor credentials for the built-in WebSocket adapters' login (docs/feeds.md). Each
+    # may instead be read from a file (`..._FILE`), which keeps it out of the environment
+    # that `ps e` and crash reports show; the variable wins over its file.
+    polygon_api_key: SecretStr | None = None
+    polygon_api_key_file: Path | None = None
+    alpaca_key_id: SecretStr | None = None
+    alpaca_key_id_file: Path | None = None
+    alpaca_secret_key: SecretStr | None = None
+    alpaca_secret_key_file: Path | None = None
+    # How long a feed may take to answer the login before the connection is dropped and
+    # retried (Alpaca closes a connection not authenticated within 10 s).
+    ws_login_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
 
     # processor (faust-streaming worker)
     processor_app_id: str = "marketsignal-processor"
@@ -203,6 +217,26 @@ class Settings(BaseSettings):
             netloc += parts.netloc.rpartition("@")[2]
             # The model is frozen; this runs once, while it is being built.
             object.__setattr__(self, "redis_url", urlunsplit(parts._replace(netloc=netloc)))
+        return self
+
+    @model_validator(mode="after")
+    def _vendor_secret_files(self) -> Settings:
+        for name in _VENDOR_SECRETS:
+            path = getattr(self, f"{name}_file")
+            if getattr(self, name) is not None or path is None:
+                continue
+            try:
+                value = path.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                # Named, never quoted: the message must not carry the secret.
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise ValueError(
+                    f"MARKETSIGNAL_{name.upper()}_FILE: {path} cannot be read ({reason})"
+                ) from None
+            if not value:
+                raise ValueError(f"MARKETSIGNAL_{name.upper()}_FILE: {path} is empty")
+            # The model is frozen; this runs once, while it is being built.
+            object.__setattr__(self, name, SecretStr(value))
         return self
 
     @property

@@ -120,6 +120,7 @@ def test_polygon_feed_to_canonical_ticks_and_dead_letters(
         str(symbol_map),
         "--subscribe",
         str(subscribe),
+        "--no-login",  # the server stands for a relay: test_vendor_login.py logs in
         "--backoff-initial",
         "0.2",
         "--backoff-max",

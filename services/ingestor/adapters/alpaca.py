@@ -15,20 +15,37 @@ and carry no tick; any other type (quotes "q", bars "b", corrections "c", cancel
 ...) is skipped, logged once per type. An element that is not an object with a string
 `T`, a trade whose `t` is no timestamp with an offset, or whose symbol has no canonical
 form, is dead-lettered on its own.
+
+Logging in (https://docs.alpaca.markets/docs/streaming-market-data, "Authentication"):
+after the `[{"T":"success","msg":"connected"}]` welcome, send
+`{"action":"auth","key":"<key id>","secret":"<secret key>"}` within 10 s; the answer is
+`[{"T":"success","msg":"authenticated"}]` or an error such as
+`[{"T":"error","code":402,"msg":"auth failed"}]`; then
+`{"action":"subscribe","trades":["AAPL","MSFT"]}`. Errors 402 (auth failed) and 409
+(insufficient subscription: a feed the plan does not include; the official client,
+alpacahq/alpaca-py alpaca/data/live/websocket.py, gives up on it too) will not pass on a
+retry; any other (406 connection limit exceeded, which a previous connection not yet
+closed on the server's side causes, 404 auth timeout, 500) may, after a backoff.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from services.ingestor.adapters.base import (
+    Handshake,
     Item,
     Mapped,
+    Outcome,
     Rejected,
+    Reply,
     SkippedEvents,
+    control_elements,
     copy_if_present,
     elements,
     symbol_of,
@@ -38,6 +55,8 @@ from services.ingestor.symbols import SymbolMap
 log = logging.getLogger("marketsignal.ingestor.alpaca")
 
 VENDOR = "Alpaca"
+# Login errors a retry cannot fix: auth failed, insufficient subscription.
+_REFUSALS = frozenset((402, 409))
 
 
 class AlpacaTrades:
@@ -96,3 +115,41 @@ def rfc3339(value: Any) -> datetime | str:
 def _control_text(element: dict[str, Any]) -> str:
     rest = {k: v for k, v in element.items() if k != "T"}
     return str(rest)
+
+
+def auth_message(key_id: str, secret_key: str) -> str:
+    """The login message; it holds the keys, so it is sent and never logged."""
+    return orjson.dumps({"action": "auth", "key": key_id, "secret": secret_key}).decode()
+
+
+def subscribe_message(symbols: Sequence[str]) -> str:
+    """Trades of each symbol, Alpaca's spelling; `*` is every symbol."""
+    return orjson.dumps({"action": "subscribe", "trades": list(symbols)}).decode()
+
+
+def login_reply(message: Any) -> Reply:
+    """A decoded message read while logging in: DONE on success "authenticated", an error
+    REFUSED (402, 409) or RETRY (any other code), otherwise WAIT (the welcome...)."""
+    for element in control_elements(message, "T"):
+        kind = element["T"]
+        if kind == "success" and element.get("msg") == "authenticated":
+            return Reply(Outcome.DONE, "authenticated")
+        if kind == "error":
+            code, text = element.get("code"), element.get("msg")
+            outcome = Outcome.REFUSED if code in _REFUSALS else Outcome.RETRY
+            return Reply(outcome, f"error {code}: {text}")
+    return Reply(Outcome.WAIT)
+
+
+def handshake(
+    keys: tuple[str, str] | None, symbols: Sequence[str], credentials: str = ""
+) -> Handshake:
+    """Log in with `keys` (key id, secret key; None: don't), then subscribe to the trades
+    of `symbols`."""
+    return Handshake(
+        vendor=VENDOR,
+        auth=None if keys is None else auth_message(*keys),
+        classify=login_reply,
+        subscribe=(subscribe_message(symbols),) if symbols else (),
+        credentials=credentials,
+    )

@@ -11,13 +11,18 @@ An adapter maps one decoded JSON message to an iterable of items, each one of:
   on its own with the reason, while the other elements of the same message go on.
 
 An adapter that raises dead-letters the whole message.
+
+A built-in adapter also knows its vendor's `Handshake`: the messages that log in and
+subscribe on each connection, and how to read the replies to the login. Those parts are
+pure (text in, text or a `Reply` out); services/ingestor/websocket.py does the I/O.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from services.ingestor.symbols import SymbolMap, UnmappableSymbolError
@@ -44,6 +49,74 @@ class Rejected:
 
 Item = Mapping[str, Any] | Mapped | Rejected
 Adapter = Callable[[Any], Iterable[Item]]
+
+
+class Outcome(Enum):
+    """What a reply to the login means."""
+
+    WAIT = "wait"  # not the answer yet (the welcome message, anything else): read on
+    DONE = "done"  # logged in: subscribe, then the messages are data
+    REFUSED = "refused"  # the credentials are wrong: retrying will not fix them
+    RETRY = "retry"  # refused for now (a connection limit, a server error): reconnect
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A decoded message read while logging in, classified; `detail` says why, for a log."""
+
+    outcome: Outcome
+    detail: str = ""
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """What a built-in adapter sends on each connection before reading data.
+
+    `auth` (None: no login, e.g. behind a relay that holds the credentials) is sent first,
+    then messages are read and `classify`d until one is DONE, within the login timeout;
+    then each `subscribe` message is sent. `auth` holds the credentials: kept out of
+    repr(), so no log or traceback that shows the options shows them.
+    """
+
+    vendor: str
+    auth: str | None = field(repr=False)
+    classify: Callable[[Any], Reply]
+    subscribe: tuple[str, ...] = ()
+    # The settings that hold the credentials, named in a refusal: what the user fixes.
+    credentials: str = ""
+
+
+class LoginRefusedError(Exception):
+    """The feed refused the credentials: the message says which vendor, why, and what to set."""
+
+
+class LoginFailedError(Exception):
+    """The feed refused the login for now (a connection limit, a server error): reconnect."""
+
+
+def parse_symbols(text: str) -> tuple[str, ...]:
+    """`--symbols AAPL,MSFT`: the vendor's spelling, comma-separated, each once, in order;
+    ValueError if there is none or one holds a space (a vendor would refuse it later,
+    less clearly)."""
+    symbols: dict[str, None] = {}
+    for part in text.split(","):
+        symbol = part.strip()
+        if not symbol:
+            continue
+        if any(c.isspace() for c in symbol):
+            raise ValueError(f"--symbols: {symbol!r} holds a space")
+        symbols[symbol] = None
+    if not symbols:
+        raise ValueError("--symbols: no symbol given (e.g. --symbols AAPL,MSFT)")
+    return tuple(symbols)
+
+
+def control_elements(message: Any, type_key: str) -> Iterator[dict[str, Any]]:
+    """The elements of a message that are objects with a string `type_key`: the vendors'
+    control messages come in arrays too, alone or beside others."""
+    for element in message if isinstance(message, list) else (message,):
+        if isinstance(element, dict) and isinstance(element.get(type_key), str):
+            yield element
 
 
 def elements(message: Any, vendor: str) -> Iterator[Any]:

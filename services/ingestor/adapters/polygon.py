@@ -14,19 +14,30 @@ are logged, a failure as a warning, and carry no tick; any other event type (quo
 aggregates "A"/"AM", ...) is skipped, logged once per type. An element that is not an
 object with a string `ev`, or a trade whose symbol has no canonical form, is
 dead-lettered on its own.
+
+Logging in (https://massive.com/docs/websocket/quickstart): after connecting, send
+`{"action":"auth","params":"<API key>"}`; the answer is a status `auth_success` (or
+`auth_failed`, which the official Go client, polygon-io/client-go websocket/polygon.go,
+treats as fatal); then `{"action":"subscribe","params":"T.AAPL,T.MSFT"}`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
+import orjson
+
 from services.ingestor.adapters.base import (
+    Handshake,
     Item,
     Mapped,
+    Outcome,
     Rejected,
+    Reply,
     SkippedEvents,
+    control_elements,
     copy_if_present,
     elements,
     symbol_of,
@@ -75,3 +86,41 @@ def _log_status(element: dict[str, Any]) -> None:
     status, text = element.get("status"), element.get("message")
     level = logging.INFO if status in _FINE_STATUSES else logging.WARNING
     log.log(level, "Polygon status %s: %s", status, text)
+
+
+def auth_message(api_key: str) -> str:
+    """The login message; it holds the key, so it is sent and never logged."""
+    return orjson.dumps({"action": "auth", "params": api_key}).decode()
+
+
+def subscribe_message(symbols: Sequence[str]) -> str:
+    """Trades (`T.`) of each symbol, Polygon's spelling; `*` is every symbol."""
+    return orjson.dumps(
+        {"action": "subscribe", "params": ",".join(f"T.{s}" for s in symbols)}
+    ).decode()
+
+
+def login_reply(message: Any) -> Reply:
+    """A decoded message read while logging in: DONE on `auth_success` (or the older
+    `success` "authenticated", https://polygon.io/sockets), REFUSED on `auth_failed`,
+    otherwise WAIT (the `connected` welcome, anything else)."""
+    for element in control_elements(message, "ev"):
+        if element["ev"] != "status":
+            continue
+        status, text = element.get("status"), element.get("message")
+        if status == "auth_success" or (status == "success" and text == "authenticated"):
+            return Reply(Outcome.DONE, str(text))
+        if status == "auth_failed":
+            return Reply(Outcome.REFUSED, f"{status}: {text}")
+    return Reply(Outcome.WAIT)
+
+
+def handshake(api_key: str | None, symbols: Sequence[str], credentials: str = "") -> Handshake:
+    """Log in with `api_key` (None: don't), then subscribe to the trades of `symbols`."""
+    return Handshake(
+        vendor=VENDOR,
+        auth=None if api_key is None else auth_message(api_key),
+        classify=login_reply,
+        subscribe=(subscribe_message(symbols),) if symbols else (),
+        credentials=credentials,
+    )
