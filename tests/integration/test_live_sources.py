@@ -3,12 +3,7 @@ feed is in test_websocket_feed.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import signal
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -17,102 +12,20 @@ import pytest
 
 from schemas.dead_letter import DeadLetter
 from services.runtime.settings import Settings
-from tests.support import factories
+from tests.support.live_ingest import (
+    BUNDLES,
+    T0_MS,
+    csv_line,
+    ingest,
+    prices,
+    stop,
+    wait_metric,
+    wait_prices,
+)
 from tests.support.services import free_port
 from tests.support.summary import summary_counts
-from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
-ROOT = Path(__file__).resolve().parents[2]
-T0_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z
-
-
-# Every source runs with tick bundles (the default since issue 15) and with one tick per
-# record (`--no-bundle`, what other producers send): the topic must hold the same ticks.
-BUNDLES = pytest.mark.parametrize("bundle", [True, False], ids=["bundles", "single"])
-
-
-def env_for(settings: Settings, metrics_port: int | None = None, *, bundle: bool) -> dict[str, str]:
-    return factories.service_env(
-        settings,
-        ingestor_metrics_port=metrics_port or 0,
-        ingest_bundle="true" if bundle else "false",
-    )
-
-
-def ingest(
-    settings: Settings, *args: str, metrics_port: int | None = None, bundle: bool
-) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "services.cli", "ingest", *args],
-        cwd=ROOT,
-        env=env_for(settings, metrics_port, bundle=bundle),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def stop(proc: subprocess.Popen[str]) -> tuple[int, str]:
-    proc.send_signal(signal.SIGTERM)
-    _, err = proc.communicate(timeout=60)
-    return proc.returncode, err
-
-
-def csv_line(i: int) -> str:
-    return f"Z,{T0_MS + i * 1000},{100 + i}\n"
-
-
-def prices(records: list[Any]) -> list[float]:
-    """The prices of the ticks on a topic, in order: a record holds one tick or a bundle."""
-    out: list[float] = []
-    for record in records:
-        value = json.loads(record.value)
-        out.extend(tick["price"] for tick in (value if isinstance(value, list) else [value]))
-    return out
-
-
-def wait_prices(
-    read_topic: Callable[..., list[Any]], topic: str, n: int, timeout_s: float = 60.0
-) -> list[float]:
-    """The topic's tick prices once it holds at least `n` ticks (or at the deadline): the
-    number of records depends on how the ingestor bundled them."""
-    got: list[float] = []
-
-    def enough() -> bool:
-        got[:] = prices(read_topic(topic))
-        return len(got) >= n
-
-    # A short list is not this helper's failure: the caller's assertion shows the prices.
-    with contextlib.suppress(AssertionError):
-        wait_for(f"{n} ticks on {topic}", enough, timeout_s, max_poll_s=0.2)
-    return got
-
-
-def scrape(port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
-        text = resp.read().decode()
-    out = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
-
-
-def wait_metric(port: int, name: str, check: Callable[[float], bool], proc: Any) -> float:
-    def passed() -> tuple[float] | None:
-        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-        try:
-            value = scrape(port).get(name)
-        except OSError:
-            return None
-        # In a tuple: a value of 0.0 that passes the check is still an answer.
-        return (value,) if value is not None and check(value) else None
-
-    return wait_for(f"{name} to pass its check", passed, 60, max_poll_s=0.2)[0]
-
 
 # -- standard input -----------------------------------------------------------------------
 

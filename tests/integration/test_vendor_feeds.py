@@ -18,14 +18,15 @@ import pytest
 
 from schemas.dead_letter import DeadLetter
 from services.runtime.settings import Settings
-from tests.integration.test_live_sources import (
+from tests.support.feed_server import FeedServer
+from tests.support.live_ingest import (
     T0_MS,
     ingest,
     scrape,
     stop,
+    ticks_of,
     wait_metric,
 )
-from tests.integration.test_websocket_feed import FeedServer
 from tests.support.services import free_port
 from tests.support.wait import wait_for
 
@@ -76,14 +77,6 @@ EXPECTED = [
     ("HSI.HK", 105.0),
     *(("AAPL", 100.0 + i) for i in range(6, 16)),
 ]
-
-
-def ticks_of(records: list[Any]) -> list[dict[str, Any]]:
-    out: list[dict[str, Any]] = []
-    for record in records:
-        value = json.loads(record.value)
-        out.extend(value if isinstance(value, list) else [value])
-    return out
 
 
 def test_polygon_feed_to_canonical_ticks_and_dead_letters(

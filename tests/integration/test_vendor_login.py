@@ -27,9 +27,8 @@ import pytest
 from websockets.asyncio.server import Server, ServerConnection, serve
 
 from services.runtime.settings import Settings
-from tests.integration.test_live_sources import ROOT, T0_MS, scrape, stop, wait_metric
-from tests.integration.test_vendor_feeds import ticks_of
 from tests.support import factories
+from tests.support.live_ingest import ROOT, T0_MS, scrape, stop, ticks_of, wait_metric
 from tests.support.services import free_port
 from tests.support.wait import wait_for, wait_for_async
 

@@ -12,18 +12,18 @@ import asyncio
 import contextlib
 import itertools
 import json
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection, serve
 
 from schemas.dead_letter import DeadLetter
 from services.runtime.settings import Settings
-from tests.integration.test_live_sources import (
+from tests.support.feed_server import FeedServer
+from tests.support.live_ingest import (
     BUNDLES,
     T0_MS,
     ingest,
@@ -58,63 +58,6 @@ def feed_messages() -> list[str]:
             messages.append(tick_message(i))
             i += 1
     return messages
-
-
-class FeedServer:
-    """Sends `messages`; the first connection drops after `drop_after`, and the next ones
-    re-send from `resend_from` on, then stay open."""
-
-    def __init__(
-        self,
-        messages: list[str],
-        drop_after: int,
-        resend_from: int,
-        delivered: Callable[[], bool],
-    ) -> None:
-        """`delivered()`: whether the client has read the first `drop_after` messages."""
-        self.messages = messages
-        self.drop_after = drop_after
-        self.resend_from = resend_from
-        self.delivered = delivered
-        self.port = free_port()
-        self.subscribes: list[str] = []
-        self.connections = 0
-        self.dropped = threading.Event()
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.thread.start()
-        self.server: Server | None = None
-
-    async def handler(self, ws: ServerConnection) -> None:
-        self.connections += 1
-        first = self.connections == 1
-        self.subscribes.append(str(await ws.recv()))
-        if first:
-            for message in self.messages[: self.drop_after]:
-                await ws.send(message)
-            # An abort resets the connection: what the client has not read yet is lost.
-            await wait_for_async("the client to read the first messages", self.delivered, 60)
-            # Gone for a moment: stop listening, then drop the connection (no close
-            # frame), so the client's first reconnect attempts are refused.
-            assert self.server is not None
-            self.server.close(close_connections=False)
-            assert ws.transport is not None
-            ws.transport.abort()
-            self.dropped.set()
-            return
-        for message in self.messages[self.resend_from :]:
-            await ws.send(message)
-        await ws.wait_closed()
-
-    def start(self) -> None:
-        async def up() -> Server:
-            return await serve(self.handler, "127.0.0.1", self.port)
-
-        self.server = asyncio.run_coroutine_threadsafe(up(), self.loop).result(10)
-
-    def shutdown(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=10)
 
 
 class Collect:
