@@ -186,6 +186,12 @@ class SymbolStage:
                     else:
                         both = self._restored(symbol, value)
                     trackers[symbol] = both
+                elif positions[symbol] >= (partition, offset, index):
+                    # Applied earlier in this batch: a record fetched again after a seek
+                    # back can follow later ones in the same batch. A record high would
+                    # not notice; a day's volume would count it twice. (A symbol's ticks
+                    # all come from one partition: its position orders them.)
+                    continue
                 tracker, moves = both
                 result = tracker.update(us, price)
                 positions[symbol] = (partition, offset, index)

@@ -210,3 +210,30 @@ def test_a_batch_that_raises_half_way_is_replayed_from_the_table_not_the_cache()
     # faust runs the batch again on the same stage: 600001.SH's tick counts once
     table.update(stage.process(batch, table.get, 0.0).states)
     assert table["600001.SH"]["moves"]["volume"] == 200
+
+
+def test_a_record_fetched_again_later_in_the_same_batch_counts_once() -> None:
+    """After a seek back, a batch can hold a partition's records and then some of them
+    again: every tick at or before the symbol's last applied place is skipped, as the
+    table's place skips them across batches (a record high would not notice, a volume
+    would count them twice)."""
+    rules = Rules.from_toml_text("divergence = []\n[volume_spike]\ndays = 1\nmultiples = [1.5]\n")
+    stage = SymbolStage(rules, "ticks")
+    table: dict[str, Any] = {}
+
+    def record(offset: int, minute: int, volume: int) -> Record:
+        tick = Tick.model_validate(
+            {
+                "symbol": "600001.SH",
+                "ts": f"2026-01-05T10:{minute:02d}:00+08:00",
+                "price": 10.0,
+                "volume": volume,
+            }
+        )
+        return Record(b"600001.SH", tick.model_dump_json().encode(), 0, offset)
+
+    batch = [record(5, 0, 100), record(6, 1, 200), record(5, 0, 100), record(6, 1, 200)]
+    batch.append(record(7, 2, 300))
+    out = stage.process(batch, table.get, 0.0)
+    assert out.states["600001.SH"]["moves"]["volume"] == 600
+    assert (out.states["600001.SH"]["o"], out.evaluated) == (7, 3)
