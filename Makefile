@@ -95,6 +95,11 @@ bench: $(BENCH_STAMP) ## The live path against its limit, ceiling and a peer, la
 	bash $(STACK) up
 	$(PY) -m bench.live $(BENCH_ARGS)
 
+.PHONY: bench-cost
+bench-cost: $(BENCH_STAMP) ## Benchmark: CPU per process and tick-to-alert at 1k/5k/20k ticks/s on `make up`'s services, and the Quix peer at 5k
+	bash $(STACK) up
+	$(PY) -m bench.live.cost $(BENCH_ARGS)
+
 .PHONY: bench-quick
 bench-quick: $(BENCH_STAMP) ## `make bench` at development size (a few minutes)
 	bash $(STACK) up

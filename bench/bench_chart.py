@@ -82,9 +82,55 @@ def _bars(ax: Any, names: list[str], tp: dict[str, Any], title: str, highlight: 
         label.set_horizontalalignment("right")
 
 
+COST_PROCESSES = ("broker", "processor", "ingestor", "alerter")
+
+
+def _cost(cpu_ax: Any, lat_ax: Any, figures: dict[str, Any] | None) -> None:
+    """Issue 26: each process's CPU at idle and at each paced rate (stacked), and the
+    latency at those rates, on `make up`'s services."""
+    cpu_ax.set_title("CPU at a live pace, make up's services (share of one core)")
+    lat_ax.set_title("Tick-to-alert at a live pace, make up's services")
+    if not figures:
+        return
+    rows = [("idle", figures["idle"])] + [
+        (f"{lv['rate']:,}/s", lv["cpu"]) for lv in figures["levels"]
+    ]
+    peer = figures.get("peer")
+    if peer is not None:
+        rows.append(
+            (f"Quix peer {peer['rate']:,}/s", peer["cpu"] | {"processor": peer["cpu"]["peer"]})
+        )
+    x = range(len(rows))
+    bottom = [0.0] * len(rows)
+    for name in COST_PROCESSES:
+        heights = [cpu.get(name, 0.0) for _label, cpu in rows]
+        cpu_ax.bar(list(x), heights, bottom=bottom, label=name)
+        bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
+    for i, total in enumerate(bottom):
+        cpu_ax.text(i, total, f"{total:.2f}", ha="center", va="bottom", fontsize=8)
+    cpu_ax.axhline(0.8, color="red", linewidth=0.7, label="target at 5k: 0.8")
+    cpu_ax.set_xticks(list(x), [label for label, _cpu in rows], fontsize=8)
+    cpu_ax.legend(fontsize=7)
+    rates = [lv["rate"] for lv in figures["levels"]]
+    for where, style in (("histogram", "--"), ("subscriber", "-")):
+        for q, color in (("p50_ms", "tab:green"), ("p99_ms", "tab:red")):
+            ys = [lv[where].get(q, float("nan")) for lv in figures["levels"]]
+            lat_ax.plot(rates, ys, style, marker="o", color=color, label=f"{q[:3]} ({where})")
+    if peer is not None:
+        for q, color in (("p50_ms", "tab:green"), ("p99_ms", "tab:red")):
+            y = peer["signal_latency"].get(q)
+            if y is not None:
+                lat_ax.plot([peer["rate"]], [y], "s", color=color, label=f"Quix peer {q[:3]}")
+    lat_ax.axhline(50, color="black", linewidth=0.5)
+    lat_ax.set_xscale("log")
+    lat_ax.set_xlabel("ticks/s paced")
+    lat_ax.set_ylabel("ms")
+    lat_ax.legend(fontsize=7)
+
+
 def draw(results: dict[str, Any], path: Path) -> None:
     tp = results["throughput"]
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    fig, axes = plt.subplots(2, 3, figsize=(19, 9))
     _bars(
         axes[0][0],
         CONSUMERS,
@@ -166,6 +212,7 @@ def draw(results: dict[str, Any], path: Path) -> None:
         ax.set_yscale("log")
         ax.legend(fontsize=7)
     ax.set_title("Alerter (Redis)")
+    _cost(axes[0][2], axes[1][2], results.get("cost"))
     ratios = results.get("ratios", {})
     versions = results.get("versions", {})
     fig.suptitle(

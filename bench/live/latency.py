@@ -63,6 +63,23 @@ class Subscriber(threading.Thread):
         self.client.close()
 
 
+def tick_origins(topic: str) -> dict[int, float]:
+    """When each tick of `topic` entered the pipeline (epoch s), by the tick's ts in ms
+    (the generator's timestamps are strictly increasing, hence unique): a bundle's
+    x-ingested-at header (its first tick's arrival, so the bundle window counts in full
+    for every tick in it), else the ingestor's record timestamp."""
+    origin: dict[int, float] = {}
+    for rec in read_topic(topic):
+        sent = rec.timestamp / 1000
+        for name, value in rec.headers or ():
+            if name == "x-ingested-at":
+                sent = int(value) / 1000
+        value = json.loads(rec.value)
+        for tick in value if isinstance(value, list) else [value]:
+            origin[round(datetime.fromisoformat(tick["ts"]).timestamp() * 1000)] = sent
+    return origin
+
+
 def p99_passes_100ms(points: list[tuple[int, float]]) -> float | None:
     """The rate from which the p99 stays over 100 ms, interpolated between the last level
     under it and the first over it; None if the highest level is still under it, 0.0 if
@@ -143,19 +160,7 @@ def latency(
         if alerter.poll() is not None:
             raise RuntimeError("the alerter exited; see latency-alert.log")
     sub.stop()
-    # When each tick entered the pipeline, found by the tick's ts (the generator's
-    # timestamps are strictly increasing, hence unique): a bundle's x-ingested-at header
-    # (its first tick's arrival, so the bundle window counts in full for every tick in
-    # it), else the ingestor's record timestamp.
-    origin: dict[int, float] = {}
-    for rec in read_topic(namespace + "ticks"):
-        sent = rec.timestamp / 1000
-        for name, value in rec.headers or ():
-            if name == "x-ingested-at":
-                sent = int(value) / 1000
-        value = json.loads(rec.value)
-        for tick in value if isinstance(value, list) else [value]:
-            origin[round(datetime.fromisoformat(tick["ts"]).timestamp() * 1000)] = sent
+    origin = tick_origins(namespace + "ticks")
     per_level: dict[int, dict[str, list[float]]] = {
         i: {"record_high": [], "index_divergence": [], "all": []} for i in range(len(levels))
     }

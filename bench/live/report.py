@@ -13,6 +13,7 @@ from typing import Any
 import redis
 
 from bench.live.common import REDIS_URL, ROOT
+from bench.live.cost import print_cost
 from bench.live.drain import QUIX_VENV
 
 
@@ -142,6 +143,16 @@ def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
             every = lv["subscriber"].get("all", {}).get("p99_ms")
             if every is not None and results["latency"].get("rules") == "every_signal":
                 add("p99_ms_at_5k_with_bundles_every_signal_all_alerts", every, 50, higher=False)
+    figures = results.get("cost")
+    if figures is not None:
+        add("broker_idle_share_of_a_core", figures["idle"]["broker"], 0.05, higher=False)
+        for lv in figures["levels"]:
+            if lv["rate"] == 5000:
+                add("cpu_at_5k_all_four_share_of_a_core", lv["cpu"]["total"], 0.8, higher=False)
+                for where in ("histogram", "subscriber"):
+                    p99 = lv[where].get("p99_ms")
+                    if p99 is not None:
+                        add(f"p99_ms_at_5k_make_up_{where}", p99, 50, higher=False)
     return out
 
 
@@ -192,6 +203,8 @@ def report(results: dict[str, Any]) -> None:
             if passes is not None
             else f"  p99 stays under 100 ms up to the highest level tried, {top:,}/s"
         )
+    if "cost" in results:
+        print_cost(results["cost"])
     for name, value in results.get("memory", {}).items():
         print(f"  memory {name}: {value:,.1f}")
     for row in results.get("alerter", []):

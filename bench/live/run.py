@@ -18,6 +18,8 @@ own. Every consumer reads the same topic contents, filled once by `marketsignal 
   an A/H listing and the three day moves), each checked against its backtest;
 - tick-to-alert latency with every signal on, ticks paced at several rates, at a Redis
   subscriber and in the alerter's histogram, record highs, divergences and all alerts;
+- what a live pace costs (bench/live/cost.py): CPU per process and tick-to-alert latency
+  at 1k, 5k and 20k ticks/s on `make up`'s services, idle, and the Quix peer at 5k;
 - the alerter (bench/bench_alerter.py) and the backtest (bench/bench_backtest.py).
 
 It writes bench/results.json and docs/bench.png and prints the figures and the ratios.
@@ -38,6 +40,7 @@ from typing import Any
 from bench.live.alerter import alerter_figures
 from bench.live.backfill import backfill
 from bench.live.common import CACHE, ROOT, log
+from bench.live.cost import cost
 from bench.live.data import bench_rules, bench_rules_mix, bench_ticks
 from bench.live.latency import latency
 from bench.live.memory import memory_and_recovery
@@ -62,7 +65,7 @@ def main() -> int:
         "--skip",
         nargs="*",
         default=[],
-        choices=["quix", "latency", "alerter", "scale", "ingest", "memory", "backfill"],
+        choices=["quix", "latency", "cost", "alerter", "scale", "ingest", "memory", "backfill"],
     )
     parser.add_argument(
         "--backfill-ticks", type=int, default=None, help="default 3,000,000; quick 300,000"
@@ -107,6 +110,14 @@ def main() -> int:
         results["latency"] = latency(every, lat_data, rates, level_s, logs, single=[5000])
         results["latency"]["level_seconds"] = level_s
         results["latency"]["rules"] = "every_signal"
+    if "cost" not in args.skip:
+        # Issue 26: CPU per process and latency at a live pace, on `make up`'s services.
+        results["cost"] = cost(
+            [1000, 5000] if args.quick else [1000, 5000, 20_000],
+            8.0 if args.quick else 20.0,
+            logs,
+            with_peer="quix" not in args.skip,
+        )
     if "memory" not in args.skip:
         log("memory: a worker with 10,000 symbols' state, and its recovery")
         results["memory"] = memory_and_recovery(
