@@ -8,6 +8,7 @@ feed, validated, into Kafka (bad or late ones to the dead-letter topic).
     marketsignal ingest --ws URL --adapter polygon --symbols AAPL,MSFT
                                                         a vendor's feed, logged in with the
                                                         key from the environment (feeds.md)
+    marketsignal ingest --yahoo 0700.HK,600519.SS       Yahoo's streamer (the yahoo extra)
 """
 
 from __future__ import annotations
@@ -35,6 +36,9 @@ from services.ingestor.adapters.base import (
     LoginRefusedError,
     parse_symbols,
 )
+from services.ingestor.adapters.yahoo import STREAMER_URL, YahooPricing, protobuf_decoder
+from services.ingestor.adapters.yahoo import handshake as yahoo_handshake
+from services.ingestor.extras import MissingExtraError
 from services.ingestor.follow import (
     FollowedFile,
     default_position_file,
@@ -160,6 +164,16 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "by default it logs in with $MARKETSIGNAL_POLYGON_API_KEY, or "
         "$MARKETSIGNAL_ALPACA_KEY_ID and $MARKETSIGNAL_ALPACA_SECRET_KEY",
     )
+    sources = parser.add_argument_group("built-in sources (docs/feeds.md)")
+    sources.add_argument(
+        "--yahoo",
+        default=None,
+        metavar="SYMBOLS",
+        help="Yahoo Finance's streamer, as yfinance reads it: Yahoo's symbols, "
+        "comma-separated (0700.HK,600519.SS,^HSI), mapped to canonical ones "
+        "(600519.SS -> 600519.SH); --ws URL names another streamer; needs "
+        "pip install 'marketsignal[yahoo]'",
+    )
     ws.add_argument("--ping-interval", type=_positive, default=20.0, help="seconds (20)")
     ws.add_argument("--ping-timeout", type=_positive, default=20.0, help="seconds (20)")
     ws.add_argument("--backoff-initial", type=_positive, default=0.5, help="seconds (0.5)")
@@ -176,14 +190,29 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     # Broker trouble is reported once, below, as a clear message: not as retry chatter.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    if (args.file is None) == (args.ws is None):
-        print("marketsignal: give a FILE (or - for standard input) or --ws URL", file=sys.stderr)
+    yahoo = args.yahoo is not None
+    if yahoo and args.file is not None:
+        print("marketsignal: give a FILE or --yahoo, not both", file=sys.stderr)
         return 2
+    if not yahoo and (args.file is None) == (args.ws is None):
+        print(
+            "marketsignal: give a FILE (or - for standard input), --ws URL or --yahoo SYMBOLS",
+            file=sys.stderr,
+        )
+        return 2
+    for option, given in (
+        ("--adapter", args.adapter is not None),
+        ("--symbols", args.symbols is not None),
+        ("--no-login", args.no_login),
+    ):
+        if yahoo and given:
+            print(f"marketsignal: --yahoo has its own adapter: no {option}", file=sys.stderr)
+            return 2
     from_stdin = args.file is not None and str(args.file) == "-"
     if args.follow and (args.file is None or from_stdin):
         print("marketsignal: --follow needs a FILE", file=sys.stderr)
         return 2
-    built_in = args.adapter is not None and ":" not in args.adapter
+    built_in = yahoo or (args.adapter is not None and ":" not in args.adapter)
     for option, given in (
         ("--symbol-map", args.symbol_map is not None),
         ("--symbols", args.symbols is not None),
@@ -197,7 +226,15 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
     adapter: Adapter | None = None
-    if args.ws:
+    login: Handshake | None = None
+    if yahoo:
+        # Before Kafka, as below: a missing extra or a bad symbol list is the user's to fix.
+        try:
+            adapter, login = _yahoo(args)
+        except (ValueError, MissingExtraError) as exc:
+            print(f"marketsignal: {exc}", file=sys.stderr)
+            return 2
+    elif args.ws:
         # Before Kafka: a misspelt adapter or a bad symbol map is the user's to fix first.
         try:
             adapter = _adapter(args)
@@ -208,8 +245,7 @@ def run(args: argparse.Namespace) -> int:
         print("marketsignal: --bundle-max must be at least 1", file=sys.stderr)
         return 2
     settings = Settings.for_config(args.config)
-    login: Handshake | None = None
-    if args.ws and built_in:
+    if args.ws and built_in and not yahoo:
         # Also before Kafka: a missing key is as much the user's to fix.
         try:
             login = _handshake(args, settings)
@@ -222,6 +258,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"marketsignal: {path}: no such file", file=sys.stderr)
         return 2
     source = args.ws if args.ws else "<stdin>" if from_stdin else str(path)
+    if yahoo:
+        source = args.ws = args.ws or STREAMER_URL
     screener = Screener(
         rules.exchange_zones(), rules.ticks.allowed_lateness_s, source, lambda: datetime.now(UTC)
     )
@@ -366,6 +404,15 @@ def _adapter(args: argparse.Namespace) -> Adapter:
         return default_adapter
     symbols = SymbolMap(load_overrides(args.symbol_map)) if args.symbol_map else None
     return load_adapter(args.adapter, symbols)
+
+
+def _yahoo(args: argparse.Namespace) -> tuple[Adapter, Handshake]:
+    """--yahoo's adapter (yfinance's protobuf decoding) and subscription; ValueError or
+    MissingExtraError saying what is wrong."""
+    symbols = parse_symbols(args.yahoo, "--yahoo", "0700.HK,600519.SS")
+    overrides = load_overrides(args.symbol_map) if args.symbol_map else None
+    adapter = YahooPricing(SymbolMap(overrides), protobuf_decoder())
+    return adapter, yahoo_handshake(symbols)
 
 
 def _handshake(args: argparse.Namespace, settings: Settings) -> Handshake:

@@ -36,7 +36,7 @@ import logging
 import random
 import signal
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -217,11 +217,12 @@ class WsSource:
                         self.replays.reconnected()
                     if self.metrics is not None:
                         self.metrics.ws_connected.set(1)
-                    async for message in ws:
-                        self.handle_message(message)
-                        await self._drain()
-                        if self._stop.is_set():
-                            break
+                    async with self._resubscribing(ws):
+                        async for message in ws:
+                            self.handle_message(message)
+                            await self._drain()
+                            if self._stop.is_set():
+                                break
             except (
                 OSError,
                 TimeoutError,
@@ -255,6 +256,33 @@ class WsSource:
                 await ws.send(message)
         if self.options.subscribe is not None:
             await ws.send(self.options.subscribe)
+
+    @contextlib.asynccontextmanager
+    async def _resubscribing(self, ws: ClientConnection) -> AsyncIterator[None]:
+        """While the body runs, send the handshake's subscription again every
+        `resubscribe_every_s` (a feed that forgets subscriptions: Yahoo's streamer)."""
+        handshake = self.options.handshake
+        every = handshake.resubscribe_every_s if handshake is not None else None
+        if handshake is None or every is None or not handshake.subscribe:
+            yield
+            return
+
+        async def resubscribe() -> None:
+            while True:
+                await asyncio.sleep(every)
+                for message in handshake.subscribe:
+                    await ws.send(message)
+
+        task = asyncio.create_task(resubscribe())
+        try:
+            yield
+        finally:
+            task.cancel()
+            # Its end is the connection's: a send on a closed connection is no news.
+            with contextlib.suppress(
+                asyncio.CancelledError, websockets.exceptions.WebSocketException
+            ):
+                await task
 
     async def _login_reply(self, ws: ClientConnection, handshake: Handshake) -> None:
         """Read until the login's answer, within the login timeout. What comes before it
