@@ -9,6 +9,8 @@ feed, validated, into Kafka (bad or late ones to the dead-letter topic).
                                                         a vendor's feed, logged in with the
                                                         key from the environment (feeds.md)
     marketsignal ingest --yahoo 0700.HK,600519.SS       Yahoo's streamer (the yahoo extra)
+    marketsignal ingest --akshare --codes 600519,00700 --every 3s
+                                                        quotes polled through akshare
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import NamedTuple
 
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
@@ -38,18 +41,22 @@ from services.ingestor.adapters.base import (
 )
 from services.ingestor.adapters.yahoo import STREAMER_URL, YahooPricing, protobuf_decoder
 from services.ingestor.adapters.yahoo import handshake as yahoo_handshake
-from services.ingestor.extras import MissingExtraError
+from services.ingestor.akshare_quotes import AkshareSnapshots, Fetch, akshare_fetch, parse_codes
+from services.ingestor.extras import MissingExtraError, load_function
 from services.ingestor.follow import (
     FollowedFile,
     default_position_file,
     load_position,
     save_position,
 )
-from services.ingestor.ingest import IngestSummary, ingest_records
+from services.ingestor.ingest import IngestSummary, Sink, ingest_records
 from services.ingestor.metrics import IngestMetrics, MeteredSink
 from services.ingestor.pacing import Pacer
+from services.ingestor.polling import Mapper, PollOptions, SnapshotPoller
 from services.ingestor.publish import BundleOptions, Publisher
 from services.ingestor.screening import Screener
+from services.ingestor.source_metrics import CountedSink, SourceMetrics
+from services.ingestor.source_metrics import readiness as source_readiness
 from services.ingestor.symbols import SymbolMap, load_overrides
 from services.parsing.feed import (
     FeedError,
@@ -60,12 +67,23 @@ from services.parsing.feed import (
 )
 from services.runtime.heap import freeze_heap
 from services.runtime.kafka_admin import BrokerUnavailableError, ensure_topics
-from services.runtime.observability import LOG_FORMAT, ReadyFlag, serve
+from services.runtime.observability import LOG_FORMAT, Readiness, ReadyFlag, serve
 from services.runtime.settings import Settings
 
 
 class Stopped(Exception):  # noqa: N818 - a request, not an error
     """SIGTERM while blocked reading standard input."""
+
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}
+
+
+def _duration(text: str) -> float:
+    """`3s`, `500ms`, `1m` or a number of seconds -> seconds, > 0."""
+    for unit in sorted(_DURATION_UNITS, key=len, reverse=True):
+        if text.endswith(unit) and text[: -len(unit)]:
+            return _positive(text[: -len(unit)]) * _DURATION_UNITS[unit]
+    return _positive(text)
 
 
 def _positive(text: str) -> float:
@@ -174,6 +192,26 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "(600519.SS -> 600519.SH); --ws URL names another streamer; needs "
         "pip install 'marketsignal[yahoo]'",
     )
+    sources.add_argument(
+        "--akshare",
+        action="store_true",
+        help="poll quotes through akshare (--codes, --every): a tick when a code's price or "
+        "day volume changed; needs pip install 'marketsignal[akshare]'",
+    )
+    sources.add_argument(
+        "--codes",
+        default=None,
+        metavar="LIST",
+        help="--akshare: exchange codes, comma-separated: 600519 (Shanghai), 000001 "
+        "(Shenzhen), 00700 (Hong Kong)",
+    )
+    sources.add_argument(
+        "--every",
+        type=_duration,
+        default=3.0,
+        metavar="DURATION",
+        help="--akshare: poll this often (3s; 500ms, 1m, or seconds)",
+    )
     ws.add_argument("--ping-interval", type=_positive, default=20.0, help="seconds (20)")
     ws.add_argument("--ping-timeout", type=_positive, default=20.0, help="seconds (20)")
     ws.add_argument("--backoff-initial", type=_positive, default=0.5, help="seconds (0.5)")
@@ -190,29 +228,16 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     # Broker trouble is reported once, below, as a clear message: not as retry chatter.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    yahoo = args.yahoo is not None
-    if yahoo and args.file is not None:
-        print("marketsignal: give a FILE or --yahoo, not both", file=sys.stderr)
+    yahoo, akshare = args.yahoo is not None, args.akshare
+    problem = _source_problem(args)
+    if problem is not None:
+        print(f"marketsignal: {problem}", file=sys.stderr)
         return 2
-    if not yahoo and (args.file is None) == (args.ws is None):
-        print(
-            "marketsignal: give a FILE (or - for standard input), --ws URL or --yahoo SYMBOLS",
-            file=sys.stderr,
-        )
-        return 2
-    for option, given in (
-        ("--adapter", args.adapter is not None),
-        ("--symbols", args.symbols is not None),
-        ("--no-login", args.no_login),
-    ):
-        if yahoo and given:
-            print(f"marketsignal: --yahoo has its own adapter: no {option}", file=sys.stderr)
-            return 2
     from_stdin = args.file is not None and str(args.file) == "-"
     if args.follow and (args.file is None or from_stdin):
         print("marketsignal: --follow needs a FILE", file=sys.stderr)
         return 2
-    built_in = yahoo or (args.adapter is not None and ":" not in args.adapter)
+    built_in = yahoo or akshare or (args.adapter is not None and ":" not in args.adapter)
     for option, given in (
         ("--symbol-map", args.symbol_map is not None),
         ("--symbols", args.symbols is not None),
@@ -227,7 +252,16 @@ def run(args: argparse.Namespace) -> int:
             return 2
     adapter: Adapter | None = None
     login: Handshake | None = None
-    if yahoo:
+    polled: Polled | None = None
+    settings = Settings.for_config(args.config)
+    if akshare:
+        # Before Kafka, as below.
+        try:
+            polled = _akshare(args, settings)
+        except (ValueError, MissingExtraError) as exc:
+            print(f"marketsignal: {exc}", file=sys.stderr)
+            return 2
+    elif yahoo:
         # Before Kafka, as below: a missing extra or a bad symbol list is the user's to fix.
         try:
             adapter, login = _yahoo(args)
@@ -244,7 +278,6 @@ def run(args: argparse.Namespace) -> int:
     if args.bundle_max is not None and args.bundle_max < 1:
         print("marketsignal: --bundle-max must be at least 1", file=sys.stderr)
         return 2
-    settings = Settings.for_config(args.config)
     if args.ws and built_in and not yahoo:
         # Also before Kafka: a missing key is as much the user's to fix.
         try:
@@ -260,17 +293,27 @@ def run(args: argparse.Namespace) -> int:
     source = args.ws if args.ws else "<stdin>" if from_stdin else str(path)
     if yahoo:
         source = args.ws = args.ws or STREAMER_URL
+    elif akshare:
+        source = "akshare"
     screener = Screener(
         rules.exchange_zones(), rules.ticks.allowed_lateness_s, source, lambda: datetime.now(UTC)
     )
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
     port = settings.ingestor_metrics_port if args.metrics_port is None else args.metrics_port
-    # Ready once the producer is connected; a batch job has nothing else to wait for.
+    # Ready once the producer is connected; a batch job has nothing else to wait for, a
+    # live feed its source too.
     ready = ReadyFlag("connecting to Kafka")
-    server = serve("ingest", registry, settings.metrics_host, port, ready) if port >= 0 else None
+    live: SourceMetrics | None = None
+    readiness: Readiness = ready
+    if adapter is not None or polled is not None:
+        live = SourceMetrics(registry, _source_name(args))
+        readiness = source_readiness(ready, live)
+    server = (
+        serve("ingest", registry, settings.metrics_host, port, readiness) if port >= 0 else None
+    )
     try:
-        return _ingest(args, settings, screener, metrics, ready, adapter, login)
+        return _ingest(args, settings, screener, metrics, ready, adapter, login, polled, live)
     finally:
         if server is not None:
             server.stop()
@@ -284,6 +327,8 @@ def _ingest(
     ready: ReadyFlag,
     adapter: Adapter | None,
     login: Handshake | None,
+    polled: Polled | None,
+    live: SourceMetrics | None,
 ) -> int:
     started = time.perf_counter()
     try:
@@ -299,9 +344,14 @@ def _ingest(
         print(f"marketsignal: {exc}", file=sys.stderr)
         return 1
     sink = MeteredSink(publisher, metrics)
+    live_sink: Sink = sink if live is None else CountedSink(sink, live)
     try:
-        if adapter is not None:
-            summary = _websocket(args, settings, adapter, login, screener, sink, publisher, metrics)
+        if polled is not None:
+            summary = _poll(args, polled, screener, live_sink, publisher, live)
+        elif adapter is not None:
+            summary = _websocket(
+                args, settings, adapter, login, screener, live_sink, publisher, metrics, live
+            )
         else:
             summary = _lines(args, settings, screener, sink, publisher)
         publisher.flush()
@@ -433,9 +483,10 @@ def _websocket(
     adapter: Adapter,
     login: Handshake | None,
     screener: Screener,
-    sink: MeteredSink,
+    sink: Sink,
     publisher: Publisher,
     metrics: IngestMetrics,
+    live: SourceMetrics | None,
 ) -> IngestSummary:
     # Imported here: only --ws needs the websockets library.
     from services.ingestor.websocket import WsOptions, run_feed  # noqa: PLC0415
@@ -452,4 +503,92 @@ def _websocket(
         backoff_max_s=args.backoff_max,
         max_in_flight=args.max_in_flight,
     )
-    return run_feed(options, screener, sink, lambda: publisher.in_flight, metrics)
+    return run_feed(options, screener, sink, lambda: publisher.in_flight, metrics, live)
+
+
+class Polled(NamedTuple):
+    """--akshare resolved: what fetches, which codes, how a row becomes a tick."""
+
+    fetch: Fetch
+    codes: tuple[str, ...]
+    mapper: Mapper
+
+
+def _akshare(args: argparse.Namespace, settings: Settings) -> Polled:
+    """--akshare's fetch (akshare's, or MARKETSIGNAL_AKSHARE_FETCH's), codes and mapping;
+    ValueError or MissingExtraError saying what is wrong."""
+    if args.codes is None:
+        raise ValueError("--akshare polls --codes: give them (e.g. --codes 600519,00700)")
+    symbols = SymbolMap(load_overrides(args.symbol_map) if args.symbol_map else None)
+    codes = parse_codes(args.codes, symbols)
+    if settings.akshare_fetch:
+        spec = settings.akshare_fetch
+        fetch: Fetch = load_function(spec, f"MARKETSIGNAL_AKSHARE_FETCH {spec!r}")()
+    else:
+        fetch = akshare_fetch()
+    return Polled(fetch, codes, AkshareSnapshots(symbols))
+
+
+def _poll(
+    args: argparse.Namespace,
+    polled: Polled,
+    screener: Screener,
+    sink: Sink,
+    publisher: Publisher,
+    live: SourceMetrics | None,
+) -> IngestSummary:
+    options = PollOptions(
+        every_s=args.every,
+        backoff_initial_s=args.backoff_initial,
+        backoff_max_s=args.backoff_max,
+        max_in_flight=args.max_in_flight,
+    )
+    poller = SnapshotPoller(
+        polled.fetch,
+        polled.codes,
+        polled.mapper,
+        options,
+        screener,
+        sink,
+        lambda: publisher.in_flight,
+        live,
+    )
+    _on_sigterm(poller.stop)  # checked between polls: the poll in hand is delivered
+    signal.signal(signal.SIGINT, lambda _signum, _frame: poller.stop())
+    return poller.run()
+
+
+def _source_problem(args: argparse.Namespace) -> str | None:
+    """Why the sources given do not go together, if they don't."""
+    yahoo, akshare = args.yahoo is not None, args.akshare
+    if yahoo and akshare:
+        return "give --yahoo or --akshare, not both"
+    if akshare and (args.file is not None or args.ws is not None):
+        return "--akshare polls: no FILE and no --ws"
+    if yahoo and args.file is not None:
+        return "give a FILE or --yahoo, not both"
+    if not (yahoo or akshare) and (args.file is None) == (args.ws is None):
+        return "give a FILE (or - for standard input), --ws URL, --yahoo SYMBOLS or --akshare"
+    if not akshare and args.codes is not None:
+        return "--codes is --akshare's"
+    for option, given in (
+        ("--adapter", args.adapter is not None),
+        ("--symbols", args.symbols is not None),
+        ("--no-login", args.no_login),
+        ("--subscribe", akshare and args.subscribe is not None),
+    ):
+        if given and (yahoo or akshare):
+            name = "--yahoo" if yahoo else "--akshare"
+            return f"{name} has its own adapter: no {option}"
+    return None
+
+
+def _source_name(args: argparse.Namespace) -> str:
+    """The `source` label of a live feed's metrics."""
+    if args.yahoo is not None:
+        return "yahoo"
+    if args.akshare:
+        return "akshare"
+    if args.adapter is not None and ":" not in args.adapter:
+        return str(args.adapter)
+    return "ws"

@@ -37,12 +37,17 @@ def env_for(settings: Settings, metrics_port: int | None = None, *, bundle: bool
 
 
 def ingest(
-    settings: Settings, *args: str, metrics_port: int | None = None, bundle: bool
+    settings: Settings,
+    *args: str,
+    metrics_port: int | None = None,
+    bundle: bool,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[str]:
+    """`marketsignal ingest ARGS` in `settings`' namespace, `env` added to its environment."""
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "ingest", *args],
         cwd=ROOT,
-        env=env_for(settings, metrics_port, bundle=bundle),
+        env={**env_for(settings, metrics_port, bundle=bundle), **(env or {})},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
