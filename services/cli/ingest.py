@@ -11,6 +11,8 @@ feed, validated, into Kafka (bad or late ones to the dead-letter topic).
     marketsignal ingest --yahoo 0700.HK,600519.SS       Yahoo's streamer (the yahoo extra)
     marketsignal ingest --akshare --codes 600519,00700 --every 3s
                                                         quotes polled through akshare
+    marketsignal ingest --futu 127.0.0.1:11111 --codes HK.00700,SH.600519
+                                                        OpenD's ticker push (the futu extra)
 """
 
 from __future__ import annotations
@@ -42,13 +44,21 @@ from services.ingestor.adapters.base import (
 from services.ingestor.adapters.yahoo import STREAMER_URL, YahooPricing, protobuf_decoder
 from services.ingestor.adapters.yahoo import handshake as yahoo_handshake
 from services.ingestor.akshare_quotes import AkshareSnapshots, Fetch, akshare_fetch, parse_codes
-from services.ingestor.extras import MissingExtraError, load_function
+from services.ingestor.extras import MissingExtraError, load_function, require
 from services.ingestor.follow import (
     FollowedFile,
     default_position_file,
     load_position,
     save_position,
 )
+from services.ingestor.futu_push import (
+    FutuError,
+    FutuOptions,
+    FutuSource,
+    parse_address,
+    parse_futu_codes,
+)
+from services.ingestor.futu_tickers import FutuTickers
 from services.ingestor.ingest import IngestSummary, Sink, ingest_records
 from services.ingestor.metrics import IngestMetrics, MeteredSink
 from services.ingestor.pacing import Pacer
@@ -199,11 +209,18 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "day volume changed; needs pip install 'marketsignal[akshare]'",
     )
     sources.add_argument(
+        "--futu",
+        default=None,
+        metavar="HOST:PORT",
+        help="Futu/moomoo OpenD's tick-by-tick push for --codes (HK.00700,SH.600519), "
+        "through futu-api; needs pip install 'marketsignal[futu]'",
+    )
+    sources.add_argument(
         "--codes",
         default=None,
         metavar="LIST",
-        help="--akshare: exchange codes, comma-separated: 600519 (Shanghai), 000001 "
-        "(Shenzhen), 00700 (Hong Kong)",
+        help="comma-separated; --akshare: exchange codes, 600519 (Shanghai), 000001 "
+        "(Shenzhen), 00700 (Hong Kong); --futu: Futu's, HK.00700, SH.600519, SZ.000001",
     )
     sources.add_argument(
         "--every",
@@ -228,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     # Broker trouble is reported once, below, as a clear message: not as retry chatter.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    yahoo, akshare = args.yahoo is not None, args.akshare
+    yahoo, akshare, futu = args.yahoo is not None, args.akshare, args.futu is not None
     problem = _source_problem(args)
     if problem is not None:
         print(f"marketsignal: {problem}", file=sys.stderr)
@@ -237,7 +254,7 @@ def run(args: argparse.Namespace) -> int:
     if args.follow and (args.file is None or from_stdin):
         print("marketsignal: --follow needs a FILE", file=sys.stderr)
         return 2
-    built_in = yahoo or akshare or (args.adapter is not None and ":" not in args.adapter)
+    built_in = yahoo or akshare or futu or (args.adapter is not None and ":" not in args.adapter)
     for option, given in (
         ("--symbol-map", args.symbol_map is not None),
         ("--symbols", args.symbols is not None),
@@ -253,8 +270,16 @@ def run(args: argparse.Namespace) -> int:
     adapter: Adapter | None = None
     login: Handshake | None = None
     polled: Polled | None = None
+    pushed: Pushed | None = None
     settings = Settings.for_config(args.config)
-    if akshare:
+    if futu:
+        # Before Kafka, as below.
+        try:
+            pushed = _futu(args)
+        except (ValueError, MissingExtraError) as exc:
+            print(f"marketsignal: {exc}", file=sys.stderr)
+            return 2
+    elif akshare:
         # Before Kafka, as below.
         try:
             polled = _akshare(args, settings)
@@ -295,6 +320,8 @@ def run(args: argparse.Namespace) -> int:
         source = args.ws = args.ws or STREAMER_URL
     elif akshare:
         source = "akshare"
+    elif futu:
+        source = f"futu://{args.futu}"
     screener = Screener(
         rules.exchange_zones(), rules.ticks.allowed_lateness_s, source, lambda: datetime.now(UTC)
     )
@@ -306,14 +333,16 @@ def run(args: argparse.Namespace) -> int:
     ready = ReadyFlag("connecting to Kafka")
     live: SourceMetrics | None = None
     readiness: Readiness = ready
-    if adapter is not None or polled is not None:
+    if adapter is not None or polled is not None or pushed is not None:
         live = SourceMetrics(registry, _source_name(args))
         readiness = source_readiness(ready, live)
     server = (
         serve("ingest", registry, settings.metrics_host, port, readiness) if port >= 0 else None
     )
     try:
-        return _ingest(args, settings, screener, metrics, ready, adapter, login, polled, live)
+        return _ingest(
+            args, settings, screener, metrics, ready, adapter, login, polled, pushed, live
+        )
     finally:
         if server is not None:
             server.stop()
@@ -328,6 +357,7 @@ def _ingest(
     adapter: Adapter | None,
     login: Handshake | None,
     polled: Polled | None,
+    pushed: Pushed | None,
     live: SourceMetrics | None,
 ) -> int:
     started = time.perf_counter()
@@ -346,7 +376,9 @@ def _ingest(
     sink = MeteredSink(publisher, metrics)
     live_sink: Sink = sink if live is None else CountedSink(sink, live)
     try:
-        if polled is not None:
+        if pushed is not None:
+            summary = _futu_push(pushed, screener, live_sink, publisher, live)
+        elif polled is not None:
             summary = _poll(args, polled, screener, live_sink, publisher, live)
         elif adapter is not None:
             summary = _websocket(
@@ -363,7 +395,7 @@ def _ingest(
         print(f"marketsignal: {exc}", file=sys.stderr)
         publisher.close()
         return 2
-    except LoginRefusedError as exc:
+    except (LoginRefusedError, FutuError) as exc:
         # A wrong key will not fix itself: stop, with what was published delivered.
         publisher.flush()
         publisher.close()
@@ -517,8 +549,6 @@ class Polled(NamedTuple):
 def _akshare(args: argparse.Namespace, settings: Settings) -> Polled:
     """--akshare's fetch (akshare's, or MARKETSIGNAL_AKSHARE_FETCH's), codes and mapping;
     ValueError or MissingExtraError saying what is wrong."""
-    if args.codes is None:
-        raise ValueError("--akshare polls --codes: give them (e.g. --codes 600519,00700)")
     symbols = SymbolMap(load_overrides(args.symbol_map) if args.symbol_map else None)
     codes = parse_codes(args.codes, symbols)
     if settings.akshare_fetch:
@@ -558,27 +588,71 @@ def _poll(
     return poller.run()
 
 
+class Pushed(NamedTuple):
+    """--futu resolved: where OpenD is, which codes, how a ticker row becomes a tick."""
+
+    options: FutuOptions
+    mapper: FutuTickers
+
+
+def _futu(args: argparse.Namespace) -> Pushed:
+    """--futu's address, codes and mapping; ValueError or MissingExtraError saying what is
+    wrong (the extra is looked for now, before Kafka)."""
+    host, port = parse_address(args.futu)
+    symbols = SymbolMap(load_overrides(args.symbol_map) if args.symbol_map else None)
+    codes = parse_futu_codes(args.codes, symbols)
+    require("futu", "futu", "--futu")
+    options = FutuOptions(host=host, port=port, codes=codes, max_in_flight=args.max_in_flight)
+    return Pushed(options, FutuTickers(symbols))
+
+
+def _futu_push(
+    pushed: Pushed,
+    screener: Screener,
+    sink: Sink,
+    publisher: Publisher,
+    live: SourceMetrics | None,
+) -> IngestSummary:
+    feed = FutuSource(
+        pushed.options, pushed.mapper, screener, sink, lambda: publisher.in_flight, live
+    )
+    _on_sigterm(feed.stop)
+    signal.signal(signal.SIGINT, lambda _signum, _frame: feed.stop())
+    return feed.run()
+
+
 def _source_problem(args: argparse.Namespace) -> str | None:
     """Why the sources given do not go together, if they don't."""
-    yahoo, akshare = args.yahoo is not None, args.akshare
-    if yahoo and akshare:
-        return "give --yahoo or --akshare, not both"
-    if akshare and (args.file is not None or args.ws is not None):
-        return "--akshare polls: no FILE and no --ws"
+    yahoo, akshare, futu = args.yahoo is not None, args.akshare, args.futu is not None
+    built_in = [
+        name
+        for name, given in (("--yahoo", yahoo), ("--akshare", akshare), ("--futu", futu))
+        if given
+    ]
+    if len(built_in) > 1:
+        return f"give one of {', '.join(built_in)}"
+    name = built_in[0] if built_in else None
+    if (akshare or futu) and (args.file is not None or args.ws is not None):
+        return f"{name} reads its own source: no FILE and no --ws"
     if yahoo and args.file is not None:
         return "give a FILE or --yahoo, not both"
-    if not (yahoo or akshare) and (args.file is None) == (args.ws is None):
-        return "give a FILE (or - for standard input), --ws URL, --yahoo SYMBOLS or --akshare"
-    if not akshare and args.codes is not None:
-        return "--codes is --akshare's"
+    if name is None and (args.file is None) == (args.ws is None):
+        return (
+            "give a FILE (or - for standard input), --ws URL, --yahoo SYMBOLS, --akshare "
+            "or --futu HOST:PORT"
+        )
+    if not (akshare or futu) and args.codes is not None:
+        return "--codes is --akshare's or --futu's"
+    if (akshare or futu) and args.codes is None:
+        example = "600519,00700" if akshare else "HK.00700,SH.600519"
+        return f"{name} reads --codes: give them (e.g. --codes {example})"
     for option, given in (
         ("--adapter", args.adapter is not None),
         ("--symbols", args.symbols is not None),
         ("--no-login", args.no_login),
-        ("--subscribe", akshare and args.subscribe is not None),
+        ("--subscribe", (akshare or futu) and args.subscribe is not None),
     ):
-        if given and (yahoo or akshare):
-            name = "--yahoo" if yahoo else "--akshare"
+        if given and name is not None:
             return f"{name} has its own adapter: no {option}"
     return None
 
@@ -589,6 +663,8 @@ def _source_name(args: argparse.Namespace) -> str:
         return "yahoo"
     if args.akshare:
         return "akshare"
+    if args.futu is not None:
+        return "futu"
     if args.adapter is not None and ":" not in args.adapter:
         return str(args.adapter)
     return "ws"

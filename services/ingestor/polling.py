@@ -24,14 +24,14 @@ from typing import Any
 
 import orjson
 
-from services.ingestor.adapters.base import Item, Mapped, Rejected
+from services.ingestor.adapters.base import Item, Rejected
 from services.ingestor.akshare_quotes import Fetch
 from services.ingestor.backoff import backoff_delay
-from services.ingestor.ingest import IngestSummary, Sink, deliver, handle_record
+from services.ingestor.ingest import IngestSummary, Sink
+from services.ingestor.items import handle_item
 from services.ingestor.pacing import Pacer
 from services.ingestor.screening import Screener
 from services.ingestor.source_metrics import SourceMetrics
-from services.parsing.feed import RawRecord
 
 log = logging.getLogger("marketsignal.ingestor.poll")
 
@@ -124,20 +124,7 @@ class SnapshotPoller:
         if item is None:
             return
         raw = orjson.dumps(row, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
-        if isinstance(item, Rejected):
-            self.summary.read += 1
-            record = RawRecord(self.polls, raw, None)
-            dead = self.screener.rejected(record, item.field, item.detail)
-            deliver(dead, self.pacer, self.sink, self.summary)
-            return
-        fields = item.fields if isinstance(item, Mapped) else item
-        handle_record(
-            RawRecord(self.polls, raw, dict(fields)),
-            self.screener,
-            self.pacer,
-            self.sink,
-            self.summary,
-        )
+        handle_item(item, raw, self.polls, self.screener, self.pacer, self.sink, self.summary)
 
     def _drain(self) -> None:
         """Back-pressure: no next poll while Kafka has too much unacknowledged."""

@@ -329,12 +329,15 @@ def test_the_built_in_fetch_reads_akshares_frames(monkeypatch: pytest.MonkeyPatc
 @pytest.mark.parametrize(
     ("argv", "problem"),
     [
-        (["--akshare"], "--akshare polls --codes: give them"),
+        (["--akshare"], "--akshare reads --codes: give them (e.g. --codes 600519,00700)"),
         (["--akshare", "--codes", "430047"], "neither a Shanghai nor a Shenzhen code"),
-        (["--akshare", "x.csv", "--codes", "600519"], "--akshare polls: no FILE and no --ws"),
-        (["--akshare", "--yahoo", "0700.HK"], "give --yahoo or --akshare, not both"),
+        (
+            ["--akshare", "x.csv", "--codes", "600519"],
+            "--akshare reads its own source: no FILE and no --ws",
+        ),
+        (["--akshare", "--yahoo", "0700.HK"], "give one of --yahoo, --akshare"),
         (["--akshare", "--codes", "600519", "--adapter", "m:f"], "--akshare has its own adapter"),
-        (["x.csv", "--codes", "600519"], "--codes is --akshare's"),
+        (["x.csv", "--codes", "600519"], "--codes is --akshare's or --futu's"),
         (["--akshare", "--codes", "600519", "--every", "0s"], "must be > 0"),
     ],
 )
