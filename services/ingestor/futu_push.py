@@ -163,6 +163,8 @@ class FutuSource:
         self.received += 1
         if self.metrics is not None:
             self.metrics.message()
+        totals = self.mapper.sequences.totals
+        gaps, repeats = totals.gaps, totals.repeats
         for row in rows:
             try:
                 item = self.mapper(row)
@@ -175,3 +177,6 @@ class FutuSource:
             handle_item(
                 item, raw, self.received, self.screener, self.pacer, self.sink, self.summary
             )
+        if self.metrics is not None:
+            self.metrics.gaps.inc(totals.gaps - gaps)
+            self.metrics.repeats.inc(totals.repeats - repeats)

@@ -13,7 +13,10 @@ feed a panel shows (`source="yahoo"`), and the same names serve every source:
 - `..._source_connected{source}`: 1 while connected (a poller: while its last fetch
   succeeded);
 - `..._source_seconds_since_last_message{source}`: computed at scrape, from the start
-  until the first message.
+  until the first message;
+- `..._source_sequence_gaps_total{source}`, `..._source_sequence_repeats_total{source}`:
+  for a source with sequence numbers (Futu): jumps in the sequence, and messages at or
+  below the last one, which are not published.
 
 `readiness` is false, with the reason, while the source is not connected: `/readyz` then
 says so (docs/observability.md).
@@ -75,6 +78,18 @@ class SourceMetrics:
         self._up = Gauge(
             "marketsignal_ingest_source_connected",
             "1 while the live source is connected (a poller: while its last poll succeeded)",
+            ["source"],
+            registry=registry,
+        ).labels(*label)
+        self.gaps = Counter(
+            "marketsignal_ingest_source_sequence_gaps",
+            "Jumps in the live source's sequence numbers (trades missed)",
+            ["source"],
+            registry=registry,
+        ).labels(*label)
+        self.repeats = Counter(
+            "marketsignal_ingest_source_sequence_repeats",
+            "Messages at or below the live source's last sequence number, not published",
             ["source"],
             registry=registry,
         ).labels(*label)

@@ -39,7 +39,10 @@ def seq(count: int, second: int = SECOND) -> int:
     return (second << 32) | count
 
 
-def ticker(code: Any = "HK.00700", sequence: Any = seq(25752), **more: Any) -> dict[str, Any]:
+FIRST = seq(25752)  # Futu's example: HK.00700's trade 25752 of the day
+
+
+def ticker(code: Any = "HK.00700", sequence: Any = FIRST, **more: Any) -> dict[str, Any]:
     row = {
         "code": code,
         "name": "腾讯控股",
@@ -135,13 +138,17 @@ def test_a_bad_price_is_a_dead_letter_quoting_the_row() -> None:
 
 
 def test_a_repeat_is_not_published_twice() -> None:
-    feed, sink, _ = source()
+    feed, sink, registry = source()
     rows = [ticker(sequence=seq(25752)), ticker(sequence=seq(25753), price=333.0)]
     feed.push(rows)
     feed.push(rows)  # OpenD sends them again (its catch-up after a reconnect)
     feed.push([ticker(sequence=seq(25754, SECOND + 1), price=333.2)])
     assert [t["price"] for t in sink.ticks] == [332.4, 333.0, 333.2]
     assert feed.mapper.sequences.totals.repeats == 2
+    feed.push([ticker(sequence=seq(25757, SECOND + 2))])  # 2 trades missed
+    sample = registry.get_sample_value
+    assert sample("marketsignal_ingest_source_sequence_repeats_total", {"source": "futu"}) == 2
+    assert sample("marketsignal_ingest_source_sequence_gaps_total", {"source": "futu"}) == 1
 
 
 def test_gaps_are_counted_by_the_low_bits_and_each_burst_logged_once(
