@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.dead_letter import DeadLetter
 from services.runtime.settings import Settings
+from tests.integration.test_deploy_prometheus import LIVE_SOURCE_PREFIX, used_metric_names
 from tests.support.live_ingest import ingest, scrape, stop, ticks_of, wait_metric
 from tests.support.services import free_port
 from tests.support.snapshot_feed import FILE_VARIABLE
@@ -103,6 +105,9 @@ def test_akshare_polls_to_canonical_ticks(
         wait_for(f"{len(EXPECTED)} ticks on {s.ticks_topic}", all_ticks, 90, max_poll_s=0.2)
         ready = readyz(port)
         metrics = scrape(port)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            families = text_string_to_metric_families(resp.read().decode())
+            exposed = {sample.name for family in families for sample in family.samples}
         code, err = stop(proc)
     finally:
         if proc.poll() is None:
@@ -130,3 +135,7 @@ def test_akshare_polls_to_canonical_ticks(
         ]
         == 1
     )
+    # what the dashboard's live-feed panels query, this live ingestor exposes
+    live = {n for n in used_metric_names() if n.startswith(LIVE_SOURCE_PREFIX)}
+    assert live
+    assert live <= exposed, live - exposed
