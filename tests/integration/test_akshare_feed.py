@@ -7,7 +7,6 @@ change, its volume the day volume's increase in shares, its time in the exchange
 from __future__ import annotations
 
 import json
-import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from schemas.dead_letter import DeadLetter
 from services.runtime.settings import Settings
 from tests.integration.test_deploy_prometheus import LIVE_SOURCE_PREFIX, used_metric_names
-from tests.support.live_ingest import ingest, scrape, stop, ticks_of, wait_metric
+from tests.support.live_ingest import ingest, readyz, scrape, stop, ticks_of, wait_metric
 from tests.support.services import free_port
 from tests.support.snapshot_feed import FILE_VARIABLE
 from tests.support.wait import wait_for
@@ -51,14 +50,6 @@ EXPECTED = [
     ("0700.HK", None, 496.4, 0),
     ("600519.SH", "2026-02-16T09:30:00+08:00", 1519.0, 500),
 ]
-
-
-def readyz(port: int) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
-            return int(resp.status)
-    except urllib.error.HTTPError as exc:
-        return exc.code
 
 
 def test_akshare_polls_to_canonical_ticks(

@@ -21,7 +21,7 @@ import pytest
 from schemas.dead_letter import DeadLetter
 from services.runtime.settings import Settings
 from tests.support.feed_server import FeedServer, yahoo_message
-from tests.support.live_ingest import T0_MS, ingest, scrape, stop, ticks_of, wait_metric
+from tests.support.live_ingest import T0_MS, ingest, readyz, scrape, stop, ticks_of, wait_metric
 from tests.support.services import free_port
 from tests.support.wait import wait_for
 
@@ -104,14 +104,23 @@ def test_yahoo_streamer_to_canonical_ticks_and_dead_letters(
     try:
         assert server.dropped.wait(60), "the client never received the first messages"
         wait_metric(port, "marketsignal_ingest_ws_reconnects_total", lambda v: v >= 1, proc)
+        down = readyz(port)  # the streamer is gone: not ready
         server.start()  # back on the same port
         wait_for(f"{len(EXPECTED)} ticks on {s.ticks_topic}", all_ticks, 90, max_poll_s=0.2)
+        up = readyz(port)
+        metrics = scrape(port)
         code, err = stop(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
         server.shutdown()
     assert code == 0, err
+    assert (down, up) == (503, 200)
+    assert metrics['marketsignal_ingest_source_ticks_total{source="yahoo"}'] == len(EXPECTED)
+    assert metrics['marketsignal_ingest_source_connected{source="yahoo"}'] == 1
+    assert metrics['marketsignal_ingest_source_reconnects_total{source="yahoo"}'] >= 1
+    # 7 messages, then 5 re-sent and new ones: all read, whatever became ticks
+    assert metrics['marketsignal_ingest_source_messages_total{source="yahoo"}'] == 7 + 5
     assert [(t["symbol"], t["price"], t["volume"], t["kind"]) for t in got] == EXPECTED
     assert ticks_of(read_topic(s.ticks_topic)) == got  # and nothing arrived after
     assert got[0] == {
