@@ -484,16 +484,20 @@ def _adapter(args: argparse.Namespace) -> Adapter:
 
     if not args.adapter:
         return default_adapter
-    symbols = SymbolMap(load_overrides(args.symbol_map)) if args.symbol_map else None
+    symbols = _symbol_map(args)
     return load_adapter(args.adapter, symbols)
+
+
+def _symbol_map(args: argparse.Namespace) -> SymbolMap:
+    """The built-in rules, after --symbol-map's lines if given; ValueError if unusable."""
+    return SymbolMap(load_overrides(args.symbol_map) if args.symbol_map else None)
 
 
 def _yahoo(args: argparse.Namespace) -> tuple[Adapter, Handshake]:
     """--yahoo's adapter (yfinance's protobuf decoding) and subscription; ValueError or
     MissingExtraError saying what is wrong."""
     symbols = parse_symbols(args.yahoo, "--yahoo", "0700.HK,600519.SS")
-    overrides = load_overrides(args.symbol_map) if args.symbol_map else None
-    adapter = YahooPricing(SymbolMap(overrides), protobuf_decoder())
+    adapter = YahooPricing(_symbol_map(args), protobuf_decoder())
     return adapter, yahoo_handshake(symbols)
 
 
@@ -549,7 +553,7 @@ class Polled(NamedTuple):
 def _akshare(args: argparse.Namespace, settings: Settings) -> Polled:
     """--akshare's fetch (akshare's, or MARKETSIGNAL_AKSHARE_FETCH's), codes and mapping;
     ValueError or MissingExtraError saying what is wrong."""
-    symbols = SymbolMap(load_overrides(args.symbol_map) if args.symbol_map else None)
+    symbols = _symbol_map(args)
     codes = parse_codes(args.codes, symbols)
     if settings.akshare_fetch:
         spec = settings.akshare_fetch
@@ -599,7 +603,7 @@ def _futu(args: argparse.Namespace) -> Pushed:
     """--futu's address, codes and mapping; ValueError or MissingExtraError saying what is
     wrong (the extra is looked for now, before Kafka)."""
     host, port = parse_address(args.futu)
-    symbols = SymbolMap(load_overrides(args.symbol_map) if args.symbol_map else None)
+    symbols = _symbol_map(args)
     codes = parse_futu_codes(args.codes, symbols)
     require("futu", "futu", "--futu")
     options = FutuOptions(host=host, port=port, codes=codes, max_in_flight=args.max_in_flight)

@@ -5,7 +5,6 @@ returns them."""
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -350,15 +349,3 @@ def test_akshare_options_are_checked_before_kafka(
         code = int(exc.code or 0)
     assert code == 2
     assert problem in capsys.readouterr().err
-
-
-def test_without_the_extra_one_line_and_exit_2(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "akshare", None)  # as if not installed
-    assert main(["ingest", "--akshare", "--codes", "600519"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(
-        "marketsignal: --akshare needs the akshare extra: pip install 'marketsignal[akshare]'"
-    )
-    assert err.count("\n") == 1

@@ -7,7 +7,6 @@ tested."""
 from __future__ import annotations
 
 import logging
-import sys
 import threading
 from typing import Any
 
@@ -385,15 +384,3 @@ def test_futu_options_are_checked_before_kafka(
 ) -> None:
     assert main(["ingest", *argv]) == 2
     assert problem in capsys.readouterr().err
-
-
-def test_without_the_extra_one_line_and_exit_2(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "futu", None)  # as if not installed
-    assert main(["ingest", "--futu", "127.0.0.1:11111", "--codes", "HK.00700"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(
-        "marketsignal: --futu needs the futu extra: pip install 'marketsignal[futu]'"
-    )
-    assert err.count("\n") == 1

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
 from typing import Any
 
 import pytest
@@ -185,15 +184,3 @@ def test_yahoo_options_are_checked_before_kafka(
 ) -> None:
     assert main(["ingest", *argv]) == 2
     assert problem in capsys.readouterr().err
-
-
-def test_without_the_extra_one_line_and_exit_2(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "yfinance.pricing_pb2", None)  # as if not installed
-    assert main(["ingest", "--yahoo", "0700.HK"]) == 2
-    err = capsys.readouterr().err
-    assert err.startswith(
-        "marketsignal: --yahoo needs the yahoo extra: pip install 'marketsignal[yahoo]'"
-    )
-    assert err.count("\n") == 1
