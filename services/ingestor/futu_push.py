@@ -11,9 +11,10 @@ into the screener and sink. A full queue blocks futu-api's callback thread: back
 instead of memory. The rows' mapping and sequence checks are services/ingestor/
 futu_tickers.py's.
 
-This part has not met a real OpenD: there is none where it was written. What is tested is
-the mapping, the sequence logic, and the handler fed with pushes built from futu-api's own
-protobuf classes.
+This part has not met a real OpenD: there is none where it was written. It is tested
+against a stand-in that speaks futu-api's framing with futu-api's own protobuf classes
+(tests/support/fake_opend.py): connect, subscribe, pushes, a cut connection, futu-api's
+reconnect and resubscription.
 """
 
 from __future__ import annotations
