@@ -349,3 +349,39 @@ def test_akshare_options_are_checked_before_kafka(
         code = int(exc.code or 0)
     assert code == 2
     assert problem in capsys.readouterr().err
+
+
+def test_no_poll_while_kafka_holds_too_many_records() -> None:
+    """Back-pressure: the next fetch waits until the in-flight count is under the bound."""
+    waiting = [3]  # the in-flight count is high for this many looks after the first poll
+    fetches: list[int] = []
+    looks: list[int] = []
+
+    def in_flight() -> int:
+        looks.append(len(fetches))
+        if waiting[0] > 0:
+            waiting[0] -= 1
+            return 11
+        return 0
+
+    def fetch(_codes: Any) -> list[dict[str, Any]]:
+        fetches.append(len(looks))
+        if len(fetches) == 2:
+            source.stop()
+        return [row("600519", 1520.5 + len(fetches), 87.0, 100)]
+
+    sink = Collect()
+    source = SnapshotPoller(
+        fetch,
+        ("600519",),
+        AkshareSnapshots(SymbolMap()),
+        PollOptions(every_s=0.0, max_in_flight=10),
+        screener(),
+        sink,
+        in_flight,
+        clock=lambda: POLLED_AT,
+    )
+    source.run()
+    # the second fetch came only after the count fell: 3 looks over the bound, 1 under
+    assert fetches == [0, 4]
+    assert len(sink.ticks) == 2
