@@ -175,8 +175,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="source=canonical lines that rename a built-in adapter's symbols, before its "
-        "rules (HK.00700 -> 0700.HK, 600519.SS -> 600519.SH, ...; docs/feeds.md)",
+        help="source=canonical lines that rename the symbols of a built-in adapter or source "
+        "(--yahoo, --akshare, --futu), before its rules (HK.00700 -> 0700.HK, "
+        "600519.SS -> 600519.SH, ...; docs/feeds.md)",
     )
     ws.add_argument(
         "--symbols",
@@ -231,13 +232,20 @@ def configure(parser: argparse.ArgumentParser) -> None:
     )
     ws.add_argument("--ping-interval", type=_positive, default=20.0, help="seconds (20)")
     ws.add_argument("--ping-timeout", type=_positive, default=20.0, help="seconds (20)")
-    ws.add_argument("--backoff-initial", type=_positive, default=0.5, help="seconds (0.5)")
+    ws.add_argument(
+        "--backoff-initial",
+        type=_positive,
+        default=0.5,
+        help="seconds before the first reconnect (--ws, --yahoo) or retry of a failed poll "
+        "(--akshare), doubling up to --backoff-max (0.5)",
+    )
     ws.add_argument("--backoff-max", type=_positive, default=30.0, help="seconds (30)")
     ws.add_argument(
         "--max-in-flight",
         type=int,
         default=10_000,
-        help="stop reading while this many records await Kafka's acknowledgement (10000)",
+        help="stop reading (a live source) while this many records await Kafka's "
+        "acknowledgement (10000)",
     )
 
 
