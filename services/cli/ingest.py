@@ -8,6 +8,11 @@ feed, validated, into Kafka (bad or late ones to the dead-letter topic).
     marketsignal ingest --ws URL --adapter polygon --symbols AAPL,MSFT
                                                         a vendor's feed, logged in with the
                                                         key from the environment (feeds.md)
+    marketsignal ingest --yahoo 0700.HK,600519.SS       Yahoo's streamer (the yahoo extra)
+    marketsignal ingest --akshare --codes 600519,00700 --every 3s
+                                                        quotes polled through akshare
+    marketsignal ingest --futu 127.0.0.1:11111 --codes HK.00700,SH.600519
+                                                        OpenD's ticker push (the futu extra)
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
+from typing import NamedTuple
 
 from kafka.errors import KafkaError
 from prometheus_client import CollectorRegistry
@@ -35,17 +41,32 @@ from services.ingestor.adapters.base import (
     LoginRefusedError,
     parse_symbols,
 )
+from services.ingestor.adapters.yahoo import STREAMER_URL, YahooPricing, protobuf_decoder
+from services.ingestor.adapters.yahoo import handshake as yahoo_handshake
+from services.ingestor.akshare_quotes import AkshareSnapshots, Fetch, akshare_fetch, parse_codes
+from services.ingestor.extras import MissingExtraError, load_function, require
 from services.ingestor.follow import (
     FollowedFile,
     default_position_file,
     load_position,
     save_position,
 )
-from services.ingestor.ingest import IngestSummary, ingest_records
+from services.ingestor.futu_push import (
+    FutuError,
+    FutuOptions,
+    FutuSource,
+    parse_address,
+    parse_futu_codes,
+)
+from services.ingestor.futu_tickers import FutuTickers
+from services.ingestor.ingest import IngestSummary, Sink, ingest_records
 from services.ingestor.metrics import IngestMetrics, MeteredSink
 from services.ingestor.pacing import Pacer
+from services.ingestor.polling import Mapper, PollOptions, SnapshotPoller
 from services.ingestor.publish import BundleOptions, Publisher
 from services.ingestor.screening import Screener
+from services.ingestor.source_metrics import CountedSink, SourceMetrics
+from services.ingestor.source_metrics import readiness as source_readiness
 from services.ingestor.symbols import SymbolMap, load_overrides
 from services.parsing.feed import (
     FeedError,
@@ -56,12 +77,23 @@ from services.parsing.feed import (
 )
 from services.runtime.heap import freeze_heap
 from services.runtime.kafka_admin import BrokerUnavailableError, ensure_topics
-from services.runtime.observability import LOG_FORMAT, ReadyFlag, serve
+from services.runtime.observability import LOG_FORMAT, Readiness, ReadyFlag, serve
 from services.runtime.settings import Settings
 
 
 class Stopped(Exception):  # noqa: N818 - a request, not an error
     """SIGTERM while blocked reading standard input."""
+
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0}
+
+
+def _duration(text: str) -> float:
+    """`3s`, `500ms`, `1m` or a number of seconds -> seconds, > 0."""
+    for unit in sorted(_DURATION_UNITS, key=len, reverse=True):
+        if text.endswith(unit) and text[: -len(unit)]:
+            return _positive(text[: -len(unit)]) * _DURATION_UNITS[unit]
+    return _positive(text)
 
 
 def _positive(text: str) -> float:
@@ -143,8 +175,9 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=Path,
         default=None,
         metavar="FILE",
-        help="source=canonical lines that rename a built-in adapter's symbols, before its "
-        "rules (HK.00700 -> 0700.HK, 600519.SS -> 600519.SH, ...; docs/feeds.md)",
+        help="source=canonical lines that rename the symbols of a built-in adapter or source "
+        "(--yahoo, --akshare, --futu), before its rules (HK.00700 -> 0700.HK, "
+        "600519.SS -> 600519.SH, ...; docs/feeds.md)",
     )
     ws.add_argument(
         "--symbols",
@@ -160,15 +193,59 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "by default it logs in with $MARKETSIGNAL_POLYGON_API_KEY, or "
         "$MARKETSIGNAL_ALPACA_KEY_ID and $MARKETSIGNAL_ALPACA_SECRET_KEY",
     )
+    sources = parser.add_argument_group("built-in sources (docs/feeds.md)")
+    sources.add_argument(
+        "--yahoo",
+        default=None,
+        metavar="SYMBOLS",
+        help="Yahoo Finance's streamer, as yfinance reads it: Yahoo's symbols, "
+        "comma-separated (0700.HK,600519.SS,^HSI), mapped to canonical ones "
+        "(600519.SS -> 600519.SH); --ws URL names another streamer; needs "
+        "pip install 'marketsignal[yahoo]'",
+    )
+    sources.add_argument(
+        "--akshare",
+        action="store_true",
+        help="poll quotes through akshare (--codes, --every): a tick when a code's price or "
+        "day volume changed; needs pip install 'marketsignal[akshare]'",
+    )
+    sources.add_argument(
+        "--futu",
+        default=None,
+        metavar="HOST:PORT",
+        help="Futu/moomoo OpenD's tick-by-tick push for --codes (HK.00700,SH.600519), "
+        "through futu-api; needs pip install 'marketsignal[futu]'",
+    )
+    sources.add_argument(
+        "--codes",
+        default=None,
+        metavar="LIST",
+        help="comma-separated; --akshare: exchange codes, 600519 (Shanghai), 000001 "
+        "(Shenzhen), 00700 (Hong Kong); --futu: Futu's, HK.00700, SH.600519, SZ.000001",
+    )
+    sources.add_argument(
+        "--every",
+        type=_duration,
+        default=3.0,
+        metavar="DURATION",
+        help="--akshare: poll this often (3s; 500ms, 1m, or seconds)",
+    )
     ws.add_argument("--ping-interval", type=_positive, default=20.0, help="seconds (20)")
     ws.add_argument("--ping-timeout", type=_positive, default=20.0, help="seconds (20)")
-    ws.add_argument("--backoff-initial", type=_positive, default=0.5, help="seconds (0.5)")
+    ws.add_argument(
+        "--backoff-initial",
+        type=_positive,
+        default=0.5,
+        help="seconds before the first reconnect (--ws, --yahoo) or retry of a failed poll "
+        "(--akshare), doubling up to --backoff-max (0.5)",
+    )
     ws.add_argument("--backoff-max", type=_positive, default=30.0, help="seconds (30)")
     ws.add_argument(
         "--max-in-flight",
         type=int,
         default=10_000,
-        help="stop reading while this many records await Kafka's acknowledgement (10000)",
+        help="stop reading (a live source) while this many records await Kafka's "
+        "acknowledgement (10000)",
     )
 
 
@@ -176,14 +253,16 @@ def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
     # Broker trouble is reported once, below, as a clear message: not as retry chatter.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
-    if (args.file is None) == (args.ws is None):
-        print("marketsignal: give a FILE (or - for standard input) or --ws URL", file=sys.stderr)
+    yahoo, akshare, futu = args.yahoo is not None, args.akshare, args.futu is not None
+    problem = _source_problem(args)
+    if problem is not None:
+        print(f"marketsignal: {problem}", file=sys.stderr)
         return 2
     from_stdin = args.file is not None and str(args.file) == "-"
     if args.follow and (args.file is None or from_stdin):
         print("marketsignal: --follow needs a FILE", file=sys.stderr)
         return 2
-    built_in = args.adapter is not None and ":" not in args.adapter
+    built_in = yahoo or akshare or futu or (args.adapter is not None and ":" not in args.adapter)
     for option, given in (
         ("--symbol-map", args.symbol_map is not None),
         ("--symbols", args.symbols is not None),
@@ -197,7 +276,32 @@ def run(args: argparse.Namespace) -> int:
             )
             return 2
     adapter: Adapter | None = None
-    if args.ws:
+    login: Handshake | None = None
+    polled: Polled | None = None
+    pushed: Pushed | None = None
+    settings = Settings.for_config(args.config)
+    if futu:
+        # Before Kafka, as below.
+        try:
+            pushed = _futu(args)
+        except (ValueError, MissingExtraError) as exc:
+            print(f"marketsignal: {exc}", file=sys.stderr)
+            return 2
+    elif akshare:
+        # Before Kafka, as below.
+        try:
+            polled = _akshare(args, settings)
+        except (ValueError, MissingExtraError) as exc:
+            print(f"marketsignal: {exc}", file=sys.stderr)
+            return 2
+    elif yahoo:
+        # Before Kafka, as below: a missing extra or a bad symbol list is the user's to fix.
+        try:
+            adapter, login = _yahoo(args)
+        except (ValueError, MissingExtraError) as exc:
+            print(f"marketsignal: {exc}", file=sys.stderr)
+            return 2
+    elif args.ws:
         # Before Kafka: a misspelt adapter or a bad symbol map is the user's to fix first.
         try:
             adapter = _adapter(args)
@@ -207,9 +311,7 @@ def run(args: argparse.Namespace) -> int:
     if args.bundle_max is not None and args.bundle_max < 1:
         print("marketsignal: --bundle-max must be at least 1", file=sys.stderr)
         return 2
-    settings = Settings.for_config(args.config)
-    login: Handshake | None = None
-    if args.ws and built_in:
+    if args.ws and built_in and not yahoo:
         # Also before Kafka: a missing key is as much the user's to fix.
         try:
             login = _handshake(args, settings)
@@ -222,17 +324,33 @@ def run(args: argparse.Namespace) -> int:
         print(f"marketsignal: {path}: no such file", file=sys.stderr)
         return 2
     source = args.ws if args.ws else "<stdin>" if from_stdin else str(path)
+    if yahoo:
+        source = args.ws = args.ws or STREAMER_URL
+    elif akshare:
+        source = "akshare"
+    elif futu:
+        source = f"futu://{args.futu}"
     screener = Screener(
         rules.exchange_zones(), rules.ticks.allowed_lateness_s, source, lambda: datetime.now(UTC)
     )
     registry = CollectorRegistry()
     metrics = IngestMetrics(registry)
     port = settings.ingestor_metrics_port if args.metrics_port is None else args.metrics_port
-    # Ready once the producer is connected; a batch job has nothing else to wait for.
+    # Ready once the producer is connected; a batch job has nothing else to wait for, a
+    # live feed its source too.
     ready = ReadyFlag("connecting to Kafka")
-    server = serve("ingest", registry, settings.metrics_host, port, ready) if port >= 0 else None
+    live: SourceMetrics | None = None
+    readiness: Readiness = ready
+    if adapter is not None or polled is not None or pushed is not None:
+        live = SourceMetrics(registry, _source_name(args))
+        readiness = source_readiness(ready, live)
+    server = (
+        serve("ingest", registry, settings.metrics_host, port, readiness) if port >= 0 else None
+    )
     try:
-        return _ingest(args, settings, screener, metrics, ready, adapter, login)
+        return _ingest(
+            args, settings, screener, metrics, ready, adapter, login, polled, pushed, live
+        )
     finally:
         if server is not None:
             server.stop()
@@ -246,6 +364,9 @@ def _ingest(
     ready: ReadyFlag,
     adapter: Adapter | None,
     login: Handshake | None,
+    polled: Polled | None,
+    pushed: Pushed | None,
+    live: SourceMetrics | None,
 ) -> int:
     started = time.perf_counter()
     try:
@@ -261,9 +382,16 @@ def _ingest(
         print(f"marketsignal: {exc}", file=sys.stderr)
         return 1
     sink = MeteredSink(publisher, metrics)
+    live_sink: Sink = sink if live is None else CountedSink(sink, live)
     try:
-        if adapter is not None:
-            summary = _websocket(args, settings, adapter, login, screener, sink, publisher, metrics)
+        if pushed is not None:
+            summary = _futu_push(pushed, screener, live_sink, publisher, live)
+        elif polled is not None:
+            summary = _poll(args, polled, screener, live_sink, publisher, live)
+        elif adapter is not None:
+            summary = _websocket(
+                args, settings, adapter, login, screener, live_sink, publisher, metrics, live
+            )
         else:
             summary = _lines(args, settings, screener, sink, publisher)
         publisher.flush()
@@ -275,7 +403,7 @@ def _ingest(
         print(f"marketsignal: {exc}", file=sys.stderr)
         publisher.close()
         return 2
-    except LoginRefusedError as exc:
+    except (LoginRefusedError, FutuError) as exc:
         # A wrong key will not fix itself: stop, with what was published delivered.
         publisher.flush()
         publisher.close()
@@ -364,8 +492,21 @@ def _adapter(args: argparse.Namespace) -> Adapter:
 
     if not args.adapter:
         return default_adapter
-    symbols = SymbolMap(load_overrides(args.symbol_map)) if args.symbol_map else None
+    symbols = _symbol_map(args)
     return load_adapter(args.adapter, symbols)
+
+
+def _symbol_map(args: argparse.Namespace) -> SymbolMap:
+    """The built-in rules, after --symbol-map's lines if given; ValueError if unusable."""
+    return SymbolMap(load_overrides(args.symbol_map) if args.symbol_map else None)
+
+
+def _yahoo(args: argparse.Namespace) -> tuple[Adapter, Handshake]:
+    """--yahoo's adapter (yfinance's protobuf decoding) and subscription; ValueError or
+    MissingExtraError saying what is wrong."""
+    symbols = parse_symbols(args.yahoo, "--yahoo", "0700.HK,600519.SS")
+    adapter = YahooPricing(_symbol_map(args), protobuf_decoder())
+    return adapter, yahoo_handshake(symbols)
 
 
 def _handshake(args: argparse.Namespace, settings: Settings) -> Handshake:
@@ -386,9 +527,10 @@ def _websocket(
     adapter: Adapter,
     login: Handshake | None,
     screener: Screener,
-    sink: MeteredSink,
+    sink: Sink,
     publisher: Publisher,
     metrics: IngestMetrics,
+    live: SourceMetrics | None,
 ) -> IngestSummary:
     # Imported here: only --ws needs the websockets library.
     from services.ingestor.websocket import WsOptions, run_feed  # noqa: PLC0415
@@ -405,4 +547,136 @@ def _websocket(
         backoff_max_s=args.backoff_max,
         max_in_flight=args.max_in_flight,
     )
-    return run_feed(options, screener, sink, lambda: publisher.in_flight, metrics)
+    return run_feed(options, screener, sink, lambda: publisher.in_flight, metrics, live)
+
+
+class Polled(NamedTuple):
+    """--akshare resolved: what fetches, which codes, how a row becomes a tick."""
+
+    fetch: Fetch
+    codes: tuple[str, ...]
+    mapper: Mapper
+
+
+def _akshare(args: argparse.Namespace, settings: Settings) -> Polled:
+    """--akshare's fetch (akshare's, or MARKETSIGNAL_AKSHARE_FETCH's), codes and mapping;
+    ValueError or MissingExtraError saying what is wrong."""
+    symbols = _symbol_map(args)
+    codes = parse_codes(args.codes, symbols)
+    if settings.akshare_fetch:
+        spec = settings.akshare_fetch
+        fetch: Fetch = load_function(spec, f"MARKETSIGNAL_AKSHARE_FETCH {spec!r}")()
+    else:
+        fetch = akshare_fetch()
+    return Polled(fetch, codes, AkshareSnapshots(symbols))
+
+
+def _poll(
+    args: argparse.Namespace,
+    polled: Polled,
+    screener: Screener,
+    sink: Sink,
+    publisher: Publisher,
+    live: SourceMetrics | None,
+) -> IngestSummary:
+    options = PollOptions(
+        every_s=args.every,
+        backoff_initial_s=args.backoff_initial,
+        backoff_max_s=args.backoff_max,
+        max_in_flight=args.max_in_flight,
+    )
+    poller = SnapshotPoller(
+        polled.fetch,
+        polled.codes,
+        polled.mapper,
+        options,
+        screener,
+        sink,
+        lambda: publisher.in_flight,
+        live,
+    )
+    _on_sigterm(poller.stop)  # checked between polls: the poll in hand is delivered
+    signal.signal(signal.SIGINT, lambda _signum, _frame: poller.stop())
+    return poller.run()
+
+
+class Pushed(NamedTuple):
+    """--futu resolved: where OpenD is, which codes, how a ticker row becomes a tick."""
+
+    options: FutuOptions
+    mapper: FutuTickers
+
+
+def _futu(args: argparse.Namespace) -> Pushed:
+    """--futu's address, codes and mapping; ValueError or MissingExtraError saying what is
+    wrong (the extra is looked for now, before Kafka)."""
+    host, port = parse_address(args.futu)
+    symbols = _symbol_map(args)
+    codes = parse_futu_codes(args.codes, symbols)
+    require("futu", "futu", "--futu")
+    options = FutuOptions(host=host, port=port, codes=codes, max_in_flight=args.max_in_flight)
+    return Pushed(options, FutuTickers(symbols))
+
+
+def _futu_push(
+    pushed: Pushed,
+    screener: Screener,
+    sink: Sink,
+    publisher: Publisher,
+    live: SourceMetrics | None,
+) -> IngestSummary:
+    feed = FutuSource(
+        pushed.options, pushed.mapper, screener, sink, lambda: publisher.in_flight, live
+    )
+    _on_sigterm(feed.stop)
+    signal.signal(signal.SIGINT, lambda _signum, _frame: feed.stop())
+    return feed.run()
+
+
+def _source_problem(args: argparse.Namespace) -> str | None:
+    """Why the sources given do not go together, if they don't."""
+    yahoo, akshare, futu = args.yahoo is not None, args.akshare, args.futu is not None
+    built_in = [
+        name
+        for name, given in (("--yahoo", yahoo), ("--akshare", akshare), ("--futu", futu))
+        if given
+    ]
+    if len(built_in) > 1:
+        return f"give one of {', '.join(built_in)}"
+    name = built_in[0] if built_in else None
+    if (akshare or futu) and (args.file is not None or args.ws is not None):
+        return f"{name} reads its own source: no FILE and no --ws"
+    if yahoo and args.file is not None:
+        return "give a FILE or --yahoo, not both"
+    if name is None and (args.file is None) == (args.ws is None):
+        return (
+            "give a FILE (or - for standard input), --ws URL, --yahoo SYMBOLS, --akshare "
+            "or --futu HOST:PORT"
+        )
+    if not (akshare or futu) and args.codes is not None:
+        return "--codes is --akshare's or --futu's"
+    if (akshare or futu) and args.codes is None:
+        example = "600519,00700" if akshare else "HK.00700,SH.600519"
+        return f"{name} reads --codes: give them (e.g. --codes {example})"
+    for option, given in (
+        ("--adapter", args.adapter is not None),
+        ("--symbols", args.symbols is not None),
+        ("--no-login", args.no_login),
+        ("--subscribe", (akshare or futu) and args.subscribe is not None),
+    ):
+        if given and name is not None:
+            return f"{name} has its own adapter: no {option}"
+    return None
+
+
+def _source_name(args: argparse.Namespace) -> str:
+    """The `source` label of a live feed's metrics."""
+    if args.yahoo is not None:
+        return "yahoo"
+    if args.akshare:
+        return "akshare"
+    if args.futu is not None:
+        return "futu"
+    if args.adapter is not None and ":" not in args.adapter:
+        return str(args.adapter)
+    return "ws"

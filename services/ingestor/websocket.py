@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 import random
 import signal
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,10 +53,13 @@ from services.ingestor.adapters.base import (
     Outcome,
     Rejected,
 )
+from services.ingestor.backoff import backoff_delay
+from services.ingestor.extras import load_function
 from services.ingestor.ingest import IngestSummary, Sink, deliver, handle_record
 from services.ingestor.metrics import IngestMetrics
 from services.ingestor.pacing import Pacer
 from services.ingestor.screening import Screener
+from services.ingestor.source_metrics import SourceMetrics
 from services.ingestor.symbols import SymbolMap
 from services.parsing.feed import RawRecord
 
@@ -92,17 +94,7 @@ def load_adapter(spec: str, symbols: SymbolMap | None = None) -> Adapter:
     `package.module:function` (docs/ingest-and-alerts.md, "Adapters") -> the adapter."""
     if ":" not in spec:
         return built_in(spec, symbols)
-    module_name, _, name = spec.partition(":")
-    if not module_name or not name:
-        raise ValueError(f"adapter {spec!r} must look like package.module:function")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ValueError(f"adapter {spec!r}: {exc}") from exc
-    function = getattr(module, name, None)
-    if not callable(function):
-        raise ValueError(f"adapter {spec!r}: {name} is not a function of {module_name}")
-    return function  # type: ignore[no-any-return]
+    return load_function(spec, f"adapter {spec!r}")
 
 
 @dataclass(frozen=True)
@@ -122,11 +114,6 @@ class WsOptions:
     backoff_max_s: float = 30.0
     max_in_flight: int = 10_000
     max_queue: int = 64
-
-
-def backoff_delay(attempt: int, initial: float, cap: float, rng: random.Random) -> float:
-    """Exponential backoff with jitter: a random point in the upper half of the step."""
-    return min(cap, initial * 2.0**attempt) * rng.uniform(0.5, 1.0)
 
 
 class ReplayFilter:
@@ -169,12 +156,14 @@ class WsSource:
         metrics: IngestMetrics | None = None,
         *,
         rng: random.Random | None = None,
+        source_metrics: SourceMetrics | None = None,
     ) -> None:
         self.options = options
         self.screener = screener
         self.sink = sink
         self.in_flight = in_flight
         self.metrics = metrics
+        self.source_metrics = source_metrics
         self.rng = rng or random.Random()
         self.summary = IngestSummary()
         self.pacer = Pacer()
@@ -217,11 +206,14 @@ class WsSource:
                         self.replays.reconnected()
                     if self.metrics is not None:
                         self.metrics.ws_connected.set(1)
-                    async for message in ws:
-                        self.handle_message(message)
-                        await self._drain()
-                        if self._stop.is_set():
-                            break
+                    if self.source_metrics is not None:
+                        self.source_metrics.connected()
+                    async with self._resubscribing(ws):
+                        async for message in ws:
+                            self.handle_message(message)
+                            await self._drain()
+                            if self._stop.is_set():
+                                break
             except (
                 OSError,
                 TimeoutError,
@@ -233,12 +225,16 @@ class WsSource:
                 self._ws = None
                 if self.metrics is not None:
                     self.metrics.ws_connected.set(0)
+                if self.source_metrics is not None:
+                    self.source_metrics.disconnected()
             if self._stop.is_set():
                 break
             delay = backoff_delay(attempt, opts.backoff_initial_s, opts.backoff_max_s, self.rng)
             attempt += 1
             if self.metrics is not None:
                 self.metrics.ws_reconnects.inc()
+            if self.source_metrics is not None:
+                self.source_metrics.reconnecting()
             log.warning("reconnecting to %s in %.2fs (attempt %d)", opts.url, delay, attempt)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), delay)
@@ -255,6 +251,33 @@ class WsSource:
                 await ws.send(message)
         if self.options.subscribe is not None:
             await ws.send(self.options.subscribe)
+
+    @contextlib.asynccontextmanager
+    async def _resubscribing(self, ws: ClientConnection) -> AsyncIterator[None]:
+        """While the body runs, send the handshake's subscription again every
+        `resubscribe_every_s` (a feed that forgets subscriptions: Yahoo's streamer)."""
+        handshake = self.options.handshake
+        every = handshake.resubscribe_every_s if handshake is not None else None
+        if handshake is None or every is None or not handshake.subscribe:
+            yield
+            return
+
+        async def resubscribe() -> None:
+            while True:
+                await asyncio.sleep(every)
+                for message in handshake.subscribe:
+                    await ws.send(message)
+
+        task = asyncio.create_task(resubscribe())
+        try:
+            yield
+        finally:
+            task.cancel()
+            # Its end is the connection's: a send on a closed connection is no news.
+            with contextlib.suppress(
+                asyncio.CancelledError, websockets.exceptions.WebSocketException
+            ):
+                await task
 
     async def _login_reply(self, ws: ClientConnection, handshake: Handshake) -> None:
         """Read until the login's answer, within the login timeout. What comes before it
@@ -299,6 +322,8 @@ class WsSource:
     def handle_message(self, message: str | bytes) -> None:
         """One message: decoded, through the adapter, each item screened into the sink."""
         self.messages += 1
+        if self.source_metrics is not None:
+            self.source_metrics.message()
         text = message.decode("utf-8", errors="replace") if isinstance(message, bytes) else message
         try:
             parsed = orjson.loads(text)
@@ -360,11 +385,12 @@ def run_feed(
     sink: Sink,
     in_flight: Callable[[], int],
     metrics: IngestMetrics,
+    source_metrics: SourceMetrics | None = None,
 ) -> IngestSummary:
     """The feed until SIGTERM or SIGINT (`marketsignal ingest --ws URL`), in a new event loop."""
 
     async def main() -> IngestSummary:
-        feed = WsSource(options, screener, sink, in_flight, metrics)
+        feed = WsSource(options, screener, sink, in_flight, metrics, source_metrics=source_metrics)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, feed.stop)

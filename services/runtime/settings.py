@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     # How long a feed may take to answer the login before the connection is dropped and
     # retried (Alpaca closes a connection not authenticated within 10 s).
     ws_login_timeout_s: Annotated[float, Field(gt=0, le=300)] = 10.0
+    # `ingest --akshare`: `module:function`, called once at start, returning the function
+    # that fetches the codes' rows in place of akshare's calls (docs/feeds.md, "akshare"):
+    # another snapshot source, or the tests' stand-in. None: akshare's.
+    akshare_fetch: str | None = None
 
     # processor (faust-streaming worker)
     processor_app_id: str = "marketsignal-processor"

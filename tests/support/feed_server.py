@@ -1,12 +1,16 @@
-"""A local WebSocket feed (the `websockets` library) for `marketsignal ingest --ws`: it
-drops the first connection mid-stream without a close frame, goes away for a moment,
-comes back, and re-sends from a little before the drop."""
+"""A local WebSocket feed (the `websockets` library) for `marketsignal ingest --ws` and
+`--yahoo`: it drops the first connection mid-stream without a close frame, goes away for
+a moment, comes back, and re-sends from a little before the drop. `yahoo_message` builds
+what Yahoo's streamer sends, with yfinance's own protobuf class."""
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import threading
 from collections.abc import Callable
+from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 
@@ -69,3 +73,14 @@ class FeedServer:
     def shutdown(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(timeout=10)
+
+
+def yahoo_message(**fields: Any) -> str:
+    """A Yahoo streamer message: JSON around a base64 PricingData with `fields` (yfinance's
+    generated class, the one its client decodes with), an equity in regular hours unless
+    told otherwise."""
+    from yfinance.pricing_pb2 import PricingData  # here: the yahoo extra
+
+    data = PricingData(**{"quote_type": 8, "market_hours": 1, **fields})
+    encoded = base64.b64encode(data.SerializeToString()).decode()
+    return json.dumps({"type": "pricing", "message": encoded})

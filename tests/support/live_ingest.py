@@ -8,6 +8,7 @@ import json
 import signal
 import subprocess
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
@@ -37,12 +38,17 @@ def env_for(settings: Settings, metrics_port: int | None = None, *, bundle: bool
 
 
 def ingest(
-    settings: Settings, *args: str, metrics_port: int | None = None, bundle: bool
+    settings: Settings,
+    *args: str,
+    metrics_port: int | None = None,
+    bundle: bool,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[str]:
+    """`marketsignal ingest ARGS` in `settings`' namespace, `env` added to its environment."""
     return subprocess.Popen(
         [sys.executable, "-m", "services.cli", "ingest", *args],
         cwd=ROOT,
-        env=env_for(settings, metrics_port, bundle=bundle),
+        env={**env_for(settings, metrics_port, bundle=bundle), **(env or {})},
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -95,6 +101,15 @@ def scrape(port: int) -> dict[str, float]:
             name, _, value = line.rpartition(" ")
             out[name] = float(value)
     return out
+
+
+def readyz(port: int) -> int:
+    """The ingestor's /readyz status: 200 ready, 503 not (the reason is the body)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
 
 
 def wait_metric(port: int, name: str, check: Callable[[float], bool], proc: Any) -> float:

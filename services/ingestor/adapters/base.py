@@ -74,7 +74,8 @@ class Handshake:
 
     `auth` (None: no login, e.g. behind a relay that holds the credentials) is sent first,
     then messages are read and `classify`d until one is DONE, within the login timeout;
-    then each `subscribe` message is sent. `auth` holds the credentials: kept out of
+    then each `subscribe` message is sent (and again every `resubscribe_every_s`, if
+    set, while the connection lasts). `auth` holds the credentials: kept out of
     repr(), so no log or traceback that shows the options shows them.
     """
 
@@ -84,6 +85,9 @@ class Handshake:
     subscribe: tuple[str, ...] = ()
     # The settings that hold the credentials, named in a refusal: what the user fixes.
     credentials: str = ""
+    # Send `subscribe` again this often while connected (None: once per connection):
+    # Yahoo's streamer, as yfinance's client keeps it subscribed.
+    resubscribe_every_s: float | None = None
 
 
 class LoginRefusedError(Exception):
@@ -94,7 +98,9 @@ class LoginFailedError(Exception):
     """The feed refused the login for now (a connection limit, a server error): reconnect."""
 
 
-def parse_symbols(text: str) -> tuple[str, ...]:
+def parse_symbols(
+    text: str, option: str = "--symbols", example: str = "AAPL,MSFT"
+) -> tuple[str, ...]:
     """`--symbols AAPL,MSFT`: the vendor's spelling, comma-separated, each once, in order;
     ValueError if there is none or one holds a space (a vendor would refuse it later,
     less clearly)."""
@@ -104,10 +110,10 @@ def parse_symbols(text: str) -> tuple[str, ...]:
         if not symbol:
             continue
         if any(c.isspace() for c in symbol):
-            raise ValueError(f"--symbols: {symbol!r} holds a space")
+            raise ValueError(f"{option}: {symbol!r} holds a space")
         symbols[symbol] = None
     if not symbols:
-        raise ValueError("--symbols: no symbol given (e.g. --symbols AAPL,MSFT)")
+        raise ValueError(f"{option}: no symbol given (e.g. {option} {example})")
     return tuple(symbols)
 
 

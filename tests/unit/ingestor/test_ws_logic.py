@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from services.ingestor.backoff import backoff_delay
 from services.ingestor.websocket import (
     ReplayFilter,
-    backoff_delay,
     default_adapter,
     load_adapter,
 )
