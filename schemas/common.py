@@ -13,6 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from schemas.tick import SYMBOL_PATTERN
 
 Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
+# Here rather than in subscription.py: a price_level signal names its subscription too.
+SUBSCRIPTION_ID_PATTERN = r"^[a-f0-9]{16}$"
 
 
 class Strict(BaseModel):

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.common import Strict
+from schemas.common import SUBSCRIPTION_ID_PATTERN, Strict
 from schemas.signals import (
     DIVERGENCE_WINDOW_PATTERN,
     SIGNAL_KINDS,
@@ -35,7 +35,6 @@ from schemas.signals import (
 # A symbol, or a glob over symbols: `*` any run of characters, `?` one character.
 SYMBOL_GLOB_PATTERN = r"^[A-Za-z0-9.^_\-*?]{1,32}$"
 PAIR_PATTERN = r"^[A-Za-z0-9.^_\-]{1,32}/[A-Za-z0-9.^_\-]{1,32}$"
-SUBSCRIPTION_ID_PATTERN = r"^[a-f0-9]{16}$"
 _SUBSCRIPTION_ID_RE = re.compile(SUBSCRIPTION_ID_PATTERN)
 # The scheme is case-insensitive (RFC 3986): `HTTP://` is `http://`.
 WEBHOOK_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+[^\s]*$"

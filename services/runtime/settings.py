@@ -191,6 +191,11 @@ class Settings(BaseSettings):
     webhook_max_attempts: Annotated[int, Field(ge=1)] = 6
     webhook_backoff_s: Annotated[float, Field(gt=0)] = 0.5
     webhook_backoff_max_s: Annotated[float, Field(gt=0)] = 30.0
+    # Subscribers' own price levels: at most this many per subscription and in the
+    # whole deployment (each is checked on every tick of its symbol). A create past
+    # either is refused with 409 (docs/subscriptions.md, "Price levels").
+    levels_per_subscription: Annotated[int, Field(ge=1)] = 1_000
+    levels_max: Annotated[int, Field(ge=1)] = 100_000
 
     @field_validator("api_tokens", "api_admin_tokens", "webhook_allow_networks", mode="before")
     @classmethod
@@ -270,6 +275,10 @@ class Settings(BaseSettings):
     @property
     def history_topic(self) -> str:
         return self.topic(topics.HISTORY)
+
+    @property
+    def levels_topic(self) -> str:
+        return self.topic(topics.LEVELS)
 
     @property
     def signals_topic(self) -> str:

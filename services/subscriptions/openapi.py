@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from schemas.alert import Alert
+from schemas.common import SUBSCRIPTION_ID_PATTERN
 from schemas.subscription import (
-    SUBSCRIPTION_ID_PATTERN,
     CreatedSubscription,
     Subscription,
     SubscriptionSpec,
