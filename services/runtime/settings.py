@@ -196,6 +196,9 @@ class Settings(BaseSettings):
     # either is refused with 409 (docs/subscriptions.md, "Price levels").
     levels_per_subscription: Annotated[int, Field(ge=1)] = 1_000
     levels_max: Annotated[int, Field(ge=1)] = 100_000
+    # How often the alerter looks for expired subscriptions with levels and disarms those
+    # levels (a tombstone each). Delivery stops at the expiry itself: the fan-out checks it.
+    levels_sweep_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
 
     @field_validator("api_tokens", "api_admin_tokens", "webhook_allow_networks", mode="before")
     @classmethod
