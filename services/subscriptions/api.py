@@ -321,6 +321,29 @@ async def list_levels(request: web.Request) -> web.StreamResponse:
     return _page("levels", [level.model_dump_json() for level in levels], following)
 
 
+def _no_level(sub_id: str, level_id: str) -> web.Response:
+    shown = level_id if _LEVEL_ID.match(level_id) else "(not an id)"
+    message = f"subscription {sub_id} has no level {shown}"
+    return error(404, message, [{"field": "level_id", "message": "not found"}])
+
+
+async def replace_level(request: web.Request) -> web.StreamResponse:
+    sub_id, level_id = request.match_info["sub_id"], request.match_info["level_id"]
+    if await asyncio.to_thread(request.app[REGISTRY].get, sub_id, caller_of(request).scope) is None:
+        return _not_found(sub_id)
+    levels = request.app[LEVELS]
+    if (
+        not _LEVEL_ID.match(level_id)
+        or await asyncio.to_thread(levels.get, sub_id, level_id) is None
+    ):
+        return _no_level(sub_id, level_id)
+    spec = await _body(request, LevelSpec, "level")
+    if isinstance(spec, web.Response):
+        return spec
+    level = await asyncio.to_thread(levels.replace, sub_id, level_id, spec)
+    return _no_level(sub_id, level_id) if level is None else _json(level)
+
+
 async def delete_level(request: web.Request) -> web.StreamResponse:
     sub_id, level_id = request.match_info["sub_id"], request.match_info["level_id"]
     if await asyncio.to_thread(request.app[REGISTRY].get, sub_id, caller_of(request).scope) is None:
@@ -328,9 +351,7 @@ async def delete_level(request: web.Request) -> web.StreamResponse:
     valid = _LEVEL_ID.match(level_id) is not None
     if valid and await asyncio.to_thread(request.app[LEVELS].delete, sub_id, level_id):
         return web.Response(status=204)
-    shown = level_id if valid else "(not an id)"
-    message = f"subscription {sub_id} has no level {shown}"
-    return error(404, message, [{"field": "level_id", "message": "not found"}])
+    return _no_level(sub_id, level_id)
 
 
 async def openapi(request: web.Request) -> web.StreamResponse:
@@ -363,5 +384,6 @@ def build_app(
     app.router.add_post("/subscriptions/{sub_id}/redis-user", redis_user)
     app.router.add_post("/subscriptions/{sub_id}/levels", create_level)
     app.router.add_get("/subscriptions/{sub_id}/levels", list_levels)
+    app.router.add_put("/subscriptions/{sub_id}/levels/{level_id}", replace_level)
     app.router.add_delete("/subscriptions/{sub_id}/levels/{level_id}", delete_level)
     return app

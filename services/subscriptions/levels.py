@@ -188,6 +188,25 @@ class LevelStore:
         level = Level.model_validate_json(raw)
         return level if level.subscription_id == sub_id else None
 
+    def replace(self, sub_id: str, level_id: str, spec: LevelSpec) -> Level | None:
+        """Change a level of the subscription (symbol, side, price, note), keeping its id:
+        the new record re-arms it in place. None if the subscription has no such level.
+        Published first: a failure leaves both homes as they were, or (Redis failing
+        after the broker took it) the new level armed and the old one listed until the
+        change is repeated."""
+        old = self.get(sub_id, level_id)
+        if old is None:
+            return None
+        level = Level(
+            **spec.model_dump(),
+            level_id=level_id,
+            subscription_id=sub_id,
+            created_at=old.created_at,
+        )
+        self._publish([(level_id, level)])
+        self.client.hset(self.keys.levels, level_id, level.model_dump_json())
+        return level
+
     def delete(self, sub_id: str, level_id: str) -> bool:
         """Disarm and forget one level of the subscription; False if it has none such.
         The caller checks that the subscription is the caller's."""

@@ -157,6 +157,11 @@ ROUTES = (
         LevelPage, query=LevelListQuery, errors=(400, 404),
     ),
     Route(
+        "put", "/subscriptions/{sub_id}/levels/{level_id}", "replaceLevel",
+        "Change a price level (symbol, side, price, note), keeping its id",
+        200, "Changed and re-armed", Level, body=LevelSpec, errors=(400, 404, 415, 422),
+    ),
+    Route(
         "delete", "/subscriptions/{sub_id}/levels/{level_id}", "deleteLevel",
         "Disarm and delete one price level of the subscription",
         204, "Deleted", errors=(404,),

@@ -70,15 +70,25 @@ def test_create_list_delete_and_what_the_topic_receives(
     assert [lv["level_id"] for lv in second["levels"]] == ids[1:]
     assert second["next"] is None
 
+    # A change keeps the id and re-arms the level in place.
+    status, body = api.call(
+        "PUT", f"/subscriptions/{sub}/levels/{up.level_id}", {"symbol": "2513.HK", "below": 450}
+    )
+    assert status == 200, body
+    changed = Level.model_validate(body)
+    assert (changed.level_id, changed.direction, changed.price) == (up.level_id, "below", 450)
+    assert changed.created_at == up.created_at
+    assert api.call("GET", f"/subscriptions/{sub}/levels/{up.level_id}")[0] == 405
     assert api.call("DELETE", f"/subscriptions/{sub}/levels/{up.level_id}")[0] == 204
     assert api.call("DELETE", f"/subscriptions/{sub}/levels/{up.level_id}")[0] == 404
     listed = api.call("GET", f"/subscriptions/{sub}/levels")[1]["levels"]
     assert [lv["level_id"] for lv in listed] == [down.level_id]
 
     # Per key in order (one key, one partition); across keys the partitions interleave.
-    assert sorted(records(read_topic, api, 3), key=lambda r: r[0]) == sorted(
+    assert sorted(records(read_topic, api, 4), key=lambda r: r[0]) == sorted(
         [
             (up.level_id, json.loads(up.model_dump_json())),
+            (up.level_id, json.loads(changed.model_dump_json())),
             (up.level_id, None),
             (down.level_id, json.loads(down.model_dump_json())),
         ],
@@ -94,7 +104,7 @@ def test_create_list_delete_and_what_the_topic_receives(
 
     # Deleting the subscription disarms what it had left.
     assert api.call("DELETE", f"/subscriptions/{sub}")[0] == 204
-    assert [r for r in records(read_topic, api, 4) if r[0] == down.level_id][-1] == (
+    assert [r for r in records(read_topic, api, 5) if r[0] == down.level_id][-1] == (
         down.level_id,
         None,
     )
@@ -173,6 +183,7 @@ def test_owners_see_and_touch_only_their_own_levels_and_admins_all(api: Api) -> 
     assert api.call("GET", path, token=BOB)[0] == 404
     assert api.call("POST", path, level, token=BOB)[0] == 404
     assert api.call("DELETE", f"{path}/{mine['level_id']}", token=BOB)[0] == 404
+    assert api.call("PUT", f"{path}/{mine['level_id']}", level, token=BOB)[0] == 404
     # Bob's own subscription does not reach Alice's level either.
     assert (
         api.call("DELETE", f"/subscriptions/{bob}/levels/{mine['level_id']}", token=BOB)[0] == 404
