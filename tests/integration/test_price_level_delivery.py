@@ -8,6 +8,8 @@ whose filters take every alert of its symbol) through that subscription's freque
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -22,6 +24,7 @@ from tests.support.fanout_delivery import FanoutDelivery
 from tests.support.live import Subscriber, alert_ids, subscription_alert_ids
 
 pytestmark = pytest.mark.integration
+CLI = [sys.executable, "-m", "services.cli"]
 
 
 def test_a_level_firing_goes_to_its_subscription_only_through_its_frequency(
@@ -75,3 +78,19 @@ def test_a_level_firing_goes_to_its_subscription_only_through_its_frequency(
     other_published = [d for c, d in published if c == keys.stream(other.id)]
     assert [b'"kind":"record_high"' in d for d in other_published] == [True]
     assert not redis_client.exists(keys.stream(gone.id))
+
+    # `tail --subscription` follows the subscription's own stream: its levels' firings.
+    tail = subprocess.run(
+        [*CLI, "tail", "--subscription", own.id, "--count", "2", "--timeout", "20"],
+        env=factories.service_env(s),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert tail.returncode == 0, tail.stderr
+    lines = tail.stdout.splitlines()
+    assert [line.split("  ")[1:3] for line in lines] == [
+        ["LEVEL ABOVE 500.00", "2513.HK"],
+        ["LEVEL ABOVE 500.00", "2513.HK"],
+    ]
