@@ -91,3 +91,6 @@ def test_a_price_level_alert_is_content_addressed_and_keyed_by_symbol() -> None:
     assert (alert.kind, alert.subject) == ("price_level", "2513.HK")
     other = signal.model_copy(update={"subscription_id": "fedcba9876543210"})
     assert Alert.of(other, alert.emitted_at).alert_id != alert.alert_id
+    # The same crossing again (same ts and prices): the same alert, delivered once.
+    again = PriceLevel.model_validate_json(signal.model_dump_json())
+    assert Alert.of(again, datetime(2027, 1, 1, tzinfo=UTC)).alert_id == alert.alert_id
