@@ -10,18 +10,16 @@ The same model reads a backtest's levels file, whose lines need only `level_id`,
 
 from __future__ import annotations
 
-import unicodedata
 from typing import Annotated, Any, Self
 
 from pydantic import AwareDatetime, Field, field_validator, model_validator
 
-from schemas.common import SUBSCRIPTION_ID_PATTERN, Strict, Symbol
+from schemas.common import SUBSCRIPTION_ID_PATTERN, Strict, Symbol, check_printable
 from schemas.signals import LEVEL_ID_PATTERN, LevelDirection
 
 # The contract's bound on X: a finite number with 0 < X <= 1e9.
 LEVEL_MAX = 1e9
 NOTE_MAX = 200
-_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 
 LevelPrice = Annotated[float, Field(gt=0, le=LEVEL_MAX, allow_inf_nan=False)]
 
@@ -45,13 +43,7 @@ class LevelSpec(Strict):
     @field_validator("note")
     @classmethod
     def _printable(cls, value: str | None) -> str | None:
-        # Shown in terminals and web pages, where these would hide or reorder the text.
-        for i, char in enumerate(value or ""):
-            if unicodedata.category(char) in _REFUSED_CATEGORIES:
-                raise ValueError(
-                    f"character {i} (U+{ord(char):04X}) is a control or formatting character"
-                )
-        return value
+        return None if value is None else check_printable(value)
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
