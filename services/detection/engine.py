@@ -14,6 +14,7 @@ from services.detection.ah_premium import AhTracker
 from services.detection.day_moves import DayMoves
 from services.detection.divergence import PairTracker
 from services.detection.price_level import LastPrices, LevelBook
+from services.detection.price_level import signals as level_signals
 from services.detection.record_high import BarOutcome, Late, SymbolTracker
 from services.detection.rules import Rules
 from services.detection.timeline import to_us
@@ -117,8 +118,9 @@ class Engine:
         if levels is not None:
             # p is every accepted tick's, levels or not: one armed later needs it.
             previous = self.last_prices.swap(symbol, price)
-            if levels.has_symbol(symbol):
-                out.extend(levels.evaluate(symbol, tracker.clock.datetime(ts_us), previous, price))
+            fired = levels.crossed(symbol, previous, price)
+            if fired and previous is not None:
+                out.extend(level_signals(fired, tracker.clock.datetime(ts_us), previous, price))
         pairs = self.pairs_by_symbol.get(symbol)
         if pairs:
             for pair in pairs:
