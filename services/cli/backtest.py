@@ -52,7 +52,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=(
             "with --plot: chart these subjects (symbols, globs like *.HK, pairs A/B) instead "
             "of the default: every pair and listing that fired, then the symbols' charts "
-            "taken in turn (limit_hit, price_move, volume_spike, record_high), "
+            "taken in turn (price_level, limit_hit, price_move, volume_spike, record_high), "
             f"{DEFAULT_LIMIT} charts in all"
         ),
     )
