@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
 import redis
 
+from services.alerter.service import relay_signals
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.registry import SubscriptionRegistry
 from tests.support import factories
 from tests.support.fanout_delivery import FanoutDelivery
 from tests.support.live import Subscriber, alert_ids, subscription_alert_ids
+from tests.support.stack import with_signals_topic
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.integration
 CLI = [sys.executable, "-m", "services.cli"]
@@ -97,4 +101,39 @@ def test_a_level_firing_goes_to_its_subscription_only_through_its_frequency(
     assert [line.split("  ")[1:3] for line in lines] == [
         ["LEVEL ABOVE 500.00", "2513.HK"],
         ["LEVEL ABOVE 500.00", "2513.HK"],
+    ]
+
+
+def test_through_kafka_and_the_alerter_a_firing_reaches_its_subscription_only(
+    settings: Callable[..., Settings],
+    redis_client: redis.Redis,
+    produce: Callable[..., None],
+) -> None:
+    """The alerter's own loop: a price_level signal on `signals` (keyed by its symbol, as
+    the processor writes it) lands in its subscription's stream, not in `alerts`."""
+    s = with_signals_topic(settings())
+    registry = SubscriptionRegistry(redis_client, s)
+    own, _ = registry.create(factories.subscription_spec())
+    signal = factories.price_level(own.id)
+    public = factories.record_high("2513.HK")
+    produce(
+        s.signals_topic,
+        [
+            (b"2513.HK", signal.model_dump_json().encode()),
+            (b"2513.HK", public.model_dump_json().encode()),
+        ],
+    )
+    stop = threading.Event()
+    relay = threading.Thread(target=relay_signals, args=(s, stop, None), daemon=True)
+    relay.start()
+    try:
+        wait_until(lambda: len(subscription_alert_ids(redis_client, s, own.id)) == 2, 30)
+    finally:
+        stop.set()
+        relay.join(timeout=20)
+    keys = RedisKeys(s.namespace)
+    assert alert_ids(redis_client, keys.alerts) == [factories.alert(public).alert_id]
+    assert subscription_alert_ids(redis_client, s, own.id) == [
+        factories.alert(signal).alert_id,
+        factories.alert(public).alert_id,
     ]
