@@ -220,7 +220,7 @@ run: install ## Start everything, replay the demo through the pipeline, show ale
 charts: install ## PNG charts of the demo's signals in .local/charts (backtest --plot)
 	@mkdir -p .local
 	@$(BIN)/marketsignal backtest deploy/demo/ticks.csv --config $(CONFIG) \
-		--history deploy/demo/bars.csv \
+		--history deploy/demo/bars.csv --levels deploy/demo/levels.jsonl \
 		--plot .local/charts > /dev/null 2> .local/charts.log \
 		|| { cat .local/charts.log; exit 1; }
 	@echo "charts of the demo's signals:"; sed -n 's/^chart: /  /p' .local/charts.log

@@ -8,7 +8,7 @@ from typing import Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, model_validator
 
-from schemas.signals import AnySignal, Signal, SignalKind
+from schemas.signals import AlertKind, AnySignal, Signal
 
 
 def alert_id_for(signal: AnySignal) -> str:
@@ -25,7 +25,7 @@ class Alert(BaseModel):
 
     alert_id: str
     emitted_at: AwareDatetime
-    kind: SignalKind
+    kind: AlertKind
     subject: str
     signal: Signal
 

@@ -4,6 +4,7 @@ and header reading.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -13,6 +14,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from schemas.tick import SYMBOL_PATTERN
 
 Symbol = Annotated[str, Field(pattern=SYMBOL_PATTERN)]
+# Categories refused in text a person wrote (names, notes): controls (NUL...), format
+# characters (bidi overrides, zero-width), surrogates, private use, line and paragraph
+# separators. Such text is shown in terminals and web pages, where these hide or reorder
+# what is displayed.
+REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
+
+
+def check_printable(value: str) -> str:
+    """`value`, or ValueError naming its first control or formatting character."""
+    for i, char in enumerate(value):
+        if unicodedata.category(char) in REFUSED_CATEGORIES:
+            raise ValueError(
+                f"character {i} (U+{ord(char):04X}) is a control or formatting character"
+            )
+    return value
+
+
+# Here rather than in subscription.py: a price_level signal names its subscription too.
+SUBSCRIPTION_ID_PATTERN = r"^[a-f0-9]{16}$"
 
 
 class Strict(BaseModel):

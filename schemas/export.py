@@ -10,6 +10,7 @@ from pydantic import TypeAdapter
 
 from schemas.alert import Alert
 from schemas.dead_letter import DeadLetter
+from schemas.level import Level
 from schemas.signals import Signal
 from schemas.tick import Tick
 from schemas.tick_bundle import tick_record_schema
@@ -23,6 +24,8 @@ def json_schemas() -> dict[str, dict[str, Any]]:
         "signal.schema.json": TypeAdapter(Signal).json_schema(),
         "alert.schema.json": Alert.model_json_schema(),
         "dead_letter.schema.json": DeadLetter.model_json_schema(),
+        # The `levels` topic's records (a null value is a tombstone).
+        "level.schema.json": Level.model_json_schema(),
     }
 
 

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, AwareDatetime, Field, TypeAdapter
 
-from schemas.common import Strict, Symbol
+from schemas.common import SUBSCRIPTION_ID_PATTERN, Strict, Symbol
 
 RecordWindow = Literal["all_time", "52w"]
 Phase = Literal["open", "close"]
@@ -150,11 +150,44 @@ class VolumeSpike(Strict):
         return self.symbol
 
 
-AnySignal = RecordHigh | IndexDivergence | AhPremium | PriceMove | LimitHit | VolumeSpike
+LevelDirection = Literal["above", "below"]
+# A level's id: the API gives 16 hex digits; a backtest's levels file may use any name.
+LEVEL_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,64}$"
+
+
+class PriceLevel(Strict):
+    """A subscriber's own level was crossed: `previous_price < level <= price` (above) or
+    `previous_price > level >= price` (below). Delivered to `subscription_id` only."""
+
+    kind: Literal["price_level"] = "price_level"
+    symbol: Symbol
+    ts: AwareDatetime
+    price: float
+    previous_price: float
+    level: float
+    direction: LevelDirection
+    # None in a backtest, whose levels belong to no subscription.
+    subscription_id: Annotated[str, Field(pattern=SUBSCRIPTION_ID_PATTERN)] | None
+    level_id: Annotated[str, Field(pattern=LEVEL_ID_PATTERN)]
+
+    @property
+    def subject(self) -> str:
+        return self.symbol
+
+
+AnySignal = (
+    RecordHigh | IndexDivergence | AhPremium | PriceMove | LimitHit | VolumeSpike | PriceLevel
+)
 Signal = Annotated[AnySignal, Field(discriminator="kind")]
+# The kinds the rules emit for every reader; what a subscription's `kinds` filter names.
 SignalKind = Literal[
     "record_high", "index_divergence", "ah_premium", "price_move", "limit_hit", "volume_spike"
 ]
+# Every kind an alert can have: the public ones and a subscriber's own price levels.
+AlertKind = SignalKind | Literal["price_level"]
+# Kinds delivered only to the subscription the signal names: never on the shared
+# `alerts` stream or `alerts:*` channels.
+PRIVATE_KINDS: frozenset[str] = frozenset(("price_level",))
 SIGNAL_KINDS: tuple[str, ...] = (
     "record_high",
     "index_divergence",
@@ -164,7 +197,9 @@ SIGNAL_KINDS: tuple[str, ...] = (
     "volume_spike",
 )
 # The kinds whose subject is one symbol (the others name a pair or listing).
-SYMBOL_KINDS: frozenset[str] = frozenset(("record_high", "price_move", "limit_hit", "volume_spike"))
+SYMBOL_KINDS: frozenset[str] = frozenset(
+    ("record_high", "price_move", "limit_hit", "volume_spike", "price_level")
+)
 SIGNAL_ADAPTER: TypeAdapter[AnySignal] = TypeAdapter(Signal)
 
 

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.common import Strict
+from schemas.common import REFUSED_CATEGORIES, SUBSCRIPTION_ID_PATTERN, Strict, check_printable
 from schemas.signals import (
     DIVERGENCE_WINDOW_PATTERN,
     SIGNAL_KINDS,
@@ -35,7 +35,6 @@ from schemas.signals import (
 # A symbol, or a glob over symbols: `*` any run of characters, `?` one character.
 SYMBOL_GLOB_PATTERN = r"^[A-Za-z0-9.^_\-*?]{1,32}$"
 PAIR_PATTERN = r"^[A-Za-z0-9.^_\-]{1,32}/[A-Za-z0-9.^_\-]{1,32}$"
-SUBSCRIPTION_ID_PATTERN = r"^[a-f0-9]{16}$"
 _SUBSCRIPTION_ID_RE = re.compile(SUBSCRIPTION_ID_PATTERN)
 # The scheme is case-insensitive (RFC 3986): `HTTP://` is `http://`.
 WEBHOOK_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+[^\s]*$"
@@ -44,10 +43,6 @@ WEBHOOK_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^\s/?#]+[^\s]*$"
 OWNER_PATTERN = r"^(token:[a-f0-9]{12}|local|cli)$"
 # An expiry before this is a mistake (`expires_at: 1` would be 1970), never a wish.
 EXPIRES_AT_MIN = datetime(2020, 1, 1, tzinfo=UTC)
-# Categories refused in names: controls (NUL...), format characters (bidi overrides,
-# zero-width), surrogates, private use, line and paragraph separators. A name is shown
-# in terminals and web pages, where these hide or reorder what is displayed.
-_REFUSED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Zl", "Zp"})
 # Bounds that keep one subscription small: the registry holds thousands of them.
 MAX_LIST = 200
 
@@ -108,7 +103,7 @@ class Webhook(Strict):
             raise ValueError("the URL names no host")
         if port == 0:
             raise ValueError("port 0 is not a destination")
-        if any(unicodedata.category(c) in _REFUSED_CATEGORIES for c in value):
+        if any(unicodedata.category(c) in REFUSED_CATEGORIES for c in value):
             raise ValueError("the URL holds a control or formatting character")
         try:
             parts.hostname.encode("idna")
@@ -157,11 +152,7 @@ class SubscriptionSpec(Strict):
     @field_validator("name")
     @classmethod
     def _printable(cls, value: str) -> str:
-        for i, char in enumerate(value):
-            if unicodedata.category(char) in _REFUSED_CATEGORIES:
-                raise ValueError(
-                    f"character {i} (U+{ord(char):04X}) is a control or formatting character"
-                )
+        check_printable(value)
         if not value.strip():
             raise ValueError("a name needs a visible character")
         return value

@@ -8,6 +8,9 @@ SIGNALS = "signals"
 # Daily bars (schemas.bar.Bar JSON) keyed by symbol, like `ticks` and with as many
 # partitions: the processor merges them into the same per-symbol state.
 HISTORY = "history"
+# Subscribers' price levels (schemas.level.Level JSON) keyed by level id, written by the
+# subscriptions API; compacted, a tombstone (null value) disarms a level.
+LEVELS = "levels"
 # Values on `signals` that are not signals: kept for inspection, never delivered.
 SIGNALS_DLQ = "signals.dlq"
 ALERTS_STREAM = "alerts"

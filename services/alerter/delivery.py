@@ -5,6 +5,10 @@ not in the stream (a replay would then skip it: lost). Given a `FanoutQueue`, th
 script also hands each new alert to the subscriptions (services/subscriptions/handoff.py),
 atomically with the claim. Redis does not roll a script back when a command in it fails,
 so the claim is written last, after the XADDs succeeded.
+
+A private kind (a subscriber's own price level, `PRIVATE_KINDS`) is claimed and handed to
+the subscriptions only: never added to the shared stream nor published on `alerts:*`,
+which every reader sees. The fan-out delivers it to the subscription it names.
 """
 
 from __future__ import annotations
@@ -14,23 +18,30 @@ from collections.abc import Sequence
 import redis
 
 from schemas.alert import Alert
+from schemas.signals import PRIVATE_KINDS
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.handoff import FanoutQueue
 
 # KEYS: seen key, stream, and the fan-out queue if there is one.
-# ARGV: ttl seconds, stream maxlen, channel, alert JSON, then with a queue its entry field.
+# ARGV: ttl seconds, stream maxlen, channel ('' for a private alert: neither the shared
+#       stream nor a channel), alert JSON, then with a queue its entry field.
 # Returns 1 when delivered, 0 when the alert was already delivered.
 DELIVER_ONCE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'alert', ARGV[4])
+local shared = ARGV[3] ~= ''
+if shared then
+  redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'alert', ARGV[4])
+end
 if #KEYS == 3 then
   redis.call('XADD', KEYS[3], '*', ARGV[5], ARGV[4])
 end
 redis.call('SET', KEYS[1], '1', 'EX', ARGV[1])
-redis.call('PUBLISH', ARGV[3], ARGV[4])
+if shared then
+  redis.call('PUBLISH', ARGV[3], ARGV[4])
+end
 return 1
 """
 
@@ -67,7 +78,7 @@ class RedisDelivery:
                 args=[
                     settings.alert_dedupe_ttl_s,
                     settings.alerts_stream_maxlen,
-                    keys.channel(alert.kind, alert.subject),
+                    "" if alert.kind in PRIVATE_KINDS else keys.channel(alert.kind, alert.subject),
                     alert.model_dump_json(),
                     *field,
                 ],

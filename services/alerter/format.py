@@ -5,7 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from schemas.alert import Alert
-from schemas.signals import AhPremium, IndexDivergence, LimitHit, PriceMove, RecordHigh, VolumeSpike
+from schemas.signals import (
+    AhPremium,
+    IndexDivergence,
+    LimitHit,
+    PriceLevel,
+    PriceMove,
+    RecordHigh,
+    VolumeSpike,
+)
 
 
 def when(ts: datetime) -> str:
@@ -65,6 +73,14 @@ def _volume_spike(s: VolumeSpike) -> str:
     )
 
 
+def _price_level(s: PriceLevel) -> str:
+    # "2513.HK 501.20 crossed above 500.00 (from 498.00)": the level first, as it was set.
+    return (
+        f"{when(s.ts)}  LEVEL {s.direction.upper()} {price(s.level)}  {s.symbol}  "
+        f"{price(s.price)}  (from {price(s.previous_price)}; level {s.level_id})"
+    )
+
+
 def format_alert(alert: Alert) -> str:
     signal = alert.signal
     if isinstance(signal, RecordHigh):
@@ -77,4 +93,6 @@ def format_alert(alert: Alert) -> str:
         return _limit_hit(signal)
     if isinstance(signal, VolumeSpike):
         return _volume_spike(signal)
+    if isinstance(signal, PriceLevel):
+        return _price_level(signal)
     return _divergence(signal)

@@ -16,6 +16,7 @@ from typing import Any, NamedTuple
 from schemas.signals import AnySignal, LimitHit, PriceMove, VolumeSpike
 from services.detection.day_moves import DayMoves
 from services.detection.engine import Engine
+from services.detection.price_level import ArmedLevel, LevelBook
 from services.detection.rules import Rules
 from services.subscriptions.matching import symbol_matches
 
@@ -25,8 +26,9 @@ DEFAULT_LIMIT = 12
 Bar = tuple[date, float, float]
 Key = tuple[str, str]  # (kind, subject)
 
-# The kinds of one symbol, in the order `choose` takes them round by round.
-SYMBOL_KINDS = ("limit_hit", "price_move", "volume_spike", "record_high")
+# The kinds of one symbol, in the order `choose` takes them round by round: the levels the
+# user set (`--levels`) first, as they were asked for by name.
+SYMBOL_KINDS = ("price_level", "limit_hit", "price_move", "volume_spike", "record_high")
 
 
 class DayState(NamedTuple):
@@ -71,6 +73,8 @@ class ChartData:
     # The engine's day-move trackers by symbol (the engine's own dict, filled as symbols
     # appear), read after each tick; None until attached or when day moves are off.
     _day_moves: dict[str, DayMoves] | None = field(default=None, init=False, repr=False)
+    # The engine's armed price levels (`--levels`), None until attached or without them.
+    _levels: LevelBook | None = field(default=None, init=False, repr=False)
 
     def attach(self, engine: Engine) -> None:
         """Have the engine's pair and listing trackers record every evaluation, and give
@@ -81,6 +85,16 @@ class ChartData:
             listing.trace = self.traces.setdefault(("ah_premium", listing.name), [])
         if engine.day_config is not None:
             self._day_moves = engine.day_moves
+        self._levels = engine.levels
+
+    def levels_of(self, symbol: str) -> list[ArmedLevel]:
+        """The price levels armed on `symbol`, by price."""
+        if self._levels is None:
+            return []
+        return sorted(
+            (lv for lv in self._levels.levels() if lv.symbol == symbol),
+            key=lambda lv: (lv.price, lv.level_id),
+        )
 
     def day_move(self, symbol: str, ts_us: int, price: float) -> None:
         """Record an accepted tick's day-move state, read from the tracker after it ran.

@@ -15,6 +15,8 @@
   opening (hollow) marked, up or down, and labelled with its seal number and time.
 - volume_spike: the day's cumulative volume (from zero each date) against each date's
   baseline average and its multiple lines, each spike marked.
+- price_level (`--levels`): the symbol's price with each of its levels as a line (solid
+  above, dashed below) and every crossing marked where the price reached it.
 
 The day-move charts read `ChartData.day_traces`: what the detector judged each tick
 against (previous close, limit band, volume baseline), recorded during the run.
@@ -40,7 +42,15 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import EngFormatter, FuncFormatter, NullLocator
 
-from schemas.signals import AhPremium, IndexDivergence, LimitHit, PriceMove, RecordHigh, VolumeSpike
+from schemas.signals import (
+    AhPremium,
+    IndexDivergence,
+    LimitHit,
+    PriceLevel,
+    PriceMove,
+    RecordHigh,
+    VolumeSpike,
+)
 from services.backtest.chart_data import (
     DEFAULT_LIMIT,
     ChartData,
@@ -55,6 +65,8 @@ from services.detection.timeline import ZoneClock, from_us, to_us
 MARKER_GID = "signals"
 WINDOW_STYLE = {"all_time": ("^", "#d62728"), "52w": ("o", "#ff7f0e")}
 PHASE_STYLE = {"open": ("^", "#d62728"), "close": ("v", "#2ca02c")}
+LEVEL_STYLE = {"above": ("^", "#2ca02c", "-"), "below": ("v", "#d62728", "--")}
+MAX_LEVEL_LABELS = 8
 
 
 def local_time(ts: datetime, zone: tzinfo) -> str:
@@ -682,6 +694,53 @@ def volume_spike_figure(data: ChartData, symbol: str) -> Figure:
     return fig
 
 
+def price_level_figure(data: ChartData, symbol: str) -> Figure:
+    signals = [
+        s for s in data.signals.get(("price_level", symbol), []) if isinstance(s, PriceLevel)
+    ]
+    zone = data.zone(symbol)
+    instants, prices = data.ticks.get(symbol, ([], []))
+    axis = SessionAxis(instants, zone)
+    fig = Figure(figsize=(11, 5.5), dpi=100, layout="constrained")
+    ax = fig.add_subplot()
+    lx, ly = axis.line(instants, prices)
+    ax.plot(lx, ly, color="#1f77b4", linewidth=0.9, label=f"{symbol} price ({len(prices)} ticks)")
+    levels = data.levels_of(symbol)
+    for i, level in enumerate(levels):
+        _, colour, style = LEVEL_STYLE[level.direction]
+        # Named in the legend (the first few: a symbol may carry hundreds of levels).
+        label = f"level {level.direction} {level.price:g} ({level.level_id})"
+        ax.axhline(
+            level.price,
+            color=colour,
+            linestyle=style,
+            linewidth=0.8,
+            alpha=0.8,
+            label=label if i < MAX_LEVEL_LABELS else None,
+        )
+    if len(levels) > MAX_LEVEL_LABELS:
+        ax.plot([], [], color="grey", label=f"... {len(levels) - MAX_LEVEL_LABELS} more levels")
+    for direction in ("above", "below"):
+        chosen = [(to_us(s.ts), s.price) for s in signals if s.direction == direction]
+        if chosen:
+            marker, colour, _ = LEVEL_STYLE[direction]
+            _markers(
+                ax,
+                axis,
+                chosen,
+                direction,
+                (marker, colour),
+                f"crossed {direction} ({len(chosen)})",
+            )
+    n, k = len(signals), len(levels)
+    ax.set_title(
+        f"{symbol}: {k} price level{'' if k == 1 else 's'}, {n} crossing{'' if n == 1 else 's'}",
+        fontsize=11,
+    )
+    ax.set_ylabel("price")
+    return _finish(fig, axis, ax)
+
+
 FIGURES = {
     "record_high": record_high_figure,
     "index_divergence": divergence_figure,
@@ -689,6 +748,7 @@ FIGURES = {
     "price_move": price_move_figure,
     "limit_hit": limit_hit_figure,
     "volume_spike": volume_spike_figure,
+    "price_level": price_level_figure,
 }
 
 

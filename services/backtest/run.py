@@ -12,6 +12,7 @@ from typing import IO, BinaryIO, TextIO
 from schemas.tick_codec import ParsedTick
 from services.backtest.chart_data import ChartData
 from services.detection.engine import Engine
+from services.detection.price_level import LevelBook
 from services.detection.record_high import Late
 from services.detection.rules import Rules
 from services.parsing.feed import Format, read_records, read_stream
@@ -114,13 +115,15 @@ def run_backtest(
     stream: IO[str] | None = None,
     fmt: Format | None = None,
     charts: ChartData | None = None,
+    levels: LevelBook | None = None,
 ) -> Summary:
     """Run the detectors over `path` (or `stream`, named `path` in diagnostics), after
     the bars of `history` if given. Raises StrictStop on the first bad line if `strict`.
 
-    With `charts`, also gathers what `services.backtest.charts` draws.
+    With `charts`, also gathers what `services.backtest.charts` draws. `levels`: price
+    levels armed before the first tick (`--levels`).
     """
-    engine = Engine(rules)
+    engine = Engine(rules, levels)
     if charts is not None:
         charts.attach(engine)
     parser = TickParser(engine.zones)

@@ -37,7 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "alert": ("services.cli.alert", "deliver signals from Kafka to Redis subscribers"),
     "tail": ("services.cli.tail", "print alerts live as a subscriber sees them"),
     "subscribe": ("services.cli.subscribe", "create an alert subscription, then tail it"),
-    "subscriptions": ("services.cli.subscriptions", "list, show or delete subscriptions"),
+    "subscriptions": (
+        "services.cli.subscriptions",
+        "list, show or delete subscriptions and their price levels",
+    ),
     "status": ("services.cli.status", "report each component: up or down, address, lag"),
 }
 

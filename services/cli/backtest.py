@@ -1,4 +1,5 @@
-"""`marketsignal backtest FILE|- [--config F] [--history BARS] [--format F] [--strict]`."""
+"""`marketsignal backtest FILE|- [--config F] [--history BARS] [--levels LEVELS] [--format F]
+[--strict]`."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import sys
 from pathlib import Path
 
 from services.backtest.chart_data import DEFAULT_LIMIT, ChartData
+from services.backtest.levels import LevelsFileError, read_levels
 from services.backtest.run import StrictStop, run_backtest
 from services.cli.options import add_config_option, add_format_option
 from services.parsing.feed import FeedError, stdin_text
@@ -25,6 +27,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="BARS",
         help="daily bars (CSV or JSON Lines: symbol,date,high,close) applied before FILE",
     )
+    parser.add_argument(
+        "--levels",
+        type=Path,
+        default=None,
+        metavar="LEVELS",
+        help='price levels armed before the first tick: JSON Lines of {"level_id", "symbol", '
+        '"above"} or "below"',
+    )
     add_format_option(parser)
     parser.add_argument(
         "--strict", action="store_true", help="stop with exit 2 at the first malformed or late line"
@@ -42,7 +52,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         help=(
             "with --plot: chart these subjects (symbols, globs like *.HK, pairs A/B) instead "
             "of the default: every pair and listing that fired, then the symbols' charts "
-            "taken in turn (limit_hit, price_move, volume_spike, record_high), "
+            "taken in turn (price_level, limit_hit, price_move, volume_spike, record_high), "
             f"{DEFAULT_LIMIT} charts in all"
         ),
     )
@@ -58,10 +68,16 @@ def run(args: argparse.Namespace) -> int:
     settings = Settings.for_config(args.config)
     rules = settings.rules()
     from_stdin = str(args.file) == "-"
-    for path in [args.file] * (not from_stdin) + [args.history] * (args.history is not None):
+    optional = [p for p in (args.history, args.levels) if p is not None]
+    for path in [args.file] * (not from_stdin) + optional:
         if not path.is_file():
             print(f"marketsignal: {path}: no such file", file=sys.stderr)
             return 2
+    try:
+        levels = None if args.levels is None else read_levels(args.levels)
+    except (LevelsFileError, UnicodeDecodeError) as exc:
+        print(f"marketsignal: {exc}", file=sys.stderr)
+        return 2
     charts = ChartData(rules) if args.plot is not None else None
     try:
         summary = run_backtest(
@@ -75,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
             stream=stdin_text() if from_stdin else None,
             fmt=args.format,
             charts=charts,
+            levels=levels,
         )
     except StrictStop as exc:
         sys.stdout.flush()

@@ -3,6 +3,8 @@
 Writes to the subscription registry in Redis directly (the running alerter picks the new
 subscription up with its next batch), prints the id and the webhook secret (shown once)
 on stderr, then prints the subscription's alerts as they land in `alerts:sub:{id}`.
+`--above 2513.HK=500` / `--below 0700.HK=300` (each repeatable) give the subscription its
+own price levels, published to the levels topic like the API's.
 """
 
 from __future__ import annotations
@@ -12,14 +14,18 @@ import sys
 from typing import Any
 
 import redis
+from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from schemas.common import field_problems
+from schemas.level import LevelSpec
 from schemas.subscription import SubscriptionSpec
 from services.cli.options import add_config_option
 from services.cli.tail import Printer, follow_stream
+from services.runtime.kafka_admin import BrokerUnavailableError
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
+from services.subscriptions.levels import LevelStore, Refused
 from services.subscriptions.registry import SubscriptionRegistry
 
 
@@ -68,6 +74,14 @@ def configure(parser: argparse.ArgumentParser) -> None:
     freq.add_argument("--cooldown", type=int, metavar="S", help="then none for S s (event time)")
     parser.add_argument("--webhook", metavar="URL", help="also POST each alert to URL (signed)")
     parser.add_argument("--pubsub", action="store_true", help="also PUBLISH on alerts:sub:{id}")
+    for side in ("above", "below"):
+        parser.add_argument(
+            f"--{side}",
+            action="append",
+            default=[],
+            metavar="SYMBOL=X",
+            help=f"a price level: alert when SYMBOL crosses {side} X (repeatable)",
+        )
     parser.add_argument("--no-tail", action="store_true", help="create and exit")
     parser.add_argument("--json", action="store_true", help="print each alert as JSON")
     parser.add_argument("--count", type=int, metavar="N", help="exit after N alerts")
@@ -103,6 +117,26 @@ def spec_of(args: argparse.Namespace) -> dict[str, Any]:
     return spec
 
 
+def levels_of(args: argparse.Namespace) -> list[LevelSpec]:
+    """The `--above`/`--below SYMBOL=X` options as levels; ValueError naming a bad one."""
+    out: list[LevelSpec] = []
+    for side in ("above", "below"):
+        for text in getattr(args, side):
+            symbol, sep, price = text.rpartition("=")
+            if not sep or not symbol:
+                raise ValueError(f"--{side} {text!r}: expected SYMBOL=X, e.g. 2513.HK=500")
+            try:
+                out.append(LevelSpec.model_validate({"symbol": symbol, side: float(price)}))
+            except ValueError as exc:  # float() or the schema (ValidationError)
+                problems = (
+                    [p.message for p in field_problems(exc)]
+                    if isinstance(exc, ValidationError)
+                    else [str(exc)]
+                )
+                raise ValueError(f"--{side} {text!r}: {'; '.join(problems)}") from None
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     settings = Settings.for_config(args.config)
     try:
@@ -111,12 +145,27 @@ def run(args: argparse.Namespace) -> int:
         for problem in field_problems(exc):
             print(f"marketsignal: {problem.field}: {problem.message}", file=sys.stderr)
         return 2
+    try:
+        wanted = levels_of(args)
+    except ValueError as exc:
+        print(f"marketsignal: {exc}", file=sys.stderr)
+        return 2
     client = redis.Redis.from_url(settings.redis_url)
+    store = LevelStore(client, settings)
     try:
         sub, secret = SubscriptionRegistry(client, settings).create(spec)
         print(f"subscription {sub.id} created: {sub.name}", file=sys.stderr)
         if sub.delivery.webhook is not None:
             print(f"webhook secret (shown once): {secret}", file=sys.stderr)
+        for wish in wanted:
+            level = store.create(sub.id, wish)
+            if isinstance(level, Refused):
+                print(f"marketsignal: level {wish.symbol} refused: {level.name}", file=sys.stderr)
+                return 1
+            print(
+                f"level {level.level_id}: {level.symbol} {level.direction} {level.price:g}",
+                file=sys.stderr,
+            )
         if args.no_tail:
             print(sub.id)
             return 0
@@ -125,8 +174,12 @@ def run(args: argparse.Namespace) -> int:
     except redis.RedisError as exc:
         print(f"marketsignal: Redis at {settings.redis_location}: {exc}", file=sys.stderr)
         return 1
+    except (KafkaError, BrokerUnavailableError) as exc:
+        print(f"marketsignal: levels not armed: Kafka: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     finally:
+        store.close()
         client.close()
     return 1 if args.count is not None and not printer.done else 0

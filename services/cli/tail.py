@@ -41,6 +41,12 @@ def configure(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="first print every alert already in the stream, then follow live",
     )
+    parser.add_argument(
+        "--subscription",
+        metavar="ID",
+        help="follow one subscription's own stream (its filtered alerts and its price "
+        "levels' firings, which the shared channels never carry), from its start",
+    )
     parser.add_argument("--json", action="store_true", help="print each alert as JSON")
     parser.add_argument("--count", type=int, metavar="N", help="exit after N alerts")
     parser.add_argument("--timeout", type=float, metavar="S", help="exit after S seconds")
@@ -183,14 +189,18 @@ def run(args: argparse.Namespace) -> int:
     client = redis.Redis.from_url(settings.redis_url)
     printer = Printer(sys.stdout, sys.stderr, args.json, args.count)
     try:
-        follow(
-            client,
-            settings,
-            args.pattern,
-            printer,
-            from_start=args.from_start,
-            timeout_s=args.timeout,
-        )
+        if args.subscription is not None:
+            stream = RedisKeys(settings.namespace).stream(args.subscription)
+            follow_stream(client, stream, printer, args.timeout)
+        else:
+            follow(
+                client,
+                settings,
+                args.pattern,
+                printer,
+                from_start=args.from_start,
+                timeout_s=args.timeout,
+            )
     except redis.RedisError as exc:
         print(
             f"marketsignal: Redis at {settings.redis_location}: {exc}; "

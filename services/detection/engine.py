@@ -13,6 +13,8 @@ from schemas.tick import Tick
 from services.detection.ah_premium import AhTracker
 from services.detection.day_moves import DayMoves
 from services.detection.divergence import PairTracker
+from services.detection.price_level import LastPrices, LevelBook
+from services.detection.price_level import signals as level_signals
 from services.detection.record_high import BarOutcome, Late, SymbolTracker
 from services.detection.rules import Rules
 from services.detection.timeline import to_us
@@ -22,7 +24,8 @@ from services.detection.trackers import Trackers
 class Engine:
     """Symbol trackers created on first sight; one pair tracker per configured pair."""
 
-    def __init__(self, rules: Rules) -> None:
+    def __init__(self, rules: Rules, levels: LevelBook | None = None) -> None:
+        """`levels`: subscribers' price levels to check (None: none, and no p is kept)."""
         self.rules = rules
         self.trackers = Trackers(rules)
         self.zones = self.trackers.zones
@@ -34,6 +37,8 @@ class Engine:
         # Day moves (previous close, price_move, limit_hit, volume_spike): None when off.
         self.day_config = self.trackers.day_moves
         self.day_moves: dict[str, DayMoves] = {}
+        self.levels = levels
+        self.last_prices = LastPrices()
 
     def _index(self, pairs: list[PairTracker]) -> dict[str, list[PairTracker]]:
         by_name = {pair.name: pair for pair in pairs}
@@ -109,6 +114,13 @@ class Engine:
             day_signals = moves.update(ts_us, price, volume, kind)
             if day_signals:
                 out.extend(day_signals)
+        levels = self.levels
+        if levels is not None:
+            # p is every accepted tick's, levels or not: one armed later needs it.
+            previous = self.last_prices.swap(symbol, price)
+            fired = levels.crossed(symbol, previous, price)
+            if fired and previous is not None:
+                out.extend(level_signals(fired, tracker.clock.datetime(ts_us), previous, price))
         pairs = self.pairs_by_symbol.get(symbol)
         if pairs:
             for pair in pairs:

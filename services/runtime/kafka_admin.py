@@ -99,3 +99,10 @@ def ensure_topics(
         raise BrokerUnavailableError(f"Kafka at {settings.kafka_bootstrap}: {exc}") from None
     finally:
         admin.close()
+
+
+def ensure_levels_topic(settings: Settings) -> None:
+    """The subscribers' levels topic: compacted, so the latest record of every level id
+    (a level, or a tombstone until the broker drops it) is kept however old."""
+    topic = settings.levels_topic
+    ensure_topics(settings, [topic], settings.partitions, {topic: {"cleanup.policy": "compact"}})

@@ -29,6 +29,10 @@ class RedisKeys:
         self.changes = p + "subs:changes"
         # Plain-text webhook secrets of an earlier version; deleted when adopted.
         self.legacy_secrets = p + "subs:secret"
+        # Subscribers' price levels (services/subscriptions/levels.py): every level's
+        # JSON by id, and the subscriptions that have any (the expiry sweep's list).
+        self.levels = p + "levels"
+        self.level_subs = p + "levels:subs"
         # The hand-off from the alerter to the subscriptions' fan-out.
         self.fanout_queue = p + "subs:fanout"
         self.fanout_lease = p + "subs:fanout:lease"
@@ -80,6 +84,10 @@ class RedisKeys:
     def webhook_failures(self, sub_id: str) -> str:
         """Failed webhook attempts of the subscription (a counter)."""
         return f"{self._sub_prefix}{sub_id}:webhook:failures"
+
+    def sub_levels(self, sub_id: str) -> str:
+        """The ids of one subscription's levels: a sorted set, score 0 (pages by id)."""
+        return f"{self._sub_prefix}{sub_id}:levels"
 
     def owned(self, sub_id: str) -> list[str]:
         """What deleting the subscription drops with it."""

@@ -195,6 +195,14 @@ class Settings(BaseSettings):
     webhook_max_attempts: Annotated[int, Field(ge=1)] = 6
     webhook_backoff_s: Annotated[float, Field(gt=0)] = 0.5
     webhook_backoff_max_s: Annotated[float, Field(gt=0)] = 30.0
+    # Subscribers' own price levels: at most this many per subscription and in the
+    # whole deployment (each is checked on every tick of its symbol). A create past
+    # either is refused with 409 (docs/subscriptions.md, "Price levels").
+    levels_per_subscription: Annotated[int, Field(ge=1)] = 1_000
+    levels_max: Annotated[int, Field(ge=1)] = 100_000
+    # How often the alerter looks for expired subscriptions with levels and disarms those
+    # levels (a tombstone each). Delivery stops at the expiry itself: the fan-out checks it.
+    levels_sweep_s: Annotated[float, Field(gt=0, le=3600)] = 5.0
 
     @field_validator("api_tokens", "api_admin_tokens", "webhook_allow_networks", mode="before")
     @classmethod
@@ -274,6 +282,10 @@ class Settings(BaseSettings):
     @property
     def history_topic(self) -> str:
         return self.topic(topics.HISTORY)
+
+    @property
+    def levels_topic(self) -> str:
+        return self.topic(topics.LEVELS)
 
     @property
     def signals_topic(self) -> str:

@@ -1,4 +1,5 @@
-"""The alerter's asyncio side: the subscriptions API and the webhook worker.
+"""The alerter's asyncio side: the subscriptions API, the webhook worker, and the sweep
+that disarms the levels of expired subscriptions.
 
 The relay stays a synchronous kafka-python loop on the main thread; this runs beside it
 on one thread with its own event loop, so neither an HTTP client nor a slow webhook
@@ -8,14 +9,18 @@ receiver can ever hold up Kafka consumption, and the relay never waits for them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 
 import redis
 from aiohttp import web
+from kafka.errors import KafkaError
 
+from services.runtime.kafka_admin import BrokerUnavailableError
 from services.runtime.settings import Settings
 from services.subscriptions.api import build_app
+from services.subscriptions.levels import LevelStore
 from services.subscriptions.metrics import SubscriptionMetrics
 from services.subscriptions.registry import SubscriptionRegistry
 from services.subscriptions.webhook import WebhookWorker
@@ -79,13 +84,14 @@ class Background:
         runner: web.AppRunner | None = None
         client: redis.Redis | None = None
         tasks: list[asyncio.Task[None]] = []
+        levels: LevelStore | None = None
         try:
+            client = redis.Redis.from_url(self.settings.redis_url)
+            registry = SubscriptionRegistry(client, self.settings)
+            levels = LevelStore(client, self.settings)
+            tasks.append(asyncio.create_task(self._sweep(levels, registry), name="levels-sweep"))
             if self.api:
-                client = redis.Redis.from_url(self.settings.redis_url)
-                runner = web.AppRunner(
-                    build_app(SubscriptionRegistry(client, self.settings), self.settings),
-                    access_log=None,
-                )
+                runner = web.AppRunner(build_app(registry, self.settings, levels), access_log=None)
                 await runner.setup()
                 host = api_host(self.settings)
                 site = web.TCPSite(runner, host, self.port)
@@ -114,5 +120,20 @@ class Background:
             await asyncio.gather(*tasks, return_exceptions=True)
             if runner is not None:
                 await runner.cleanup()
+            if levels is not None:
+                await asyncio.to_thread(levels.close)
             if client is not None:
                 client.close()
+
+    async def _sweep(self, levels: LevelStore, registry: SubscriptionRegistry) -> None:
+        """Disarm the levels of expired (or deleted) subscriptions, every levels_sweep_s."""
+        assert self._stop is not None
+        while not self._stop.is_set():
+            try:
+                done = await asyncio.to_thread(levels.sweep, registry.many)
+                if done:
+                    log.info("levels: disarmed %d of expired or deleted subscriptions", done)
+            except (redis.RedisError, KafkaError, BrokerUnavailableError) as exc:
+                log.warning("levels sweep: %s; trying again", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self.settings.levels_sweep_s)

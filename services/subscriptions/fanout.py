@@ -18,6 +18,10 @@ One Lua script per alert covers every matching subscription, atomically:
    *delivered* (1);
 3. sets the done key (last: Redis does not roll a script back).
 
+A subscriber's own price level (`PriceLevel`) is matched by no filter: its one candidate
+is the subscription it names (if it still exists and has not expired), and the same
+script then applies that subscription's frequency and delivery to it like to any alert.
+
 One key per alert, not per (alert, subscription), and one round trip per alert. Every key
 the script touches is passed in KEYS, named by services/runtime/redis_keys.py; one script
 touches every matching subscription's keys, so the registry needs a single Redis, not a
@@ -36,12 +40,14 @@ from typing import Any, NamedTuple
 import redis
 
 from schemas.alert import Alert
+from schemas.signals import AnySignal, PriceLevel
 from schemas.subscription import Subscription
 from schemas.zones import ExchangeZones
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.follower import LiveIndex
 from services.subscriptions.frequency import event_ms, local_day
+from services.subscriptions.matching import SubscriptionIndex
 from services.subscriptions.registry import SubscriptionRegistry
 
 log = logging.getLogger("marketsignal.fanout")
@@ -147,6 +153,14 @@ def _encode(keys: RedisKeys, sub: Subscription) -> _Encoded:
     return _Encoded(sub, entry, tuple(name.encode() for name in used))
 
 
+def _candidates(index: SubscriptionIndex, signal: AnySignal) -> list[Subscription]:
+    """The subscriptions an alert may go to: its own for a price level, else the matches."""
+    if isinstance(signal, PriceLevel):
+        own = index.subscriptions.get(signal.subscription_id or "")
+        return [] if own is None else [own]
+    return index.match(signal) if len(index) else []
+
+
 @dataclass
 class FanoutStats:
     alerts: int = 0
@@ -195,7 +209,7 @@ class SubscriptionFanout:
         hooks: list[list[bool]] = []
         for alert in alerts:
             signal = alert.signal
-            subs = [s for s in index.match(signal) if not s.expired(now)] if len(index) else []
+            subs = [s for s in _candidates(index, signal) if not s.expired(now)]
             wanted_day = any(s.frequency == "once_per_day" for s in subs)
             day = local_day(signal, self.zones) if wanted_day else ""
             subject = alert.subject

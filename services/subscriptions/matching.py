@@ -27,6 +27,7 @@ from schemas.signals import (
     AnySignal,
     IndexDivergence,
     LimitHit,
+    PriceLevel,
     PriceMove,
     RecordHigh,
     VolumeSpike,
@@ -65,6 +66,10 @@ def _pair_accepted(filters: Filters, pair: str, legs: tuple[str, str], phase: st
 
 
 def accepts(filters: Filters, signal: AnySignal) -> bool:
+    if isinstance(signal, PriceLevel):
+        # A level's firing goes to the subscription that set it, whatever its filters
+        # (services/subscriptions/fanout.py), and to no other: filters never select one.
+        return False
     if filters.kinds and signal.kind not in filters.kinds:
         return False
     if isinstance(signal, RecordHigh):
@@ -247,6 +252,8 @@ class SubscriptionIndex:
 
     def match(self, signal: AnySignal) -> list[Subscription]:
         """The subscriptions whose filters accept `signal`, each once, in id order."""
+        if isinstance(signal, PriceLevel):
+            return []  # see `accepts`
         index = self._kinds[signal.kind]
         if isinstance(signal, AhPremium):
             found = index.candidates((signal.a, signal.h), signal.pair)

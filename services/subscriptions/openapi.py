@@ -14,8 +14,10 @@ from pydantic import BaseModel, Field
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from schemas.alert import Alert
+from schemas.common import SUBSCRIPTION_ID_PATTERN
+from schemas.level import Level, LevelSpec
+from schemas.signals import LEVEL_ID_PATTERN
 from schemas.subscription import (
-    SUBSCRIPTION_ID_PATTERN,
     CreatedSubscription,
     Subscription,
     SubscriptionSpec,
@@ -51,6 +53,17 @@ class AlertPage(BaseModel):
     next: str | None
 
 
+class LevelPage(BaseModel):
+    levels: list[Level]
+    # Pass as `after` for the next page; null on the last.
+    next: str | None
+
+
+class LevelListQuery(BaseModel):
+    limit: Annotated[int, Field(ge=1, le=PAGE_MAX)] = 0
+    after: Annotated[str, Field(pattern=LEVEL_ID_PATTERN)] = ""
+
+
 class RedisUser(BaseModel):
     user: str
     password: str
@@ -72,10 +85,11 @@ _ERRORS = {
     400: "Not JSON, not an object, nested too deep, or a bad query parameter",
     401: "Missing or wrong bearer token",
     403: "Host header not this host (tokenless mode)",
-    404: "No such subscription (or another owner's)",
+    404: "No such subscription (or another owner's), or no such level of it",
+    409: "A limit on levels reached (per subscription or per deployment)",
     415: "Body not application/json",
     422: "A field the schema refuses, or a refused webhook destination (each named)",
-    503: "Redis unavailable",
+    503: "Redis (or, for levels, Kafka) unavailable",
 }
 
 
@@ -131,6 +145,27 @@ ROUTES = (
         "(a new password each call)",
         201, "The user and its password (shown once)", RedisUser, errors=(404,),
     ),
+    Route(
+        "post", "/subscriptions/{sub_id}/levels", "createLevel",
+        "Arm a price level of the subscription: `above` or `below` X on a symbol",
+        201, "Created and armed", Level, body=LevelSpec, errors=(400, 404, 409, 415, 422),
+    ),
+    Route(
+        "get", "/subscriptions/{sub_id}/levels", "listLevels",
+        "List the subscription's price levels, a page at a time",
+        200, "A page in level id order; `next` is the cursor of the next",
+        LevelPage, query=LevelListQuery, errors=(400, 404),
+    ),
+    Route(
+        "put", "/subscriptions/{sub_id}/levels/{level_id}", "replaceLevel",
+        "Change a price level (symbol, side, price, note), keeping its id",
+        200, "Changed and re-armed", Level, body=LevelSpec, errors=(400, 404, 415, 422),
+    ),
+    Route(
+        "delete", "/subscriptions/{sub_id}/levels/{level_id}", "deleteLevel",
+        "Disarm and delete one price level of the subscription",
+        204, "Deleted", errors=(404,),
+    ),
 )  # fmt: skip
 
 
@@ -176,6 +211,7 @@ def openapi_document(with_auth: bool = True) -> dict[str, Any]:
     """OpenAPI 3.1; `with_auth` adds the bearer scheme (tokenless mode has none)."""
     models: list[tuple[type[BaseModel], JsonSchemaMode]] = [
         (SubscriptionSpec, "validation"),
+        (LevelSpec, "validation"),
         (Error, "serialization"),
     ]
     models += [(r.answer, "serialization") for r in ROUTES if r.answer is not None]
@@ -183,9 +219,11 @@ def openapi_document(with_auth: bool = True) -> dict[str, Any]:
     paths: dict[str, Any] = {}
     for route in ROUTES:
         item = paths.setdefault(route.path, {})
-        if "{sub_id}" in route.path:
+        names = [n for n in ("sub_id", "level_id") if "{" + n + "}" in route.path]
+        if names:
             item["parameters"] = [
-                {"name": "sub_id", "in": "path", "required": True, "schema": {"type": "string"}}
+                {"name": n, "in": "path", "required": True, "schema": {"type": "string"}}
+                for n in names
             ]
         item[route.method] = _operation(route, with_auth)
     doc: dict[str, Any] = {

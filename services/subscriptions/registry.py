@@ -203,6 +203,11 @@ class SubscriptionRegistry:
         sub = Subscription.model_validate_json(raw)
         return sub if owner is None or sub.owner == owner else None
 
+    def many(self, sub_ids: list[str]) -> list[Subscription | None]:
+        """The subscriptions of these ids, in that order (None for each that is gone)."""
+        raw: Any = self.client.hmget(self.keys.subs, sub_ids) if sub_ids else []
+        return [None if v is None else Subscription.model_validate_json(v) for v in raw]
+
     def page(
         self, owner: str | None = None, after: str = "", limit: int = PAGE_DEFAULT
     ) -> tuple[list[Subscription], str | None]:

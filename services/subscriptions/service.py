@@ -6,7 +6,8 @@ this package (tests/unit/test_import_graph.py):
 
 - `adopt_legacy`: a registry written by an earlier version brought up to date, at start;
 - `start_fanout`: the thread that reads the fan-out queue and fans each alert out;
-- `start_background`: the HTTP API (if wanted) and the webhook worker, on their own thread;
+- `start_background`: the HTTP API (if wanted), the webhook worker and the sweep that
+  disarms expired subscriptions' price levels, on their own thread;
 - `SubscriptionMetrics`: what they count, in the host's metrics registry.
 """
 
@@ -41,7 +42,8 @@ class SubscriptionService:
         return FanoutWorker(self.settings).start()
 
     def start_background(self, *, api: bool) -> Background:
-        """The API (if `api`) and the webhook worker, running once this returns.
+        """The API (if `api`), the webhook worker and the levels sweep, running once this
+        returns.
 
         Raises OSError when the API cannot listen (its port taken, say).
         """

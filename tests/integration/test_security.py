@@ -43,6 +43,10 @@ def test_owners_see_and_change_only_their_own_and_admins_all(api: Api) -> None:
         ("DELETE", f"/subscriptions/{alice}", None),
         ("GET", f"/subscriptions/{alice}/alerts", None),
         ("POST", f"/subscriptions/{alice}/redis-user", None),
+        ("POST", f"/subscriptions/{alice}/levels", {"symbol": "2513.HK", "above": 500}),
+        ("GET", f"/subscriptions/{alice}/levels", None),
+        ("PUT", f"/subscriptions/{alice}/levels/0123456789abcdef", {"symbol": "X", "above": 1}),
+        ("DELETE", f"/subscriptions/{alice}/levels/0123456789abcdef", None),
     ):
         status, answer = api.call(method, path, body, token=BOB)
         assert status == 404, (method, path, answer)

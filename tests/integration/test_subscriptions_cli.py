@@ -7,6 +7,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import redis
@@ -98,3 +99,44 @@ def test_subscribe_creates_and_tails_then_list_show_delete(
     bad = cli("subscribe", "--kinds", "record_low", "--no-tail")
     assert bad.returncode == 2
     assert "filters.kinds.0" in bad.stderr
+
+
+def test_subscribe_with_levels_then_list_unlevel_and_delete(
+    settings: Callable[..., Settings],
+    redis_client: redis.Redis,
+    read_topic: Callable[..., list[Any]],
+) -> None:
+    s = settings()
+    env = factories.service_env(s)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    bad = cli("subscribe", "--above", "2513.HK=zero", "--no-tail")
+    assert bad.returncode == 2
+    assert "--above '2513.HK=zero'" in bad.stderr
+    assert SubscriptionRegistry(redis_client, s).list_all() == []
+    made = cli("subscribe", "--above", "2513.HK=500", "--below", "0700.HK=300", "--no-tail")
+    assert made.returncode == 0, made.stderr
+    sub_id = made.stdout.strip()
+    listed = cli("subscriptions", "levels", sub_id, "--json")
+    assert listed.returncode == 0, listed.stderr
+    levels = sorted(
+        (json.loads(line) for line in listed.stdout.splitlines()), key=lambda lv: lv["symbol"]
+    )
+    assert [(lv["symbol"], lv.get("above"), lv.get("below")) for lv in levels] == [
+        ("0700.HK", None, 300),
+        ("2513.HK", 500, None),
+    ]
+    first, second = (lv["level_id"] for lv in levels)
+    assert cli("subscriptions", "unlevel", sub_id, first).returncode == 0
+    assert cli("subscriptions", "unlevel", sub_id, first).returncode == 1
+    text = cli("subscriptions", "levels", sub_id).stdout
+    assert text.startswith(f"{second}  2513.HK  above 500")
+    assert cli("subscriptions", "delete", sub_id).returncode == 0
+    got = read_topic(s.levels_topic, expect=4)
+    last = {r.key.decode(): r.value for r in got}
+    assert last == {first: None, second: None}  # both disarmed: tombstones last
+    assert cli("subscriptions", "levels", sub_id).returncode == 1

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from schemas.alert import Alert
-from schemas.signals import AhPremium, AnySignal, IndexDivergence, RecordHigh
+from schemas.signals import AhPremium, AnySignal, IndexDivergence, PriceLevel, RecordHigh
 from schemas.subscription import SubscriptionSpec
 from services.runtime.settings import Settings
 
@@ -44,6 +44,32 @@ def record_high(
             "previous_high": previous_high,
             "previous_high_ts": previous_high_ts or ts - timedelta(days=1),
             "change_pct": (price / previous_high - 1) * 100 if change_pct is None else change_pct,
+        }
+    )
+
+
+def price_level(
+    subscription_id: str | None,
+    ts: datetime = T0,
+    price: float = 501.0,
+    *,
+    symbol: str = "2513.HK",
+    level: float = 500.0,
+    previous_price: float = 499.0,
+    direction: str = "above",
+    level_id: str = "0123456789abcdef",
+) -> PriceLevel:
+    """A firing of a subscriber's level (`above` 500 crossed from 499 to 501 by default)."""
+    return PriceLevel.model_validate(
+        {
+            "symbol": symbol,
+            "ts": ts,
+            "price": price,
+            "previous_price": previous_price,
+            "level": level,
+            "direction": direction,
+            "subscription_id": subscription_id,
+            "level_id": level_id,
         }
     )
 

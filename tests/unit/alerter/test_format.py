@@ -108,3 +108,17 @@ def test_day_move_lines() -> None:
         "2026-02-13 14:02:00+08:00  VOLUME x2  2513.HK  496.00  "
         "volume 4,400,000 vs 2,000,000 a day (5-day mean)"
     )
+
+
+def test_price_level_line() -> None:
+    signal = factories.price_level(
+        "0123456789abcdef",
+        datetime(2026, 2, 13, 14, 2, tzinfo=HKT),
+        501.2,
+        previous_price=498.0,
+        level_id="00aa11bb22cc33dd",
+    )
+    assert format_alert(Alert.of(signal, NOW)) == (
+        "2026-02-13 14:02:00+08:00  LEVEL ABOVE 500.00  2513.HK  501.20  "
+        "(from 498.00; level 00aa11bb22cc33dd)"
+    )

@@ -23,6 +23,7 @@ from matplotlib.image import imread
 from schemas.signals import SIGNAL_ADAPTER, LimitHit, PriceMove, RecordHigh
 from services.backtest.chart_data import DEFAULT_LIMIT, ChartData, choose, file_name
 from services.backtest.charts import FIGURES, MARKER_GID, write_charts
+from services.backtest.levels import read_levels
 from services.backtest.run import run_backtest
 from services.backtest.session_axis import GAP_WIDTH_S, SessionAxis
 from services.cli import main
@@ -59,7 +60,8 @@ def assert_png(path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def demo() -> tuple[ChartData, list[Any]]:
-    """The demo as the README runs it: its rules (every kind on) and its history."""
+    """The demo as the README runs it: its rules (every kind on), its history, and its
+    price level (2513.HK above 400)."""
     rules = Rules.load(DEMO / "rules.toml")
     data = ChartData(rules)
     out = io.BytesIO()
@@ -71,6 +73,7 @@ def demo() -> tuple[ChartData, list[Any]]:
         progress=False,
         history=DEMO / "bars.csv",
         charts=data,
+        levels=read_levels(DEMO / "levels.jsonl"),
     )
     signals = [SIGNAL_ADAPTER.validate_json(line) for line in out.getvalue().splitlines()]
     return data, signals
@@ -84,6 +87,7 @@ MARKED: dict[str, Callable[[Any], tuple[str, float]]] = {
     "price_move": lambda s: (s.direction, s.change_pct),
     "limit_hit": lambda s: (f"{s.phase}-{s.direction}", s.price),
     "volume_spike": lambda s: (f"x{s.multiple:g}", float(s.volume)),
+    "price_level": lambda s: (s.direction, s.price),
 }
 
 
@@ -154,7 +158,8 @@ def test_default_choice_pairs_and_listings_first_then_symbols_kind_by_kind_in_tu
     assert chosen == [
         ("ah_premium", "688981.SH/0981.HK"),
         ("index_divergence", "000688.SH/HSTECH.HK"),
-        # round 1: the biggest of each kind, limit hits first
+        # round 1: the biggest of each kind, the user's own levels first, then limit hits
+        ("price_level", "2513.HK"),
         ("limit_hit", "688795.SH"),  # two seals
         ("price_move", "2513.HK"),  # past 20%, with the most crossings
         ("volume_spike", "2513.HK"),  # 2x, tied with 601127.SH: by name
@@ -164,12 +169,15 @@ def test_default_choice_pairs_and_listings_first_then_symbols_kind_by_kind_in_tu
         ("price_move", "688795.SH"),  # past 20% too, fewer crossings
         ("volume_spike", "601127.SH"),
         ("record_high", "688795.SH"),
-        # round 3: no limit hit or volume spike left
+        # round 3: no level, limit hit or volume spike left
         ("price_move", "0981.HK"),
-        ("record_high", "600519.SH"),
     ]
     left_out = set(data.signals) - set(chosen)
-    assert left_out == {("price_move", "601127.SH"), ("price_move", "688981.SH")}
+    assert left_out == {
+        ("price_move", "601127.SH"),
+        ("price_move", "688981.SH"),
+        ("record_high", "600519.SH"),
+    }
     assert choose(data, None, limit=5) == chosen[:5]
     assert choose(data, None, limit=0) == []
     # named subjects: every kind of each, no limit
@@ -302,6 +310,7 @@ def test_write_charts_writes_what_it_chose(
     assert [p.name for p in written] == [
         "limit_hit-601127.SH.png",
         "limit_hit-688795.SH.png",
+        "price_level-2513.HK.png",
         "price_move-2513.HK.png",
         "price_move-601127.SH.png",
         "price_move-688795.SH.png",
@@ -532,3 +541,24 @@ def test_no_day_trace_without_day_moves_or_without_attach() -> None:
     data.attach(Engine(Rules(divergence=())))  # day moves off
     data.day_move("2513.HK", 0, 1.0)
     assert data.day_traces == {}
+
+
+def test_price_level_chart_draws_each_level_and_marks_each_crossing_on_the_price(
+    demo: tuple[ChartData, list[Any]],
+) -> None:
+    data, signals = demo
+    crossings = of(signals, "price_level", "2513.HK")
+    assert len(crossings) == 6
+    fig = FIGURES["price_level"](data, "2513.HK")
+    (ax,) = fig.axes
+    # The level is drawn as a horizontal line at its price...
+    ys = [[float(y) for y in line.get_ydata()] for line in ax.get_lines()]
+    assert [y[0] for y in ys if len(set(y)) == 1] == [400.0]
+    # ...and every crossing sits on the price line, at or past the level.
+    price = on_curve(line_points(ax, "2513.HK price"))
+    marked = markers(fig)[f"{MARKER_GID}:above"]
+    assert len(marked) == len(crossings)
+    for point in marked:
+        assert point in price
+        assert point[1] >= 400.0
+    assert "1 price level, 6 crossings" in ax.get_title()

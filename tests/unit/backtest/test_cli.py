@@ -106,7 +106,7 @@ def test_progress_bar_only_when_asked(ticks: Path) -> None:
 
 def test_schemas_export_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["schemas", "export", str(tmp_path)]) == 0
-    assert len(list(tmp_path.glob("*.schema.json"))) == 5
+    assert len(list(tmp_path.glob("*.schema.json"))) == 6
     assert "tick.schema.json" in capsys.readouterr().out
 
 
@@ -117,3 +117,52 @@ def test_backtest_reads_standard_input(ticks: Path) -> None:
     assert "<stdin>:4: malformed: price" in proc.stderr
     counts = summary_counts(proc.stderr, "summary:")
     assert [counts[k] for k in ("ticks", "accepted", "malformed", "late")] == [7, 3, 3, 1]
+
+
+def test_levels_fire_in_the_contract_s_order_with_no_subscription(
+    ticks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    levels = tmp_path / "levels.jsonl"
+    levels.write_text(
+        '{"level_id": "z405", "symbol": "2513.HK", "above": 405}\n'
+        "\n"
+        '{"level_id": "a410", "symbol": "2513.HK", "above": 410, '
+        '"subscription_id": "0123456789abcdef"}\n'
+        '{"level_id": "b450", "symbol": "2513.HK", "below": 450, "note": "never"}\n'
+        '{"level_id": "c", "symbol": "0700.HK", "above": 1}\n',
+        encoding="utf-8",
+    )
+    assert main(["backtest", str(ticks), "--levels", str(levels)]) == 0
+    out, err = capsys.readouterr()
+    signals = [json.loads(line) for line in out.splitlines()]
+    # 400 -> 410: the record high first, then both levels by level_id; the late 420 is
+    # not p; 410 -> 496 crosses nothing (410 was reached, 450 is below).
+    assert [(s["kind"], s.get("level_id")) for s in signals] == [
+        ("record_high", None),
+        ("price_level", "a410"),
+        ("price_level", "z405"),
+        ("record_high", None),
+    ]
+    assert {s["subscription_id"] for s in signals[1:3]} == {None}
+    assert (signals[1]["previous_price"], signals[1]["level"]) == (400.0, 410.0)
+    assert summary_counts(err, "summary:")["price_level"] == 2
+
+
+@pytest.mark.parametrize(
+    ("text", "named"),
+    [
+        ('{"level_id": "a", "symbol": "2513.HK"}\n', "levels.jsonl:1: (line)"),
+        ('{"level_id": "a", "symbol": "X", "above": 1}\n' * 2, "levels.jsonl:2: level_id 'a'"),
+        ('\n{"level_id": "a", "symbol": "X", "above": "1"}\n', "levels.jsonl:2: above"),
+        ("not json\n", "levels.jsonl:1"),
+    ],
+)
+def test_a_bad_levels_file_stops_before_any_tick_naming_the_line(
+    ticks: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, named: str
+) -> None:
+    levels = tmp_path / "levels.jsonl"
+    levels.write_text(text, encoding="utf-8")
+    assert main(["backtest", str(ticks), "--levels", str(levels)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert named in err

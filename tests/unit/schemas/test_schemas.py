@@ -179,6 +179,7 @@ def test_json_schema_export(tmp_path: Path) -> None:
     assert names == [
         "alert.schema.json",
         "dead_letter.schema.json",
+        "level.schema.json",
         "signal.schema.json",
         "tick.schema.json",
         "tick_record.schema.json",
@@ -199,7 +200,10 @@ def test_json_schema_export(tmp_path: Path) -> None:
         "price_move",
         "limit_hit",
         "volume_spike",
+        "price_level",
     }
+    level = signal_schema["$defs"]["PriceLevel"]
+    assert set(level["required"]) >= {"symbol", "ts", "price", "previous_price", "level_id"}
     limit = signal_schema["$defs"]["LimitHit"]
     assert set(limit["required"]) >= {"symbol", "ts", "direction", "phase", "limit_price", "seals"}
     ah = signal_schema["$defs"]["AhPremium"]
