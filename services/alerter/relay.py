@@ -116,6 +116,7 @@ class AlertRelay:
         quarantine: Quarantine | None = None,
         *,
         batch_max: int = 500,
+        commit_interval_s: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] = lambda: datetime.now(UTC),
         metrics: AlertMetrics | None = None,
@@ -125,6 +126,13 @@ class AlertRelay:
         self.delivery = delivery
         self.quarantine = quarantine
         self.batch_max = batch_max
+        # At a live pace a batch is a handful of alerts: an offset commit for each is a
+        # broker request per batch. A replay of what Redis already holds is dropped by
+        # the dedupe claim, so committing at most this often loses nothing and costs at
+        # most this long a replay after a crash.
+        self.commit_interval_s = commit_interval_s
+        self._committed_at: float | None = None
+        self._pending_commit = False  # batches delivered since the last commit
         self.clock = clock
         self.now = now
         self.stats = AlertStats()
@@ -169,6 +177,7 @@ class AlertRelay:
                     break
                 uncommitted = True
                 continue
+            self._commit_due(sync=False)
             if idle_exit_s is None:
                 continue
             if not self.consumer.assignment():
@@ -200,8 +209,20 @@ class AlertRelay:
         self.stats.duplicates += len(delivered) - new
         if self.metrics is not None:
             self.metrics.batch(records, alerts, delivered, len(rejected))
-        self._commit(sync=False)
+        self._pending_commit = True
+        self._commit_due(sync=False)
         return True
+
+    def _commit_due(self, *, sync: bool) -> None:
+        """Commit the delivered batches if the last commit is `commit_interval_s` old."""
+        if not self._pending_commit:
+            return
+        now = self.clock()
+        if self._committed_at is not None and now - self._committed_at < self.commit_interval_s:
+            return
+        self._committed_at = now
+        self._pending_commit = False
+        self._commit(sync=sync)
 
     def _commit(self, *, sync: bool) -> None:
         """Commit the consumer's position, which every delivered record is behind."""

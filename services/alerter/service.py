@@ -79,6 +79,7 @@ def relay_signals(
                 RedisDelivery(client, settings, queue=subscriptions.queue),
                 quarantine,
                 batch_max=settings.alerter_batch_max,
+                commit_interval_s=settings.alerter_commit_interval_ms / 1000,
                 metrics=metrics,
             )
             freeze_heap()

@@ -130,7 +130,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
         type=_positive,
         default=None,
         help="a partition's ticks within this many ms share one record "
-        "(default: $MARKETSIGNAL_INGEST_BUNDLE_MS, 5)",
+        "(default: $MARKETSIGNAL_INGEST_BUNDLE_MS, 20)",
     )
     bundles.add_argument(
         "--bundle-max",

@@ -33,7 +33,7 @@ class BundleOptions:
     """Ticks per record: a bundle closes after `window_ms`, or at `max_ticks` or
     `max_bytes` of JSON, whichever comes first."""
 
-    window_ms: float = 5.0
+    window_ms: float = 20.0
     max_ticks: int = 500
     max_bytes: int = 256 * 1024
 

@@ -98,6 +98,9 @@ class Recorder:
 
 def relay_for(
     script: list[list[Any] | KafkaError],
+    *,
+    commit_interval_s: float = 0.0,
+    clock: Any = None,
 ) -> tuple[AlertRelay, ScriptedConsumer, Recorder, AlertMetrics, threading.Event]:
     stop = threading.Event()
     consumer = ScriptedConsumer(script, stop)
@@ -110,8 +113,43 @@ def relay_for(
         delivery,
         metrics=metrics,
         now=lambda: datetime(2026, 2, 13, 8, 0, tzinfo=UTC),
+        commit_interval_s=commit_interval_s,
+        **({} if clock is None else {"clock": clock}),
     )
     return relay, consumer, delivery, metrics, stop
+
+
+def test_commits_are_paced_by_the_interval_and_each_covers_delivered_alerts_only() -> None:
+    # Batches at 0, 0.3, 0.6 and 1.2 s, an empty poll at 1.5 s, then another batch at
+    # 3.0 s, with a 1 s interval.
+    batches: list[list[Any] | KafkaError] = [[signal_record(i)] for i in range(6)]
+    script = [*batches[:4], [], batches[4]]
+    times = iter([0.0, 0.3, 0.6, 1.2, 1.5, 3.0])
+    relay, consumer, delivery, _metrics, stop = relay_for(
+        script, commit_interval_s=1.0, clock=lambda: next(times)
+    )
+
+    relay.run(stop)
+
+    assert len(delivery.alerts) == 5
+    # At once for the first batch; at 1.2 s for the three since; none at 1.5 s (nothing
+    # new); at 3.0 s for the last; the stop's own commit, waited for, last.
+    assert consumer.delivered_before_commit == [1, 4, 5, 5]
+    assert consumer.kinds == ["async", "async", "async", "sync"]
+
+
+def test_an_idle_poll_commits_what_the_interval_held_back() -> None:
+    script: list[list[Any] | KafkaError] = [[signal_record(0)], [signal_record(1)], []]
+    times = iter([0.0, 0.5, 1.1])
+    relay, consumer, _delivery, _metrics, stop = relay_for(
+        script, commit_interval_s=1.0, clock=lambda: next(times)
+    )
+
+    relay.run(stop)
+
+    # The second batch waited; the empty poll 1.1 s after the first commit sent it.
+    assert consumer.delivered_before_commit == [1, 2, 2]
+    assert consumer.kinds == ["async", "async", "sync"]
 
 
 def test_connection_errors_in_poll_are_retried_and_nothing_is_lost() -> None:
