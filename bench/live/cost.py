@@ -35,6 +35,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kafka import KafkaAdminClient
+from kafka.admin import NewTopic
+
 from bench.live.common import (
     BOOTSTRAP,
     CACHE,
@@ -261,6 +264,15 @@ def peer(data: Path, rate: int, seconds: float, logs: Path) -> dict[str, Any]:
         check=True,
         capture_output=True,
     )
+    # Quix gives an output record its input's timestamp: the broker's append time is
+    # when the peer's signal really landed.
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    try:
+        admin.create_topics(
+            [NewTopic(signals, 6, 1, topic_configs={"message.timestamp.type": "LogAppendTime"})]
+        )
+    finally:
+        admin.close()
     part = logs / "cost-quix.csv"
     part.write_text("\n".join([lines[0], *lines[2 : 2 + n]]) + "\n")
     command = [str(QUIX_VENV / "bin" / "python"), "bench/quix_peer.py", "--bootstrap", BOOTSTRAP]
@@ -286,14 +298,18 @@ def peer(data: Path, rate: int, seconds: float, logs: Path) -> dict[str, Any]:
             if quix.poll() is None:
                 quix.kill()
                 quix.wait()
+
+    def ms(ts: str) -> int:  # the tick's and the signal's ts, whatever their spelling
+        return round(datetime.fromisoformat(ts).timestamp() * 1000)
+
     tick_time = {}
     for rec in read_topic(topic):
         tick = json.loads(rec.value)
-        tick_time[tick["ts"]] = rec.timestamp / 1000
+        tick_time[ms(tick["ts"])] = rec.timestamp / 1000
     delays = []
     for rec in read_topic(signals):
         signal = json.loads(rec.value)
-        sent = tick_time.get(signal["ts"])
+        sent = tick_time.get(ms(signal["ts"]))
         at = rec.timestamp / 1000
         if sent is not None and window[0] <= at <= window[1]:
             delays.append(at - sent)
