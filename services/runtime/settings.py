@@ -134,6 +134,10 @@ class Settings(BaseSettings):
     # that fetches the codes' rows in place of akshare's calls (docs/feeds.md, "akshare"):
     # another snapshot source, or the tests' stand-in. None: akshare's.
     akshare_fetch: str | None = None
+    # `history fetch`: a base URL that every HTTP request of akshare or yfinance goes to
+    # instead, path and query kept (docs/feeds.md, "History from a source"): a relay in
+    # front of the source, or the tests' stand-in. None: the sources themselves.
+    history_fetch_url: str | None = None
 
     # processor (faust-streaming worker)
     processor_app_id: str = "marketsignal-processor"

@@ -9,4 +9,6 @@
   folder by tests/conftest.py.
 - `factories`: valid signals, alerts, subscriptions and service environments.
 - `summary`: the counts of a command's summary line.
+- `history_server`: a stand-in on loopback for the HTTP APIs `history fetch` reads
+  through akshare and yfinance.
 """
