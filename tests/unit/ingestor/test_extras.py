@@ -15,9 +15,11 @@ from services.ingestor.extras import load_function
 @pytest.mark.parametrize(
     ("module", "argv", "extra"),
     [
-        ("yfinance.pricing_pb2", ["--yahoo", "0700.HK"], "yahoo"),
-        ("akshare", ["--akshare", "--codes", "600519"], "akshare"),
-        ("futu", ["--futu", "127.0.0.1:11111", "--codes", "HK.00700"], "futu"),
+        ("yfinance.pricing_pb2", ["ingest", "--yahoo", "0700.HK"], "yahoo"),
+        ("akshare", ["ingest", "--akshare", "--codes", "600519"], "akshare"),
+        ("futu", ["ingest", "--futu", "127.0.0.1:11111", "--codes", "HK.00700"], "futu"),
+        ("akshare", ["history", "fetch", "--source", "akshare", "600519.SH"], "akshare"),
+        ("yfinance", ["history", "fetch", "--source", "yahoo", "0700.HK"], "yahoo"),
     ],
 )
 def test_without_the_extra_one_line_and_exit_2(
@@ -28,9 +30,10 @@ def test_without_the_extra_one_line_and_exit_2(
     extra: str,
 ) -> None:
     monkeypatch.setitem(sys.modules, module, None)  # as if not installed
-    assert main(["ingest", *argv]) == 2
-    err = capsys.readouterr().err
-    option = argv[0]
+    assert main(argv) == 2
+    out, err = capsys.readouterr()
+    assert out == ""  # not even the history file's header
+    option = argv[1] if argv[0] == "ingest" else " ".join(argv[:4])
     assert err.startswith(
         f"marketsignal: {option} needs the {extra} extra: pip install 'marketsignal[{extra}]'"
     )
