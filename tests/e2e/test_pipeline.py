@@ -139,6 +139,13 @@ def wait_drained(s: Settings, services: list[Service]) -> None:
         drained.close()
 
 
+def wait_alerts(client: redis.Redis, s: Settings, n: int, services: list[Service]) -> None:
+    """Until the alerts stream holds `n` alerts and both consumer groups are drained."""
+    stream = s.redis_key("alerts")
+    wait_for(f"{n} alerts in {stream}", lambda: int(client.xlen(stream)) >= n, 240, services)
+    wait_drained(s, services)
+
+
 def stream_alerts(client: redis.Redis, key: str) -> list[Alert]:
     return [
         Alert.model_validate_json(fields[b"alert"]) for _, fields in client.xrange(key, "-", "+")
@@ -170,14 +177,7 @@ def test_demo_replay_reaches_subscribers_exactly_as_the_backtest_says(
     try:
         seed_history(s, rules, services)
         summary = ingest(s, rules, bundles)
-        stream = s.redis_key("alerts")
-        wait_for(
-            f"{len(expected)} alerts in {stream}",
-            lambda: int(redis_client.xlen(stream)) >= len(expected),
-            240,
-            services,
-        )
-        wait_drained(s, services)
+        wait_alerts(redis_client, s, len(expected), services)
         messages = live.sync()
     finally:
         live.close()

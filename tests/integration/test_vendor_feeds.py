@@ -21,6 +21,7 @@ from services.runtime.settings import Settings
 from tests.support.feed_server import FeedServer
 from tests.support.live_ingest import (
     T0_MS,
+    has_read_through,
     ingest,
     scrape,
     stop,
@@ -88,12 +89,7 @@ def test_polygon_feed_to_canonical_ticks_and_dead_letters(
     port = free_port()
     last_before_drop_s = (T0_MS + 11 * 1000) / 1000
 
-    def delivered() -> bool:
-        try:
-            seen = scrape(port).get("marketsignal_ingest_last_tick_timestamp_seconds", 0.0)
-        except OSError:
-            return False
-        return bool(seen >= last_before_drop_s)
+    delivered = has_read_through(port, last_before_drop_s)
 
     server = FeedServer(
         [json.dumps(m) for m in MESSAGES], DROP_AFTER, RESEND_FROM, delivered=delivered

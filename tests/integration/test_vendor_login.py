@@ -28,7 +28,15 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 
 from services.runtime.settings import Settings
 from tests.support import factories
-from tests.support.live_ingest import ROOT, T0_MS, scrape, stop, ticks_of, wait_metric
+from tests.support.live_ingest import (
+    ROOT,
+    T0_MS,
+    has_read_through,
+    scrape,
+    stop,
+    ticks_of,
+    wait_metric,
+)
 from tests.support.services import free_port
 from tests.support.wait import wait_for, wait_for_async
 
@@ -225,12 +233,7 @@ def test_login_subscribe_and_again_after_a_drop(
     port = free_port()
     last_before_drop_s = (T0_MS + (DROP_AFTER - 1) * 1000) / 1000
 
-    def delivered() -> bool:
-        try:
-            seen = scrape(port).get("marketsignal_ingest_last_tick_timestamp_seconds", 0.0)
-        except OSError:
-            return False
-        return bool(seen >= last_before_drop_s)
+    delivered = has_read_through(port, last_before_drop_s)
 
     server = LoginServer(vendor, delivered)
     server.start()

@@ -26,6 +26,7 @@ from tests.support.feed_server import FeedServer
 from tests.support.live_ingest import (
     BUNDLES,
     T0_MS,
+    has_read_through,
     ingest,
     prices,
     scrape,
@@ -87,12 +88,7 @@ def test_websocket_feed_reconnects_with_nothing_lost_or_duplicated(
     # The 30th message is one tick: the client has read them all once it has seen its time.
     last_ts_s = json.loads(messages[29])["ts"] / 1000
 
-    def delivered() -> bool:
-        try:
-            seen = scrape(port).get("marketsignal_ingest_last_tick_timestamp_seconds", 0.0)
-        except OSError:
-            return False
-        return bool(seen >= last_ts_s)
+    delivered = has_read_through(port, last_ts_s)
 
     server = FeedServer(messages, drop_after=30, resend_from=24, delivered=delivered)
     server.start()

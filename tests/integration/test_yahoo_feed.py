@@ -21,7 +21,16 @@ import pytest
 from schemas.dead_letter import DeadLetter
 from services.runtime.settings import Settings
 from tests.support.feed_server import FeedServer, yahoo_message
-from tests.support.live_ingest import T0_MS, ingest, readyz, scrape, stop, ticks_of, wait_metric
+from tests.support.live_ingest import (
+    T0_MS,
+    has_read_through,
+    ingest,
+    readyz,
+    scrape,
+    stop,
+    ticks_of,
+    wait_metric,
+)
 from tests.support.services import free_port
 from tests.support.wait import wait_for
 
@@ -69,12 +78,7 @@ def test_yahoo_streamer_to_canonical_ticks_and_dead_letters(
     port = free_port()
     last_before_drop_s = (T0_MS + 5 * 1000) / 1000
 
-    def delivered() -> bool:
-        try:
-            seen = scrape(port).get("marketsignal_ingest_last_tick_timestamp_seconds", 0.0)
-        except OSError:
-            return False
-        return bool(seen >= last_before_drop_s)
+    delivered = has_read_through(port, last_before_drop_s)
 
     server = FeedServer(MESSAGES, DROP_AFTER, RESEND_FROM, delivered=delivered)
     server.start()

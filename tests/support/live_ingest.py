@@ -112,6 +112,20 @@ def readyz(port: int) -> int:
         return exc.code
 
 
+def has_read_through(port: int, ts_s: float) -> Callable[[], bool]:
+    """Whether the ingestor with metrics on `port` has seen a tick stamped `ts_s` or later:
+    a feed server's `delivered`, so that it drops the connection only then."""
+
+    def delivered() -> bool:
+        try:
+            seen = scrape(port).get("marketsignal_ingest_last_tick_timestamp_seconds", 0.0)
+        except OSError:
+            return False
+        return bool(seen >= ts_s)
+
+    return delivered
+
+
 def wait_metric(port: int, name: str, check: Callable[[float], bool], proc: Any) -> float:
     def passed() -> tuple[float] | None:
         assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
