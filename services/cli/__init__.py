@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "backtest": ("services.cli.backtest", "run the detectors on a CSV or JSONL file"),
     "schemas": ("services.cli.schemas", "export the wire contract as JSON Schema"),
     "ingest": ("services.cli.ingest", "validate ticks from a file and publish them to Kafka"),
-    "history": ("services.cli.history", "load daily bars (history) into the processor"),
+    "history": ("services.cli.history", "daily bars: fetch from a source, load into the processor"),
     "process": ("services.cli.process", "run the faust-streaming detector worker"),
     "alert": ("services.cli.alert", "deliver signals from Kafka to Redis subscribers"),
     "tail": ("services.cli.tail", "print alerts live as a subscriber sees them"),

@@ -81,8 +81,8 @@ def configure(parser: argparse.ArgumentParser) -> None:
         "--days",
         type=int,
         default=400,
-        help="calendar days back from today (default 400: a 52-week high and a ytd base "
-        "with room to spare)",
+        help="calendar days back from today (default 400: the 52-week window and a ytd "
+        "base with room to spare; an all-time high needs the listing's whole life)",
     )
     fetch.add_argument(
         "--adjust",
@@ -99,7 +99,6 @@ def configure(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="source=canonical lines read before the symbol rules (docs/feeds.md)",
     )
-    add_config_option(fetch)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -154,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _fetch(args: argparse.Namespace) -> int:
-    settings = Settings.for_config(args.config)
+    settings = Settings()
     if args.days < 1:
         print("marketsignal: --days must be at least 1", file=sys.stderr)
         return 2
