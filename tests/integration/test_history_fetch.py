@@ -60,8 +60,18 @@ def server() -> Iterator[HistoryServer]:
         yield running
 
 
-def fetch(server: HistoryServer, *args: str) -> tuple[int, list[dict[str, str]], str]:
-    env = dict(os.environ, MARKETSIGNAL_HISTORY_FETCH_URL=server.url)
+@pytest.fixture
+def env(server: HistoryServer, tmp_path: Path) -> dict[str, str]:
+    """The stand-in as the sources, and yfinance's caches (its ticker time zones) in
+    `tmp_path`, not in the user's: the stand-in's answers stay out of real runs."""
+    return dict(
+        os.environ,
+        MARKETSIGNAL_HISTORY_FETCH_URL=server.url,
+        XDG_CACHE_HOME=str(tmp_path / "cache"),
+    )
+
+
+def fetch(env: dict[str, str], *args: str) -> tuple[int, list[dict[str, str]], str]:
     done = run_cli("history", "fetch", *args, env=env)
     lines = done.stdout.splitlines()
     header = lines[0].split(",") if lines else []
@@ -69,8 +79,8 @@ def fetch(server: HistoryServer, *args: str) -> tuple[int, list[dict[str, str]],
     return done.returncode, rows, done.stderr
 
 
-def test_akshare_bars_in_shares_qfq_by_default(server: HistoryServer) -> None:
-    code, rows, err = fetch(server, "--source", "akshare", "600519.SH,HK.00700", "--days", "30")
+def test_akshare_bars_in_shares_qfq_by_default(server: HistoryServer, env: dict[str, str]) -> None:
+    code, rows, err = fetch(env, "--source", "akshare", "600519.SH,HK.00700", "--days", "30")
     assert code == 0, err
     assert [(r["symbol"], r["date"], r["high"], r["close"], r["volume"]) for r in rows] == [
         ("600519.SH", D[0], "1520.0", "1510.0", "3000000"),  # 30,000 lots
@@ -88,15 +98,15 @@ def test_akshare_bars_in_shares_qfq_by_default(server: HistoryServer) -> None:
     )
 
 
-def test_akshare_unadjusted_on_request(server: HistoryServer) -> None:
-    code, rows, err = fetch(server, "--source", "akshare", "600519.SH", "--adjust", "none")
+def test_akshare_unadjusted_on_request(server: HistoryServer, env: dict[str, str]) -> None:
+    code, rows, err = fetch(env, "--source", "akshare", "600519.SH", "--adjust", "none")
     assert code == 0, err
     assert len(rows) == 2
     assert [q["fqt"] for path, q in server.requests if path.endswith("/kline/get")] == [["0"]]
 
 
-def test_yahoo_bars_on_the_exchange_dates(server: HistoryServer) -> None:
-    code, rows, err = fetch(server, "--source", "yahoo", "0700.HK", "--adjust", "none")
+def test_yahoo_bars_on_the_exchange_dates(server: HistoryServer, env: dict[str, str]) -> None:
+    code, rows, err = fetch(env, "--source", "yahoo", "0700.HK", "--adjust", "none")
     assert code == 0, err
     assert [(r["date"], r["open"], r["high"], r["low"], r["close"], r["volume"]) for r in rows] == [
         (D[0], "480.0", "496.0", "478.0", "490.0", "12000000"),
@@ -108,12 +118,14 @@ def test_yahoo_bars_on_the_exchange_dates(server: HistoryServer) -> None:
     assert any(q.get("interval") == ["1d"] and "period1" in q for q in charts)
 
 
-def test_yahoo_qfq_scales_the_past_to_the_latest_close(server: HistoryServer) -> None:
+def test_yahoo_qfq_scales_the_past_to_the_latest_close(
+    server: HistoryServer, env: dict[str, str]
+) -> None:
     charts = {"0700.HK": json.loads(json.dumps(CHARTS["0700.HK"]))}
     # A dividend before D[2]: Yahoo's adjclose of D[0] is 2% under its close.
     charts["0700.HK"]["chart"]["result"][0]["indicators"]["adjclose"][0]["adjclose"][0] = 480.2
     server.charts = charts
-    code, rows, err = fetch(server, "--source", "yahoo", "0700.HK")
+    code, rows, err = fetch(env, "--source", "yahoo", "0700.HK")
     assert code == 0, err
     first, last = rows[0], rows[-1]
     assert (first["close"], first["high"]) == ("480.2", "486.08")  # 496 * 480.2 / 490
@@ -129,37 +141,30 @@ def test_yahoo_qfq_scales_the_past_to_the_latest_close(server: HistoryServer) ->
     ],
 )
 def test_usage_errors_exit_2_with_one_line(
-    server: HistoryServer, args: tuple[str, ...], message: str
+    env: dict[str, str], args: tuple[str, ...], message: str
 ) -> None:
-    code, rows, err = fetch(server, *args)
+    code, rows, err = fetch(env, *args)
     assert code == 2
     assert rows == []
     assert err.count("\n") == 1
     assert message in err
 
 
-def test_a_symbol_without_data_exits_1_after_the_others(server: HistoryServer) -> None:
-    code, rows, err = fetch(server, "--source", "akshare", "000001.SZ,600519.SH")
+def test_a_symbol_without_data_exits_1_after_the_others(env: dict[str, str]) -> None:
+    code, rows, err = fetch(env, "--source", "akshare", "000001.SZ,600519.SH")
     assert code == 1
     assert {r["symbol"] for r in rows} == {"600519.SH"}
     assert "marketsignal: 000001.SZ: akshare has no daily bars for 000001" in err
-    code, rows, err = fetch(server, "--source", "yahoo", "0005.HK")
+    code, rows, err = fetch(env, "--source", "yahoo", "0005.HK")
     assert code == 1
     assert rows == []
     assert "marketsignal: 0005.HK: yahoo failed" in err
 
 
 def test_backtest_judges_a_record_high_against_the_fetched_history(
-    server: HistoryServer, tmp_path: Path
+    env: dict[str, str], tmp_path: Path
 ) -> None:
-    done = run_cli(
-        "history",
-        "fetch",
-        "--source",
-        "akshare",
-        "600519.SH",
-        env=dict(os.environ, MARKETSIGNAL_HISTORY_FETCH_URL=server.url),
-    )
+    done = run_cli("history", "fetch", "--source", "akshare", "600519.SH", env=env)
     assert done.returncode == 0, done.stderr
     bars, ticks = tmp_path / "bars.csv", tmp_path / "ticks.csv"
     bars.write_text(done.stdout)

@@ -19,6 +19,7 @@ from services.ingestor.daily_bars import (
     source_code,
     to_bar,
 )
+from services.ingestor.history_fetch import rebase
 from services.ingestor.symbols import SymbolMap
 
 A = SourceCode("600519.SH", "600519", "A", 100)
@@ -106,3 +107,22 @@ def test_missing_optional_fields_are_left_out_and_a_second_row_of_a_day_skipped(
     assert second == "2026-02-13: a second row for this date"
     assert csv_header() == "symbol,date,open,high,low,close,volume"
     assert csv_line(first) == "600519.SH,2026-02-13,,2.0,,1.0,"
+
+
+@pytest.mark.parametrize(
+    ("url", "base", "rebased"),
+    [
+        (
+            "https://push2his.eastmoney.com/api/qt/stock/kline/get?secid=1.600519",
+            "http://127.0.0.1:8000",
+            "http://127.0.0.1:8000/api/qt/stock/kline/get?secid=1.600519",
+        ),
+        (
+            "https://query2.finance.yahoo.com/v8/finance/chart/0700.HK?interval=1d",
+            "http://relay.local/yahoo/",
+            "http://relay.local/yahoo/v8/finance/chart/0700.HK?interval=1d",
+        ),
+    ],
+)
+def test_a_request_rebased_keeps_its_path_and_query(url: str, base: str, rebased: str) -> None:
+    assert rebase(url, base) == rebased
