@@ -155,6 +155,11 @@ def test_a_symbol_without_data_exits_1_after_the_others(env: dict[str, str]) -> 
     assert code == 1
     assert {r["symbol"] for r in rows} == {"600519.SH"}
     assert "marketsignal: 000001.SZ: akshare has no daily bars for 000001" in err
+    # stock_hk_hist reads Eastmoney's `"data": null` without a check: akshare's failure
+    code, rows, err = fetch(env, "--source", "akshare", "0005.HK")
+    assert code == 1
+    assert rows == []
+    assert "marketsignal: 0005.HK: akshare failed: TypeError" in err
     code, rows, err = fetch(env, "--source", "yahoo", "0005.HK")
     assert code == 1
     assert rows == []
