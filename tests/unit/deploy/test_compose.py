@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -145,3 +146,16 @@ def test_compose_mounts_exist_in_the_repository() -> None:
     assert any(
         "prometheus.compose.yml:/etc/prometheus/prometheus.yml" in v for v in prom["volumes"]
     )
+
+
+def test_the_image_installs_the_live_sources_extras_by_default() -> None:
+    # `ingest --yahoo/--akshare/--futu` in a container needs their extras (docs/feeds.md).
+    text = dockerfile()
+    default = re.search(r'^ARG EXTRAS="([^"]*)"$', text, re.M)
+    assert default is not None
+    optional = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert set(default.group(1).split()) == {"yahoo", "akshare", "futu"}
+    assert set(default.group(1).split()) <= set(optional)
+    assert "optional-dependencies" in text  # the install reads them from pyproject.toml
