@@ -113,9 +113,12 @@ class LevelFeed:
         if self._running:  # faust starts app tasks again if the app restarts
             return
         self._running = True
+        # Subscribed without a group: aiokafka then assigns every partition of the topic
+        # to this consumer alone, and keeps the assignment in step with the metadata.
         consumer = AIOKafkaConsumer(
+            self.topic,
             bootstrap_servers=self.bootstrap,
-            group_id=None,  # no group: every worker reads every partition
+            group_id=None,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
@@ -123,7 +126,6 @@ class LevelFeed:
         try:
             await consumer.start()
             partitions = await self._partitions(consumer)
-            consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             ends = await consumer.end_offsets(partitions)
             log.info(
@@ -137,15 +139,13 @@ class LevelFeed:
             await consumer.stop()
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        # The worker created the topic before starting, but a fresh consumer's metadata
-        # may not list it yet.
+        # The worker created the topic before starting, but the consumer's first
+        # metadata may not list its partitions yet.
         while True:
-            await consumer.topics()  # refreshes the cluster metadata
-            found = consumer.partitions_for_topic(self.topic)
-            if found:
-                return [TopicPartition(self.topic, p) for p in sorted(found)]
-            log.info("levels: %s not in the broker's metadata yet", self.topic)
-            await asyncio.sleep(RETRY_S)
+            assigned = consumer.assignment()
+            if assigned:
+                return sorted(assigned)
+            await asyncio.sleep(0.1)
 
     async def _follow(
         self,

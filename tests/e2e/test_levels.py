@@ -1,0 +1,236 @@
+"""A subscriber's own price levels through the whole pipeline, against `backtest --levels`.
+
+Levels are created through the subscriptions API (served by the alerter, as `make up`
+runs it) on the real Kafka and Redis: one before the feed, one between its two halves,
+while the processor runs. The demo is replayed with the real ingestor and processor; the
+subscription's own stream must then hold exactly the firings `backtest --levels` finds
+on the same ticks (the level created half-way: its firings on the second half), each
+once, and no price_level may reach the shared `alerts` stream, any `alerts:*` channel,
+or another subscription that takes every alert of the symbol.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import urllib.request
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import redis
+
+from schemas.alert import Alert, alert_id_for
+from schemas.level import Level
+from schemas.signals import SIGNAL_ADAPTER, PriceLevel
+from services.backtest.levels import read_levels
+from services.backtest.run import run_backtest
+from services.detection.rules import Rules
+from services.runtime.redis_keys import RedisKeys
+from services.runtime.settings import Settings
+from tests.e2e.test_pipeline import DEMO, RATE, paced_rules, stream_alerts, wait_drained
+from tests.integration.api_client import Api
+from tests.support import factories
+from tests.support.live import Subscriber
+from tests.support.services import ROOT, Service, free_port
+from tests.support.stack import SettingsFactory
+from tests.support.wait import wait_for
+
+pytestmark = pytest.mark.e2e
+
+TOKEN = "levels-e2e-token-0123456789abcdef"
+# Before the feed: the demo's own level (deploy/demo/levels.jsonl), which fires on 12
+# February. Between the feed's halves: a level below 380, which Zhipu crosses on 11
+# February once before the cut (a firing the stream must not have) and 8 times after.
+BEFORE = {"symbol": "2513.HK", "above": 400}
+DURING = {"symbol": "2513.HK", "below": 380}
+CUT = "2513.HK,2026-02-11T12:00:00"  # the second half starts at this line
+
+
+def halves(tmp_path: Path) -> tuple[Path, Path]:
+    """The demo's ticks cut in two files at CUT, each with the header."""
+    header, *rows = DEMO.read_text(encoding="utf-8").splitlines(keepends=True)
+    at = next(i for i, row in enumerate(rows) if row.startswith(CUT))
+    first, second = tmp_path / "first.csv", tmp_path / "second.csv"
+    first.write_text(header + "".join(rows[:at]), encoding="utf-8")
+    second.write_text(header + "".join(rows[at:]), encoding="utf-8")
+    return first, second
+
+
+def backtest_levels(ticks: Path, rules: Path, levels: list[Level], tmp_path: Path) -> list[str]:
+    """`backtest --levels` of `ticks`: its price_level firings, as JSON lines, with each
+    level's subscription put back (a backtest's firings carry none)."""
+    path = tmp_path / "levels.jsonl"
+    path.write_text(
+        "".join(
+            lv.model_dump_json(include={"level_id", "symbol", "above", "below"}) + "\n"
+            for lv in levels
+        ),
+        encoding="utf-8",
+    )
+    out = io.BytesIO()
+    summary = run_backtest(
+        ticks, Rules.load(rules), out, io.StringIO(), progress=False, levels=read_levels(path)
+    )
+    assert summary.malformed == 0
+    owner = {lv.level_id: lv.subscription_id for lv in levels}
+    fired = []
+    for line in out.getvalue().splitlines():
+        signal = SIGNAL_ADAPTER.validate_json(line)
+        if isinstance(signal, PriceLevel):
+            fired.append(
+                signal.model_copy(
+                    update={"subscription_id": owner[signal.level_id]}
+                ).model_dump_json()
+            )
+    return fired
+
+
+def create_level(api: Api, sub: str, spec: dict[str, object]) -> Level:
+    status, body = api.call("POST", f"/subscriptions/{sub}/levels", spec)
+    assert status == 201, body
+    return Level.model_validate(body)
+
+
+def ingest(env: dict[str, str], path: Path) -> None:
+    """The real ingestor replays `path` (tick bundles, its default) to its end."""
+    command = [sys.executable, "-m", "services.cli", "ingest", str(path), "--rate", RATE]
+    proc = subprocess.run(
+        command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def test_levels_set_before_and_during_a_feed_fire_on_their_subscription_only(
+    settings: SettingsFactory, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    port = free_port()
+    s: Settings = settings(partitions=6, api_tokens=(TOKEN,))
+    rules = paced_rules(tmp_path)
+    env = factories.service_env(
+        s,
+        rules,
+        state_dir=ROOT / ".local" / "state" / "e2e",
+        processor_metrics_port=0,
+        alerter_metrics_port=0,
+        ingestor_metrics_port=0,
+        api_host="127.0.0.1",
+        api_port=port,
+        api_tokens=[TOKEN],
+    )
+    first, second = halves(tmp_path)
+    keys = RedisKeys(s.namespace)
+    live = Subscriber(redis_client, s.redis_key("alerts:*"), s.redis_key("alerts:marker:sync"))
+    alerter = Service("alerter", ["alert"], env, tmp_path)
+    metrics_port = free_port()
+    processor = Service(
+        "processor",
+        ["process", "--web-port", str(free_port())],
+        {**env, "MARKETSIGNAL_PROCESSOR_METRICS_PORT": str(metrics_port)},
+        tmp_path,
+    )
+    services = [processor, alerter]
+    api = Api(f"http://127.0.0.1:{port}", s, TOKEN)
+    try:
+        wait_for("the API", lambda: _answers(api), 60, services)
+        # Its filters take no shared alert: its stream holds its levels' firings alone.
+        status, body = api.call(
+            "POST", "/subscriptions", {"name": "mine", "filters": {"symbols": ["NONE.XX"]}}
+        )
+        assert status == 201, body
+        mine = str(body["subscription"]["id"])
+        # Takes every alert of the symbol: none of another subscription's levels.
+        status, body = api.call(
+            "POST", "/subscriptions", {"name": "other", "filters": {"symbols": ["2513.HK"]}}
+        )
+        assert status == 201, body
+        other = str(body["subscription"]["id"])
+        before = create_level(api, mine, BEFORE)
+        wait_for("the level armed", lambda: armed(metrics_port) == 1, 30, services)
+        ingest(env, first)
+        wait_drained(s, services)
+        during = create_level(api, mine, DURING)
+        # Armed before the second half's first tick, as the backtest assumes.
+        wait_for("the second level armed", lambda: armed(metrics_port) == 2, 30, services)
+        ingest(env, second)
+        wait_drained(s, services)
+
+        whole = backtest_levels(DEMO, rules, [before, during], tmp_path)
+        # The level created half-way fires from the second half on: the backtest of the
+        # first half, with both levels, holds exactly the firings it must not have.
+        early = Counter(
+            line
+            for line in backtest_levels(first, rules, [before, during], tmp_path)
+            if json.loads(line)["level_id"] == during.level_id
+        )
+        expected = list((Counter(whole) - early).elements())
+        assert sum(early.values()) >= 1  # the cut does leave a firing out
+        per_level = Counter(json.loads(x)["level_id"] for x in expected)
+        assert per_level[before.level_id] >= 2
+        assert per_level[during.level_id] >= 2
+        stream = keys.stream(mine)
+        wait_for(
+            f"{len(expected)} firings in {stream}",
+            lambda: int(redis_client.xlen(stream)) >= len(expected),
+            120,
+            services,
+        )
+        wait_for(
+            "the fan-out queue drained",
+            lambda: int(redis_client.xlen(keys.fanout_queue)) == 0,
+            60,
+            services,
+        )
+        messages = live.sync()
+    finally:
+        live.close()
+        for svc in services:
+            svc.stop()
+
+    got = stream_alerts(redis_client, stream)
+    assert len({a.alert_id for a in got}) == len(got), "a firing delivered twice"
+    assert sorted(a.signal.model_dump_json() for a in got) == sorted(expected)
+    assert {a.alert_id for a in got} == {
+        alert_id_for(SIGNAL_ADAPTER.validate_json(x)) for x in expected
+    }
+    # In the backtest's order per level.
+    firings = [a.signal for a in got if isinstance(a.signal, PriceLevel)]
+    for level in (before, during):
+        mine_order = [f.model_dump_json() for f in firings if f.level_id == level.level_id]
+        assert mine_order == [x for x in expected if json.loads(x)["level_id"] == level.level_id]
+    # Nowhere else: not the shared stream, no channel, not the other subscription.
+    shared = stream_alerts(redis_client, s.redis_key("alerts"))
+    assert shared
+    assert not [a for a in shared if a.kind == "price_level"]
+    assert not [c for c, _ in messages if ":price_level:" in c]
+    assert not [
+        a
+        for a in (Alert.model_validate_json(data) for _, data in messages)
+        if a.kind == "price_level"
+    ]
+    theirs = stream_alerts(redis_client, keys.stream(other))
+    assert theirs
+    assert not [a for a in theirs if a.kind == "price_level"]
+
+
+def armed(metrics_port: int) -> int | None:
+    """The processor's armed levels, as its /metrics says (None: not serving yet)."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("marketsignal_processor_levels_armed "):
+            return int(float(line.split()[1]))
+    return None
+
+
+def _answers(api: Api) -> bool:
+    try:
+        status, _ = api.call("GET", "/subscriptions")
+    except OSError:  # not listening yet
+        return False
+    return status == 200
