@@ -1,10 +1,12 @@
 """A subscriber's own price levels through the whole pipeline, against `backtest --levels`.
 
 Levels are created through the subscriptions API (served by the alerter, as `make up`
-runs it) on the real Kafka and Redis: one before the feed, one between its two halves,
-while the processor runs. The demo is replayed with the real ingestor and processor; the
-subscription's own stream must then hold exactly the firings `backtest --levels` finds
-on the same ticks (the level created half-way: its firings on the second half), each
+runs it) on the real Kafka and Redis: two before the feed; between its two halves one
+of them is deleted, another created, and the processor killed with SIGKILL and
+restarted, which must then hold the two live levels and not the deleted one. The demo
+is replayed with the real ingestor and processor; the subscription's own stream must
+then hold exactly the firings `backtest --levels` finds on the same ticks (the level
+created half-way: its firings on the second half; the one deleted: on the first), each
 once, and no price_level may reach the shared `alerts` stream, any `alerts:*` channel,
 or another subscription that takes every alert of the symbol.
 """
@@ -148,28 +150,44 @@ def test_levels_set_before_and_during_a_feed_fire_on_their_subscription_only(
         assert status == 201, body
         other = str(body["subscription"]["id"])
         before = create_level(api, mine, BEFORE)
-        wait_for("the level armed", lambda: armed(metrics_port) == 1, 30, services)
+        # The same as DURING but set before the feed and deleted at the cut.
+        gone = create_level(api, mine, DURING)
+        wait_for("the levels armed", lambda: armed(metrics_port) == 2, 30, services)
         ingest(env, first)
         wait_drained(s, services)
+        status, body = api.call("DELETE", f"/subscriptions/{mine}/levels/{gone.level_id}")
+        assert status == 204, body
         during = create_level(api, mine, DURING)
-        # Armed before the second half's first tick, as the backtest assumes.
-        wait_for("the second level armed", lambda: armed(metrics_port) == 2, 30, services)
+        # A kill -9 at the cut: the restarted worker reads the levels topic again and
+        # must hold the two live levels, not the deleted one.
+        processor.kill()
+        processor = Service(
+            "processor-2",
+            ["process", "--web-port", str(free_port())],
+            {**env, "MARKETSIGNAL_PROCESSOR_METRICS_PORT": str(metrics_port)},
+            tmp_path,
+        )
+        services = [processor, alerter]
+        wait_for("the restarted processor ready", lambda: ready(metrics_port), 90, services)
+        assert armed(metrics_port) == 2
         ingest(env, second)
         wait_drained(s, services)
 
-        whole = backtest_levels(DEMO, rules, [before, during], tmp_path)
-        # The level created half-way fires from the second half on: the backtest of the
-        # first half, with both levels, holds exactly the firings it must not have.
-        early = Counter(
-            line
-            for line in backtest_levels(first, rules, [before, during], tmp_path)
-            if json.loads(line)["level_id"] == during.level_id
-        )
-        expected = list((Counter(whole) - early).elements())
+        levels = [before, during, gone]
+        whole = Counter(backtest_levels(DEMO, rules, levels, tmp_path))
+        half = Counter(backtest_levels(first, rules, levels, tmp_path))
+        # The level created at the cut fires from the second half on, the level deleted
+        # there on the first half only: the backtest of the first half, with every
+        # level, holds the firings of each half.
+        early = Counter({x: n for x, n in half.items() if during.level_id in x})
+        late = Counter({x: n for x, n in (whole - half).items() if gone.level_id in x})
+        expected = list((whole - early - late).elements())
         assert sum(early.values()) >= 1  # the cut does leave a firing out
+        assert sum(late.values()) >= 1
         per_level = Counter(json.loads(x)["level_id"] for x in expected)
         assert per_level[before.level_id] >= 2
         assert per_level[during.level_id] >= 2
+        assert per_level[gone.level_id] >= 1
         stream = keys.stream(mine)
         wait_for(
             f"{len(expected)} firings in {stream}",
@@ -197,7 +215,7 @@ def test_levels_set_before_and_during_a_feed_fire_on_their_subscription_only(
     }
     # In the backtest's order per level.
     firings = [a.signal for a in got if isinstance(a.signal, PriceLevel)]
-    for level in (before, during):
+    for level in (before, during, gone):
         mine_order = [f.model_dump_json() for f in firings if f.level_id == level.level_id]
         assert mine_order == [x for x in expected if json.loads(x)["level_id"] == level.level_id]
     # Nowhere else: not the shared stream, no channel, not the other subscription.
@@ -226,6 +244,15 @@ def armed(metrics_port: int) -> int | None:
         if line.startswith("marketsignal_processor_levels_armed "):
             return int(float(line.split()[1]))
     return None
+
+
+def ready(metrics_port: int) -> bool:
+    """The processor's /readyz: 200 once assigned, recovered and the levels read."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/readyz", timeout=5) as r:
+            return int(r.status) == 200
+    except OSError:  # not serving yet, or 503
+        return False
 
 
 def _answers(api: Api) -> bool:
