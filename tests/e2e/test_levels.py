@@ -32,7 +32,7 @@ from services.backtest.run import run_backtest
 from services.detection.rules import Rules
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
-from tests.e2e.test_pipeline import DEMO, RATE, paced_rules, stream_alerts, wait_drained
+from tests.e2e.test_pipeline import BUNDLES, DEMO, RATE, paced_rules, stream_alerts, wait_drained
 from tests.integration.api_client import Api
 from tests.support import factories
 from tests.support.live import Subscriber
@@ -96,17 +96,19 @@ def create_level(api: Api, sub: str, spec: dict[str, object]) -> Level:
     return Level.model_validate(body)
 
 
-def ingest(env: dict[str, str], path: Path) -> None:
-    """The real ingestor replays `path` (tick bundles, its default) to its end."""
+def ingest(env: dict[str, str], path: Path, bundles: bool) -> None:
+    """The real ingestor replays `path` to its end (tick bundles or one tick a record)."""
     command = [sys.executable, "-m", "services.cli", "ingest", str(path), "--rate", RATE]
+    command += [] if bundles else ["--no-bundle"]
     proc = subprocess.run(
         command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False
     )
     assert proc.returncode == 0, proc.stderr
 
 
+@BUNDLES
 def test_levels_set_before_and_during_a_feed_fire_on_their_subscription_only(
-    settings: SettingsFactory, redis_client: redis.Redis, tmp_path: Path
+    settings: SettingsFactory, redis_client: redis.Redis, tmp_path: Path, bundles: bool
 ) -> None:
     port = free_port()
     s: Settings = settings(partitions=6, api_tokens=(TOKEN,))
@@ -153,7 +155,7 @@ def test_levels_set_before_and_during_a_feed_fire_on_their_subscription_only(
         # The same as DURING but set before the feed and deleted at the cut.
         gone = create_level(api, mine, DURING)
         wait_for("the levels armed", lambda: armed(metrics_port) == 2, 30, services)
-        ingest(env, first)
+        ingest(env, first, bundles)
         wait_drained(s, services)
         status, body = api.call("DELETE", f"/subscriptions/{mine}/levels/{gone.level_id}")
         assert status == 204, body
@@ -170,7 +172,7 @@ def test_levels_set_before_and_during_a_feed_fire_on_their_subscription_only(
         services = [processor, alerter]
         wait_for("the restarted processor ready", lambda: ready(metrics_port), 90, services)
         assert armed(metrics_port) == 2
-        ingest(env, second)
+        ingest(env, second, bundles)
         wait_drained(s, services)
 
         levels = [before, during, gone]

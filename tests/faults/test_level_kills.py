@@ -3,8 +3,9 @@
 The fault suite's workload (tests/faults/workload.py) replayed with levels armed through
 the same `LevelStore` the API uses (a record each on the compacted levels topic) before
 the feed starts: levels on drifting stocks and on the A-shares that swing between their
-limits every twenty minutes, so they fire all through the replay. The only worker is
-killed with SIGKILL at random points and restarted at once, as under the supervisor.
+limits every twenty minutes, so they fire all through the replay. The worker (or a random
+one of two) is killed with SIGKILL at random points and restarted at once, as under the
+supervisor.
 Then the levels' subscription's own stream must hold exactly what `backtest --levels`
 finds on the same ticks (0 missing, 0 extra, 0 duplicate, each level's firings in the
 backtest's order), and the shared stream exactly the backtest's other alerts, as in
@@ -118,11 +119,18 @@ def expected_firings(pipe: Pipeline, levels: list[Level], tmp_path: Path) -> lis
     return fired
 
 
+# One worker, or two: every worker holds every level, whichever partitions it has.
+@pytest.mark.parametrize("workers", [1, 2])
 def test_processor_kill9_with_levels_armed(
-    settings: SettingsFactory, redis_client: redis.Redis, tmp_path: Path, report: Report
+    settings: SettingsFactory,
+    redis_client: redis.Redis,
+    tmp_path: Path,
+    report: Report,
+    workers: int,
 ) -> None:
     pipe = fault_pipeline(settings, redis_client, tmp_path, KILLS * SECONDS_PER_KILL + 40)
-    rng = random.Random(SEED + 3)
+    rng = random.Random(SEED + 3 + workers)
+    names = [f"worker-{n}" for n in range(1, workers + 1)]
     keys = RedisKeys(pipe.s.namespace)
     sub_id, levels = arm_levels(pipe, redis_client)
     expected = expected_firings(pipe, levels, tmp_path)
@@ -131,13 +139,15 @@ def test_processor_kill9_with_levels_armed(
     assert len(per_level) >= 6, per_level
     assert len(expected) >= 100, per_level
     try:
-        pipe.start_processor("worker-1")
+        for name in names:
+            pipe.start_processor(name)
         pipe.start_alerter()
         pipe.start_feed(RATE)
 
         def strike() -> Fault:
-            fault = pipe.kill_processor("worker-1")
-            pipe.start_processor("worker-1")  # as the supervisor does, at once
+            victim = rng.choice(names)
+            fault = pipe.kill_processor(victim)
+            pipe.start_processor(victim)  # as the supervisor does, at once
             return fault
 
         faults = kill_cycles(pipe, rng, KILLS, strike)
@@ -164,9 +174,9 @@ def test_processor_kill9_with_levels_armed(
     extra = sum(n for i, n in have.items() if i not in want)
     duplicates = sum(n - 1 for n in have.values() if n > 1)
     report(
-        f"{len(faults)} kill -9 with {len(levels)} levels armed: {len(expected)} firings "
-        f"expected, {len(got)} delivered: {missing} missing, {extra} extra, "
-        f"{duplicates} duplicates (seed {SEED})"
+        f"{len(faults)} kill -9 ({workers} worker(s)) with {len(levels)} levels armed: "
+        f"{len(expected)} firings expected, {len(got)} delivered: {missing} missing, "
+        f"{extra} extra, {duplicates} duplicates (seed {SEED})"
     )
     assert (missing, extra, duplicates) == (0, 0, 0)
     firings = [a.signal for a in got if isinstance(a.signal, PriceLevel)]
