@@ -92,6 +92,8 @@ class LevelFeed:
         self.ready = asyncio.Event()
         self.stats = LevelRecordStats()
         self._running = False
+        # The next offset to apply per partition, kept across a replaced consumer.
+        self._next: dict[TopicPartition, int] = {}
 
     def apply(self, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:
         stats = self.stats
@@ -109,10 +111,28 @@ class LevelFeed:
             await self.ready.wait()
 
     async def run(self) -> None:
-        """Read the topic until cancelled (the worker stopping)."""
+        """Read the topic until cancelled (the worker stopping).
+
+        A consumer that fails (the broker away at start, say) is replaced after RETRY_S;
+        the new one goes on from the offsets already applied, never from the beginning
+        again: re-reading would re-arm a deleted level until its tombstone came round.
+        """
         if self._running:  # faust starts app tasks again if the app restarts
             return
         self._running = True
+        try:
+            while True:
+                try:
+                    await self._read()
+                except KafkaError as exc:
+                    log.warning(
+                        "levels: reading %s failed (%s), again in %gs", self.topic, exc, RETRY_S
+                    )
+                    await asyncio.sleep(RETRY_S)
+        finally:
+            self._running = False
+
+    async def _read(self) -> None:
         # Subscribed without a group: aiokafka then assigns every partition of the topic
         # to this consumer alone, and keeps the assignment in step with the metadata.
         consumer = AIOKafkaConsumer(
@@ -126,16 +146,22 @@ class LevelFeed:
         try:
             await consumer.start()
             partitions = await self._partitions(consumer)
-            await consumer.seek_to_beginning(*partitions)
-            ends = await consumer.end_offsets(partitions)
-            log.info(
-                "levels: reading %s from its start (%d records up to its end)",
-                self.topic,
-                sum(ends.values()),
-            )
+            for tp in partitions:
+                applied = self._next.get(tp)
+                if applied is None:
+                    await consumer.seek_to_beginning(tp)
+                else:
+                    consumer.seek(tp, applied)
+            ends = None
+            if not self.ready.is_set():
+                ends = await consumer.end_offsets(partitions)
+                log.info(
+                    "levels: reading %s from its start (%d records up to its end)",
+                    self.topic,
+                    sum(ends.values()),
+                )
             await self._follow(consumer, partitions, ends)
         finally:
-            self._running = False
             await consumer.stop()
 
     async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
@@ -151,10 +177,12 @@ class LevelFeed:
         self,
         consumer: AIOKafkaConsumer,
         partitions: list[TopicPartition],
-        ends: dict[TopicPartition, int],
+        ends: dict[TopicPartition, int] | None,
     ) -> None:
+        """`ends`: the end offsets to read up to before `ready` (None: ready already)."""
         while True:
-            if not self.ready.is_set() and await self._caught_up(consumer, partitions, ends):
+            if ends is not None and await self._caught_up(consumer, partitions, ends):
+                ends = None
                 self.ready.set()
                 log.info(
                     "levels: %d armed after reading %s (%d records, %d tombstones, %d bad)",
@@ -170,8 +198,10 @@ class LevelFeed:
                 log.warning("levels: fetch failed (%s), retrying in %gs", exc, RETRY_S)
                 await asyncio.sleep(RETRY_S)
                 continue
-            for messages in fetched.values():
+            for tp, messages in fetched.items():
                 self.apply((m.key, m.value) for m in messages)
+                if messages:
+                    self._next[tp] = messages[-1].offset + 1
 
     @staticmethod
     async def _caught_up(
