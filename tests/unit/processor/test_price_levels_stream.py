@@ -9,7 +9,7 @@ changelog-backed one (tests/unit/stage_helpers.py).
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from schemas.bar import Bar
 from schemas.level import Level
 from schemas.signals import LevelDirection, PriceLevel
 from schemas.tick import Tick
@@ -26,6 +27,7 @@ from services.detection.engine import Engine
 from services.detection.price_level import ArmedLevel, LevelBook
 from services.detection.record_high import Late
 from services.detection.rules import Rules
+from services.processor.history_stage import HistoryStage
 from services.processor.levels import LevelFeed, apply_record
 from services.processor.outputs import Record
 from services.processor.readiness import Readiness
@@ -317,3 +319,31 @@ def test_readyz_waits_for_the_levels_topic() -> None:
     assert probe.check() == (False, "reading the levels topic up to its end")
     probe.refresh(app, levels_read=True)
     assert probe.check()[0] is True
+
+
+def test_a_bar_merged_by_the_history_stage_keeps_p() -> None:
+    """The history stage rewrites the symbol's state: p stays as the ticks left it."""
+    worker = Worker([ArmedLevel("L1", "2513.HK", "above", 105.0, SUB)])
+    worker.batch(single_records([Tick(symbol="2513.HK", ts=T0, price=100.0)]))
+    bar = Bar(symbol="2513.HK", date=date(2026, 2, 10), high=98.0, close=97.0)
+    history = HistoryStage(RULES, "history")
+    out = history.process(
+        [Record(b"2513.HK", bar.model_dump_json().encode(), 0, 0)], worker.table.get, 0.0
+    )
+    worker.table.update(out.states)
+    assert worker.table["2513.HK"]["last"] == 100.0
+    worker.restart()
+    worker.batch(
+        [
+            Record(
+                b"2513.HK",
+                Tick(symbol="2513.HK", ts=T0 + timedelta(seconds=1), price=106.0)
+                .model_dump_json()
+                .encode(),
+                partition_of("2513.HK", 3),
+                1,
+            )
+        ]
+    )
+    fired = [orjson.loads(s) for s in worker.signals if '"price_level"' in s]
+    assert [(f["previous_price"], f["price"]) for f in fired] == [(100.0, 106.0)]
