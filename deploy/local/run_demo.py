@@ -1,7 +1,10 @@
 """`make run`: replay the demo data set through the real pipeline, alerts shown live.
 
 Starts a processor and an alerter (on the local stack `make stack-up` started),
-subscribes to `alerts:*` like any subscriber, seeds the processor with the daily history
+subscribes to `alerts:*` like any subscriber, creates a subscription with a price level
+of its own (`marketsignal subscribe --above 2513.HK=400`: deploy/demo/levels.jsonl's
+level) and follows its stream, where that level's firings arrive and nowhere else,
+seeds the processor with the daily history
 deploy/demo/bars.csv (`marketsignal history load`, waiting until it is merged), replays
 deploy/demo/ticks.csv with the ingestor, prints every alert as it arrives, then a
 summary, and stops what it started.
@@ -23,12 +26,14 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
 from schemas.alert import Alert
 from services.alerter.format import format_alert
+from services.backtest.levels import read_levels
 from services.backtest.run import run_backtest
 from services.detection.rules import Rules
 from services.runtime.settings import Settings
@@ -37,6 +42,9 @@ ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "deploy" / "demo" / "ticks.csv"
 BARS = ROOT / "deploy" / "demo" / "bars.csv"
 RULES = ROOT / "deploy" / "demo" / "rules.toml"
+# The demo's own level, 2513.HK above 400: the subscription below is given it.
+LEVELS = ROOT / "deploy" / "demo" / "levels.jsonl"
+LEVEL_ARGS = ["--above", "2513.HK=400"]
 TIMEOUT_S = float(os.environ.get("DEMO_TIMEOUT_S", "300"))
 # Paced so alerts arrive at a readable speed and the processor is never backlogged.
 RATE = os.environ.get("DEMO_RATE", "4000")
@@ -97,6 +105,16 @@ def main() -> int:
         DEMO, Rules.load(rules_path), io.BytesIO(), io.StringIO(), progress=False, history=BARS
     )
     n_expected = sum(expected.signals.values())
+    with_levels = run_backtest(
+        DEMO,
+        Rules.load(rules_path),
+        io.BytesIO(),
+        io.StringIO(),
+        progress=False,
+        history=BARS,
+        levels=read_levels(LEVELS),
+    )
+    n_level = with_levels.signals.get("price_level", 0)
     print(
         f"marketsignal demo: namespace {namespace!r}, rules {rules_path.relative_to(ROOT)}, "
         f"logs in {logs.relative_to(ROOT)}/"
@@ -104,7 +122,8 @@ def main() -> int:
     print(
         f"seeding {expected.bars:,} daily bars from {BARS.relative_to(ROOT)}, then replaying "
         f"{DEMO.relative_to(ROOT)} ({expected.lines:,} ticks; the backtest of both gives "
-        f"{n_expected} signals) at {RATE} ticks/s\n"
+        f"{n_expected} signals) at {RATE} ticks/s; a subscription's own level, 2513.HK "
+        f"above 400, fires {n_level} times (backtest --levels {LEVELS.relative_to(ROOT)})\n"
     )
 
     client = redis.Redis.from_url(settings.redis_url)
@@ -112,6 +131,36 @@ def main() -> int:
     live.psubscribe(f"{namespace}alerts:*")
     processor = start("processor", ["process", "--web-port", str(free_port())], env, logs)
     alerter = start("alerter", ["alert"], env, logs)
+    # A subscriber's own level, as a user sets one: through the CLI (the API does the same).
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.cli",
+            "subscribe",
+            "--name",
+            "zhipu above 400",
+            "--symbols",
+            "2513.HK",
+            *LEVEL_ARGS,
+            "--no-tail",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    if made.returncode != 0:
+        print(f"subscribe failed: {made.stderr.strip()}")
+        for proc in (alerter, processor):
+            stop(proc)
+        return 1
+    print(made.stderr.strip())
+    sub_stream = settings.redis_key(f"alerts:sub:{made.stdout.strip()}")
+    sub_last = "0-0"
+    fired: list[Alert] = []
     # Seeded first, and merged (--wait) before the first tick: a deterministic replay.
     history = start("history", ["history", "load", str(BARS), "--wait", "180"], env, logs)
     if history.wait(timeout=240) != 0:
@@ -134,12 +183,23 @@ def main() -> int:
                     by_kind[alert.kind] += 1
                     print(format_alert(alert), flush=True)
                 last_alert = time.monotonic()
+            # The level's firings: on the subscription's own stream only.
+            read: Any = client.xread({sub_stream: sub_last}, count=100)
+            for _, entries in read or []:
+                for entry_id, fields in entries:
+                    sub_last = entry_id
+                    alert = Alert.model_validate_json(fields[b"alert"])
+                    if alert.kind == "price_level":
+                        fired.append(alert)
+                        print("your level: " + format_alert(alert), flush=True)
+                        last_alert = time.monotonic()
             for name, proc in (("processor", processor), ("alerter", alerter)):
                 if proc.poll() is not None:
                     print(f"{name} exited early; see {logs.relative_to(ROOT)}/{name}.log")
                     return 1
             feed_done = feed.poll() is not None
-            if feed_done and len(seen) >= n_expected and time.monotonic() - last_alert > 2:
+            caught_up = len(seen) >= n_expected and len(fired) >= n_level
+            if feed_done and caught_up and time.monotonic() - last_alert > 2:
                 break
             if feed_done and time.monotonic() - last_alert > 30:
                 break  # nothing more is coming
@@ -162,8 +222,17 @@ def main() -> int:
         f"(backtest: {n_expected})"
     )
     print("  by kind        " + ", ".join(f"{k} {n}" for k, n in sorted(by_kind.items())))
+    print(
+        f"  your level     2513.HK above 400 fired {len(fired)} times on {sub_stream} "
+        f"(backtest --levels: {n_level}), none on the shared stream or channels"
+    )
     print(f"  dead letters   {topic_size(settings, settings.dlq_topic)} on {settings.dlq_topic}")
-    ok = delivered == n_expected == len(seen) and feed.returncode == 0
+    ok = (
+        delivered == n_expected == len(seen)
+        and len(fired) == n_level
+        and "price_level" not in by_kind
+        and feed.returncode == 0
+    )
     print("  result         " + ("OK: every signal delivered once" if ok else "MISMATCH"))
     return 0 if ok else 1
 

@@ -13,7 +13,7 @@ the handler's and the stages'.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,20 +114,36 @@ def records(events: Sequence[Any]) -> list[Record]:
     ]
 
 
-def add_agents(app: faust.App, topology: Topology, handlers: Handlers, rewinds: Rewinds) -> None:
-    def batch_agent(topic: faust.TopicT, name: str, handler: BatchHandler) -> None:
+def add_agents(
+    app: faust.App,
+    topology: Topology,
+    handlers: Handlers,
+    rewinds: Rewinds,
+    levels_ready: Callable[[], Awaitable[None]],
+) -> None:
+    """`levels_ready`: awaited before each tick batch; returns once the worker holds every
+    level armed before it started (services/processor/levels.py)."""
+
+    def batch_agent(
+        topic: faust.TopicT,
+        name: str,
+        handler: BatchHandler,
+        before: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         source = topic.get_topic_name()
         continuity = rewinds.continuity[source]
 
         async def agent(stream: faust.StreamT[Any]) -> None:
             async for events in Batches(app, stream):
                 with unacked_unless_done(events, continuity):
+                    if before is not None:
+                        await before()
                     kept = await rewinds.without_gaps(events, source)
                     await handler.handle(records(kept))
 
         app.agent(topic, name=name, concurrency=1)(agent)
 
-    batch_agent(topology.ticks, "records", handlers.symbols)
+    batch_agent(topology.ticks, "records", handlers.symbols, levels_ready)
     batch_agent(topology.history, "history", handlers.history)
     batch_agent(topology.by_pair, "divergence", handlers.pairs)
 

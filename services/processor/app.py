@@ -24,6 +24,7 @@ from services.detection.rules import Rules
 from services.processor.agents import add_agents, batch_handlers, forget_on_revocation
 from services.processor.faust_compat.consumer import install_consumer
 from services.processor.history_stage import HistoryStage
+from services.processor.levels import LevelFeed
 from services.processor.metrics import ProcessorMetrics
 from services.processor.pair_stage import PairStage
 from services.processor.readiness import Readiness
@@ -99,7 +100,10 @@ def build_app(
 ) -> faust.App:
     app = configured_app(settings, web_port)
     topology = declare_topology(app, settings)
-    symbol_stage = SymbolStage(rules, settings.ticks_topic, settings.partitions)
+    levels = LevelFeed(settings.kafka_bootstrap, settings.levels_topic)
+    if metrics is not None:
+        metrics.count_levels(levels.book.__len__)
+    symbol_stage = SymbolStage(rules, settings.ticks_topic, settings.partitions, levels.book)
     pair_stage = PairStage(rules, topology.by_pair.get_topic_name())
     history_stage = HistoryStage(rules, settings.history_topic)
     sender = Sender(app)
@@ -112,7 +116,13 @@ def build_app(
     )
     rewinds = Rewinds(app, topology.sources)
     forget_on_revocation(app, rewinds, handlers)
-    add_agents(app, topology, handlers, rewinds)
+    add_agents(app, topology, handlers, rewinds, levels.wait_ready)
+
+    async def follow_levels() -> None:
+        # Outside the consumer group, on every worker: see services/processor/levels.py.
+        await levels.run()
+
+    app.task(follow_levels)
     add_timers(
         app,
         rewinds=rewinds,
@@ -120,5 +130,6 @@ def build_app(
         pair_subjects=pair_stage.subjects,
         heartbeat_s=heartbeat_interval(rules),
         readiness=readiness,
+        levels_ready=levels.ready.is_set,
     )
     return app

@@ -129,6 +129,15 @@ class ProcessorMetrics:
             self.bars.labels(outcome)
         self.staleness = FeedStaleness(watch)
         registry.register(self.staleness)
+        self.levels_armed = Gauge(
+            "marketsignal_processor_levels_armed",
+            "Subscribers' price levels this worker holds armed (every worker holds all)",
+            registry=registry,
+        )
+
+    def count_levels(self, armed: Callable[[], int]) -> None:
+        """Read the armed levels' count when scraped (a length: safe from the HTTP thread)."""
+        self.levels_armed.set_function(armed)
 
     def batch(
         self,

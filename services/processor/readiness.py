@@ -26,13 +26,20 @@ class Readiness:
     def check(self) -> tuple[bool, str]:
         return self.ready, self.reason
 
-    def refresh(self, app: faust.App) -> None:
+    def refresh(self, app: faust.App, levels_read: bool) -> None:
+        """`levels_read`: the levels topic was read up to the end offsets it had when the
+        worker started (services/processor/levels.py); no tick is evaluated before."""
         if app.rebalancing:
             self.ready, self.reason = False, "rebalancing"
         elif not recovered(app):
             self.ready, self.reason = False, "recovering tables from their changelogs"
+        elif not levels_read:
+            self.ready, self.reason = False, "reading the levels topic up to its end"
         else:
-            self.ready, self.reason = True, "partitions assigned, tables recovered"
+            self.ready, self.reason = (
+                True,
+                "partitions assigned, tables recovered, levels read",
+            )
 
 
 def recovered(app: faust.App) -> bool:

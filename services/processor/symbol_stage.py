@@ -1,5 +1,5 @@
-"""The symbol stage: lateness, record highs, the day moves, and each index tick forwarded
-to its pairs."""
+"""The symbol stage: lateness, record highs, the day moves, subscribers' price levels,
+and each index tick forwarded to its pairs."""
 
 from __future__ import annotations
 
@@ -15,13 +15,15 @@ from schemas.tick import Tick
 from schemas.tick_bundle import partition_of
 from schemas.tick_codec import FastTicks
 from services.detection.day_moves import DayMoves
+from services.detection.price_level import LevelBook
+from services.detection.price_level import signals as level_signals
 from services.detection.record_high import Late, SymbolTracker
 from services.detection.rules import Rules
 from services.detection.timeline import to_us
 from services.detection.trackers import Trackers
 from services.parsing.validation import describe
 from services.processor.outputs import Outputs, Record, feeds_of
-from services.processor.symbol_state import SymbolState
+from services.processor.symbol_state import SymbolState, last_price
 
 # (index in the record, symbol, ts_us, price, volume, kind, the bundle element or None for
 # a single tick)
@@ -31,15 +33,29 @@ Trackers2 = tuple[SymbolTracker, DayMoves | None]
 
 
 class SymbolStage:
-    """Lateness, record highs, the day moves, and the fan-out of index ticks to their pairs.
+    """Lateness, record highs, the day moves, price levels, and the fan-out of index ticks
+    to their pairs.
 
     A record holds one tick or a bundle of them (`schemas.tick_bundle`); a tick's place
     is (offset, index in the record), which is what a state remembers and a replay
     skips by, so a bundle replayed after a crash half-way applies each tick once.
+
+    Price levels: `levels` is the book of armed levels (the worker's `LevelFeed` fills
+    it between batches). Each accepted tick is checked against its symbol's levels after
+    its other signals, as the backtest's `Engine` does, from p = the symbol's previous
+    accepted price, which the symbol's state keeps (`"last"`): a replay after a crash
+    starts from the p its state was written with, so it fires what the first run fired.
     """
 
-    def __init__(self, rules: Rules, source: str, partitions: int | None = None) -> None:
+    def __init__(
+        self,
+        rules: Rules,
+        source: str,
+        partitions: int | None = None,
+        levels: LevelBook | None = None,
+    ) -> None:
         self.rules = rules
+        self.levels = LevelBook() if levels is None else levels
         self.source = source
         # The source topic's partition count: a bundle's ticks must all hash to its
         # partition. None: not checked (a stage fed by hand, e.g. in tests).
@@ -158,6 +174,12 @@ class SymbolStage:
         out = Outputs()
         trackers: dict[str, Trackers2] = {}
         positions: dict[str, tuple[int, int, int]] = {}
+        # p per symbol of the batch: its last accepted price, from its state, then moved
+        # by each accepted tick.
+        lasts: dict[str, float | None] = {}
+        book = self.levels
+        # Without any armed level the per-tick cost is keeping p: two dict operations.
+        crossed = book.crossed if len(book) else None
         received = datetime.fromtimestamp(now, UTC)  # stamped on dead letters
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         ticks: Sequence[ParsedTick]
@@ -181,10 +203,12 @@ class SymbolStage:
                     value = load(symbol)
                     if value is None:
                         both = self._new(symbol)
+                        lasts[symbol] = None
                     elif SymbolState.holds(value, partition, offset, index):
                         continue  # applied before a restart: its outputs were sent then
                     else:
                         both = self._restored(symbol, value)
+                        lasts[symbol] = last_price(value)
                     trackers[symbol] = both
                 elif positions[symbol] >= (partition, offset, index):
                     # Applied earlier in this batch: a record fetched again after a seek
@@ -216,6 +240,13 @@ class SymbolStage:
                         out.add_signals(moved, rec.ingested_ms)
                     if moves.prev_close is None:
                         out.without_previous_close += 1
+                previous = lasts[symbol]
+                lasts[symbol] = price
+                if crossed is not None and previous is not None:
+                    fired = crossed(symbol, previous, price)
+                    if fired:
+                        ts = tracker.clock.datetime(us)
+                        out.add_signals(level_signals(fired, ts, previous, price), rec.ingested_ms)
                 out.evaluated += 1
                 pairs = self.pairs_of.get(symbol)
                 if pairs:
@@ -228,7 +259,9 @@ class SymbolStage:
         for symbol, (tracker, moves) in trackers.items():
             if symbol in positions:
                 partition, offset, index = positions[symbol]
-                written = SymbolState.encode(partition, offset, index, tracker, moves)
+                written = SymbolState.encode(
+                    partition, offset, index, tracker, moves, lasts[symbol]
+                )
                 out.states[symbol] = written
                 self._cache[symbol] = (written, (tracker, moves))
         return out

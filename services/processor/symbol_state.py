@@ -14,7 +14,10 @@ the symbol's state later becomes an optional field here, written under its own k
 its own "v" and read with `.get` (None in older states): readers ignore keys they do not
 know, so that needs no new table version. The day moves are the first: `"moves"`, the
 `DayMoves` state, written while a day-move table is configured. A state without it (an
-older one, or one written while they were off) starts them afresh.
+older one, or one written while they were off) starts them afresh. The symbol's last
+accepted price is the second, `"last"`: p of the price levels (docs/signals.md,
+price_level), kept for every symbol, levels or not, since a level armed later needs it. A
+state without it gives no p, so the first tick after it crosses nothing.
 """
 
 from __future__ import annotations
@@ -41,6 +44,8 @@ class SymbolState:
     tracker: SymbolTracker
     # The symbol's day moves; None while no day-move table is configured.
     moves: DayMoves | None = None
+    # The price of its last accepted tick (p of the price levels); None before any.
+    last_price: float | None = None
 
     @classmethod
     def before_ticks(cls, tracker: SymbolTracker, moves: DayMoves | None) -> SymbolState:
@@ -48,7 +53,9 @@ class SymbolState:
         return cls(-1, -1, 0, tracker, moves)
 
     def to_json(self) -> dict[str, Any]:
-        return self.encode(self.partition, self.offset, self.index, self.tracker, self.moves)
+        return self.encode(
+            self.partition, self.offset, self.index, self.tracker, self.moves, self.last_price
+        )
 
     @staticmethod
     def encode(
@@ -57,6 +64,7 @@ class SymbolState:
         index: int,
         tracker: SymbolTracker,
         moves: DayMoves | None = None,
+        last_price: float | None = None,
     ) -> dict[str, Any]:
         """`to_json` of the state these make, without building it: the symbol stage writes
         one per symbol per batch."""
@@ -69,6 +77,8 @@ class SymbolState:
         }
         if moves is not None:
             value["moves"] = moves.to_state()
+        if last_price is not None:
+            value["last"] = last_price
         return value
 
     @classmethod
@@ -86,7 +96,7 @@ class SymbolState:
             )
         tracker = trackers.symbol(symbol, value["tracker"])
         moves = None if trackers.day_moves is None else trackers.moves(symbol, value.get("moves"))
-        return cls(value["p"], value["o"], index, tracker, moves)
+        return cls(value["p"], value["o"], index, tracker, moves, last_price(value))
 
     @staticmethod
     def holds(value: dict[str, Any], partition: int, offset: int, index: int) -> bool:
@@ -94,3 +104,9 @@ class SymbolState:
         index). Read from the position alone, with no tracker built: a replay asks it for
         every tick it skips. Both versions keep the position under the same keys."""
         return value["p"] == partition and (offset, index) <= (value["o"], value.get("i", 0))
+
+
+def last_price(value: dict[str, Any]) -> float | None:
+    """The last accepted price a table value holds (None in states written before it)."""
+    last = value.get("last")
+    return None if last is None else float(last)

@@ -34,6 +34,7 @@ def add_timers(
     pair_subjects: Callable[[], Iterable[str]],
     heartbeat_s: float,
     readiness: Readiness | None,
+    levels_ready: Callable[[], bool],
 ) -> None:
     @app.timer(interval=REWIND_RETRY_S)  # type: ignore[untyped-decorator]
     async def retry_rewinds() -> None:
@@ -64,4 +65,4 @@ def add_timers(
 
         @app.timer(interval=REFRESH_S)  # type: ignore[untyped-decorator]
         async def refresh_readiness() -> None:
-            probe.refresh(app)
+            probe.refresh(app, levels_ready())

@@ -21,7 +21,7 @@ from services.processor.readiness import Readiness
 from services.processor.tables import STATE_TABLES
 from services.processor.topology import source_topics, topic_names
 from services.runtime.heap import collect_less
-from services.runtime.kafka_admin import ensure_topics
+from services.runtime.kafka_admin import ensure_levels_topic, ensure_topics
 from services.runtime.lag import LagCollector
 from services.runtime.observability import serve
 from services.runtime.settings import Settings
@@ -45,6 +45,9 @@ def create_topics(settings: Settings) -> None:
         configs={name: {"cleanup.policy": "compact"} for name in changelogs},
     )
     ensure_topics(settings, [leader_topic_name(app_id)], 1)
+    # Read outside the group (services/processor/levels.py): created compacted, as the
+    # API creates it, so a worker started before any level was set can follow it.
+    ensure_levels_topic(settings)
 
 
 def watched_symbols(settings: Settings, rules: Rules) -> tuple[str, ...]:

@@ -34,7 +34,7 @@ def test_the_state_tables_key_raw_bytes() -> None:
 
 
 def test_the_timers_with_and_without_a_readiness_probe() -> None:
-    timers = ["retry_rewinds", "release_held_ticks", "freeze_after_recovery"]
+    timers = ["follow_levels", "retry_rewinds", "release_held_ticks", "freeze_after_recovery"]
     app, _ = app_for()
     assert [task.__name__ for task in app._app_tasks] == timers
     app, _ = app_for(Readiness())
