@@ -36,9 +36,11 @@ from services.detection.price_level import LevelBook
 
 log = logging.getLogger("marketsignal.processor")
 
-# The broker may hold an empty fetch this long: a level created through the API is armed
-# within about that (the target is 1 s), at ~20 idle fetches a second.
-FETCH_MAX_WAIT_MS = 50
+# The broker may hold an empty fetch this long. It answers a held fetch as soon as a
+# record lands on any of its partitions, so a new level is armed at once whatever this
+# is; it only sets the idle polling: 2 fetches a second (at 50 ms, 20: a fifth of the
+# idle broker's CPU, issue 26).
+FETCH_MAX_WAIT_MS = 500
 # A failed fetch (broker away) is retried after this; aiokafka reconnects by itself.
 RETRY_S = 1.0
 
