@@ -18,6 +18,7 @@ from collections import Counter
 from pathlib import Path
 
 import redis
+from kafka.errors import KafkaError
 
 from schemas.pair_feed import PAIR_FEED_TOPIC
 from services.runtime.lag import compute_lag
@@ -174,7 +175,14 @@ class Pipeline(Ledger):
         assert self.feed.returncode == 0, (self.logs / "ingest.log").read_text()[-2000:]
 
         def caught_up(group: str, topics: list[str]) -> bool:
-            lags = compute_lag(self.admin, self.consumer, group, topics)
+            try:
+                lags = compute_lag(self.admin, self.consumer, group, topics)
+            except KafkaError as exc:
+                # Right after a broker restart its group coordinator may still be loading
+                # (NotCoordinator, CoordinatorLoadInProgress): not caught up yet.
+                if not exc.retriable:
+                    raise
+                return False
             return bool(lags) and all(x.lag == 0 for x in lags if x.topic != pair_topic)
 
         pair_topic = self.s.topic(PAIR_FEED_TOPIC)

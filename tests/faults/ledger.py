@@ -14,6 +14,7 @@ from pathlib import Path
 
 import redis
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
+from kafka.errors import KafkaError
 
 from schemas.alert import alert_id_for
 from schemas.signals import SIGNAL_ADAPTER
@@ -57,7 +58,12 @@ class Ledger:
         return {tp.partition: off for tp, off in self.consumer.end_offsets(tps).items()}
 
     def _committed(self, group: str, topic: str, ends: dict[int, int]) -> bool:
-        got = self.admin.list_group_offsets(group).get(group, {})
+        try:
+            got = self.admin.list_group_offsets(group).get(group, {})
+        except KafkaError as exc:
+            if not exc.retriable:
+                raise
+            return False  # a restarted broker's coordinator still loading: not yet
         offsets = {tp.partition: meta.offset for tp, meta in got.items() if tp.topic == topic}
         return all(offsets.get(p, 0) >= end for p, end in ends.items() if end > 0)
 
