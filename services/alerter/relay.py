@@ -24,6 +24,7 @@ from pydantic import ValidationError
 from schemas.alert import Alert
 from schemas.signals import SIGNAL_ADAPTER
 from services.alerter.metrics import AlertMetrics
+from services.runtime.outage import Outage
 
 log = logging.getLogger("marketsignal.alerter")
 
@@ -136,6 +137,8 @@ class AlertRelay:
         self.clock = clock
         self.now = now
         self.stats = AlertStats()
+        self.kafka_outage = Outage(log, "Kafka (polling signals)")
+        self.redis_outage = Outage(log, "Redis (delivering alerts)", level=logging.ERROR)
 
     def run(self, stop: threading.Event, idle_exit_s: float | None = None) -> AlertStats:
         """Relay until `stop` is set or, with `idle_exit_s`, the topic has been quiet that long.
@@ -159,7 +162,7 @@ class AlertRelay:
                     raise
                 if self.metrics is not None:
                     self.metrics.kafka_failed(exc)
-                log.warning("Kafka poll failed, retrying in %.1fs: %s", backoff, exc)
+                self.kafka_outage.failed(exc)
                 if stop.wait(backoff):
                     break
                 backoff = min(backoff * 2, MAX_BACKOFF_S)
@@ -167,6 +170,7 @@ class AlertRelay:
             if backoff > 0.1 and self.metrics is not None:
                 self.metrics.ready.set(True, "consuming signals, Redis reachable")
             backoff = 0.1
+            self.kafka_outage.ok()
             records = [rec for batch in polled.values() for rec in batch]
             if records:
                 idle_since = None
@@ -238,11 +242,13 @@ class AlertRelay:
         backoff = 0.1
         while True:
             try:
-                return self.delivery.deliver(alerts)
+                delivered = self.delivery.deliver(alerts)
+                self.redis_outage.ok()
+                return delivered
             except redis.RedisError as exc:
                 if self.metrics is not None:
                     self.metrics.redis_failed(exc)
-                log.error("Redis delivery failed, retrying in %.1fs: %s", backoff, exc)
+                self.redis_outage.failed(exc)
                 if stop.wait(backoff):
                     return None
                 backoff = min(backoff * 2, MAX_BACKOFF_S)

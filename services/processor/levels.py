@@ -33,6 +33,7 @@ from pydantic import ValidationError
 
 from schemas.level import Level
 from services.detection.price_level import LevelBook
+from services.runtime.outage import Outage
 
 log = logging.getLogger("marketsignal.processor")
 
@@ -182,6 +183,7 @@ class LevelFeed:
         ends: dict[TopicPartition, int] | None,
     ) -> None:
         """`ends`: the end offsets to read up to before `ready` (None: ready already)."""
+        outage = Outage(log, f"levels: Kafka (reading {self.topic})")
         while True:
             if ends is not None and await self._caught_up(consumer, partitions, ends):
                 ends = None
@@ -196,8 +198,9 @@ class LevelFeed:
                 )
             try:
                 fetched = await consumer.getmany(timeout_ms=1000, max_records=10_000)
+                outage.ok()
             except KafkaError as exc:
-                log.warning("levels: fetch failed (%s), retrying in %gs", exc, RETRY_S)
+                outage.failed(exc)
                 await asyncio.sleep(RETRY_S)
                 continue
             for tp, messages in fetched.items():

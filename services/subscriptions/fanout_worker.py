@@ -18,6 +18,7 @@ from typing import Any
 import redis
 
 from schemas.alert import Alert
+from services.runtime.outage import Outage
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.fanout import FanoutStats, SubscriptionFanout
@@ -112,9 +113,11 @@ class FanoutWorker:
 
     def _run(self) -> None:
         backoff = 0.1
+        outage = Outage(log, "fan-out: Redis")
         while True:
             try:
                 handled = self.step()
+                outage.ok()
                 backoff = 0.1
                 if self._stop.is_set() and (handled == 0 or not self.active):
                     return
@@ -122,7 +125,7 @@ class FanoutWorker:
                     self._stop.wait(self.lease_ms / 5000)
             except redis.RedisError as exc:
                 self.errors += 1
-                log.warning("fan-out: Redis: %s; retrying in %.1fs", exc, backoff)
+                outage.failed(exc)
                 if self._stop.wait(backoff):
                     return
                 backoff = min(backoff * 2, MAX_BACKOFF_S)

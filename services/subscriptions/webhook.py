@@ -40,6 +40,7 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from schemas.subscription import Subscription
+from services.runtime.outage import Outage
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 from services.subscriptions.destinations import GuardedResolver, describe
@@ -163,12 +164,15 @@ class WebhookWorker:
     async def _retry(self, what: str, sub_id: str, step: Callable[[], Awaitable[T]]) -> T:
         """Run a Redis step until it succeeds, backing off; only cancellation stops it."""
         delay = 0.1
+        outage = Outage(log, f"webhook {sub_id}: Redis on {what}")
         while True:
             try:
-                return await step()
+                result = await step()
+                outage.ok()
+                return result
             except RedisError as exc:
                 self.stats.redis_errors += 1
-                log.warning("webhook %s: Redis error on %s, retrying: %s", sub_id, what, exc)
+                outage.failed(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, REDIS_BACKOFF_MAX_S)
 
