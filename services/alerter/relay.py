@@ -181,7 +181,7 @@ class AlertRelay:
                     break
                 uncommitted = True
                 continue
-            self._commit_due(sync=False)
+            self._commit_due()
             if idle_exit_s is None:
                 continue
             if not self.consumer.assignment():
@@ -214,10 +214,10 @@ class AlertRelay:
         if self.metrics is not None:
             self.metrics.batch(records, alerts, delivered, len(rejected))
         self._pending_commit = True
-        self._commit_due(sync=False)
+        self._commit_due()
         return True
 
-    def _commit_due(self, *, sync: bool) -> None:
+    def _commit_due(self) -> None:
         """Commit the delivered batches if the last commit is `commit_interval_s` old."""
         if not self._pending_commit:
             return
@@ -226,7 +226,7 @@ class AlertRelay:
             return
         self._committed_at = now
         self._pending_commit = False
-        self._commit(sync=sync)
+        self._commit(sync=False)
 
     def _commit(self, *, sync: bool) -> None:
         """Commit the consumer's position, which every delivered record is behind."""
