@@ -18,10 +18,17 @@ from prometheus_client.parser import text_string_to_metric_families
 from schemas.dead_letter import DeadLetter
 from services.runtime.settings import Settings
 from tests.integration.test_deploy_prometheus import LIVE_SOURCE_PREFIX, used_metric_names
-from tests.support.live_ingest import ingest, readyz, scrape, stop, ticks_of, wait_metric
+from tests.support.live_ingest import (
+    ingest,
+    readyz,
+    scrape,
+    stop,
+    ticks_of,
+    wait_metric,
+    wait_ticks,
+)
 from tests.support.services import free_port
 from tests.support.snapshot_feed import FILE_VARIABLE
-from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -79,12 +86,6 @@ def test_akshare_polls_to_canonical_ticks(
             FILE_VARIABLE: str(feed),
         },
     )
-    got: list[dict[str, Any]] = []
-
-    def all_ticks() -> bool:
-        got[:] = ticks_of(read_topic(s.ticks_topic))
-        return len(got) >= len(EXPECTED)
-
     try:
         wait_metric(
             port,
@@ -93,7 +94,7 @@ def test_akshare_polls_to_canonical_ticks(
             proc,
         )
         not_ready = readyz(port)  # within the 1.5-3 s backoff after the failed poll
-        wait_for(f"{len(EXPECTED)} ticks on {s.ticks_topic}", all_ticks, 90, max_poll_s=0.2)
+        got = wait_ticks(read_topic, s.ticks_topic, len(EXPECTED))
         ready = readyz(port)
         metrics = scrape(port)
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:

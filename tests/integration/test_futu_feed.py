@@ -17,7 +17,15 @@ import pytest
 from schemas.dead_letter import DeadLetter
 from services.runtime.settings import Settings
 from tests.support.fake_opend import FakeOpenD
-from tests.support.live_ingest import ingest, readyz, scrape, stop, ticks_of, wait_metric
+from tests.support.live_ingest import (
+    ingest,
+    readyz,
+    scrape,
+    stop,
+    ticks_of,
+    wait_metric,
+    wait_ticks,
+)
 from tests.support.services import free_port
 from tests.support.wait import wait_for
 
@@ -75,14 +83,6 @@ def test_futu_push_to_canonical_ticks(
         metrics_port=port,
         bundle=True,
     )
-    got: list[dict[str, Any]] = []
-
-    def ticks(n: int) -> Callable[[], bool]:
-        def enough() -> bool:
-            got[:] = ticks_of(read_topic(s.ticks_topic))
-            return len(got) >= n
-
-        return enough
 
     def subscribed(times: int) -> Callable[[], bool]:
         def done() -> bool:
@@ -95,7 +95,7 @@ def test_futu_push_to_canonical_ticks(
         wait_for("futu-api to subscribe", subscribed(1), 60)
         for futu_code, tickers in BEFORE_DROP:
             opend.push_tickers(futu_code, tickers)
-        wait_for("the first ticks", ticks(4), 60, max_poll_s=0.2)
+        wait_ticks(read_topic, s.ticks_topic, 4, timeout_s=60)
         opend.drop()
         wait_metric(
             port,
@@ -107,7 +107,7 @@ def test_futu_push_to_canonical_ticks(
         wait_for("futu-api to reconnect and subscribe again", subscribed(2), 60)
         for futu_code, tickers in AFTER_RECONNECT:
             opend.push_tickers(futu_code, tickers)
-        wait_for(f"{len(EXPECTED)} ticks", ticks(len(EXPECTED)), 60, max_poll_s=0.2)
+        got = wait_ticks(read_topic, s.ticks_topic, len(EXPECTED), timeout_s=60)
         wait_metric(
             port,
             'marketsignal_ingest_source_connected{source="futu"}',

@@ -30,9 +30,9 @@ from tests.support.live_ingest import (
     stop,
     ticks_of,
     wait_metric,
+    wait_ticks,
 )
 from tests.support.services import free_port
-from tests.support.wait import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -99,18 +99,12 @@ def test_yahoo_streamer_to_canonical_ticks_and_dead_letters(
         metrics_port=port,
         bundle=True,
     )
-    got: list[dict[str, Any]] = []
-
-    def all_ticks() -> bool:
-        got[:] = ticks_of(read_topic(s.ticks_topic))
-        return len(got) >= len(EXPECTED)
-
     try:
         assert server.dropped.wait(60), "the client never received the first messages"
         wait_metric(port, "marketsignal_ingest_ws_reconnects_total", lambda v: v >= 1, proc)
         down = readyz(port)  # the streamer is gone: not ready
         server.start()  # back on the same port
-        wait_for(f"{len(EXPECTED)} ticks on {s.ticks_topic}", all_ticks, 90, max_poll_s=0.2)
+        got = wait_ticks(read_topic, s.ticks_topic, len(EXPECTED))
         up = readyz(port)
         metrics = scrape(port)
         code, err = stop(proc)

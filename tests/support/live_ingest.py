@@ -92,6 +92,20 @@ def wait_prices(
     return got
 
 
+def wait_ticks(
+    read_topic: Callable[..., list[Any]], topic: str, n: int, timeout_s: float = 90.0
+) -> list[dict[str, Any]]:
+    """The topic's ticks (`ticks_of`) once it holds at least `n`; fails at the deadline."""
+    got: list[dict[str, Any]] = []
+
+    def enough() -> bool:
+        got[:] = ticks_of(read_topic(topic))
+        return len(got) >= n
+
+    wait_for(f"{n} ticks on {topic}", enough, timeout_s, max_poll_s=0.2)
+    return got
+
+
 def scrape(port: int) -> dict[str, float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
         text = resp.read().decode()
