@@ -31,7 +31,6 @@ import subprocess
 import time
 import uuid
 from contextlib import contextmanager, suppress
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,7 +54,7 @@ from bench.live.common import (
 )
 from bench.live.data import bench_rules_mix, bench_ticks
 from bench.live.drain import QUIX_VENV, quix_available
-from bench.live.latency import HISTOGRAM, Subscriber, tick_origins
+from bench.live.latency import HISTOGRAM, Subscriber, tick_origins, ts_ms
 from bench.live.latency_stats import histogram, histogram_quantiles, percentiles
 from tests.support.services import free_port
 
@@ -236,8 +235,7 @@ def subscriber_latency(
         if not window[0] <= received <= window[1]:
             continue
         alert = json.loads(payload)
-        ts_ms = round(datetime.fromisoformat(alert["signal"]["ts"]).timestamp() * 1000)
-        sent = origin.get(ts_ms)
+        sent = origin.get(ts_ms(alert["signal"]["ts"]))
         if sent is not None:
             values.append(received - sent)
     return percentiles(values)
@@ -299,17 +297,14 @@ def peer(data: Path, rate: int, seconds: float, logs: Path) -> dict[str, Any]:
                 quix.kill()
                 quix.wait()
 
-    def ms(ts: str) -> int:  # the tick's and the signal's ts, whatever their spelling
-        return round(datetime.fromisoformat(ts).timestamp() * 1000)
-
     tick_time = {}
     for rec in read_topic(topic):
         tick = json.loads(rec.value)
-        tick_time[ms(tick["ts"])] = rec.timestamp / 1000
+        tick_time[ts_ms(tick["ts"])] = rec.timestamp / 1000
     delays = []
     for rec in read_topic(signals):
         signal = json.loads(rec.value)
-        sent = tick_time.get(ms(signal["ts"]))
+        sent = tick_time.get(ts_ms(signal["ts"]))
         at = rec.timestamp / 1000
         if sent is not None and window[0] <= at <= window[1]:
             delays.append(at - sent)

@@ -53,7 +53,7 @@ from bench.live.common import (
     worker,
 )
 from bench.live.data import bench_rules, bench_ticks
-from bench.live.latency import HISTOGRAM, Subscriber
+from bench.live.latency import HISTOGRAM, Subscriber, ts_ms
 from bench.live.latency_stats import histogram, histogram_quantiles, percentiles
 from tests.support.services import free_port
 
@@ -63,10 +63,6 @@ HOPS = (
     "signal -> alert built",
     "alert built -> seen",
 )
-
-
-def ts_ms(iso: str) -> int:
-    return round(datetime.fromisoformat(iso).timestamp() * 1000)
 
 
 def append_time(*topics: str) -> None:

@@ -63,6 +63,11 @@ class Subscriber(threading.Thread):
         self.client.close()
 
 
+def ts_ms(iso: str) -> int:
+    """A tick's or signal's ts (ISO 8601) in epoch ms: how the bench matches them."""
+    return round(datetime.fromisoformat(iso).timestamp() * 1000)
+
+
 def tick_origins(topic: str) -> dict[int, float]:
     """When each tick of `topic` entered the pipeline (epoch s), by the tick's ts in ms
     (the generator's timestamps are strictly increasing, hence unique): a bundle's
@@ -76,7 +81,7 @@ def tick_origins(topic: str) -> dict[int, float]:
                 sent = int(value) / 1000
         value = json.loads(rec.value)
         for tick in value if isinstance(value, list) else [value]:
-            origin[round(datetime.fromisoformat(tick["ts"]).timestamp() * 1000)] = sent
+            origin[ts_ms(tick["ts"])] = sent
     return origin
 
 
@@ -167,13 +172,13 @@ def latency(
     unmatched = 0
     for received, payload in sub.received:
         alert = json.loads(payload)
-        ts_ms = round(datetime.fromisoformat(alert["signal"]["ts"]).timestamp() * 1000)
-        sent = origin.get(ts_ms)
+        at = ts_ms(alert["signal"]["ts"])
+        sent = origin.get(at)
         if sent is None:
             unmatched += 1  # a divergence released by a heartbeat has no single tick
             continue
         for i, lv in enumerate(levels):
-            if lv["ts_range"][0] <= ts_ms <= lv["ts_range"][1]:
+            if lv["ts_range"][0] <= at <= lv["ts_range"][1]:
                 per_level[i].setdefault(alert["kind"], []).append(received - sent)
                 per_level[i]["all"].append(received - sent)
     for i, lv in enumerate(levels):
