@@ -42,6 +42,8 @@ def main() -> int:
     parser.add_argument("--config", type=Path, required=True)
     parser.add_argument("--state-dir", type=Path, default=Path(".local/bench/quix-state"))
     parser.add_argument("--out", type=Path, required=True)
+    # Named by a caller that waits for the group's first commit (bench/live/cost.py).
+    parser.add_argument("--group", default=None)
     args = parser.parse_args()
 
     factory = Trackers(Rules.load(args.config))
@@ -49,7 +51,7 @@ def main() -> int:
 
     app = Application(
         broker_address=args.bootstrap,
-        consumer_group=f"bench-quix-{uuid.uuid4().hex[:8]}",
+        consumer_group=args.group or f"bench-quix-{uuid.uuid4().hex[:8]}",
         auto_offset_reset="earliest",
         state_dir=str(args.state_dir / uuid.uuid4().hex[:8]),
         loglevel="WARNING",

@@ -275,13 +275,21 @@ def peer(data: Path, rate: int, seconds: float, logs: Path) -> dict[str, Any]:
     part.write_text("\n".join([lines[0], *lines[2 : 2 + n]]) + "\n")
     command = [str(QUIX_VENV / "bin" / "python"), "bench/quix_peer.py", "--bootstrap", BOOTSTRAP]
     command += ["--topic", topic, "--signals", signals, "--count", str(n + 1)]
-    command += ["--config", str(rules), "--out", str(result)]
+    group = f"bench-quix-{uuid.uuid4().hex[:8]}"
+    command += ["--config", str(rules), "--out", str(result), "--group", group]
     with (logs / "cost-quix.log").open("wb") as fh:
         quix = subprocess.Popen(
             command, cwd=ROOT, env=env | {"PYTHONPATH": str(ROOT)}, stdout=fh, stderr=fh
         )
         try:
-            time.sleep(8)  # its group joined and its state store open before ticks flow
+            # Ticks flow once the peer is running: its group joined, its state store
+            # open and the first record processed and committed.
+            wait(
+                "the Quix peer to commit the first record",
+                lambda: group_lag(group, topic) == 0,
+                120,
+                quix,
+            )
             with paced_ingest(
                 env, part, rate, logs / "cost-quix-ingest.log", "--no-bundle"
             ) as proc:
