@@ -15,6 +15,7 @@ from schemas.level import Level
 from services.processor.levels import LevelFeed
 from services.runtime.kafka_admin import ensure_levels_topic
 from services.runtime.settings import Settings
+from tests.support.wait import wait_for_async
 
 pytestmark = pytest.mark.integration
 SUB = "0123456789abcdef"
@@ -30,11 +31,9 @@ def armed(feed: LevelFeed) -> dict[str, float]:
 
 
 async def until(what: str, check: Callable[[], bool], timeout_s: float = 10.0) -> float:
-    """Seconds until `check` holds (polled every 10 ms); fails after `timeout_s`."""
+    """Seconds until `check` holds (polled at most 10 ms apart); fails after `timeout_s`."""
     started = time.monotonic()
-    while not check():
-        assert time.monotonic() - started < timeout_s, f"timed out waiting for {what}"
-        await asyncio.sleep(0.01)
+    await wait_for_async(what, check, timeout_s, max_poll_s=0.01)
     return time.monotonic() - started
 
 
