@@ -292,5 +292,5 @@ test-cluster: install ## Cluster fault suite: broker, controller, rolling, min-I
 	bash $(CLUSTER) reset > /dev/null
 	STACK_COMPONENTS=redis bash $(STACK) up
 	bash $(CLUSTER) up || { bash $(CLUSTER) reset; exit 1; }
-	$(CLUSTER_ENV) CLUSTER_FAULTS=1 $(BIN)/pytest tests/cluster -q -m cluster $(PYTEST_ARGS); \
+	$(CLUSTER_ENV) $(BIN)/pytest tests/cluster -q -m cluster $(PYTEST_ARGS); \
 		rc=$$?; bash $(CLUSTER) reset > /dev/null; exit $$rc
