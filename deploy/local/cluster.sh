@@ -132,9 +132,6 @@ node_up() {
   mkdir -p "$LOGS" "$RUN"
   write_node_config "$n"
   if [[ ! -f "$dir/data/meta.properties" ]]; then
-    # Every node formats with the one cluster id; a wiped node gets it again, so it rejoins.
-    [[ -s "$CLUSTER_DIR/cluster.id" ]] ||
-      head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$CLUSTER_DIR/cluster.id"
     printf '[cluster] node %s: storage format\n' "$n" >>"$log"
     "$HERE/kafka.sh" run storage format --cluster-id="$(cat "$CLUSTER_DIR/cluster.id")" \
       -c "$dir/server.properties" >>"$log" 2>&1 || { tail_log "$log"; die "node $n: storage format failed"; }
@@ -169,6 +166,10 @@ cluster_up() {
   ensure_cmd java openjdk-17-jre-headless
   libs="$(kafka_libs)"
   mkdir -p "$CLUSTER_DIR"
+  # Every node formats with the one cluster id (a wiped node gets it again, so it rejoins):
+  # written here, once, before the nodes start in parallel, or each would write its own.
+  [[ -s "$CLUSTER_DIR/cluster.id" ]] ||
+    head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n' >"$CLUSTER_DIR/cluster.id"
   # In parallel: a KRaft node answers only once a quorum of controllers is up, so starting
   # them one after another would wait out the first one's readiness for nothing.
   for n in $(nodes_or_all "$@"); do
