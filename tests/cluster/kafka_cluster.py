@@ -5,6 +5,7 @@ is back in sync, and the alert gap each fault is reported with.
 
 from __future__ import annotations
 
+import itertools
 import os
 import subprocess
 import time
@@ -116,6 +117,17 @@ def alert_gap(pipe: Ledger, fault: Fault) -> tuple[float, float]:
     before = [t for t, _ in pipe.stream_entries(pipe.stream) if t <= fault.at]
     last = max(before) if before else fault.at
     return fault.at + recovery - last, recovery
+
+
+def longest_pause(pipe: Ledger, fault: Fault, window_s: float = 30.0) -> float:
+    """The longest time without any alert from the last alert before the fault to
+    `window_s` after it: partitions the fault did not touch may keep the stream going
+    (a gap of 0.0 s), while those it did stall; this is the stall the stream shows."""
+    times = sorted(t for t, _ in pipe.stream_entries(pipe.stream))
+    before = [t for t in times if t <= fault.at]
+    start = before[-1] if before else fault.at
+    inside = [start, *(t for t in times if start < t <= fault.at + window_s)]
+    return max((b - a for a, b in itertools.pairwise(inside)), default=window_s)
 
 
 def readyz(url: str) -> tuple[int, str]:

@@ -44,6 +44,10 @@ pytestmark = [pytest.mark.cluster, pytest.mark.e2e, pytest.mark.faults]
 
 # The outage of the two-nodes-down fault (issue 24: 30 s).
 TWO_DOWN_S = 30.0
+# From the command that starts the two nodes again to the first new alert. It includes the
+# nodes' own start after a kill -9 (log recovery, quorum, catching up): 22-31 s for two
+# JVMs at once on the 2-core machine, before any client can write.
+TWO_DOWN_RESUME_LIMIT_S = 45.0
 
 
 @pytest.fixture(autouse=True)
@@ -96,10 +100,12 @@ def gaps(pipe: Pipeline, faults: list[Fault], report: Report) -> list[float]:
     out = []
     for fault in faults:
         gap, recovery = kc.alert_gap(pipe, fault)
-        out.append(gap)
+        pause = kc.longest_pause(pipe, fault)
+        out.append(max(gap, pause))
         report(
             f"{fault.what}: alert gap {gap:.1f} s (last alert before -> first new after; "
-            f"first new alert {recovery:.1f} s after the fault; target {RECOVERY_TARGET_S:g} s)"
+            f"first new alert {recovery:.1f} s after the fault), longest pause between two "
+            f"alerts in the 30 s after it {pause:.1f} s; target {RECOVERY_TARGET_S:g} s"
         )
     return out
 
@@ -248,8 +254,13 @@ def test_two_nodes_down_then_back(
                 seen = (status, body)
                 report(f"ingestor /readyz {status} {time.time() - fault.at:.1f} s in: {body}")
             time.sleep(0.5)
+        restarted = time.time()
         back = kc.start(*down)
-        report(f"nodes {down} answering again {back - fault.at:.1f} s after the kill")
+        report(
+            f"nodes {down} started {restarted - fault.at:.1f} s after the kill, both "
+            f"answering ApiVersions {back - restarted:.1f} s later (two JVMs recovering "
+            "unflushed logs at once)"
+        )
         assert seen is not None, "the ingestor's /readyz never said the cluster takes no writes"
         log = (pipe.logs / "ingest.log").read_text(errors="replace")
         warned = [line for line in log.splitlines() if "Kafka writes unavailable" in line]
@@ -263,13 +274,13 @@ def test_two_nodes_down_then_back(
         )
     finally:
         pipe.stop_all()
-    gap, _ = kc.alert_gap(pipe, fault)
-    resumed = gap - TWO_DOWN_S
+    gap, recovery = kc.alert_gap(pipe, fault)
+    resumed = fault.at + recovery - restarted
     report(
-        f"alert gap {gap:.1f} s over a {TWO_DOWN_S:g} s outage: alerts resumed about "
+        f"alert gap {gap:.1f} s over a {TWO_DOWN_S:g} s outage: the first new alert "
         f"{resumed:.1f} s after the nodes were started again"
     )
-    assert fault.at + pipe.recovery_s(fault) - back <= RECOVERY_LIMIT_S
+    assert resumed <= TWO_DOWN_RESUME_LIMIT_S, resumed
 
 
 def test_wiped_node_rejoins_empty_and_re_replicates(
