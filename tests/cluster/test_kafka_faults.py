@@ -80,6 +80,7 @@ def running(
     pipe = fault_pipeline(settings, redis_client, tmp_path, seconds)
     # A known port for the ingestor's /readyz (the tests' default, 0, is never logged).
     pipe.env["MARKETSIGNAL_INGESTOR_METRICS_PORT"] = str(free_port())
+    pipe.env["MARKETSIGNAL_PROCESSOR_METRICS_PORT"] = str(free_port())
     pipe.start_processor("worker-1")
     pipe.start_alerter()
     pipe.start_feed(RATE)
@@ -237,9 +238,13 @@ def test_two_nodes_down_then_back(
         time.sleep(rng.uniform(2.0, 6.0))
         survivor = rng.choice(kc.NODES)
         down = [n for n in kc.NODES if n != survivor]
-        url = f"http://127.0.0.1:{pipe.env['MARKETSIGNAL_INGESTOR_METRICS_PORT']}/readyz"
-        status, body = kc.readyz(url)
-        report(f"ingestor /readyz before the fault: {status} {body}")
+        urls = {
+            svc: f"http://127.0.0.1:{pipe.env[f'MARKETSIGNAL_{svc.upper()}_METRICS_PORT']}/readyz"
+            for svc in ("ingestor", "processor")
+        }
+        for svc, url in urls.items():
+            status, body = kc.readyz(url)
+            report(f"{svc} /readyz before the fault: {status} {body}")
 
         def both() -> float:
             for n in down:
@@ -247,12 +252,13 @@ def test_two_nodes_down_then_back(
             return time.time()
 
         fault = strike(pipe, f"nodes {down[0]} and {down[1]} killed for {TWO_DOWN_S:g} s", both)
-        seen: tuple[int, str] | None = None
+        seen: dict[str, tuple[int, str]] = {}
         while time.time() < fault.at + TWO_DOWN_S:
-            status, body = kc.readyz(url)
-            if status != 200 and seen is None:
-                seen = (status, body)
-                report(f"ingestor /readyz {status} {time.time() - fault.at:.1f} s in: {body}")
+            for svc, url in urls.items():
+                status, body = kc.readyz(url)
+                if status != 200 and svc not in seen:
+                    seen[svc] = (status, body)
+                    report(f"{svc} /readyz {status} {time.time() - fault.at:.1f} s in: {body}")
             time.sleep(0.5)
         restarted = time.time()
         back = kc.start(*down)
@@ -261,7 +267,7 @@ def test_two_nodes_down_then_back(
             f"answering ApiVersions {back - restarted:.1f} s later (two JVMs recovering "
             "unflushed logs at once)"
         )
-        assert seen is not None, "the ingestor's /readyz never said the cluster takes no writes"
+        assert set(seen) == set(urls), f"/readyz said the cluster takes no writes: {seen}"
         log = (pipe.logs / "ingest.log").read_text(errors="replace")
         warned = [line for line in log.splitlines() if "Kafka writes unavailable" in line]
         report(f"ingestor log: {len(warned)} line(s) on the outage: {warned[:1]}")
