@@ -286,11 +286,14 @@ CLUSTER_ENV = MARKETSIGNAL_KAFKA_BOOTSTRAP=$$(bash $(CLUSTER) bootstrap) \
 	MARKETSIGNAL_REPLICATION_FACTOR=3 MARKETSIGNAL_MIN_INSYNC_REPLICAS=2
 
 # The cluster fault suite (tests/cluster, marker `cluster`): a fresh cluster, Redis from the
-# stack (reused if it runs), every fault run one at a time; the cluster is wiped afterwards.
+# stack (reused if it runs, stopped afterwards if this target started it), every fault run
+# one at a time; the cluster is stopped and wiped afterwards.
 .PHONY: test-cluster
 test-cluster: install ## Cluster fault suite: broker, controller, rolling, min-ISR and wiped-disk faults on 3 nodes (tests/cluster)
 	bash $(CLUSTER) reset > /dev/null
-	STACK_COMPONENTS=redis bash $(STACK) up
-	bash $(CLUSTER) up || { bash $(CLUSTER) reset; exit 1; }
-	$(CLUSTER_ENV) $(BIN)/pytest tests/cluster -q -m cluster $(PYTEST_ARGS); \
-		rc=$$?; bash $(CLUSTER) reset > /dev/null; exit $$rc
+	redis_down=$$(STACK_COMPONENTS=redis bash $(STACK) status | awk '$$2 == "down"'); \
+	STACK_COMPONENTS=redis bash $(STACK) up && \
+	{ bash $(CLUSTER) up && $(CLUSTER_ENV) $(BIN)/pytest tests/cluster -q -m cluster $(PYTEST_ARGS); }; \
+	rc=$$?; bash $(CLUSTER) reset > /dev/null; \
+	if [ -n "$$redis_down" ]; then STACK_COMPONENTS=redis bash $(STACK) down > /dev/null; fi; \
+	exit $$rc
