@@ -1,11 +1,13 @@
 """Issue 22's figures: a subscriber's own price levels at scale and at speed.
 
 - **Drain**: the same trading day over 10,000 symbols, in tick bundles, drained by one
-  worker with no levels and with 100,000 levels over those 10,000 symbols (ten a
-  symbol, around its price, so that many fire), in the order none, levels, levels, none
-  so that a drift of the shared machine falls on both alike. The rate, the worker's RSS
-  after the drain, and its firings checked equal to `backtest --levels` on the same
-  ticks. The levels are written to the compacted levels topic as the API writes them,
+  worker with no levels, with 100,000 levels over those 10,000 symbols (ten a symbol,
+  2-10% from its first price, so that many fire: each firing is a signal like any
+  other, encoded, produced and acknowledged), and with 100,000 levels the day never
+  reaches (what holding and checking them costs). Three drains of each, interleaved
+  so that a drift of the shared machine falls on all alike; medians. The rate, the
+  worker's RSS after the drain, and its firings checked equal to `backtest --levels`
+  on the same ticks. The levels are written to the compacted levels topic as the API writes them,
   100 subscriptions of 1,000 (the API's limits); 100,000 POSTs would take minutes and
   measure the API, not the stream.
 - **Arming**: on an idle stack (processor and alerter, the alerter serving the API),
@@ -106,10 +108,10 @@ def levels_bench(quick: bool, logs: Path) -> dict[str, Any]:
 # -- drain ------------------------------------------------------------------------------------
 
 
-def level_records(data: Path, per_symbol: int) -> list[Level]:
+def level_records(data: Path, per_symbol: int, *, apart: float = 0.02) -> list[Level]:
     """`per_symbol` levels on every symbol of `data`, half above and half below its first
-    price, 2% apart from it outwards (where people set them: round moves away, most of
-    them never reached in a day), 1,000 to a subscription."""
+    price, `apart` from it and from each other outwards (2%: where people set them,
+    round moves away, many never reached in a day), 1,000 to a subscription."""
     first: dict[str, float] = {}
     with data.open(encoding="utf-8") as fh:
         next(fh)
@@ -122,7 +124,8 @@ def level_records(data: Path, per_symbol: int) -> list[Level]:
         for k in range(per_symbol):
             step = 1 + k // 2
             side = "above" if k % 2 == 0 else "below"
-            x = round(price * (1 + (0.02 * step if side == "above" else -0.02 * step)), 4)
+            x = price * (1 + apart * step) if side == "above" else price / (1 + apart * step)
+            x = round(x, 4)
             n = len(levels)
             levels.append(
                 Level.model_validate(
@@ -158,6 +161,9 @@ def drain(rules: Path, n: int, n_symbols: int, per_symbol: int, logs: Path) -> d
     if not data.exists():
         broad_market(data, n, n_symbols, seed=22)
     levels = level_records(data, per_symbol)
+    # The same number of levels out of the day's reach (100% apart): what holding and
+    # checking them costs, without the firings.
+    quiet = level_records(data, per_symbol, apart=1.0)
     levels_file = logs / "levels-drain.jsonl"
     levels_file.write_text(
         "".join(
@@ -166,15 +172,20 @@ def drain(rules: Path, n: int, n_symbols: int, per_symbol: int, logs: Path) -> d
         ),
         encoding="utf-8",
     )
-    log(f"levels drain: {n:,} ticks over {n_symbols:,} symbols, none and {len(levels):,} levels")
-    runs: dict[str, list[dict[str, Any]]] = {"none": [], "levels": []}
+    log(
+        f"levels drain: {n:,} ticks over {n_symbols:,} symbols: none, "
+        f"{len(levels):,} levels, as many quiet ones"
+    )
+    runs: dict[str, list[dict[str, Any]]] = {"none": [], "levels": [], "quiet": []}
     fired: list[str] = []
-    for case in ("none", "levels", "levels", "none"):
+    order = ["none", "levels", "quiet", "quiet", "levels", "none", "none", "levels", "quiet"]
+    for case in order:
         namespace = f"bench.lvl.{uuid.uuid4().hex[:8]}."
         try:
             ingest(namespace, rules, data, logs, bundles=True)
-            if case == "levels":
-                publish_levels(Settings(namespace=namespace).levels_topic, levels)
+            if case != "none":
+                topic = Settings(namespace=namespace).levels_topic
+                publish_levels(topic, levels if case == "levels" else quiet)
             figures = processor_drain(namespace, rules, n, logs)
             signals = [json.loads(r.value) for r in read_topic(namespace + "signals")]
         finally:
@@ -207,6 +218,9 @@ def drain(rules: Path, n: int, n_symbols: int, per_symbol: int, logs: Path) -> d
         "rss_none_mb": median("none", "rss_mb"),
         "rss_levels_mb": median("levels", "rss_mb"),
         "rss_growth_mb": median("levels", "rss_mb") - median("none", "rss_mb"),
+        "rate_quiet_levels": median("quiet", "rate"),
+        "ratio_quiet_levels": median("quiet", "rate") / median("none", "rate"),
+        "quiet_levels_firings": max(r["price_level_firings"] for r in runs["quiet"]),
         "start_to_lag_zero_none_s": median("none", "lag_drain_wall_s"),
         "start_to_lag_zero_levels_s": median("levels", "lag_drain_wall_s"),
         "backtest_firings": len(expected),
@@ -426,6 +440,11 @@ def print_levels(figures: dict[str, Any]) -> None:
         f"({d['ratio']:.2f}x), RSS +{d['rss_growth_mb']:.0f} MB "
         f"({d['rss_none_mb']:.0f} -> {d['rss_levels_mb']:.0f}), "
         f"{d['backtest_firings']:,} firings, equal to the backtest: {d['firings_equal_backtest']}"
+    )
+    print(
+        f"  levels drain, {d['levels']:,} levels the day never reaches: "
+        f"{d['rate_quiet_levels']:,.0f} ticks/s ({d['ratio_quiet_levels']:.2f}x), "
+        f"{d['quiet_levels_firings']} firings"
     )
     for what in ("armed", "disarmed"):
         a = figures["arming"][what]
