@@ -62,6 +62,7 @@ from bench.live.ingest import ingest
 from bench.live.latency import Subscriber, tick_origins, ts_ms
 from bench.live.latency_stats import percentiles
 from schemas.level import Level
+from services.backtest.levels import write_levels
 from services.runtime.heap import freeze_heap
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
@@ -165,13 +166,7 @@ def drain(rules: Path, n: int, n_symbols: int, per_symbol: int, logs: Path) -> d
     # checking them costs, without the firings.
     quiet = level_records(data, per_symbol, apart=1.0)
     levels_file = logs / "levels-drain.jsonl"
-    levels_file.write_text(
-        "".join(
-            lv.model_dump_json(include={"level_id", "symbol", "above", "below"}) + "\n"
-            for lv in levels
-        ),
-        encoding="utf-8",
-    )
+    write_levels(levels_file, levels)
     log(
         f"levels drain: {n:,} ticks over {n_symbols:,} symbols: none, "
         f"{len(levels):,} levels, as many quiet ones"
