@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from schemas.alert import Alert
 from schemas.signals import SIGNAL_ADAPTER
+from services.alerter.delivery import NotReplicated
 from services.alerter.metrics import AlertMetrics
 from services.runtime.outage import Outage
 
@@ -240,11 +241,22 @@ class AlertRelay:
 
     def _deliver(self, alerts: list[Alert], stop: threading.Event) -> list[bool] | None:
         backoff = 0.1
+        # Alerts an attempt delivered on the primary but too few replicas confirmed: a
+        # retry finds them claimed, yet this relay delivered them (the counts say so).
+        new_before = [False] * len(alerts)
         while True:
             try:
                 delivered = self.delivery.deliver(alerts)
                 self.redis_outage.ok()
-                return delivered
+                return [a or b for a, b in zip(new_before, delivered, strict=True)]
+            except NotReplicated as exc:
+                new_before = [a or b for a, b in zip(new_before, exc.delivered, strict=True)]
+                if self.metrics is not None:
+                    self.metrics.redis_failed(exc)
+                self.redis_outage.failed(exc)
+                if stop.wait(backoff):
+                    return None
+                backoff = min(backoff * 2, MAX_BACKOFF_S)
             except redis.RedisError as exc:
                 if self.metrics is not None:
                     self.metrics.redis_failed(exc)

@@ -11,6 +11,7 @@ from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.errors import KafkaError
 
 from services.cli.options import add_config_option
+from services.runtime import redis_client
 from services.runtime.lag import compute_lag
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
@@ -56,7 +57,7 @@ def kafka_line(settings: Settings) -> Line:
 
 def redis_line(settings: Settings) -> Line:
     try:
-        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+        client = redis_client.connect(settings, socket_connect_timeout=2)
         client.ping()
         n = int(client.xlen(RedisKeys(settings.namespace).alerts))
     except redis.RedisError as exc:
