@@ -242,9 +242,11 @@ reset: ## Stop everything and wipe the local stack's data (topics, tables, Redis
 	rm -rf .local/state
 
 .PHONY: status
-status: install ## Each component: up or down, address, lag
+status: install ## Each component: up or down, address, lag (REDIS_HA=1: each Redis node and sentinel)
 	bash deploy/local/services.sh status
-	$(BIN)/marketsignal status
+	@if [ "$${REDIS_HA:-}" = 1 ]; then STACK_COMPONENTS=redis bash $(STACK) status; fi
+	@if [ "$${REDIS_HA:-}" = 1 ] && [ -z "$${MARKETSIGNAL_REDIS_SENTINELS:-}" ]; then \
+		eval "$$(bash deploy/local/redis_ha.sh env)"; fi; $(BIN)/marketsignal status
 
 # Local stack without Docker (deploy/local/README.md). Readiness checks use Java, not the venv.
 .PHONY: stack-up

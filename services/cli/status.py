@@ -60,9 +60,15 @@ def redis_line(settings: Settings) -> Line:
         client = redis_client.connect(settings, socket_connect_timeout=2)
         client.ping()
         n = int(client.xlen(RedisKeys(settings.namespace).alerts))
+        detail = f"{n} alerts in stream"
+        if settings.redis_sentinels:
+            # Which node the sentinels name, and whether it has the replicas WAIT needs.
+            host, port = client.connection_pool.get_master_address()  # type: ignore[attr-defined]
+            replicas = int(client.info("replication").get("connected_slaves", 0))
+            detail += f", primary {host}:{port} with {replicas} replica(s)"
     except redis.RedisError as exc:
         return Line("redis", False, settings.redis_location, str(exc))
-    return Line("redis", True, settings.redis_location, f"{n} alerts in stream")
+    return Line("redis", True, settings.redis_location, detail)
 
 
 def http_line(name: str, url: str) -> Line:
