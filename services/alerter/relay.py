@@ -32,6 +32,8 @@ log = logging.getLogger("marketsignal.alerter")
 POLL_TIMEOUT_MS = 500
 # Redis down: retry the same batch, backing off to this, never committing past it.
 MAX_BACKOFF_S = 5.0
+# Between attempts that too few replicas confirmed (each already blocked in WAIT).
+NOT_REPLICATED_PAUSE_S = 0.1
 
 
 @dataclass
@@ -254,9 +256,12 @@ class AlertRelay:
                 if self.metrics is not None:
                     self.metrics.redis_failed(exc)
                 self.redis_outage.failed(exc)
-                if stop.wait(backoff):
+                # The WAIT itself waited its timeout: no backoff on top, so the batch goes
+                # through as soon as a replica is back (a restarted node syncing after a
+                # failover), not up to MAX_BACKOFF_S later.
+                if stop.wait(NOT_REPLICATED_PAUSE_S):
                     return None
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+                backoff = 0.1
             except redis.RedisError as exc:
                 if self.metrics is not None:
                     self.metrics.redis_failed(exc)
