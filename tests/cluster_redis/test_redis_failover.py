@@ -78,6 +78,8 @@ def test_redis_primary_kill9_sentinel_failover(
         killed_port = node_ports()[node - 1]
         killed_at = time.time()
         ha("node-kill", str(node))
+        # redis_ha.sh returns once the process is gone: nothing is written there after this.
+        dead_at = time.time()
         promoted = wait_for(
             "the sentinels to promote the replica",
             lambda: (p := primary(pipe.s)) is not None and p[1] != killed_port,
@@ -116,10 +118,11 @@ def test_redis_primary_kill9_sentinel_failover(
         f"{missing} missing, {extra} extra, {duplicates} duplicates, {reader.errors} read errors"
     )
     times = [t for t, _ in pipe.stream_entries(pipe.stream)]
-    before = max(t for t in times if t <= killed_at)
-    after = min(t for t in times if t > killed_at)
-    read_before = max(t for t, _ in reader.read if t <= killed_at)
-    read_after = min(t for t, _ in reader.read if t > killed_at)
+    # The last alert the old primary took (and its replica kept) -> the first the new one took.
+    before = max(t for t in times if t <= dead_at)
+    after = min(t for t in times if t > dead_at)
+    read_before = max(t for t, _ in reader.read if t <= dead_at)
+    read_after = min(t for t, _ in reader.read if t > dead_at)
     first_new = pipe.recovery_s(fault)
     # When the alerter's deliveries were confirmed by a replica again (and its offsets
     # committed): its outage's end, logged once (services/runtime/outage.py).
@@ -202,8 +205,12 @@ def test_wait_latency_cost(
         try:
             pipe.start_processor("worker-1")
             pipe.start_alerter()
-            before = _scrape(port)
             pipe.start_feed(RATE)
+            # From a few seconds into the feed: the first ticks wait for the processor's
+            # group to form, a start-up tail that is no part of WAIT's cost.
+            pipe.wait_alerts(1)
+            time.sleep(3)
+            before = _scrape(port)
             pipe.settle()
             after = _scrape(port)
         finally:
