@@ -94,7 +94,7 @@ def test_redis_primary_kill9_sentinel_failover(
         ha("node-up", str(node))
         wait_for("the old primary to sync as a replica", lambda: replicas_online(pipe.s) >= 1, 60)
         synced_at = time.time()
-        fault = Fault(f"redis primary (node {node}) kill -9", killed_at, None, ends)
+        fault = Fault(f"redis primary (node {node}) kill -9", dead_at, None, ends)
         pipe.faults.append(fault)
         report(
             f"node {node} killed at +0.0 s; the sentinels named the replica primary at "
