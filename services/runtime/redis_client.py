@@ -36,15 +36,29 @@ def connection_kwargs(url: str) -> dict[str, Any]:
     return kwargs
 
 
-def sentinel_kwargs(url: str) -> dict[str, Any]:
-    """How to reach the sentinels: the password (and user) of the settings' URL, a short
-    timeout. Not a per-client URL's: a restricted Redis user is no sentinel user."""
+def sentinel_kwargs(settings: Settings) -> dict[str, Any]:
+    """How to reach the sentinels: their password (see `redis_sentinel_password`), the
+    default user, a short timeout."""
     kwargs: dict[str, Any] = {"socket_timeout": SENTINEL_SOCKET_TIMEOUT_S}
-    options = parse_url(url)  # type: ignore[no-untyped-call]
-    for key in ("username", "password"):
-        if options.get(key):
-            kwargs[key] = options[key]
+    password = sentinel_password(settings)
+    if password:
+        kwargs["password"] = password
     return kwargs
+
+
+def sentinel_password(settings: Settings) -> str | None:
+    if settings.redis_sentinel_password is not None:
+        return settings.redis_sentinel_password.get_secret_value()
+    if settings.redis_password_file is not None:
+        try:
+            password = settings.redis_password_file.read_text().strip()
+        except OSError:
+            password = ""
+        if password:
+            return password
+    options = parse_url(settings.redis_url)  # type: ignore[no-untyped-call]
+    found: str | None = options.get("password")
+    return found
 
 
 def connect(settings: Settings, url: str | None = None, **options: Any) -> redis.Redis:
@@ -54,7 +68,7 @@ def connect(settings: Settings, url: str | None = None, **options: Any) -> redis
         return redis.Redis.from_url(url, **options)
     sentinel = Sentinel(  # type: ignore[no-untyped-call]
         list(settings.redis_sentinels),
-        sentinel_kwargs=sentinel_kwargs(settings.redis_url),
+        sentinel_kwargs=sentinel_kwargs(settings),
         **connection_kwargs(url),
         **options,
     )
@@ -69,7 +83,7 @@ def connect_async(settings: Settings, url: str | None = None, **options: Any) ->
         return aioredis.Redis.from_url(url, **options)
     sentinel = AsyncSentinel(  # type: ignore[no-untyped-call]
         list(settings.redis_sentinels),
-        sentinel_kwargs=sentinel_kwargs(settings.redis_url),
+        sentinel_kwargs=sentinel_kwargs(settings),
         **connection_kwargs(url),
         **options,
     )

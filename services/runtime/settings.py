@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     # sentinels are asked with the same password). Empty: the URL's one Redis.
     redis_sentinels: Annotated[tuple[tuple[str, int], ...], NoDecode] = ()
     redis_sentinel_master: str = "marketsignal"
+    # The sentinels' own password (their `requirepass`). Unset: the one in
+    # redis_password_file if it can be read (the local stack gives its sentinels the same),
+    # else the URL's. Not simply the URL's: a service may talk to Redis as a restricted
+    # ACL user that the sentinels do not know.
+    redis_sentinel_password: SecretStr | None = None
     # An alert counts as delivered once this many replicas hold it: the alerter sends
     # `WAIT n` after its writes and commits no Kafka offset before they answer. 0 (one
     # Redis): no WAIT. With Sentinel, 1: a failover never loses a committed alert.

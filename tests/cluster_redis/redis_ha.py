@@ -46,7 +46,7 @@ def node_ports() -> list[int]:
 
 def primary(settings: Settings) -> tuple[str, int] | None:
     """The primary the first answering sentinel names, asked directly (no cache)."""
-    password = redis_client.sentinel_kwargs(settings.redis_url).get("password")
+    password = redis_client.sentinel_password(settings)
     for host, port in settings.redis_sentinels:
         client = redis.Redis(host=host, port=port, password=password, socket_timeout=1)
         try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import redis
 from pydantic import ValidationError
@@ -77,6 +79,22 @@ def test_with_sentinels_a_client_asks_them_for_the_primary(
     assert addresses == [("127.0.0.1", 26379), ("127.0.0.1", 26380)]
     # The sentinels are asked with the same password.
     assert sentinels[0].connection_pool.connection_kwargs["password"] == "secret"
+
+
+def test_the_sentinel_password_setting_wins_then_the_password_file(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    restricted = "redis://fanout:theirs@h:1/0"
+    s = settings(monkeypatch, redis_url=restricted, redis_sentinels="127.0.0.1:26379")
+    assert redis_client.sentinel_password(s) == "theirs"
+    stack_file = tmp_path / "redis.password"
+    stack_file.write_text("stack\n")
+    s = s.model_copy(update={"redis_password_file": stack_file})
+    assert redis_client.sentinel_password(s) == "stack"
+    monkeypatch.setenv("MARKETSIGNAL_REDIS_SENTINEL_PASSWORD", "own")
+    s = Settings(redis_url=restricted, redis_password_file=stack_file)
+    assert redis_client.sentinel_password(s) == "own"
+    assert "own" not in repr(s)
 
 
 def test_a_restricted_user_url_keeps_the_settings_password_for_sentinels(
