@@ -102,6 +102,11 @@ bench-cost: $(BENCH_STAMP) ## Benchmark: CPU per process and tick-to-alert at 1k
 	bash $(STACK) up
 	$(PY) -m bench.live.cost $(BENCH_ARGS)
 
+.PHONY: bench-levels
+bench-levels: $(BENCH_STAMP) ## Benchmark: a drain with 100,000 price levels against none, arming latency, a level's p99 at 5k ticks/s
+	bash $(STACK) up
+	$(PY) -m bench.live.levels $(BENCH_ARGS)
+
 .PHONY: bench-quick
 bench-quick: $(BENCH_STAMP) ## `make bench` at development size (a few minutes)
 	bash $(STACK) up

@@ -16,7 +16,12 @@ from typing import Any, cast
 
 import pytest
 import redis
-from kafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
+from kafka.errors import (
+    CommitFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+)
 from prometheus_client import CollectorRegistry
 
 from schemas.alert import Alert
@@ -56,6 +61,7 @@ class ScriptedConsumer:
         self.delivery: Recorder | None = None
         self.metrics: AlertMetrics | None = None
         self.readiness: list[tuple[bool, str]] = []
+        self.commit_failures: list[KafkaError | None] = []  # async commits' outcomes
 
     # A fake KafkaConsumer.poll: the signature is the client's, the answer the test's.
     def poll(
@@ -80,9 +86,13 @@ class ScriptedConsumer:
         self.delivered_before_commit.append(len(self.delivery.alerts))
         self.kinds.append("sync")
 
-    def commit_async(self, offsets: Any = None, callback: Any = None) -> None:  # noqa: ARG002
+    def commit_async(self, offsets: Any = None, callback: Any = None) -> None:
         self.commit()
         self.kinds[-1] = "async"
+        if callback is not None:
+            # kafka-python calls back from a later poll; the outcome is the test's.
+            failure = self.commit_failures.pop(0) if self.commit_failures else None
+            callback(offsets, failure if failure is not None else {})
 
     def assignment(self) -> set[Any]:
         return {("signals", 0)}
@@ -220,6 +230,23 @@ def test_a_stop_while_redis_is_down_commits_nothing() -> None:
     # The position is past a record Redis never took: committing it would lose it.
     assert consumer.commits == []
     assert stats.delivered == 0
+
+
+def test_a_failed_commit_is_tried_again_when_next_due() -> None:
+    """The last batch's commit failing (a broker restart) must not leave the group's
+    offsets behind for good: the next idle poll commits again, once due."""
+    script: list[list[Any] | KafkaError] = [[signal_record(0)], [], [], [], []]
+    times = iter([0.0, 0.5, 1.2, 1.5, 2.6])
+    relay, consumer, _delivery, _metrics, stop = relay_for(
+        script, commit_interval_s=1.0, clock=lambda: next(times)
+    )
+    consumer.commit_failures = [CommitFailedError("coordinator loading"), None]
+    relay.run(stop)
+    # The batch at 0.0 s: its commit fails; 0.5 s: not due; 1.2 s: again, and it holds;
+    # after that nothing is pending until the stop's own commit.
+    assert consumer.commits == [1, 3, 6]
+    assert consumer.kinds == ["async", "async", "sync"]
+    assert relay.commit_outage.ongoing is False
 
 
 class LaggingReplica:
