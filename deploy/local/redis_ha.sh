@@ -291,7 +291,11 @@ cmd_up() {
   # Sentinels first when they have run before: a node then starts in the role they hold.
   if [[ -f "$(sentinel_dir 1)/sentinel.conf" ]]; then
     for i in "${!SENTINEL_PORTS[@]}"; do sentinel_up $((i + 1)); done
-    for i in 1 2; do node_up "$i"; done
+    # The primary they name first, then its replica: started the other way round, the
+    # replica would be promoted over the primary that has the latest writes.
+    local order=(1 2)
+    [[ "$(sentinel_master || true)" == "127.0.0.1 ${NODE_PORTS[1]}" ]] && order=(2 1)
+    for i in "${order[@]}"; do node_up "$i"; done
   else
     for i in 1 2; do node_up "$i"; done
     for i in "${!SENTINEL_PORTS[@]}"; do sentinel_up $((i + 1)); done
