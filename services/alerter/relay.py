@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from schemas.alert import Alert
 from schemas.signals import SIGNAL_ADAPTER
+from services.alerter.delivery import NotReplicated
 from services.alerter.metrics import AlertMetrics
 from services.runtime.outage import Outage
 
@@ -31,6 +32,8 @@ log = logging.getLogger("marketsignal.alerter")
 POLL_TIMEOUT_MS = 500
 # Redis down: retry the same batch, backing off to this, never committing past it.
 MAX_BACKOFF_S = 5.0
+# Between attempts that too few replicas confirmed (each already blocked in WAIT).
+NOT_REPLICATED_PAUSE_S = 0.1
 
 
 @dataclass
@@ -249,11 +252,25 @@ class AlertRelay:
 
     def _deliver(self, alerts: list[Alert], stop: threading.Event) -> list[bool] | None:
         backoff = 0.1
+        # Alerts an attempt delivered on the primary but too few replicas confirmed: a
+        # retry finds them claimed, yet this relay delivered them (the counts say so).
+        new_before = [False] * len(alerts)
         while True:
             try:
                 delivered = self.delivery.deliver(alerts)
                 self.redis_outage.ok()
-                return delivered
+                return [a or b for a, b in zip(new_before, delivered, strict=True)]
+            except NotReplicated as exc:
+                new_before = [a or b for a, b in zip(new_before, exc.delivered, strict=True)]
+                if self.metrics is not None:
+                    self.metrics.redis_failed(exc)
+                self.redis_outage.failed(exc)
+                # The WAIT itself waited its timeout: no backoff on top, so the batch goes
+                # through as soon as a replica is back (a restarted node syncing after a
+                # failover), not up to MAX_BACKOFF_S later.
+                if stop.wait(NOT_REPLICATED_PAUSE_S):
+                    return None
+                backoff = 0.1
             except redis.RedisError as exc:
                 if self.metrics is not None:
                     self.metrics.redis_failed(exc)

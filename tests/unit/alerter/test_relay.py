@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 
 from schemas.alert import Alert
 from schemas.signals import RecordHigh
+from services.alerter.delivery import NotReplicated
 from services.alerter.metrics import AlertMetrics
 from services.alerter.relay import AlertRelay
 
@@ -246,3 +247,45 @@ def test_a_failed_commit_is_tried_again_when_next_due() -> None:
     assert consumer.commits == [1, 3, 6]
     assert consumer.kinds == ["async", "async", "sync"]
     assert relay.commit_outage.ongoing is False
+
+
+class LaggingReplica:
+    """The primary takes each batch, its replica confirms it only at the third attempt."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.claimed: set[str] = set()
+        self.alerts: list[Alert] = []  # confirmed by the replica
+
+    def deliver(self, alerts: list[Alert]) -> list[bool]:
+        self.attempts += 1
+        new = [a.alert_id not in self.claimed for a in alerts]
+        self.claimed.update(a.alert_id for a in alerts)
+        if self.attempts < 3:
+            raise NotReplicated(new, 0, 1, 5)
+        self.alerts.extend(alerts)
+        return new
+
+
+def test_no_commit_before_a_replica_confirms_and_the_alerts_count_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = threading.Event()
+    consumer = ScriptedConsumer([[signal_record(0), signal_record(1)]], stop)
+    lagging = LaggingReplica()
+    consumer.delivery = cast(Recorder, lagging)
+    relay = AlertRelay(consumer, lagging, metrics=AlertMetrics(CollectorRegistry()))
+
+    with caplog.at_level("WARNING", logger="marketsignal.alerter"):
+        stats = relay.run(stop)
+
+    assert lagging.attempts == 3
+    # Every commit came after the attempt the replica confirmed.
+    assert consumer.delivered_before_commit
+    assert min(consumer.delivered_before_commit) == 2
+    # The retries found the alerts claimed by the first attempt: still new, not duplicates.
+    assert (stats.delivered, stats.duplicates) == (2, 0)
+    # One line when the replica falls short, one when it is back: not one per retry.
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("unavailable" in line for line in lines) == 1
+    assert sum(" back after " in line for line in lines) == 1
