@@ -102,6 +102,11 @@ bench-cost: $(BENCH_STAMP) ## Benchmark: CPU per process and tick-to-alert at 1k
 	bash $(STACK) up
 	$(PY) -m bench.live.cost $(BENCH_ARGS)
 
+.PHONY: bench-levels
+bench-levels: $(BENCH_STAMP) ## Benchmark: a drain with 100,000 price levels against none, arming latency, a level's p99 at 5k ticks/s
+	bash $(STACK) up
+	$(PY) -m bench.live.levels $(BENCH_ARGS)
+
 .PHONY: bench-quick
 bench-quick: $(BENCH_STAMP) ## `make bench` at development size (a few minutes)
 	bash $(STACK) up
@@ -177,6 +182,27 @@ soak: install ## Processor kill -9 soak: SOAK_RUNS x (6 kills, one worker + 6 ki
 	  FAULT_KILLS=$${FAULT_KILLS:-6} $(BIN)/pytest tests/faults -q -k processor || exit 1; \
 	done
 
+# Redis behind Sentinel (issue 24, docs/reliability.md "Redis failover"): a broker (reused if
+# one answers on KAFKA_PORT) and a Redis HA of its own, on ports and in a state directory
+# apart from the main stack's (it can run beside `make up`), the failover tests, then
+# everything it started is stopped and its state wiped.
+REDIS_HA_TEST_ENV := STACK_STATE=.local/redis-ha-test REDIS_PORT=16379 REDIS_HA_REPLICA_PORT=16380 \
+	REDIS_HA_SENTINEL_PORTS="26479 26480 26481"
+REDIS_HA_TESTS ?= tests/cluster_redis
+
+.PHONY: test-redis-ha
+test-redis-ha: install ## Redis primary kill -9 under a paced feed, Sentinel promotes the replica: exact delivery, alert gap, WAIT's cost (tests/cluster_redis)
+	$(REDIS_HA_TEST_ENV) STACK_COMPONENTS=kafka bash $(STACK) up
+	$(REDIS_HA_TEST_ENV) bash deploy/local/redis_ha.sh reset > /dev/null
+	$(REDIS_HA_TEST_ENV) bash deploy/local/redis_ha.sh up || \
+		{ $(REDIS_HA_TEST_ENV) bash deploy/local/redis_ha.sh reset; exit 1; }
+	eval "$$($(REDIS_HA_TEST_ENV) bash deploy/local/redis_ha.sh env)"; \
+	$(REDIS_HA_TEST_ENV) MARKETSIGNAL_REDIS_URL=redis://127.0.0.1:16379/0 \
+		MARKETSIGNAL_REDIS_PASSWORD_FILE=.local/redis-ha-test/secrets/redis.password \
+		$(BIN)/pytest $(REDIS_HA_TESTS) -q -m cluster; \
+	rc=$$?; $(REDIS_HA_TEST_ENV) bash deploy/local/redis_ha.sh reset > /dev/null; \
+	$(REDIS_HA_TEST_ENV) STACK_COMPONENTS=kafka bash $(STACK) reset > /dev/null; exit $$rc
+
 # The other supported Kafka line (deploy/local/kafka.sh: 4.x is the default, 3.9 the other):
 # a second broker of that version on its own ports and state directory, beside the main stack's
 # Redis and Prometheus. It is formatted fresh for each run and stopped (and wiped) after it.
@@ -242,9 +268,11 @@ reset: ## Stop everything and wipe the local stack's data (topics, tables, Redis
 	rm -rf .local/state
 
 .PHONY: status
-status: install ## Each component: up or down, address, lag
+status: install ## Each component: up or down, address, lag (REDIS_HA=1: each Redis node and sentinel)
 	bash deploy/local/services.sh status
-	$(BIN)/marketsignal status
+	@if [ "$${REDIS_HA:-}" = 1 ]; then STACK_COMPONENTS=redis bash $(STACK) status; fi
+	@if [ "$${REDIS_HA:-}" = 1 ] && [ -z "$${MARKETSIGNAL_REDIS_SENTINELS:-}" ]; then \
+		eval "$$(bash deploy/local/redis_ha.sh env)"; fi; $(BIN)/marketsignal status
 
 # Local stack without Docker (deploy/local/README.md). Readiness checks use Java, not the venv.
 .PHONY: stack-up

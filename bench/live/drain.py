@@ -160,11 +160,14 @@ def processor_drain(
     }
 
 
-def backtest(data: Path, rules: Path, out: Path) -> dict[str, Any]:
+def backtest(data: Path, rules: Path, out: Path, levels: Path | None = None) -> dict[str, Any]:
+    """`marketsignal backtest` of `data` (with `--levels` when given), its signals in `out`."""
+    command = [PY, "-m", "services.cli", "backtest", str(data), "--config", str(rules)]
+    command += [] if levels is None else ["--levels", str(levels)]
     started = time.perf_counter()
     with out.open("wb") as fh:
         proc = subprocess.run(
-            [PY, "-m", "services.cli", "backtest", str(data), "--config", str(rules)],
+            command,
             cwd=ROOT,
             stdout=fh,
             stderr=subprocess.PIPE,

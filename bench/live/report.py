@@ -15,6 +15,7 @@ import redis
 from bench.live.common import REDIS_URL, ROOT
 from bench.live.cost import print_cost
 from bench.live.drain import QUIX_VENV
+from bench.live.levels import print_levels
 
 
 def versions() -> dict[str, Any]:
@@ -106,7 +107,7 @@ def ratios(tp: dict[str, Any]) -> dict[str, float]:
 
 
 def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Issue 15's and issue 21's targets, read from this run's figures."""
+    """The issues' targets (15, 21, 22, 26), read from this run's figures."""
     tp = results["throughput"]
     out: dict[str, dict[str, Any]] = {}
 
@@ -153,6 +154,15 @@ def targets(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
                     p99 = lv[where].get("p99_ms")
                     if p99 is not None:
                         add(f"p99_ms_at_5k_make_up_{where}", p99, 50, higher=False)
+    lv = results.get("levels")
+    if lv is not None:
+        add("levels_drain_to_none", lv["drain"]["ratio"], 0.9)
+        add("levels_rss_growth_mb", lv["drain"]["rss_growth_mb"], 100, higher=False)
+        add("levels_armed_p99_ms", lv["arming"]["armed"]["p99_ms"], 1000, higher=False)
+        add("levels_disarmed_p99_ms", lv["arming"]["disarmed"]["p99_ms"], 1000, higher=False)
+        p99 = lv["latency"]["price_level"].get("p99_ms")
+        if p99 is not None:
+            add("levels_firing_p99_ms_at_5k", p99, 50, higher=False)
     return out
 
 
@@ -205,6 +215,8 @@ def report(results: dict[str, Any]) -> None:
         )
     if "cost" in results:
         print_cost(results["cost"])
+    if "levels" in results:
+        print_levels(results["levels"])
     for name, value in results.get("memory", {}).items():
         print(f"  memory {name}: {value:,.1f}")
     for row in results.get("alerter", []):

@@ -20,6 +20,9 @@ own. Every consumer reads the same topic contents, filled once by `marketsignal 
   subscriber and in the alerter's histogram, record highs, divergences and all alerts;
 - what a live pace costs (bench/live/cost.py): CPU per process and tick-to-alert latency
   at 1k, 5k and 20k ticks/s on `make up`'s services, idle, and the Quix peer at 5k;
+- a subscriber's own price levels (bench/live/levels.py): the drain with 100,000 levels
+  against none, their RSS, the time from the API's answer to a level armed, and a level's
+  firing latency on a symbol trading 5,000 ticks/s beside its record highs;
 - the alerter (bench/bench_alerter.py) and the backtest (bench/bench_backtest.py).
 
 It writes bench/results.json and docs/bench.png and prints the figures and the ratios.
@@ -43,6 +46,7 @@ from bench.live.common import CACHE, ROOT, log
 from bench.live.cost import cost
 from bench.live.data import bench_rules, bench_rules_mix, bench_ticks
 from bench.live.latency import latency
+from bench.live.levels import levels_bench
 from bench.live.memory import memory_and_recovery
 from bench.live.report import ratios, report, targets, versions
 from bench.live.throughput import Step, throughput
@@ -65,7 +69,17 @@ def main() -> int:
         "--skip",
         nargs="*",
         default=[],
-        choices=["quix", "latency", "cost", "alerter", "scale", "ingest", "memory", "backfill"],
+        choices=[
+            "quix",
+            "latency",
+            "cost",
+            "levels",
+            "alerter",
+            "scale",
+            "ingest",
+            "memory",
+            "backfill",
+        ],
     )
     parser.add_argument(
         "--backfill-ticks", type=int, default=None, help="default 3,000,000; quick 300,000"
@@ -118,6 +132,9 @@ def main() -> int:
             logs,
             with_peer="quix" not in args.skip,
         )
+    if "levels" not in args.skip:
+        # Issue 22: 100,000 subscribers' levels in a drain, arming latency, a level at 5k/s.
+        results["levels"] = levels_bench(args.quick, logs)
     if "memory" not in args.skip:
         log("memory: a worker with 10,000 symbols' state, and its recovery")
         results["memory"] = memory_and_recovery(

@@ -25,6 +25,12 @@ export SV_PROCESSOR_ID="${SV_PROCESSOR_ID:-processor-1}"
 export SV_ALERTER_ID="${SV_ALERTER_ID:-alerter-1}"
 export MARKETSIGNAL_CONFIG="${MARKETSIGNAL_CONFIG:-$ROOT/deploy/demo/rules.toml}"
 HISTORY="${HISTORY-$ROOT/deploy/demo/bars.csv}"
+# REDIS_HA=1 (stack.sh runs Redis with a replica and sentinels): the services find the primary
+# through the sentinels and count an alert delivered once the replica has it, unless the
+# environment already says otherwise.
+if [[ "${REDIS_HA:-}" == 1 && -z "${MARKETSIGNAL_REDIS_SENTINELS:-}" ]]; then
+  eval "$(bash "$ROOT/deploy/local/redis_ha.sh" env)"
+fi
 CONF="$ROOT/deploy/local/supervisord.conf"
 SUPERVISORD="$ROOT/.venv/bin/supervisord"
 CTL=("$ROOT/.venv/bin/supervisorctl" -c "$CONF")

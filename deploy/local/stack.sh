@@ -19,6 +19,8 @@
 #   READY_TIMEOUT         (90)     seconds to wait for each component
 #   STACK_STATE           (.local)  where state lives; a second stack (e.g. another Kafka version
 #                                   on other ports, `make test-kafka-compat`) needs its own
+#   REDIS_HA              (unset)  1: Redis is a primary, a replica and 3 sentinels
+#                                   (deploy/local/redis_ha.sh, its own ports and state)
 #
 # State (data, logs, pid files, generated configs) lives in .local/ at the repo root (git-ignored).
 # Each Kafka version has its own data directory, .local/kafka/<version>/data: a broker never
@@ -436,19 +438,34 @@ kafka_status() {
 
 redis_status_probe() { command -v redis-cli >/dev/null 2>&1 && redis_ping; }
 
+# REDIS_HA=1: redis_ha.sh runs the primary, its replica and the sentinels in place of the
+# single Redis (same password file, its own state under $STACK_STATE/redis-ha).
+redis_ha() { [[ "${REDIS_HA:-}" == 1 ]]; }
+redis_ha_sh() { STACK_STATE="$STATE" bash "$HERE/redis_ha.sh" "$@"; }
+
 # ---------------------------------------------------------------- main
 
 cmd_up() {
   local t0=$EPOCHREALTIME
   wants kafka && kafka_up
-  wants redis && redis_up
+  if wants redis; then
+    if redis_ha; then
+      ensure_cmd redis-server redis-server
+      ensure_cmd redis-cli redis-tools
+      redis_ha_sh up
+    else
+      redis_up
+    fi
+  fi
   wants prometheus && prom_up
   say "stack up in $(elapsed "$t0")s ($STACK_COMPONENTS)"
 }
 
 cmd_down() {
   wants prometheus && stop_pid prometheus "$PROM_PID" prometheus
-  wants redis && stop_pid redis "$REDIS_PID" redis-server
+  if wants redis; then
+    if redis_ha; then redis_ha_sh down; else stop_pid redis "$REDIS_PID" redis-server; fi
+  fi
   if wants kafka; then
     stop_pid kafka "$KAFKA_PID" kafka.Kafka
     rm -f "$KAFKA_RUNNING_VERSION"
@@ -458,7 +475,13 @@ cmd_down() {
 
 cmd_status() {
   wants kafka && kafka_status
-  wants redis && status_line redis "$REDIS_PID" redis-server "127.0.0.1:$REDIS_PORT" redis_status_probe
+  if wants redis; then
+    if redis_ha; then
+      redis_ha_sh status
+    else
+      status_line redis "$REDIS_PID" redis-server "127.0.0.1:$REDIS_PORT" redis_status_probe
+    fi
+  fi
   wants prometheus && status_line prometheus "$PROM_PID" prometheus "$PROM_URL" prom_ready
   return 0
 }
@@ -466,7 +489,10 @@ cmd_status() {
 cmd_reset() {
   cmd_down
   wants kafka && rm -rf "$KAFKA_ROOT" # every version's data, cluster id and config
-  wants redis && rm -rf "$REDIS_DIR" "$REDIS_PASSWORD_FILE"
+  if wants redis; then
+    redis_ha && redis_ha_sh reset
+    rm -rf "$REDIS_DIR" "$REDIS_PASSWORD_FILE"
+  fi
   wants prometheus && rm -rf "$PROM_DATA"
   say "data deleted under ${STATE#"$ROOT"/}/ ($STACK_COMPONENTS)"
 }
@@ -477,7 +503,13 @@ cmd_logs() {
     wants "$name" || continue
     case $name in
       kafka) file=$KAFKA_LOG ;;
-      redis) file=$REDIS_LOG ;;
+      redis)
+        if redis_ha; then
+          redis_ha_sh logs
+          continue
+        fi
+        file=$REDIS_LOG
+        ;;
       prometheus) file=$PROM_LOG ;;
     esac
     if [[ -f "$file" ]]; then

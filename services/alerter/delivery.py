@@ -46,6 +46,24 @@ return 1
 """
 
 
+# The mark's only use is its place in the replication stream; it expires on its own.
+REPLICATED_MARK_TTL_MS = 3_600_000
+
+
+class NotReplicated(redis.RedisError):
+    """The batch is written on the primary, but fewer replicas than asked acknowledged it.
+
+    `delivered` tells, as `deliver` would have, which alerts this attempt delivered: a
+    retry finds them claimed, yet they were new (the relay keeps the first answer).
+    """
+
+    def __init__(self, delivered: list[bool], replicas: int, wanted: int, timeout_ms: int) -> None:
+        super().__init__(
+            f"{replicas} of {wanted} replica(s) acknowledged the alerts within {timeout_ms} ms"
+        )
+        self.delivered = delivered
+
+
 class RedisDelivery:
     """Delivers a batch of alerts in one round trip; tells which were new."""
 
@@ -63,7 +81,9 @@ class RedisDelivery:
         """True for each alert delivered now, False for each delivered before.
 
         Raises redis.RedisError if Redis fails; then some alerts of the batch may be
-        delivered and the others not, and delivering the batch again is safe.
+        delivered and the others not, and delivering the batch again is safe. With
+        `redis_min_replicas`, NotReplicated (a RedisError) when too few replicas have the
+        batch: delivered on the primary, not yet durable; deliver it again.
         """
         if not alerts:
             return []
@@ -84,4 +104,19 @@ class RedisDelivery:
                 ],
                 client=pipe,
             )
-        return [bool(result) for result in pipe.execute()]
+        wanted = settings.redis_min_replicas
+        if wanted:
+            # Redis replicates asynchronously: without this, a failover to a replica that
+            # missed the batch would lose alerts whose Kafka offsets were committed. WAIT
+            # counts the replicas that acknowledged this connection's last write, so one
+            # write comes first, always: a batch of replayed alerts writes nothing, and a
+            # retry may get another connection, yet their alerts were written before, by
+            # an earlier attempt or alerter. The replication stream is in order: a replica
+            # that has this write has every write before it.
+            pipe.set(keys.replicated, str(len(alerts)), px=REPLICATED_MARK_TTL_MS)
+            pipe.wait(wanted, settings.redis_wait_timeout_ms)
+        results = pipe.execute()
+        delivered = [bool(result) for result in results[: len(alerts)]]
+        if wanted and int(results[-1]) < wanted:
+            raise NotReplicated(delivered, int(results[-1]), wanted, settings.redis_wait_timeout_ms)
+        return delivered

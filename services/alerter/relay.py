@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from schemas.alert import Alert
 from schemas.signals import SIGNAL_ADAPTER
+from services.alerter.delivery import NotReplicated
 from services.alerter.metrics import AlertMetrics
 from services.runtime.outage import Outage
 
@@ -31,6 +32,8 @@ log = logging.getLogger("marketsignal.alerter")
 POLL_TIMEOUT_MS = 500
 # Redis down: retry the same batch, backing off to this, never committing past it.
 MAX_BACKOFF_S = 5.0
+# Between attempts that too few replicas confirmed (each already blocked in WAIT).
+NOT_REPLICATED_PAUSE_S = 0.1
 
 
 @dataclass
@@ -101,14 +104,6 @@ def alerts_of(records: Iterable[Any], now: datetime) -> tuple[list[Alert], list[
     return alerts, rejected
 
 
-def _commit_failed(_offsets: Any, response: Any) -> None:
-    """commit_async's callback (also given commit's error): log a failed commit."""
-    if isinstance(response, Exception):
-        # A rebalance or a broker hiccup: the batch will be consumed again, and
-        # delivery will recognise it. Nothing is lost.
-        log.warning("offset commit failed, the batch will be replayed: %s", response)
-
-
 class AlertRelay:
     def __init__(
         self,
@@ -138,6 +133,7 @@ class AlertRelay:
         self.now = now
         self.stats = AlertStats()
         self.kafka_outage = Outage(log, "Kafka (polling signals)")
+        self.commit_outage = Outage(log, "Kafka (committing offsets)")
         self.redis_outage = Outage(log, "Redis (delivering alerts)", level=logging.ERROR)
 
     def run(self, stop: threading.Event, idle_exit_s: float | None = None) -> AlertStats:
@@ -233,18 +229,48 @@ class AlertRelay:
         try:
             if sync:
                 self.consumer.commit()
+                self._committed(None, None)
             else:
-                self.consumer.commit_async(callback=_commit_failed)
+                self.consumer.commit_async(callback=self._committed)
         except KafkaError as exc:
-            _commit_failed(None, exc)
+            self._committed(None, exc)
+
+    def _committed(self, _offsets: Any, response: Any) -> None:
+        """commit_async's callback (run by the consumer's poll, on this thread), and the
+        sync commit's outcome: a failed commit is tried again when next due.
+
+        Nothing is lost by a failed commit (a replay is deduplicated by delivery), but
+        until one succeeds the group's committed offsets stay behind: its lag never
+        drains, and a restart replays the whole gap. A broker restart ended on one, after
+        the last batch: with nothing more to poll, it stayed behind for good.
+        """
+        if isinstance(response, Exception):
+            self._pending_commit = True
+            self.commit_outage.failed(response)
+        else:
+            self.commit_outage.ok()
 
     def _deliver(self, alerts: list[Alert], stop: threading.Event) -> list[bool] | None:
         backoff = 0.1
+        # Alerts an attempt delivered on the primary but too few replicas confirmed: a
+        # retry finds them claimed, yet this relay delivered them (the counts say so).
+        new_before = [False] * len(alerts)
         while True:
             try:
                 delivered = self.delivery.deliver(alerts)
                 self.redis_outage.ok()
-                return delivered
+                return [a or b for a, b in zip(new_before, delivered, strict=True)]
+            except NotReplicated as exc:
+                new_before = [a or b for a, b in zip(new_before, exc.delivered, strict=True)]
+                if self.metrics is not None:
+                    self.metrics.redis_failed(exc)
+                self.redis_outage.failed(exc)
+                # The WAIT itself waited its timeout: no backoff on top, so the batch goes
+                # through as soon as a replica is back (a restarted node syncing after a
+                # failover), not up to MAX_BACKOFF_S later.
+                if stop.wait(NOT_REPLICATED_PAUSE_S):
+                    return None
+                backoff = 0.1
             except redis.RedisError as exc:
                 if self.metrics is not None:
                     self.metrics.redis_failed(exc)

@@ -12,7 +12,6 @@ import logging
 import threading
 from datetime import UTC, datetime
 
-import redis
 from kafka import KafkaConsumer
 from prometheus_client import CollectorRegistry
 
@@ -20,6 +19,7 @@ from services.alerter.delivery import RedisDelivery
 from services.alerter.metrics import AlertMetrics
 from services.alerter.quarantine import KafkaQuarantine
 from services.alerter.relay import AlertRelay, AlertStats
+from services.runtime import redis_client
 from services.runtime.heap import freeze_heap
 from services.runtime.kafka_admin import RECONNECT_BACKOFF_MAX_MS, connecting, ensure_topics
 from services.runtime.lag import LagCollector
@@ -61,7 +61,7 @@ def relay_signals(
     ensure_topics(
         settings, [settings.signals_topic, settings.signals_dlq_topic], settings.partitions
     )
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client.connect(settings)
     try:
         client.ping()
         adopted = subscriptions.adopt_legacy(client)

@@ -39,3 +39,14 @@ def read_levels(path: Path) -> LevelBook:
                 raise LevelsFileError(f"{path}:{number}: level_id {level.level_id!r} given twice")
             book.arm(ArmedLevel.of(level)._replace(subscription_id=None))
     return book
+
+
+def write_levels(path: Path, levels: list[Level]) -> None:
+    """`levels` as a levels file `read_levels` takes: the fields a backtest uses."""
+    path.write_text(
+        "".join(
+            lv.model_dump_json(include={"level_id", "symbol", "above", "below"}) + "\n"
+            for lv in levels
+        ),
+        encoding="utf-8",
+    )

@@ -15,6 +15,7 @@ from kafka.errors import KafkaError
 from services.alerter.service import run_alerter
 from services.cli.options import add_config_option
 from services.runtime.kafka_admin import BrokerUnavailableError
+from services.runtime.log_flood import install as count_repeats
 from services.runtime.observability import LOG_FORMAT
 from services.runtime.settings import Settings
 
@@ -53,6 +54,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
+    count_repeats()  # a client library's retries in an outage: counted, not printed
     logging.getLogger("kafka").setLevel(logging.WARNING)
     settings = Settings.for_config(args.config)
     settings.rules()  # a broken rules file should fail here, like every other command

@@ -77,6 +77,7 @@ from services.parsing.feed import (
 )
 from services.runtime.heap import freeze_heap
 from services.runtime.kafka_admin import BrokerUnavailableError, ensure_topics
+from services.runtime.log_flood import install as count_repeats
 from services.runtime.observability import LOG_FORMAT, Readiness, ReadyFlag, all_of, serve
 from services.runtime.settings import Settings
 from services.runtime.write_health import WriteHealth
@@ -252,6 +253,7 @@ def configure(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    count_repeats()  # a client library's retries in an outage: counted, not printed
     # Broker trouble is reported once, below, as a clear message: not as retry chatter.
     logging.getLogger("kafka").setLevel(logging.CRITICAL)
     yahoo, akshare, futu = args.yahoo is not None, args.akshare, args.futu is not None

@@ -11,6 +11,7 @@ from kafka import KafkaAdminClient, KafkaConsumer
 from kafka.errors import KafkaError
 
 from services.cli.options import add_config_option
+from services.runtime import redis_client
 from services.runtime.lag import compute_lag
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
@@ -56,12 +57,18 @@ def kafka_line(settings: Settings) -> Line:
 
 def redis_line(settings: Settings) -> Line:
     try:
-        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=2)
+        client = redis_client.connect(settings, socket_connect_timeout=2)
         client.ping()
         n = int(client.xlen(RedisKeys(settings.namespace).alerts))
+        detail = f"{n} alerts in stream"
+        if settings.redis_sentinels:
+            # Which node the sentinels name, and whether it has the replicas WAIT needs.
+            host, port = client.connection_pool.get_master_address()  # type: ignore[attr-defined]
+            replicas = int(client.info("replication").get("connected_slaves", 0))
+            detail += f", primary {host}:{port} with {replicas} replica(s)"
     except redis.RedisError as exc:
         return Line("redis", False, settings.redis_location, str(exc))
-    return Line("redis", True, settings.redis_location, f"{n} alerts in stream")
+    return Line("redis", True, settings.redis_location, detail)
 
 
 def http_line(name: str, url: str) -> Line:

@@ -22,6 +22,7 @@ from schemas.level import LevelSpec
 from schemas.subscription import SubscriptionSpec
 from services.cli.options import add_config_option
 from services.cli.tail import Printer, follow_stream
+from services.runtime import redis_client
 from services.runtime.kafka_admin import BrokerUnavailableError
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"marketsignal: {exc}", file=sys.stderr)
         return 2
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client.connect(settings)
     store = LevelStore(client, settings)
     try:
         sub, secret = SubscriptionRegistry(client, settings).create(spec)

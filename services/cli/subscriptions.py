@@ -15,6 +15,7 @@ import redis
 from kafka.errors import KafkaError
 
 from services.cli.options import add_config_option
+from services.runtime import redis_client
 from services.runtime.kafka_admin import BrokerUnavailableError
 from services.runtime.settings import Settings
 from services.subscriptions.levels import LevelStore
@@ -67,7 +68,7 @@ def _levels(args: argparse.Namespace, registry: SubscriptionRegistry, store: Lev
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.for_config(args.config)
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client.connect(settings)
     registry = SubscriptionRegistry(client, settings)
     store = LevelStore(client, settings)
     try:

@@ -21,6 +21,7 @@ from schemas.alert import Alert
 from schemas.topics import ALERTS_PATTERN, alert_channel
 from services.alerter.format import format_alert
 from services.cli.options import add_config_option
+from services.runtime import redis_client
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
 
@@ -186,7 +187,7 @@ def _matches(raw: bytes, prefix: str, full_pattern: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings.for_config(args.config)
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client.connect(settings)
     printer = Printer(sys.stdout, sys.stderr, args.json, args.count)
     try:
         if args.subscription is not None:

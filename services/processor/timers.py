@@ -53,10 +53,11 @@ def add_timers(
 
     @app.timer(interval=REFRESH_S)  # type: ignore[untyped-decorator]
     async def freeze_after_recovery() -> None:
-        # Once, when the tables are recovered: the bulk of what the worker will ever hold
-        # is alive by then (services/runtime/heap.py).
+        # Once, when the tables are recovered and the levels read: the bulk of what the
+        # worker will ever hold is alive by then (services/runtime/heap.py), 100,000
+        # levels included, which every full collection would otherwise walk.
         nonlocal frozen
-        if not frozen and not app.rebalancing and recovered(app):
+        if not frozen and not app.rebalancing and recovered(app) and levels_ready():
             frozen = True
             log.info("%d start-up objects frozen out of garbage collection", freeze_heap())
 

@@ -36,6 +36,9 @@ class RedisKeys:
         # The hand-off from the alerter to the subscriptions' fan-out.
         self.fanout_queue = p + "subs:fanout"
         self.fanout_lease = p + "subs:fanout:lease"
+        # Written after each delivered batch when replicas must confirm it (the alerter's
+        # WAIT, services/alerter/delivery.py): a write puts every earlier one behind it.
+        self.replicated = p + "alert:replicated"
         self._sub_prefix = p + "sub:"
 
     # -- the alerter's shared delivery

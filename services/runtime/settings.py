@@ -37,6 +37,24 @@ def _json_list(value: Any, name: str) -> Any:
     return parsed
 
 
+def _addresses(value: Any, name: str) -> Any:
+    """(host, port) pairs from "host:port,host:port" or a JSON list of such strings."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    items = _json_list(text, name) if text.startswith("[") else text.split(",")
+    out = []
+    for item in items:
+        host, sep, port = str(item).strip().rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(
+                f"MARKETSIGNAL_{name} must be host:port addresses separated by commas, "
+                "e.g. '127.0.0.1:26379,127.0.0.1:26380'"
+            )
+        out.append((host.strip("[]"), int(port)))
+    return tuple(out)
+
+
 def _tokens(value: tuple[str, ...], name: str) -> tuple[str, ...]:
     for i, token in enumerate(value):
         if len(token) < MIN_TOKEN_LENGTH or token != token.strip():
@@ -85,6 +103,25 @@ class Settings(BaseSettings):
     # A URL without a password takes the one in this file if it exists: the local stack
     # writes it when it starts Redis with `requirepass` (docs/security.md).
     redis_password_file: Path | None = LOCAL_REDIS_PASSWORD_FILE
+    # Redis behind Sentinel (docs/reliability.md, "Redis failover"): the sentinels'
+    # addresses, "host:port,host:port" (or a JSON list). Set, every Redis client asks them
+    # for the current primary of `redis_sentinel_master` and follows a failover; the
+    # URL's host and port are then unused, its password, user and db still apply (the
+    # sentinels are asked with the same password). Empty: the URL's one Redis.
+    redis_sentinels: Annotated[tuple[tuple[str, int], ...], NoDecode] = ()
+    redis_sentinel_master: str = "marketsignal"
+    # The sentinels' own password (their `requirepass`). Unset: the one in
+    # redis_password_file if it can be read (the local stack gives its sentinels the same),
+    # else the URL's. Not simply the URL's: a service may talk to Redis as a restricted
+    # ACL user that the sentinels do not know.
+    redis_sentinel_password: SecretStr | None = None
+    # An alert counts as delivered once this many replicas hold it: the alerter sends
+    # `WAIT n` after its writes and commits no Kafka offset before they answer. 0 (one
+    # Redis): no WAIT. With Sentinel, 1: a failover never loses a committed alert.
+    redis_min_replicas: Annotated[int, Field(ge=0)] = 0
+    # How long one WAIT may block; short of replicas by then, the batch is retried as in a
+    # Redis outage (nothing committed meanwhile).
+    redis_wait_timeout_ms: Annotated[int, Field(ge=1, le=60_000)] = 1000
     # Prepended to every topic, consumer group and Redis key: lets tests and parallel
     # deployments share one broker and one Redis without seeing each other's data.
     namespace: str = ""
@@ -223,6 +260,11 @@ class Settings(BaseSettings):
     def _from_json(cls, value: Any, info: Any) -> Any:
         return _json_list(value, str(info.field_name).upper())
 
+    @field_validator("redis_sentinels", mode="before")
+    @classmethod
+    def _sentinel_addresses(cls, value: Any) -> Any:
+        return _addresses(value, "REDIS_SENTINELS")
+
     @field_validator("api_tokens", "api_admin_tokens")
     @classmethod
     def _long_enough(cls, value: tuple[str, ...], info: Any) -> tuple[str, ...]:
@@ -279,6 +321,9 @@ class Settings(BaseSettings):
     @property
     def redis_location(self) -> str:
         """The Redis URL to show in messages: never its password."""
+        if self.redis_sentinels:
+            where = ",".join(f"{h}:{p}" for h, p in self.redis_sentinels)
+            return f"sentinel {self.redis_sentinel_master} via {where}"
         return redact_url(self.redis_url)
 
     @property

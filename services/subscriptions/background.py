@@ -17,6 +17,7 @@ import redis
 from aiohttp import web
 from kafka.errors import KafkaError
 
+from services.runtime import redis_client
 from services.runtime.kafka_admin import BrokerUnavailableError
 from services.runtime.settings import Settings
 from services.subscriptions.api import build_app
@@ -86,7 +87,7 @@ class Background:
         tasks: list[asyncio.Task[None]] = []
         levels: LevelStore | None = None
         try:
-            client = redis.Redis.from_url(self.settings.redis_url)
+            client = redis_client.connect(self.settings)
             registry = SubscriptionRegistry(client, self.settings)
             levels = LevelStore(client, self.settings)
             tasks.append(asyncio.create_task(self._sweep(levels, registry), name="levels-sweep"))

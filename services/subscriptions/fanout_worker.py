@@ -18,6 +18,7 @@ from typing import Any
 import redis
 
 from schemas.alert import Alert
+from services.runtime import redis_client
 from services.runtime.outage import Outage
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
@@ -82,7 +83,7 @@ class FanoutWorker:
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}-fanout"
         self.lease_ms = lease_ms
         self.clock = clock
-        self.client = redis.Redis.from_url(settings.redis_url)
+        self.client = redis_client.connect(settings)
         self.fanout = SubscriptionFanout(self.client, settings, now=now)
         self.errors = 0
         self.active = False

@@ -35,11 +35,11 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 import aiohttp
-import redis
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
 from schemas.subscription import Subscription
+from services.runtime import redis_client
 from services.runtime.outage import Outage
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
@@ -96,8 +96,8 @@ class WebhookWorker:
         self._session: aiohttp.ClientSession | None = None
 
     async def run(self) -> None:
-        client = aioredis.Redis.from_url(self.redis_url)
-        sync = redis.Redis.from_url(self.redis_url)
+        client = redis_client.connect_async(self.settings, self.redis_url)
+        sync = redis_client.connect(self.settings, self.redis_url)
         follower = RegistryFollower(sync, self.keys)
         timeout = aiohttp.ClientTimeout(total=self.settings.webhook_timeout_s)
         connector = aiohttp.TCPConnector(resolver=GuardedResolver(self.allow))

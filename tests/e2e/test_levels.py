@@ -27,7 +27,7 @@ import redis
 from schemas.alert import Alert, alert_id_for
 from schemas.level import Level
 from schemas.signals import SIGNAL_ADAPTER, PriceLevel
-from services.backtest.levels import read_levels
+from services.backtest.levels import read_levels, write_levels
 from services.backtest.run import run_backtest
 from services.detection.rules import Rules
 from services.runtime.redis_keys import RedisKeys
@@ -65,13 +65,7 @@ def backtest_levels(ticks: Path, rules: Path, levels: list[Level], tmp_path: Pat
     """`backtest --levels` of `ticks`: its price_level firings, as JSON lines, with each
     level's subscription put back (a backtest's firings carry none)."""
     path = tmp_path / "levels.jsonl"
-    path.write_text(
-        "".join(
-            lv.model_dump_json(include={"level_id", "symbol", "above", "below"}) + "\n"
-            for lv in levels
-        ),
-        encoding="utf-8",
-    )
+    write_levels(path, levels)
     out = io.BytesIO()
     summary = run_backtest(
         ticks, Rules.load(rules), out, io.StringIO(), progress=False, levels=read_levels(path)

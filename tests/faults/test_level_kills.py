@@ -28,7 +28,7 @@ from schemas.alert import alert_id_for
 from schemas.level import Level, LevelSpec
 from schemas.signals import SIGNAL_ADAPTER, PriceLevel
 from schemas.subscription import SubscriptionSpec
-from services.backtest.levels import read_levels
+from services.backtest.levels import read_levels, write_levels
 from services.backtest.run import run_backtest
 from services.detection.rules import Rules
 from services.runtime.redis_keys import RedisKeys
@@ -93,13 +93,7 @@ def expected_firings(pipe: Pipeline, levels: list[Level], tmp_path: Path) -> lis
     """`backtest --levels` on the replayed ticks: the firings as the stream must carry
     them (with their subscription, which a backtest's firings leave out)."""
     path = tmp_path / "levels.jsonl"
-    path.write_text(
-        "".join(
-            lv.model_dump_json(include={"level_id", "symbol", "above", "below"}) + "\n"
-            for lv in levels
-        ),
-        encoding="utf-8",
-    )
+    write_levels(path, levels)
     out = io.BytesIO()
     run_backtest(
         pipe.ticks,

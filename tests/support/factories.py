@@ -212,6 +212,13 @@ def service_env(
         MARKETSIGNAL_REDIS_URL=settings.redis_url,
         MARKETSIGNAL_PARTITIONS=str(settings.partitions),
     )
+    if settings.redis_sentinels:
+        # Redis behind Sentinel: the process finds the primary as this one does.
+        env.update(
+            MARKETSIGNAL_REDIS_SENTINELS=",".join(f"{h}:{p}" for h, p in settings.redis_sentinels),
+            MARKETSIGNAL_REDIS_SENTINEL_MASTER=settings.redis_sentinel_master,
+            MARKETSIGNAL_REDIS_MIN_REPLICAS=str(settings.redis_min_replicas),
+        )
     if rules is not None:
         env["MARKETSIGNAL_CONFIG"] = str(rules)
     env.update({f"MARKETSIGNAL_{k.upper()}": _env_value(v) for k, v in overrides.items()})

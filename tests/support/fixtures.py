@@ -20,6 +20,7 @@ import redis
 
 from schemas.alert import Alert
 from schemas.signals import AhPremium, IndexDivergence, RecordHigh
+from services.runtime.redis_client import connect as connect_redis
 from services.runtime.settings import Settings
 from tests.support import factories
 from tests.support.live import drop_namespace
@@ -72,7 +73,7 @@ def stack() -> Settings:
         if error:
             problems.append(f"Kafka at {address}: {error}")
     try:
-        redis.Redis.from_url(base.redis_url, socket_connect_timeout=2).ping()
+        connect_redis(base, socket_connect_timeout=2).ping()
     except redis.RedisError as exc:
         problems.append(f"Redis at {base.redis_url}: {exc}")
     if problems:
@@ -100,7 +101,7 @@ def settings(stack: Settings, namespace: str) -> SettingsFactory:
 
 @pytest.fixture
 def redis_client(stack: Settings) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(stack.redis_url)
+    client = connect_redis(stack)
     yield client
     client.close()
 

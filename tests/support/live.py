@@ -20,6 +20,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.errors import KafkaError
 
 from schemas.pair_feed import PAIR_FEED_TOPIC
+from services.runtime import redis_client
 from services.runtime.lag import compute_lag
 from services.runtime.redis_keys import RedisKeys
 from services.runtime.settings import Settings
@@ -131,7 +132,7 @@ class Drained:
 
 def drop_namespace(settings: Settings, namespace: str, *, topics: bool = True) -> None:
     """Delete the namespace's Redis keys (in batches), ACL users and, with `topics`, topics."""
-    client = redis.Redis.from_url(settings.redis_url)
+    client = redis_client.connect(settings)
     try:
         keys = list(client.scan_iter(match=f"{namespace}*", count=5000))
         for i in range(0, len(keys), 5000):

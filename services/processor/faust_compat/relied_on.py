@@ -140,4 +140,12 @@ RELIED_ON: tuple[Reliance, ...] = (
         # faust's own _on_sigterm flags the stop and calls this one
         "mode.worker:Worker._on_sigterm",
     ),
+    Reliance(
+        "faust.worker:Worker",
+        "on_setup_root_logger",
+        ("logger", "level"),
+        "extended: the client libraries' repeated lines counted on faust's handlers",
+        # mode's logging set-up calls it once the root logger's handlers exist
+        "mode.worker:Worker._setup_logging",
+    ),
 )

@@ -1,13 +1,16 @@
-"""faust's Worker with a deadline on stopping."""
+"""faust's Worker with a deadline on stopping, and its logs' repeats counted, not printed."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 import threading
 
 import faust
+
+from services.runtime.log_flood import install as count_repeats
 
 
 class BoundedStopWorker(faust.Worker):
@@ -22,6 +25,12 @@ class BoundedStopWorker(faust.Worker):
 
     grace_s: float = 8.0
     _deadline: threading.Timer | None = None
+
+    def on_setup_root_logger(self, logger: logging.Logger, level: int) -> None:
+        super().on_setup_root_logger(logger, level)
+        # faust's handlers exist now: aiokafka's retries in an outage counted on them
+        # (services/runtime/log_flood.py).
+        count_repeats(logger)
 
     def _schedule_shutdown(self, signum: signal.Signals) -> None:  # mode's signal hook
         if self._deadline is None:

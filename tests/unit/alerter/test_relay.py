@@ -16,11 +16,17 @@ from typing import Any, cast
 
 import pytest
 import redis
-from kafka.errors import KafkaConnectionError, KafkaError, TopicAuthorizationFailedError
+from kafka.errors import (
+    CommitFailedError,
+    KafkaConnectionError,
+    KafkaError,
+    TopicAuthorizationFailedError,
+)
 from prometheus_client import CollectorRegistry
 
 from schemas.alert import Alert
 from schemas.signals import RecordHigh
+from services.alerter.delivery import NotReplicated
 from services.alerter.metrics import AlertMetrics
 from services.alerter.relay import AlertRelay
 
@@ -55,6 +61,7 @@ class ScriptedConsumer:
         self.delivery: Recorder | None = None
         self.metrics: AlertMetrics | None = None
         self.readiness: list[tuple[bool, str]] = []
+        self.commit_failures: list[KafkaError | None] = []  # async commits' outcomes
 
     # A fake KafkaConsumer.poll: the signature is the client's, the answer the test's.
     def poll(
@@ -79,9 +86,13 @@ class ScriptedConsumer:
         self.delivered_before_commit.append(len(self.delivery.alerts))
         self.kinds.append("sync")
 
-    def commit_async(self, offsets: Any = None, callback: Any = None) -> None:  # noqa: ARG002
+    def commit_async(self, offsets: Any = None, callback: Any = None) -> None:
         self.commit()
         self.kinds[-1] = "async"
+        if callback is not None:
+            # kafka-python calls back from a later poll; the outcome is the test's.
+            failure = self.commit_failures.pop(0) if self.commit_failures else None
+            callback(offsets, failure if failure is not None else {})
 
     def assignment(self) -> set[Any]:
         return {("signals", 0)}
@@ -219,3 +230,62 @@ def test_a_stop_while_redis_is_down_commits_nothing() -> None:
     # The position is past a record Redis never took: committing it would lose it.
     assert consumer.commits == []
     assert stats.delivered == 0
+
+
+def test_a_failed_commit_is_tried_again_when_next_due() -> None:
+    """The last batch's commit failing (a broker restart) must not leave the group's
+    offsets behind for good: the next idle poll commits again, once due."""
+    script: list[list[Any] | KafkaError] = [[signal_record(0)], [], [], [], []]
+    times = iter([0.0, 0.5, 1.2, 1.5, 2.6])
+    relay, consumer, _delivery, _metrics, stop = relay_for(
+        script, commit_interval_s=1.0, clock=lambda: next(times)
+    )
+    consumer.commit_failures = [CommitFailedError("coordinator loading"), None]
+    relay.run(stop)
+    # The batch at 0.0 s: its commit fails; 0.5 s: not due; 1.2 s: again, and it holds;
+    # after that nothing is pending until the stop's own commit.
+    assert consumer.commits == [1, 3, 6]
+    assert consumer.kinds == ["async", "async", "sync"]
+    assert relay.commit_outage.ongoing is False
+
+
+class LaggingReplica:
+    """The primary takes each batch, its replica confirms it only at the third attempt."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+        self.claimed: set[str] = set()
+        self.alerts: list[Alert] = []  # confirmed by the replica
+
+    def deliver(self, alerts: list[Alert]) -> list[bool]:
+        self.attempts += 1
+        new = [a.alert_id not in self.claimed for a in alerts]
+        self.claimed.update(a.alert_id for a in alerts)
+        if self.attempts < 3:
+            raise NotReplicated(new, 0, 1, 5)
+        self.alerts.extend(alerts)
+        return new
+
+
+def test_no_commit_before_a_replica_confirms_and_the_alerts_count_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = threading.Event()
+    consumer = ScriptedConsumer([[signal_record(0), signal_record(1)]], stop)
+    lagging = LaggingReplica()
+    consumer.delivery = cast(Recorder, lagging)
+    relay = AlertRelay(consumer, lagging, metrics=AlertMetrics(CollectorRegistry()))
+
+    with caplog.at_level("WARNING", logger="marketsignal.alerter"):
+        stats = relay.run(stop)
+
+    assert lagging.attempts == 3
+    # Every commit came after the attempt the replica confirmed.
+    assert consumer.delivered_before_commit
+    assert min(consumer.delivered_before_commit) == 2
+    # The retries found the alerts claimed by the first attempt: still new, not duplicates.
+    assert (stats.delivered, stats.duplicates) == (2, 0)
+    # One line when the replica falls short, one when it is back: not one per retry.
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("unavailable" in line for line in lines) == 1
+    assert sum(" back after " in line for line in lines) == 1

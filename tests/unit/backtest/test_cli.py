@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from schemas.level import Level
+from services.backtest.levels import read_levels, write_levels
 from services.backtest.run import run_backtest
 from services.cli import main
 from services.detection.rules import Rules
@@ -166,3 +168,23 @@ def test_a_bad_levels_file_stops_before_any_tick_naming_the_line(
     out, err = capsys.readouterr()
     assert out == ""
     assert named in err
+
+
+def test_a_written_levels_file_reads_back_without_its_subscriptions(tmp_path: Path) -> None:
+    levels = [
+        Level(level_id="b", symbol="2513.HK", above=500.0, subscription_id="0" * 16, note="x"),
+        Level(level_id="a", symbol="0700.HK", below=300.0),
+    ]
+    path = tmp_path / "levels.jsonl"
+    write_levels(path, levels)
+    assert [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()] == [
+        {"level_id": "b", "symbol": "2513.HK", "above": 500.0, "below": None},
+        {"level_id": "a", "symbol": "0700.HK", "above": None, "below": 300.0},
+    ]
+    book = read_levels(path)
+    assert [
+        (lv.level_id, lv.symbol, lv.direction, lv.price, lv.subscription_id) for lv in book.levels()
+    ] == [
+        ("a", "0700.HK", "below", 300.0, None),
+        ("b", "2513.HK", "above", 500.0, None),
+    ]
