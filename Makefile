@@ -290,3 +290,38 @@ stack-status: ## One line per local stack component: up/down and address
 .PHONY: stack-reset
 stack-reset: ## Stop the local stack and delete its Kafka, Redis and Prometheus data
 	bash $(STACK) reset
+
+# A 3-node Kafka cluster (deploy/local/cluster.sh): replication factor 3, min.insync.replicas=2,
+# unclean leader election off, on 127.0.0.1:29092-29094, beside the single-broker stack (which
+# stays what `make run`, `make up` and `make test` use).
+CLUSTER := deploy/local/cluster.sh
+
+.PHONY: cluster-up cluster-down cluster-status cluster-reset
+cluster-up: ## Start the local 3-node Kafka cluster (reuses the nodes that run)
+	bash $(CLUSTER) up
+
+cluster-down: ## Stop the local Kafka cluster's nodes
+	bash $(CLUSTER) down
+
+cluster-status: ## Each cluster node up/down with its address, and the active controller
+	bash $(CLUSTER) status
+
+cluster-reset: ## Stop the local Kafka cluster and delete its data
+	bash $(CLUSTER) reset
+
+# The services' settings on the cluster: every topic they create gets these.
+CLUSTER_ENV = MARKETSIGNAL_KAFKA_BOOTSTRAP=$$(bash $(CLUSTER) bootstrap) \
+	MARKETSIGNAL_REPLICATION_FACTOR=3 MARKETSIGNAL_MIN_INSYNC_REPLICAS=2
+
+# The cluster fault suite (tests/cluster, marker `cluster`): a fresh cluster, Redis from the
+# stack (reused if it runs, stopped afterwards if this target started it), every fault run
+# one at a time; the cluster is stopped and wiped afterwards.
+.PHONY: test-cluster
+test-cluster: install ## Cluster fault suite: broker, controller, rolling, min-ISR and wiped-disk faults on 3 nodes (tests/cluster)
+	bash $(CLUSTER) reset > /dev/null
+	redis_down=$$(STACK_COMPONENTS=redis bash $(STACK) status | awk '$$2 == "down"'); \
+	STACK_COMPONENTS=redis bash $(STACK) up && \
+	{ bash $(CLUSTER) up && $(CLUSTER_ENV) $(BIN)/pytest tests/cluster -q -m cluster $(PYTEST_ARGS); }; \
+	rc=$$?; bash $(CLUSTER) reset > /dev/null; \
+	if [ -n "$$redis_down" ]; then STACK_COMPONENTS=redis bash $(STACK) down > /dev/null; fi; \
+	exit $$rc

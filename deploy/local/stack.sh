@@ -521,6 +521,9 @@ cmd_logs() {
   done
 }
 
+# Sourced (deploy/local/cluster.sh reuses the Kafka functions above): define, do not run.
+[[ "${BASH_SOURCE[0]}" == "$0" ]] || return 0
+
 case "${1:-}" in
   up) cmd_up ;;
   down) cmd_down ;;

@@ -78,8 +78,9 @@ from services.parsing.feed import (
 from services.runtime.heap import freeze_heap
 from services.runtime.kafka_admin import BrokerUnavailableError, ensure_topics
 from services.runtime.log_flood import install as count_repeats
-from services.runtime.observability import LOG_FORMAT, Readiness, ReadyFlag, serve
+from services.runtime.observability import LOG_FORMAT, Readiness, ReadyFlag, all_of, serve
 from services.runtime.settings import Settings
+from services.runtime.write_health import WriteHealth
 
 
 class Stopped(Exception):  # noqa: N818 - a request, not an error
@@ -346,14 +347,18 @@ def run(args: argparse.Namespace) -> int:
     if adapter is not None or polled is not None or pushed is not None:
         live = SourceMetrics(registry, _source_name(args))
         readiness = source_readiness(ready, live)
+    # Whether the cluster takes the ticks: not ready, with the reason, while it does not.
+    health = WriteHealth(settings, [settings.ticks_topic, settings.dlq_topic], registry)
+    readiness = all_of(readiness, health)
     server = (
         serve("ingest", registry, settings.metrics_host, port, readiness) if port >= 0 else None
     )
     try:
         return _ingest(
-            args, settings, screener, metrics, ready, adapter, login, polled, pushed, live
+            args, settings, screener, metrics, ready, adapter, login, polled, pushed, live, health
         )
     finally:
+        health.stop()
         if server is not None:
             server.stop()
 
@@ -369,6 +374,7 @@ def _ingest(
     polled: Polled | None,
     pushed: Pushed | None,
     live: SourceMetrics | None,
+    health: WriteHealth,
 ) -> int:
     started = time.perf_counter()
     try:
@@ -378,6 +384,8 @@ def _ingest(
             settings.partitions,
         )
         publisher = Publisher(settings, metrics, bundle_options(args, settings))
+        health.probes = (publisher.stalled,)
+        health.start()
         freeze_heap()
         ready.set(True, "producer connected")
     except BrokerUnavailableError as exc:

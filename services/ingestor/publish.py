@@ -20,6 +20,10 @@ from services.runtime.settings import Settings
 
 log = logging.getLogger("marketsignal.ingestor")
 
+# No acknowledgement for this long while records wait: the cluster is not taking writes
+# (kafka-python retries them silently until its delivery timeout, 2 minutes).
+STALL_S = 5.0
+
 
 def compression(name: str | None) -> str | None:
     """An empty or "none" setting means no compression (an env var cannot say None)."""
@@ -70,6 +74,9 @@ class Publisher:
         # Sent and not yet acknowledged: what a bounded source waits on (back-pressure).
         self._sent = 0
         self._done = 0
+        # The stall probe's view (its own thread): acknowledgements seen, and since when.
+        self._probe_done = 0
+        self._probe_since = time.monotonic()
         self.producer = durable_producer(
             settings,
             "ingestor",
@@ -191,6 +198,26 @@ class Publisher:
             self._sent += 1
         # One callable for both outcomes: each registration takes the future's lock.
         future.add_both(_Settle(self, ticks if counted else 1, ticks, time.perf_counter()))
+
+    def stalled(self) -> str | None:
+        """What /readyz says while records wait and Kafka acknowledges none of them for
+        STALL_S or more (called every few seconds by services/runtime/write_health.py);
+        None otherwise. The ticks wait in the producer's buffer, in order, until the
+        cluster takes them: nothing is dropped."""
+        now = time.monotonic()
+        if self.metrics is not None:
+            self.metrics.in_flight.set(self.in_flight)
+        if self.in_flight <= 0 or self._done != self._probe_done:
+            self._probe_done, self._probe_since = self._done, now
+            return None
+        waited = now - self._probe_since
+        if waited < STALL_S:
+            return None
+        return (
+            f"Kafka has acknowledged none of the {self.in_flight} ticks and dead letters "
+            f"waiting in the producer for {waited:.0f} s (acks=all: too few in-sync "
+            "replicas or no leader); they stay buffered, in order, and are retried"
+        )
 
     @property
     def in_flight(self) -> int:

@@ -23,6 +23,7 @@ import faust
 from services.detection.rules import Rules
 from services.processor.agents import add_agents, batch_handlers, forget_on_revocation
 from services.processor.faust_compat.consumer import install_consumer
+from services.processor.faust_compat.producer import install_producer
 from services.processor.history_stage import HistoryStage
 from services.processor.levels import LevelFeed
 from services.processor.metrics import ProcessorMetrics
@@ -87,6 +88,8 @@ def configured_app(settings: Settings, web_port: int | None) -> faust.App:
     )
     # Faust's own commit rule can pass records nobody processed (services/processor/offsets.py).
     install_consumer(app)
+    # Idempotent sends: faust's own producer is idempotent only in transactions.
+    install_producer(app)
     return app
 
 

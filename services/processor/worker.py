@@ -11,6 +11,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from schemas.pair_feed import PAIR_FEED_TOPIC
 from services.detection.rules import Rules
 from services.processor.app import build_app
 from services.processor.faust_compat.changelog import changelog_topic_name, leader_topic_name
@@ -23,8 +24,9 @@ from services.processor.topology import source_topics, topic_names
 from services.runtime.heap import collect_less
 from services.runtime.kafka_admin import ensure_levels_topic, ensure_topics
 from services.runtime.lag import LagCollector
-from services.runtime.observability import serve
+from services.runtime.observability import all_of, serve
 from services.runtime.settings import Settings
+from services.runtime.write_health import WriteHealth
 
 
 def create_topics(settings: Settings) -> None:
@@ -48,6 +50,16 @@ def create_topics(settings: Settings) -> None:
     # Read outside the group (services/processor/levels.py): created compacted, as the
     # API creates it, so a worker started before any level was set can follow it.
     ensure_levels_topic(settings)
+
+
+def output_topics(settings: Settings) -> list[str]:
+    """The topics the worker writes: signals, its changelogs and its pair feed."""
+    app_id = settings.processor_consumer_group
+    return [
+        settings.signals_topic,
+        *(changelog_topic_name(app_id, name) for name in STATE_TABLES),
+        settings.topic(PAIR_FEED_TOPIC),
+    ]
 
 
 def watched_symbols(settings: Settings, rules: Rules) -> tuple[str, ...]:
@@ -88,7 +100,11 @@ def run(
         )
     )
     port = settings.processor_metrics_port if metrics_port is None else metrics_port
-    serve("process", registry, settings.metrics_host, port, readiness.check)
+    # Whether the cluster takes the worker's outputs (signals, changelogs): not ready,
+    # with the reason, while it does not.
+    health = WriteHealth(settings, output_topics(settings), registry)
+    health.start()
+    serve("process", registry, settings.metrics_host, port, all_of(readiness.check, health))
     worker: Any = BoundedStopWorker(app, loglevel=loglevel)
     # No terminal spinner: at a log level of WARN or above faust keeps one and, for it,
     # sets the root logger to DEBUG, so every debug call of faust and aiokafka (one per

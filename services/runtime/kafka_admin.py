@@ -3,15 +3,20 @@ service can call it at start) and the one durable producer they write with."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient
+from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient
 from kafka.errors import KafkaError, TopicAlreadyExistsError, for_code
 
 from services.runtime.settings import Settings
+
+log = logging.getLogger("marketsignal.kafka")
+
+MIN_ISR = "min.insync.replicas"
 
 
 class BrokerUnavailableError(RuntimeError):
@@ -71,11 +76,17 @@ def ensure_topics(
             client_id=f"{settings.namespace}marketsignal-admin",
         )
     try:
+        # Every topic with the configured min.insync.replicas, not the broker's default: on
+        # a cluster whose default is 1, an acks=all write would be acknowledged by the
+        # leader alone and lost with it.
         spec: dict[str, dict[str, Any]] = {
             name: {
                 "num_partitions": partitions,
                 "replication_factor": settings.replication_factor,
-                **({"configs": configs[name]} if configs and name in configs else {}),
+                "configs": {
+                    MIN_ISR: str(settings.min_insync_replicas),
+                    **(configs.get(name, {}) if configs else {}),
+                },
             }
             for name in names
         }
@@ -95,6 +106,8 @@ def ensure_topics(
         # A created topic can take a moment to get partition leaders (KRaft): a producer or
         # consumer started before that would see "unknown topic" errors.
         admin.wait_for_topics(names, timeout_ms=settings.kafka_bootstrap_timeout_ms)
+        for problem in topic_mismatches(admin, settings, names):
+            log.warning("%s", problem)
     except KafkaError as exc:
         raise BrokerUnavailableError(f"Kafka at {settings.kafka_bootstrap}: {exc}") from None
     finally:
@@ -106,3 +119,33 @@ def ensure_levels_topic(settings: Settings) -> None:
     (a level, or a tombstone until the broker drops it) is kept however old."""
     topic = settings.levels_topic
     ensure_topics(settings, [topic], settings.partitions, {topic: {"cleanup.policy": "compact"}})
+
+
+def topic_mismatches(admin: KafkaAdminClient, settings: Settings, names: list[str]) -> list[str]:
+    """What the topics' replication and min.insync.replicas say against the settings, read
+    back from the broker: a topic created earlier (by another version, by hand, or by a
+    broker's auto-creation) keeps what it was created with, and create_topics does not
+    say so. One line per topic that disagrees; none when all agree."""
+    problems = []
+    for topic in admin.describe_topics(names):
+        name = topic["name"]
+        factors = sorted({len(p["replica_nodes"]) for p in topic.get("partitions", [])})
+        if factors and factors != [settings.replication_factor]:
+            problems.append(
+                f"topic {name} has replication factor {'/'.join(map(str, factors))}, "
+                f"the settings say {settings.replication_factor} "
+                "(MARKETSIGNAL_REPLICATION_FACTOR): an existing topic keeps its own; "
+                "reassign its partitions or recreate it"
+            )
+    resources = [ConfigResource(ConfigResourceType.TOPIC, name, [MIN_ISR]) for name in names]
+    described = admin.describe_configs(resources, config_filter="all").get("topic", {})
+    for name in names:
+        entry = described.get(name, {}).get(MIN_ISR)
+        value = None if entry is None else entry.get("value")
+        if value is not None and int(value) != settings.min_insync_replicas:
+            problems.append(
+                f"topic {name} has min.insync.replicas={value}, the settings say "
+                f"{settings.min_insync_replicas} (MARKETSIGNAL_MIN_INSYNC_REPLICAS): an "
+                "existing topic keeps its own; kafka-configs --alter sets it"
+            )
+    return problems

@@ -52,6 +52,21 @@ class ReadyFlag:
             return self._ready, self._reason
 
 
+def all_of(*checks: Readiness) -> Readiness:
+    """Ready when every check is; else the first one's reason that is not."""
+
+    def ready() -> tuple[bool, str]:
+        reasons = []
+        for check in checks:
+            ok, reason = check()
+            if not ok:
+                return ok, reason
+            reasons.append(reason)
+        return True, "; ".join(reasons)
+
+    return ready
+
+
 def _handler(registry: CollectorRegistry, ready: Readiness) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:

@@ -127,6 +127,10 @@ class Settings(BaseSettings):
     namespace: str = ""
     partitions: Annotated[int, Field(ge=1)] = 6
     replication_factor: Annotated[int, Field(ge=1)] = 1
+    # Set on every topic the services create: an acks=all write is acknowledged once this
+    # many replicas have it. 1 on the single broker; 2 on a 3-node cluster
+    # (deploy/local/cluster.sh), so a write survives the loss of any one node.
+    min_insync_replicas: Annotated[int, Field(ge=1)] = 1
     state_dir: Path = Path(".local/state")
     # Address the /metrics, /healthz, /readyz servers bind (0.0.0.0 in containers).
     # Ports below: 0 means any free port (tests); the bound one is logged.
@@ -265,6 +269,17 @@ class Settings(BaseSettings):
     @classmethod
     def _long_enough(cls, value: tuple[str, ...], info: Any) -> tuple[str, ...]:
         return _tokens(value, str(info.field_name).upper())
+
+    @model_validator(mode="after")
+    def _min_insync_fits(self) -> Settings:
+        # More in-sync replicas required than there are replicas: no write would ever be
+        # acknowledged (the broker answers NOT_ENOUGH_REPLICAS forever).
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                "MARKETSIGNAL_MIN_INSYNC_REPLICAS must not exceed "
+                "MARKETSIGNAL_REPLICATION_FACTOR: no write could ever be acknowledged"
+            )
+        return self
 
     @model_validator(mode="after")
     def _local_redis_password(self) -> Settings:

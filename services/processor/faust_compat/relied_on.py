@@ -96,6 +96,13 @@ RELIED_ON: tuple[Reliance, ...] = (
         (),
         "called: the aiokafka producer, for its batch API",
     ),
+    Reliance(
+        "faust.transport.drivers.aiokafka:Producer",
+        "_settings_extra",
+        (),
+        "extended: acks=all and idempotence outside transactions",
+        "faust.transport.drivers.aiokafka:Producer._new_producer",
+    ),
     # changelog.py
     Reliance(
         "faust.tables.table:Table",
