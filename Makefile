@@ -316,8 +316,12 @@ CLUSTER_ENV = MARKETSIGNAL_KAFKA_BOOTSTRAP=$$(bash $(CLUSTER) bootstrap) \
 # The cluster fault suite (tests/cluster, marker `cluster`): a fresh cluster, Redis from the
 # stack (reused if it runs, stopped afterwards if this target started it), every fault run
 # one at a time; the cluster is stopped and wiped afterwards.
-.PHONY: test-cluster
-test-cluster: install ## Cluster fault suite: broker, controller, rolling, min-ISR and wiped-disk faults on 3 nodes (tests/cluster)
+# Issue 24's fault suite on a replicated deployment: the Kafka cluster's faults, then the
+# Redis failover; each starts what it needs on ports of its own and stops it after.
+.PHONY: test-cluster test-cluster-kafka
+test-cluster: test-cluster-kafka test-redis-ha ## Replicated faults: 3-node Kafka (leaders, controller, rolling, min ISR, wiped disk), then Redis failover through Sentinel
+
+test-cluster-kafka: install ## Kafka cluster faults alone: broker, controller, rolling, min-ISR and wiped-disk on 3 nodes (tests/cluster)
 	bash $(CLUSTER) reset > /dev/null
 	redis_down=$$(STACK_COMPONENTS=redis bash $(STACK) status | awk '$$2 == "down"'); \
 	STACK_COMPONENTS=redis bash $(STACK) up && \
