@@ -6,8 +6,6 @@ is back in sync, and the alert gap each fault is reported with.
 from __future__ import annotations
 
 import itertools
-import os
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -16,7 +14,7 @@ from kafka import KafkaAdminClient
 
 from tests.faults.components import Fault
 from tests.faults.ledger import Ledger
-from tests.support.services import ROOT
+from tests.support.services import ROOT, run_script
 from tests.support.wait import wait_for
 
 CLUSTER = ROOT / "deploy" / "local" / "cluster.sh"
@@ -25,15 +23,7 @@ NODES = (1, 2, 3)
 
 def cluster(*args: str) -> str:
     """`cluster.sh ARGS`, its output; fails the test with the output if it fails."""
-    proc = subprocess.run(
-        ["bash", str(CLUSTER), *args],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, f"cluster.sh {' '.join(args)}: {proc.stdout}{proc.stderr}"
-    return proc.stdout.strip()
+    return run_script(CLUSTER, *args).strip()
 
 
 def kill(node: int) -> float:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -18,22 +17,14 @@ import redis
 
 from services.runtime import redis_client
 from services.runtime.settings import Settings
-from tests.support.services import ROOT
+from tests.support.services import ROOT, run_script
 
 REDIS_HA = ROOT / "deploy" / "local" / "redis_ha.sh"
 
 
 def ha(*args: str) -> str:
     """`redis_ha.sh ARGS` with this process's environment (ports, STACK_STATE)."""
-    proc = subprocess.run(
-        ["bash", str(REDIS_HA), *args],
-        env=dict(os.environ),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, f"redis_ha.sh {' '.join(args)}:\n{proc.stdout}{proc.stderr}"
-    return proc.stdout
+    return run_script(REDIS_HA, *args)
 
 
 def node_ports() -> list[int]:

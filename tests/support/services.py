@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -86,3 +87,17 @@ class Service:
     def log_tail(self, lines: int = 40) -> str:
         text = self.log_path.read_text(errors="replace").splitlines()
         return "\n".join(text[-lines:])
+
+
+def run_script(script: Path, *args: str) -> str:
+    """`bash SCRIPT ARGS` with this process's environment (ports, STACK_STATE): its output.
+    Fails the test with the script's output when it fails."""
+    proc = subprocess.run(
+        ["bash", str(script), *args],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, f"{script.name} {' '.join(args)}:\n{proc.stdout}{proc.stderr}"
+    return proc.stdout
