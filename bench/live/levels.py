@@ -109,16 +109,21 @@ def levels_bench(quick: bool, logs: Path) -> dict[str, Any]:
 # -- drain ------------------------------------------------------------------------------------
 
 
-def level_records(data: Path, per_symbol: int, *, apart: float = 0.02) -> list[Level]:
-    """`per_symbol` levels on every symbol of `data`, half above and half below its first
-    price, `apart` from it and from each other outwards (2%: where people set them,
-    round moves away, many never reached in a day), 1,000 to a subscription."""
+def first_prices(data: Path) -> dict[str, float]:
+    """Each symbol of the ticks file `data` with its first price, in order of appearance."""
     first: dict[str, float] = {}
     with data.open(encoding="utf-8") as fh:
         next(fh)
         for line in fh:
             fields = line.split(",", 3)
             first.setdefault(fields[0], float(fields[2]))
+    return first
+
+
+def level_records(first: dict[str, float], per_symbol: int, *, apart: float = 0.02) -> list[Level]:
+    """`per_symbol` levels on every symbol of `first`, half above and half below its first
+    price, `apart` from it and from each other outwards (2%: where people set them,
+    round moves away, many never reached in a day), 1,000 to a subscription."""
     levels: list[Level] = []
     now = datetime.now(UTC)
     for symbol, price in first.items():
@@ -161,10 +166,11 @@ def drain(rules: Path, n: int, n_symbols: int, per_symbol: int, logs: Path) -> d
     data = CACHE / f"broad-{n}-{n_symbols}.csv"
     if not data.exists():
         broad_market(data, n, n_symbols, seed=22)
-    levels = level_records(data, per_symbol)
+    first = first_prices(data)
+    levels = level_records(first, per_symbol)
     # The same number of levels out of the day's reach (100% apart): what holding and
     # checking them costs, without the firings.
-    quiet = level_records(data, per_symbol, apart=1.0)
+    quiet = level_records(first, per_symbol, apart=1.0)
     levels_file = logs / "levels-drain.jsonl"
     write_levels(levels_file, levels)
     log(
