@@ -107,13 +107,18 @@ bench-levels: $(BENCH_STAMP) ## Benchmark: a drain with 100,000 price levels aga
 	bash $(STACK) up
 	$(PY) -m bench.live.levels $(BENCH_ARGS)
 
+.PHONY: bench-cluster
+bench-cluster: $(BENCH_STAMP) ## Benchmark: what replication costs here: drain and p99 at 5k ticks/s on one broker, and on 3 nodes with RF 1 and RF 3
+	bash $(STACK) up
+	$(PY) -m bench.live.cluster $(BENCH_ARGS)
+
 .PHONY: bench-quick
 bench-quick: $(BENCH_STAMP) ## `make bench` at development size (a few minutes)
 	bash $(STACK) up
 	$(PY) -m bench.live --quick $(BENCH_ARGS)
 
 .PHONY: bench-all
-bench-all: bench bench-backtest bench-alerter bench-fanout bench-history ## Every benchmark
+bench-all: bench bench-backtest bench-alerter bench-fanout bench-history bench-cluster ## Every benchmark
 
 # Components that are down now: the ones `stack.sh up` is about to start, hence the only
 # ones the fault suite may restart (a stack that was already up may serve others).
