@@ -200,8 +200,11 @@ class Settings(BaseSettings):
     # tick backlog drains ~6% faster (alternated runs on one topic); latency unchanged.
     processor_gil_switch_ms: Annotated[float, Field(gt=0, le=100)] = 1.0
     # Container allocations between two young-generation garbage collections (Python's
-    # default is 700; 0 keeps it): services/runtime/heap.py:collect_less.
-    processor_gc_threshold: Annotated[int, Field(ge=0)] = 50_000
+    # default is 700; 0 keeps it): services/runtime/heap.py:collect_less. 200,000, not
+    # 50,000: a broad market's drain (10,000 symbols, a fresh state per symbol a batch)
+    # spent a fifth of its time collecting; medians of 8-11 alternated drains, 33k ->
+    # 42k ticks/s without levels, 28k -> 37k with 100,000 (docs/bench.md).
+    processor_gc_threshold: Annotated[int, Field(ge=0)] = 200_000
 
     # alerter
     alerter_group: str = "marketsignal-alerter"
