@@ -21,6 +21,7 @@ The deployments take turns (A B C C B A, for each measurement) so that a drift o
 machine falls on all alike; each leg runs in a process of its own with the deployment's
 bootstrap and topic settings in its environment, as a user's services would. All four
 brokers stay up for the whole run: an idle broker costs every leg the same. Medians.
+The cluster is started if it does not run (`make cluster-up`), and then stopped again.
 """
 
 from __future__ import annotations
@@ -147,7 +148,21 @@ def bench(args: argparse.Namespace) -> dict[str, Any]:
     logs.mkdir(parents=True)
     load = os.getloadavg()
     log(f"cluster: load {load[0]:.2f} at start, logs in {logs}")
+    status = subprocess.run(
+        ["bash", str(CLUSTER), "status"], check=False, capture_output=True, text=True
+    )
+    started = " up " not in status.stdout  # no node ran: this run starts and stops them
     subprocess.run(["bash", str(CLUSTER), "up"], check=True, stdout=subprocess.DEVNULL)
+    try:
+        return measure(args, logs, load)
+    finally:
+        if started:
+            subprocess.run(["bash", str(CLUSTER), "down"], check=False, stdout=subprocess.DEVNULL)
+
+
+def measure(
+    args: argparse.Namespace, logs: Path, load: tuple[float, float, float]
+) -> dict[str, Any]:
     deps = deployments()
     idle = idle_brokers(10.0)
     log(f"cluster: idle brokers, share of a core: {idle}")
