@@ -39,7 +39,7 @@ def create_topics(settings: Settings) -> None:
     processed meanwhile.
     """
     app_id = settings.processor_consumer_group
-    changelogs = [changelog_topic_name(app_id, name) for name in STATE_TABLES]
+    changelogs = changelog_topics(settings)
     ensure_topics(
         settings,
         [*topic_names(settings), *changelogs],
@@ -52,14 +52,15 @@ def create_topics(settings: Settings) -> None:
     ensure_levels_topic(settings)
 
 
+def changelog_topics(settings: Settings) -> list[str]:
+    """The changelog topic of each of the worker's state tables."""
+    app_id = settings.processor_consumer_group
+    return [changelog_topic_name(app_id, name) for name in STATE_TABLES]
+
+
 def output_topics(settings: Settings) -> list[str]:
     """The topics the worker writes: signals, its changelogs and its pair feed."""
-    app_id = settings.processor_consumer_group
-    return [
-        settings.signals_topic,
-        *(changelog_topic_name(app_id, name) for name in STATE_TABLES),
-        settings.topic(PAIR_FEED_TOPIC),
-    ]
+    return [settings.signals_topic, *changelog_topics(settings), settings.topic(PAIR_FEED_TOPIC)]
 
 
 def watched_symbols(settings: Settings, rules: Rules) -> tuple[str, ...]:
