@@ -122,7 +122,7 @@ def test_a_polygon_feed_through_the_pipeline_alerts_as_the_backtest_says(
         assert server.dropped.wait(120), "the ingestor never read the first half"
         wait_metric(metrics_port, "marketsignal_ingest_ws_reconnects_total", lambda v: v >= 1, feed)
         server.start()  # back on the same port: the ingestor reconnects and resubscribes
-        wait_alerts(redis_client, s, len(expected), services)
+        wait_alerts(redis_client, s, expected, services)
         replayed = scrape(metrics_port)["marketsignal_ingest_ws_replayed_total"]
         code, err = stop(feed)
     finally:

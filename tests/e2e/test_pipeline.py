@@ -26,7 +26,7 @@ from services.backtest.run import run_backtest
 from services.detection.rules import Rules
 from services.runtime.lag import caught_up
 from services.runtime.settings import Settings
-from tests.support.live import Drained, Subscriber
+from tests.support.live import Drained, Subscriber, lag_report
 from tests.support.services import ROOT, Service, free_port, run_cli, service_env
 from tests.support.stack import SettingsFactory, read_all
 from tests.support.summary import summary_counts
@@ -139,10 +139,27 @@ def wait_drained(s: Settings, services: list[Service]) -> None:
         drained.close()
 
 
-def wait_alerts(client: redis.Redis, s: Settings, n: int, services: list[Service]) -> None:
-    """Until the alerts stream holds `n` alerts and both consumer groups are drained."""
+def wait_alerts(
+    client: redis.Redis, s: Settings, expected: list[str], services: list[Service]
+) -> None:
+    """Until the alerts stream holds as many alerts as `expected` and both consumer
+    groups are drained. If they never come, the failure names the missing alerts' kinds
+    and subjects and the partitions a group has not committed to their end."""
     stream = s.redis_key("alerts")
-    wait_for(f"{n} alerts in {stream}", lambda: int(client.xlen(stream)) >= n, 240, services)
+    n = len(expected)
+    try:
+        wait_for(f"{n} alerts in {stream}", lambda: int(client.xlen(stream)) >= n, 240, services)
+    except AssertionError as exc:
+        got = by_subject([a.signal.model_dump_json() for a in stream_alerts(client, stream)])
+        want = by_subject(expected)
+        missing = {
+            key: len(lines) - len(got.get(key, []))
+            for key, lines in want.items()
+            if len(lines) > len(got.get(key, []))
+        }
+        raise AssertionError(
+            f"{exc}\nmissing (kind, subject): count {missing}\n{lag_report(s)}"
+        ) from None
     wait_drained(s, services)
 
 
@@ -177,7 +194,7 @@ def test_demo_replay_reaches_subscribers_exactly_as_the_backtest_says(
     try:
         seed_history(s, rules, services)
         summary = ingest(s, rules, bundles)
-        wait_alerts(redis_client, s, len(expected), services)
+        wait_alerts(redis_client, s, expected, services)
         messages = live.sync()
     finally:
         live.close()
@@ -273,13 +290,7 @@ def test_a_killed_processor_restarts_without_losing_or_repeating_an_alert(
         processor.kill()
         processor = start_processor("processor-2", env, tmp_path)
         assert feed.wait(timeout=600) == 0
-        wait_for(
-            f"{len(expected)} alerts",
-            lambda: int(redis_client.xlen(stream)) >= len(expected),
-            240,
-            [processor, alerter],
-        )
-        wait_drained(s, [processor, alerter])
+        wait_alerts(redis_client, s, expected, [processor, alerter])
     finally:
         if feed is not None:
             feed.kill()

@@ -10,6 +10,7 @@ looks green.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -81,10 +82,29 @@ def stack() -> Settings:
     return base
 
 
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item: pytest.Item) -> Any:
+    # The call's outcome, for `namespace` to see whether its test failed.
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+    return report
+
+
+CALL_FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def namespace(stack: Settings) -> Iterator[str]:
+def namespace(stack: Settings, request: pytest.FixtureRequest) -> Iterator[str]:
     ns = f"t{uuid4().hex[:8]}."
     yield ns
+    # MARKETSIGNAL_TEST_KEEP_FAILED=1 (a loop hunting a rare failure): a failed test's
+    # topics, offsets and Redis keys stay for forensics, named in the output.
+    if os.environ.get("MARKETSIGNAL_TEST_KEEP_FAILED") == "1" and request.node.stash.get(
+        CALL_FAILED, False
+    ):
+        print(f"\nkept namespace {ns} of failed {request.node.nodeid}")
+        return
     drop_namespace(stack, ns)
 
 

@@ -5,6 +5,7 @@
 - `Drained`: whether the processor and the alerter have committed everything on their
   inputs (consumer lag 0, `services.runtime.lag.compute_lag`).
 - `alert_ids`, `subscription_alert_ids`: the alert ids a Redis stream holds, in order.
+- `lag_report`: where a pipeline that stopped short is stuck, for failure messages.
 - `drop_namespace`: what a test or a benchmark leaves behind in Redis and Kafka.
 """
 
@@ -128,6 +129,36 @@ class Drained:
     def close(self) -> None:
         self.admin.close()
         self.consumer.close()
+
+
+def lag_report(settings: Settings) -> str:
+    """Each consumer group's committed and end offsets where they differ, one line per
+    partition: where a pipeline that stopped short is stuck (for failure messages)."""
+    s = settings
+    admin = KafkaAdminClient(bootstrap_servers=s.kafka_bootstrap)
+    consumer = KafkaConsumer(bootstrap_servers=s.kafka_bootstrap, enable_auto_commit=False)
+    lines = []
+    try:
+        groups = [
+            (
+                s.processor_consumer_group,
+                [s.ticks_topic, s.history_topic, s.topic(PAIR_FEED_TOPIC)],
+            ),
+            (s.alerter_consumer_group, [s.signals_topic]),
+        ]
+        for group, topics in groups:
+            for x in compute_lag(admin, consumer, group, topics):
+                if x.lag:
+                    lines.append(
+                        f"{group} {x.topic}[{x.partition}]: committed {x.committed} "
+                        f"end {x.end} (lag {x.lag})"
+                    )
+    except KafkaError as exc:
+        lines.append(f"lags unknown: {exc!r}")
+    finally:
+        admin.close()
+        consumer.close()
+    return "\n".join(lines) or "every group committed up to its topics' ends"
 
 
 def drop_namespace(settings: Settings, namespace: str, *, topics: bool = True) -> None:
