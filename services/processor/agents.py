@@ -135,7 +135,7 @@ def add_agents(
 
         async def agent(stream: faust.StreamT[Any]) -> None:
             async for events in Batches(app, stream):
-                with unacked_unless_done(events, continuity):
+                with rewinds.handling_batch(source), unacked_unless_done(events, continuity):
                     if before is not None:
                         await before()
                     kept = await rewinds.without_gaps(events, source)

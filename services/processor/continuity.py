@@ -17,12 +17,20 @@ How: `Continuity` remembers, per source partition, the offset that must come nex
 record past it is held back with every later record of that partition in the batch,
 and the partition is to be sought back to the missing offset, so the records are
 fetched again, in order. A seek whose record does not come is repeated (`overdue`).
-This is plain Python; `rewinds.py` asks faust where partitions start and seeks.
+
+A hole at the end of a partition shows no later record: the partition just stops
+(`stalled`). Seen after a kill -9: faust delivers records while its recovery seeks the
+partitions to their committed offsets, then empties its stream queues when it resumes
+the flow, and the records in them are never fetched again (its read offset is past
+them). A partition whose log goes past the offset that must come next, and of which
+nothing comes while every agent waits, is sought back to that offset: soon if faust
+delivered that record, later if not (it may be waiting its turn).
+This is plain Python; `rewinds.py` asks faust where partitions start and end, and seeks.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 
@@ -43,6 +51,9 @@ class Continuity:
         # record it was delivering when the seek ran, and then drops the refetched
         # records below it), so a rewind that brings nothing is sought again (`overdue`).
         self.waiting: dict[int, tuple[int, float]] = {}
+        # partition -> (the offset that must come next, since when it has been the one
+        # and the log has gone past it while the agent waited): see `stalled`.
+        self.behind: dict[int, tuple[int, float]] = {}
 
     def admit(
         self,
@@ -89,6 +100,55 @@ class Continuity:
             self.waiting[p] = (offset, now)
         return due
 
+    def stalled(
+        self,
+        partitions: Iterable[int],
+        start: Callable[[int], int | None],
+        end: Callable[[int], int | None],
+        delivered: Callable[[int], int | None],
+        now: float,
+        after_s: float,
+        undelivered_after_s: float,
+    ) -> dict[int, int]:
+        """Partitions whose log ends past the offset that must come next (`end(p)`, the
+        offset after its last record, None if unknown) and whose next record has not
+        come for `after_s` if faust's fetch loop delivered it (`delivered(p)`, the last
+        offset it handed over, None if unknown), else for `undelivered_after_s`: the
+        offset to seek them back to (their clock restarts).
+
+        Delivered but never come is a loss between faust and the agent. Not delivered is
+        a partition faust has not fetched or handed over: for a while that is waiting
+        its turn, but not for long while every agent waits. Call it only while every
+        agent waits for records (faust's fetch loop blocks on a full queue): `busy`
+        restarts every clock. A partition sought back by `admit` is `overdue`'s.
+        """
+        due: dict[int, int] = {}
+        seen = set()
+        for p in partitions:
+            seen.add(p)
+            expected = self.next.get(p)
+            if expected is None:
+                expected = start(p)
+            last, handed = end(p), delivered(p)
+            if expected is None or last is None or last <= expected or p in self.waiting:
+                self.behind.pop(p, None)
+                continue
+            offset, since = self.behind.get(p, (None, now))
+            if offset != expected:
+                self.behind[p] = (expected, now)  # moved on since: a new clock
+                continue
+            lost = handed is not None and handed >= expected
+            if now - since >= (after_s if lost else undelivered_after_s):
+                due[p] = expected
+                self.behind[p] = (expected, now)
+        for p in set(self.behind) - seen:
+            del self.behind[p]
+        return due
+
+    def busy(self) -> None:
+        """The agent is handling records: no partition can be judged stalled meanwhile."""
+        self.behind.clear()
+
     def undo(self, records: Sequence[Positioned]) -> None:
         """These records were admitted but not processed (their batch failed): the next
         record of their partitions must be the first of them again, so whatever comes
@@ -102,3 +162,4 @@ class Continuity:
         """Partitions were revoked: a reassigned one restarts from its committed offset."""
         self.next.clear()
         self.waiting.clear()
+        self.behind.clear()

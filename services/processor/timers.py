@@ -39,6 +39,7 @@ def add_timers(
     @app.timer(interval=REWIND_RETRY_S)  # type: ignore[untyped-decorator]
     async def retry_rewinds() -> None:
         await rewinds.retry()
+        await rewinds.stalled()
 
     heartbeat = Heartbeat().model_dump_json().encode()
 

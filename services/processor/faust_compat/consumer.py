@@ -8,13 +8,13 @@ Jobs:
   consumer, which faust fixes with no setting);
 - seek in the consumer's own thread (`_seek`);
 - tell `Rewinds` where faust sought each partition after its assignment
-  (`committed_offsets`).
+  (`committed_offsets`), and how far its fetch loop delivered (`read_offsets`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, cast
 
 import faust
@@ -125,3 +125,35 @@ def committed_offsets(app: faust.App) -> Mapping[TP, int | None]:
     """Where faust sought each assigned partition: its committed offset, None when there
     is none (faust also stores 0 as None). A live view: it follows rebalances."""
     return cast("Mapping[TP, int | None]", cast(Any, app).consumer._committed_offset)
+
+
+def read_offsets(app: faust.App) -> Mapping[TP, int | None]:
+    """The offset of the last record faust's fetch loop handed to the streams, per
+    partition (None before the first, or after a seek to offset 0). A live view."""
+    return cast("Mapping[TP, int | None]", cast(Any, app).consumer._read_offset)
+
+
+def flow_state(app: faust.App, tp: TP) -> str:
+    """Whether faust's fetch loop asks for `tp`: "active", "paused" (by faust, e.g. during
+    recovery), "buffered" (its stream's queue was full) or "left out" (none of these:
+    it would never be fetched again)."""
+    consumer = cast(Any, app).consumer
+    if tp in consumer._paused_partitions:
+        return "paused"
+    if tp in consumer._buffered_partitions:
+        return "buffered"
+    if tp in consumer._get_active_partitions():
+        return "active"
+    return "left out"
+
+
+async def group_committed(app: faust.App, tps: Iterable[TP]) -> dict[TP, int | None]:
+    """The group's committed offset of each of `tps`, asked of the broker in the
+    consumer's thread (None: none committed)."""
+    thread = cast(Any, app).consumer._thread
+    consumer = thread._ensure_consumer()
+    out: dict[TP, int | None] = {}
+    for tp in tps:
+        offset = await thread.call_thread(consumer.committed, tp)
+        out[tp] = int(offset) if offset is not None else None
+    return out
