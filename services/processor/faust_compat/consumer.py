@@ -5,7 +5,8 @@ Jobs:
 - commit only what `offsets.commit_offset` allows: `_new_offset` is replaced, `ack`
   counts only the message an agent declared `processed`, `_add_gap` records nothing;
 - hold an empty fetch at most `FETCH_MAX_WAIT_MS` (`_fetch_max_wait_ms` of aiokafka's
-  consumer, which faust fixes with no setting);
+  consumer, which faust fixes with no setting), or `FETCH_IDLE_WAIT_MS` when no fetched
+  record is left to consume (`adapt_fetch_wait`);
 - seek in the consumer's own thread (`_seek`);
 - tell `Rewinds` where faust sought each partition after its assignment
   (`committed_offsets`), and how far its fetch loop delivered (`read_offsets`).
@@ -33,16 +34,43 @@ log = logging.getLogger("marketsignal.processor")
 # fetch to time out. faust's fixed 1,500 ms made that a latency stall; at 25 ms an idle
 # worker polls about 40 times a second (docs/processor.md, the hot path).
 FETCH_MAX_WAIT_MS = 25
+# The wait of a fetch that leaves no partition out: every fetched record has been handed
+# over, so the request names every assigned partition that is not paused, and a record
+# on any of them answers it at once. Holding it long costs no latency and spares an idle
+# worker 40 empty fetches a second (issue 26: the broker's idle CPU). A seek made while
+# it is held (a rewind, rare) waits for it to come back.
+FETCH_IDLE_WAIT_MS = 500
+
+
+def adapt_fetch_wait(fetcher: Any, short_ms: int, idle_ms: int) -> None:
+    """Make aiokafka's `fetcher` hold a fetch `idle_ms` when no fetched record is still
+    waiting to be consumed, else `short_ms` (a partition is then left out of the
+    request, and its new records would wait for the held fetch)."""
+    build = fetcher._get_actions_per_node
+
+    def actions_per_node(assignment: Any) -> Any:
+        fetcher._fetch_max_wait_ms = short_ms if fetcher._records else idle_ms
+        return build(assignment)
+
+    fetcher._get_actions_per_node = actions_per_node
 
 
 class ShortFetchWaitThread(AIOKafkaConsumerThread):
-    """faust's consumer thread, its aiokafka consumer with FETCH_MAX_WAIT_MS."""
+    """faust's consumer thread, its aiokafka consumer's fetch wait FETCH_MAX_WAIT_MS, or
+    FETCH_IDLE_WAIT_MS when nothing fetched is left to consume."""
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         # Read by AIOKafkaConsumer.start() to build its fetcher: set before that.
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS
         return consumer
+
+    async def on_start(self) -> None:
+        await super().on_start()
+        consumer = self._consumer
+        assert consumer is not None  # on_start has just created and started it
+        # The fetcher exists once the aiokafka consumer has started.
+        adapt_fetch_wait(consumer._fetcher, FETCH_MAX_WAIT_MS, FETCH_IDLE_WAIT_MS)
 
 
 class ContiguousCommitConsumer(Consumer):

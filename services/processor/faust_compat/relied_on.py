@@ -14,6 +14,7 @@ from dataclasses import dataclass
 CONSUMER = "faust.transport.drivers.aiokafka:Consumer"
 CONSUMER_THREAD = "faust.transport.drivers.aiokafka:AIOKafkaConsumerThread"
 MONITOR = "faust.sensors.prometheus:PrometheusMonitor"
+FETCHER = "aiokafka.consumer.fetcher:Fetcher"
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,35 @@ RELIED_ON: tuple[Reliance, ...] = (
         None,
         "set before start(), which builds the fetcher from it",
         "aiokafka.consumer.consumer:AIOKafkaConsumer.start",
+    ),
+    Reliance(
+        CONSUMER_THREAD,
+        "on_start",
+        (),
+        "extended: the started aiokafka consumer's fetcher gets the adaptive fetch wait",
+    ),
+    Reliance(CONSUMER_THREAD, "_consumer", None, "read after start: the aiokafka consumer"),
+    Reliance(
+        "aiokafka.consumer.consumer:AIOKafkaConsumer",
+        "_fetcher",
+        None,
+        "read after start(): the fetcher whose wait adapts",
+        "aiokafka.consumer.consumer:AIOKafkaConsumer.start",
+    ),
+    Reliance(
+        FETCHER,
+        "_get_actions_per_node",
+        ("assignment",),
+        "wrapped: sets the wait before each round of fetch requests is built",
+        f"{FETCHER}._fetch_requests_routine",
+    ),
+    Reliance(FETCHER, "_records", None, "read: fetched records not yet consumed"),
+    Reliance(
+        FETCHER,
+        "_fetch_max_wait_ms",
+        None,
+        "set before each round: read by _get_actions_per_node into each FetchRequest",
+        f"{FETCHER}._get_actions_per_node",
     ),
     # producer.py
     Reliance(

@@ -11,8 +11,10 @@ from faust.types.tuples import ConsumerMessage
 
 from services.processor.app import build_app
 from services.processor.faust_compat.consumer import (
+    FETCH_IDLE_WAIT_MS,
     FETCH_MAX_WAIT_MS,
     ContiguousCommitConsumer,
+    adapt_fetch_wait,
     processed,
 )
 from services.runtime.settings import Settings
@@ -73,6 +75,34 @@ def test_the_aiokafka_consumer_waits_at_most_fetch_max_wait_ms_for_records() -> 
     aiokafka_consumer = asyncio.run(create())
     # faust's own 1,500 ms would hold new records behind a fetch that left them out.
     assert aiokafka_consumer._fetch_max_wait_ms == FETCH_MAX_WAIT_MS == 25
+
+
+class FakeFetcher:
+    """The three names of aiokafka's Fetcher that `adapt_fetch_wait` uses; a request
+    round records the wait it was built with."""
+
+    def __init__(self) -> None:
+        self._records: dict[TP, object] = {}
+        self._fetch_max_wait_ms = 1500
+        self.built: list[int] = []
+
+    def _get_actions_per_node(self, assignment: object) -> str:
+        self.built.append(self._fetch_max_wait_ms)
+        return f"actions for {assignment}"
+
+
+def test_a_fetch_is_held_long_only_when_every_fetched_record_was_consumed() -> None:
+    fetcher = FakeFetcher()
+    adapt_fetch_wait(fetcher, FETCH_MAX_WAIT_MS, FETCH_IDLE_WAIT_MS)
+    assert fetcher._get_actions_per_node("a") == "actions for a"
+    # A partition's records still being handed over: it is left out of the request, so
+    # the request must come back soon for it.
+    fetcher._records[TP("ticks", 0)] = object()
+    fetcher._get_actions_per_node("a")
+    fetcher._records.clear()
+    fetcher._get_actions_per_node("a")
+    assert fetcher.built == [FETCH_IDLE_WAIT_MS, FETCH_MAX_WAIT_MS, FETCH_IDLE_WAIT_MS]
+    assert FETCH_MAX_WAIT_MS < FETCH_IDLE_WAIT_MS
 
 
 def test_a_seek_runs_in_the_consumer_thread_not_the_event_loops() -> None:
