@@ -87,7 +87,7 @@ def configured_app(settings: Settings, web_port: int | None) -> faust.App:
         web_host="127.0.0.1",
     )
     # Faust's own commit rule can pass records nobody processed (services/processor/offsets.py).
-    install_consumer(app)
+    install_consumer(app, settings.processor_fetch_idle_wait_ms)
     # Idempotent sends: faust's own producer is idempotent only in transactions.
     install_producer(app)
     return app

@@ -205,6 +205,12 @@ class Settings(BaseSettings):
     # spent a fifth of its time collecting; medians of 8-11 alternated drains, 33k ->
     # 42k ticks/s without levels, 28k -> 37k with 100,000 (docs/bench.md).
     processor_gc_threshold: Annotated[int, Field(ge=0)] = 200_000
+    # How long the broker may hold the worker's fetch when it asks for every partition
+    # (all fetched records consumed): a new record on any of them answers it at once, so
+    # a long wait costs no latency and spares an idle worker's broker ~40 empty fetches a
+    # second; 25 (the wait of a fetch that leaves a partition out) turns it off.
+    # services/processor/faust_compat/consumer.py, docs/bench.md.
+    processor_fetch_idle_wait_ms: Annotated[int, Field(ge=25, le=5000)] = 500
 
     # alerter
     alerter_group: str = "marketsignal-alerter"

@@ -34,7 +34,8 @@ log = logging.getLogger("marketsignal.processor")
 # fetch to time out. faust's fixed 1,500 ms made that a latency stall; at 25 ms an idle
 # worker polls about 40 times a second (docs/processor.md, the hot path).
 FETCH_MAX_WAIT_MS = 25
-# The wait of a fetch that leaves no partition out: every fetched record has been handed
+# The wait of a fetch that leaves no partition out, by default
+# (`MARKETSIGNAL_PROCESSOR_FETCH_IDLE_WAIT_MS`): every fetched record has been handed
 # over, so the request names every assigned partition that is not paused, and a record
 # on any of them answers it at once. Holding it long costs no latency and spares an idle
 # worker 40 empty fetches a second (issue 26: the broker's idle CPU). A seek made while
@@ -57,7 +58,9 @@ def adapt_fetch_wait(fetcher: Any, short_ms: int, idle_ms: int) -> None:
 
 class ShortFetchWaitThread(AIOKafkaConsumerThread):
     """faust's consumer thread, its aiokafka consumer's fetch wait FETCH_MAX_WAIT_MS, or
-    FETCH_IDLE_WAIT_MS when nothing fetched is left to consume."""
+    `idle_wait_ms` when nothing fetched is left to consume."""
+
+    idle_wait_ms = FETCH_IDLE_WAIT_MS
 
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
@@ -70,7 +73,7 @@ class ShortFetchWaitThread(AIOKafkaConsumerThread):
         consumer = self._consumer
         assert consumer is not None  # on_start has just created and started it
         # The fetcher exists once the aiokafka consumer has started.
-        adapt_fetch_wait(consumer._fetcher, FETCH_MAX_WAIT_MS, FETCH_IDLE_WAIT_MS)
+        adapt_fetch_wait(consumer._fetcher, FETCH_MAX_WAIT_MS, self.idle_wait_ms)
 
 
 class ContiguousCommitConsumer(Consumer):
@@ -84,8 +87,13 @@ class ContiguousCommitConsumer(Consumer):
     # Created on first use: faust's constructor is left alone.
     _held_commits: HeldCommits | None = None
 
+    # Set by `install_consumer`: see ShortFetchWaitThread.
+    fetch_idle_wait_ms = FETCH_IDLE_WAIT_MS
+
     def _new_consumer_thread(self) -> AIOKafkaConsumerThread:
-        return ShortFetchWaitThread(self, loop=self.loop, beacon=self.beacon)
+        thread = ShortFetchWaitThread(self, loop=self.loop, beacon=self.beacon)
+        thread.idle_wait_ms = self.fetch_idle_wait_ms
+        return thread
 
     async def _seek(self, partition: TP, offset: int) -> None:
         # faust calls the aiokafka consumer's seek from the event loop's thread, while the
@@ -138,9 +146,16 @@ class ContiguousCommitConsumer(Consumer):
         return offset
 
 
-def install_consumer(app: faust.App) -> None:
-    """Make `app` create its consumer from `ContiguousCommitConsumer` (before first use)."""
-    cast(Any, app).transport.Consumer = ContiguousCommitConsumer
+def install_consumer(app: faust.App, fetch_idle_wait_ms: int = FETCH_IDLE_WAIT_MS) -> None:
+    """Make `app` create its consumer from `ContiguousCommitConsumer` (before first use),
+    whose fetches wait up to `fetch_idle_wait_ms` when none leaves a partition out."""
+
+    class Configured(ContiguousCommitConsumer):
+        pass
+
+    # max(): an idle wait below the short one would only add requests.
+    Configured.fetch_idle_wait_ms = max(fetch_idle_wait_ms, FETCH_MAX_WAIT_MS)
+    cast(Any, app).transport.Consumer = Configured
 
 
 def processed(app: faust.App, message: Message) -> None:
