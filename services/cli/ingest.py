@@ -61,7 +61,7 @@ from services.ingestor.futu_push import (
 from services.ingestor.futu_tickers import FutuTickers
 from services.ingestor.ingest import IngestSummary, Sink, ingest_records
 from services.ingestor.metrics import IngestMetrics, MeteredSink
-from services.ingestor.pacing import Pacer
+from services.ingestor.pacing import Pacer, min_sleep_for
 from services.ingestor.polling import Mapper, PollOptions, SnapshotPoller
 from services.ingestor.publish import BundleOptions, Publisher
 from services.ingestor.screening import Screener
@@ -463,7 +463,12 @@ def _lines(
     sink: MeteredSink,
     publisher: Publisher,
 ) -> IngestSummary:
-    pacer = Pacer(rate=args.rate, speed=args.speed)
+    bundle = bundle_options(args, settings)
+    pacer = Pacer(
+        rate=args.rate,
+        speed=args.speed,
+        min_sleep_s=min_sleep_for(bundle.window_ms if bundle is not None else None),
+    )
     path: Path = args.file
     summary = IngestSummary()
     if args.follow:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from schemas.dead_letter import DeadLetter
 from schemas.tick import Tick
 from schemas.zones import ExchangeZones
-from services.ingestor.pacing import Pacer
+from services.ingestor.pacing import MIN_SLEEP_S, Pacer, min_sleep_for
 from services.ingestor.screening import Accepted, Screener
 from services.parsing.feed import RawRecord
 
@@ -91,3 +91,17 @@ def test_speed_follows_event_time_and_never_waits_for_a_late_tick() -> None:
     pacer.wait(9_000_000)
     pacer.wait(30_000_000)
     assert clock.slept == [1.0, 2.0]
+
+
+def test_ticks_of_one_bundle_window_are_paced_in_slots_of_a_quarter_window() -> None:
+    """At 5,000 ticks/s a tick is due every 0.2 ms: with 20 ms bundles the pacer sleeps
+    once per 5 ms (25 ticks), never letting a tick leave more than that early."""
+    clock = FakeClock()
+    pacer = Pacer(rate=5000, clock=clock, sleep=clock.sleep, min_sleep_s=min_sleep_for(20.0))
+    for _ in range(501):
+        pacer.wait(0)
+    assert 19 <= len(clock.slept) <= 20  # 100 ms of ticks, a sleep per 5 ms or so
+    assert all(s >= 0.005 for s in clock.slept)
+    # The pace itself is kept: the last tick leaves less than a slot early.
+    assert 0.1 - 0.005 < clock.now - 100.0 <= 0.1
+    assert min_sleep_for(None) == MIN_SLEEP_S == min_sleep_for(2.0)
