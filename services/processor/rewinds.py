@@ -32,9 +32,9 @@ log = logging.getLogger("marketsignal.processor")
 # How long a partition sought back to a missing record may wait for it before the seek
 # is repeated (services/processor/continuity.py).
 REWIND_RETRY_S = 2.0
-# How long a partition's log may go past the record that must come next, with its agent
-# waiting and nothing of that partition coming, before it is sought back to that record
-# (`Continuity.stalled`). Checked every REWIND_RETRY_S: the seek comes 4-6 s after.
+# How long a partition's log may go past the record that must come next, faust having
+# delivered it, with every agent waiting and nothing of that partition coming, before it
+# is sought back to that record (`Continuity.stalled`). Checked every REWIND_RETRY_S.
 STALL_S = 4.0
 # The same for a partition whose next record faust has not even delivered: not fetched
 # for that long while every agent waits, it is stuck (faust's fetch loop left it out).
@@ -55,7 +55,7 @@ class Rewinds:
         self.continuity = {topic: Continuity() for topic in topics}
         # Topics whose agent is handling a batch (or waiting to start one): see `stalled`.
         self.handling: set[str] = set()
-        self.stalls = 0  # partitions sought back by `stalls` (a count for the logs)
+        self.stalls = 0  # partitions sought back by `stalled` (a count for the logs)
 
     @contextmanager
     def handling_batch(self, topic: str) -> Iterator[None]:
