@@ -463,7 +463,7 @@ def _lines(
     sink: MeteredSink,
     publisher: Publisher,
 ) -> IngestSummary:
-    bundle = bundle_options(args, settings)
+    bundle = publisher.bundle
     pacer = Pacer(
         rate=args.rate,
         speed=args.speed,

@@ -67,6 +67,7 @@ class Publisher:
         bundle: BundleOptions | None = None,
     ) -> None:
         self.metrics = metrics
+        self.bundle = bundle  # None: one tick per record
         self.ticks_topic = settings.ticks_topic
         self.dlq_topic = settings.dlq_topic
         self.failed = 0
