@@ -33,6 +33,8 @@ class PairTracker:
         self.clocks = clocks
         self.lateness_us = lateness_us
         self._year_of: tuple[int, int] = (0, 0)  # (day, year) memo: a year per tick is costly
+        # Per side, the local day span of its last evaluated tick (most fall in it).
+        self._spans: list[tuple[int, int, int]] = [(0, 0, 0), (0, 0, 0)]
         self._n = rule.window_days
         # Nd bases look back N days from a tick that may itself lag by the lateness.
         self._keep_days = None if self._n is None else self._n + lateness_days(lateness_us) + 7
@@ -75,12 +77,8 @@ class PairTracker:
 
     def _merge_bar(self, side: int, day: int, close: float) -> None:
         self.hist[side].add_bar(
-            date.fromordinal(day).year, day, close, self._keep_days, self._newest(1 - side)
+            date.fromordinal(day).year, day, close, self._keep_days, self.hist[1 - side]
         )
-
-    def _newest(self, side: int) -> int | None:
-        days = self.hist[side].close_days
-        return days[-1] if days else None
 
     def _first_tick(self, side: int, ts_us: int) -> None:
         first = self.first_day[side] = self.clocks[side].day(ts_us)
@@ -123,19 +121,27 @@ class PairTracker:
     def _evaluate(self, item: Held, out: list[IndexDivergence]) -> None:
         ts_us, side, _, price, _ = item
         rule = self.rule
-        day = self.clocks[side].day(ts_us)
+        span = self._spans[side]
+        if span[1] <= ts_us < span[2]:
+            day = span[0]
+        else:
+            span = self._spans[side] = self.clocks[side].day_span(ts_us)
+            day = span[0]
         memo = self._year_of
         if memo[0] == day:
             year = memo[1]
         else:
             year = date.fromordinal(day).year
             self._year_of = (day, year)
-        self.hist[side].add(year, day, price, self._keep_days, self._newest(1 - side))
+        ha, hb = self.hist
+        if side == A:
+            ha.add(year, day, price, self._keep_days, hb)
+        else:
+            hb.add(year, day, price, self._keep_days, ha)
         if self._n is None and (self.last_year is None or year > self.last_year):
             if self.last_year is not None:
                 self.open_direction = None  # a new year starts with no open divergence
             self.last_year = year
-        ha, hb = self.hist
         if ha.last is None or hb.last is None:
             return
         if self._n is None:

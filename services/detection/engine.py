@@ -20,6 +20,10 @@ from services.detection.rules import Rules
 from services.detection.timeline import to_us
 from services.detection.trackers import Trackers
 
+# A symbol's record-high tracker, its day moves (None: off), its pairs and its listings
+# (None: none).
+_Slot = tuple[SymbolTracker, DayMoves | None, list[PairTracker] | None, list[AhTracker] | None]
+
 
 class Engine:
     """Symbol trackers created on first sight; one pair tracker per configured pair."""
@@ -39,6 +43,9 @@ class Engine:
         self.day_moves: dict[str, DayMoves] = {}
         self.levels = levels
         self.last_prices = LastPrices()
+        # symbol -> everything its tick touches, found with one lookup: the hot path's
+        # dict lookups cost as much as a detector's quiet check.
+        self._slots: dict[str, _Slot] = {}
 
     def _index(self, pairs: list[PairTracker]) -> dict[str, list[PairTracker]]:
         by_name = {pair.name: pair for pair in pairs}
@@ -91,6 +98,15 @@ class Engine:
             tick.symbol, to_us(tick.ts), tick.price, now, tick.volume, tick.kind
         )
 
+    def _slot(self, symbol: str) -> _Slot:
+        slot = self._slots[symbol] = (
+            self.tracker(symbol),
+            None if self.day_config is None else self.moves(symbol),
+            self.pairs_by_symbol.get(symbol) or None,
+            self.listings_by_symbol.get(symbol) or None,
+        )
+        return slot
+
     def process_values(
         self,
         symbol: str,
@@ -100,17 +116,18 @@ class Engine:
         volume: int = 0,
         kind: str = "trade",
     ) -> Late | list[AnySignal]:
-        tracker = self.symbols.get(symbol)
-        if tracker is None:
-            tracker = self.tracker(symbol)
+        slot = self._slots.get(symbol)
+        if slot is None:
+            slot = self._slot(symbol)
+        tracker, moves, pairs, listings = slot
         result = tracker.update(ts_us, price)
-        if isinstance(result, Late):
+        if result is None:
+            out: list[AnySignal] = []
+        elif isinstance(result, Late):
             return result
-        out: list[AnySignal] = [] if result is None else [result]
-        if self.day_config is not None:
-            moves = self.day_moves.get(symbol)
-            if moves is None:
-                moves = self.moves(symbol)
+        else:
+            out = [result]
+        if moves is not None:
             day_signals = moves.update(ts_us, price, volume, kind)
             if day_signals:
                 out.extend(day_signals)
@@ -121,12 +138,10 @@ class Engine:
             fired = levels.crossed(symbol, previous, price)
             if fired and previous is not None:
                 out.extend(level_signals(fired, tracker.clock.datetime(ts_us), previous, price))
-        pairs = self.pairs_by_symbol.get(symbol)
-        if pairs:
+        if pairs is not None:
             for pair in pairs:
                 out.extend(pair.update(symbol, ts_us, price, now))
-        listings = self.listings_by_symbol.get(symbol)
-        if listings:
+        if listings is not None:
             for listing in listings:
                 out.extend(listing.update(symbol, ts_us, price, now))
         return out

@@ -17,7 +17,7 @@ class IndexSeries:
     wherever both could answer, and a bar never becomes the last price.
     """
 
-    __slots__ = ("bar_years", "close_days", "closes", "last", "years")
+    __slots__ = ("_ytd", "bar_years", "close_days", "closes", "last", "years")
 
     def __init__(self) -> None:
         self.last: float | None = None
@@ -28,10 +28,14 @@ class IndexSeries:
         # sorted local days and their last price (Nd): a tick's price, else a bar's close
         self.close_days: list[int] = []
         self.closes: dict[int, float] = {}
+        # (year, its ytd base): the base is asked at every evaluation and changes only
+        # when a year's entry is created, another year's last price moves, or a bar comes.
+        self._ytd: tuple[int, float | None] | None = None
 
     def add_bar(
-        self, year: int, day: int, close: float, keep_days: int | None, other: int | None
+        self, year: int, day: int, close: float, keep_days: int | None, other: IndexSeries
     ) -> None:
+        self._ytd = None
         entry = self.bar_years.get(year)
         if entry is None:
             self.bar_years[year] = [day, close, day, close]
@@ -47,13 +51,13 @@ class IndexSeries:
             self.closes[day] = close
             self._trim(keep_days, other)  # drops it again if older than what is kept
 
-    def _trim(self, keep_days: int, other: int | None) -> None:
-        """Drop days no evaluation can need. `other` is the other index's newest day: a
-        tick of it is judged against this index's days up to N before *its* date, so
-        while it lags (or has not begun) they stay: one price per day, not per tick."""
-        if other is None:
+    def _trim(self, keep_days: int, other: IndexSeries) -> None:
+        """Drop days no evaluation can need. `other` is the pair's other index: a tick of
+        it is judged against this index's days up to N before *its* date, so while it
+        lags (or has not begun) they stay: one price per day, not per tick."""
+        if not other.close_days:
             return
-        cutoff = min(self.close_days[-1], other) - keep_days
+        cutoff = min(self.close_days[-1], other.close_days[-1]) - keep_days
         # The newest day before the cutoff stays: after a gap in the feed it is
         # still "the latest local date <= D - N" for the days to come.
         drop = bisect.bisect_left(self.close_days, cutoff) - 1
@@ -63,16 +67,20 @@ class IndexSeries:
             del self.close_days[:drop]
 
     def add(
-        self, year: int, day: int, price: float, keep_days: int | None, other: int | None
+        self, year: int, day: int, price: float, keep_days: int | None, other: IndexSeries
     ) -> None:
         self.last = price
         entry = self.years.get(year)
         if entry is None:
+            self._ytd = None
             self.years[year] = [price, price]
             if len(self.years) > _YEARS_KEPT:
                 del self.years[min(self.years)]
         else:
             entry[1] = price
+            ytd = self._ytd
+            if ytd is not None and ytd[0] != year:
+                self._ytd = None  # another year's last price: maybe the memo's base
         if keep_days is not None:
             if day not in self.closes:
                 bisect.insort(self.close_days, day)
@@ -81,6 +89,14 @@ class IndexSeries:
             self.closes[day] = price
 
     def ytd_base(self, year: int) -> float | None:
+        ytd = self._ytd
+        if ytd is not None and ytd[0] == year:
+            return ytd[1]
+        base = self._ytd_base(year)
+        self._ytd = (year, base)
+        return base
+
+    def _ytd_base(self, year: int) -> float | None:
         earlier = [y for y in self.years if y < year]
         if earlier:
             return self.years[max(earlier)][1]

@@ -12,11 +12,11 @@ that arrives after the rule was evaluated past its (ts, leg) is released on arri
 from __future__ import annotations
 
 import math
-from heapq import heapify, heappop, heappush
+from bisect import bisect_right, insort
 from typing import Any
 
 # A held tick: (ts_us, leg, seq, price, arrived wall time or None). A plain tuple so the
-# heap compares in C; `seq` is unique, so the order is (ts, leg, arrival).
+# buffer sorts and compares in C; `seq` is unique, so the order is (ts, leg, arrival).
 Held = tuple[int, int, int, float, float | None]
 # `seen` of a leg with no tick yet: below every instant (ticks are from 1970 on), so the
 # watermark min(seen) holds everything until every leg has ticked.
@@ -26,9 +26,12 @@ _UNSEEN = -1
 class EventOrder:
     """The reorder buffer of one rule with `legs` legs (0 = first leg, e.g. a).
 
-    Released ticks come out of the heap in non-decreasing (ts, leg) order (a tick is
-    only held if it sorts at or after everything released so far), so the furthest
-    key released is always the last one popped.
+    The held ticks are kept sorted (not a heap): released ticks are a prefix, cut in one
+    slice, and the state written after every batch is a copy, not a sort of thousands of
+    tuples in a backlog. Each leg's ticks arrive mostly in ts order, so an insert lands
+    near the end. Released ticks come out in non-decreasing (ts, leg) order (a tick is
+    only held if it sorts at or after everything released so far), so the furthest key
+    released is always the last one.
     """
 
     __slots__ = ("arrival_floor", "buffer", "last_key", "legs", "max_wait_s", "seen", "seq")
@@ -63,14 +66,23 @@ class EventOrder:
         if last_key is not None and (ts_us, leg) < last_key:
             out = [item]  # the rule was already evaluated past this tick: on arrival
         else:
-            heappush(buffer, item)
+            if not buffer or buffer[-1] < item:
+                buffer.append(item)
+            else:
+                insort(buffer, item)
             if now is not None and now < self.arrival_floor:
                 self.arrival_floor = now
             out = []
         watermark = min(seen)
         if buffer and buffer[0][0] <= watermark:
-            while buffer and buffer[0][0] <= watermark:
-                out.append(heappop(buffer))
+            # every held tick of ts <= watermark: (watermark + 1,) sorts after them all
+            upto = bisect_right(buffer, (watermark + 1,)) if buffer[-1][0] > watermark else None
+            if upto is None:
+                out.extend(buffer)
+                buffer.clear()
+            else:
+                out.extend(buffer[:upto])
+                del buffer[:upto]
             top = out[-1]
             self.last_key = (top[0], top[1])
         if now is not None and buffer:
@@ -86,11 +98,14 @@ class EventOrder:
         deadline = now - self.max_wait_s
         if deadline < self.arrival_floor:
             return out  # every held tick arrived after the deadline
-        due = [p[:3] for p in buffer if p[4] is not None and p[4] <= deadline]
-        if due:
-            upto = max(due)
-            while buffer and buffer[0][:3] <= upto:
-                out.append(heappop(buffer))
+        # The last due tick: it and every tick ordered before it go.
+        last_due = -1
+        for i, p in enumerate(buffer):
+            if p[4] is not None and p[4] <= deadline:
+                last_due = i
+        if last_due >= 0:
+            out = buffer[: last_due + 1]
+            del buffer[: last_due + 1]
             top = out[-1]
             self.last_key = (top[0], top[1])
         self.arrival_floor = min((p[4] for p in buffer if p[4] is not None), default=math.inf)
@@ -98,8 +113,7 @@ class EventOrder:
 
     def flush(self) -> list[Held]:
         """Release everything still held (end of a finite input)."""
-        buffer = self.buffer
-        out = [heappop(buffer) for _ in range(len(buffer))]
+        out, self.buffer = self.buffer, []
         if out:
             top = out[-1]
             self.last_key = (top[0], top[1])
@@ -109,7 +123,9 @@ class EventOrder:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "buffer": [list(p) for p in sorted(self.buffer)],
+            # A copy of the held tuples (immutable, written as arrays): a backlog can
+            # hold thousands, and the state is written after every batch.
+            "buffer": list(self.buffer),
             "seq": self.seq,
             "seen": [None if s == _UNSEEN else s for s in self.seen],
             "last_key": list(self.last_key) if self.last_key is not None else None,
@@ -122,7 +138,7 @@ class EventOrder:
             (int(us), int(leg), int(seq), float(price), None if arr is None else float(arr))
             for us, leg, seq, price, arr in state["buffer"]
         ]
-        heapify(order.buffer)
+        order.buffer.sort()  # written sorted: a linear check
         order.arrival_floor = min(
             (p[4] for p in order.buffer if p[4] is not None), default=math.inf
         )

@@ -117,3 +117,36 @@ def test_divergence_matches_the_naive_reference(
 ) -> None:
     rules, ticks = scenario
     run_both(rules, ticks)
+
+
+def test_a_late_tick_of_last_year_moves_this_years_base() -> None:
+    """The previous year's last price is this year's base; a late tick of that year,
+    evaluated after this year's first ones, moves it for the ticks after it."""
+    rule = DivergenceRule(a="A.SH", b="B.HK", window="ytd", threshold_pp=5.0, max_wait_s=2.0)
+    rules = Rules(ticks=TickRules(allowed_lateness_s=3600), divergence=(rule,))
+    # Local new year in Shanghai and Hong Kong: 2024-12-31 16:00 UTC.
+    at = {
+        minute: datetime(2024, 12, 31, 15, tzinfo=UTC) + timedelta(minutes=minute)
+        for minute in (0, 30, 70, 80)
+    }
+    plan = [
+        ("A.SH", 0, 100.0),
+        ("B.HK", 0, 100.0),
+        ("A.SH", 70, 101.0),
+        ("B.HK", 70, 101.0),  # both in 2025: evaluated against 2024's last prices
+        ("A.SH", 30, 90.0),  # 2024, late: evaluated on arrival, A's base is now 90
+        ("B.HK", 80, 101.0),
+        ("A.SH", 80, 101.0),  # A +12.2% against B +1%
+    ]
+    ticks: list[Tick | str] = [Tick(symbol=s, ts=at[m], price=p, kind="index") for s, m, p in plan]
+    run_both(rules, ticks)
+    engine = Engine(rules)
+    signals = [s for t in ticks for s in engine.process(t)] + engine.flush()  # type: ignore[arg-type, union-attr]
+    divergences = [s for s in signals if s.kind == "index_divergence"]
+    # The late tick itself opens B over A (its year's base is A's first price, 100); at
+    # +80 min A's 2025 base is 90, not 100: A over B.
+    assert [(s.phase, s.direction, s.ts) for s in divergences] == [  # type: ignore[union-attr]
+        ("open", "b_over_a", at[30]),
+        ("close", "b_over_a", at[80]),
+        ("open", "a_over_b", at[80]),
+    ]
