@@ -108,7 +108,6 @@ class DayMoves:
         "_pct",
         "_quiet_hi",
         "_quiet_lo",
-        "_span_day",
         "_up_limit",
         "_up_next",
         "_vol_next",
@@ -169,30 +168,30 @@ class DayMoves:
         self.down_sealed = False
         self.up_seals = 0
         self.down_seals = 0
-        # The local day span of the last tick (most ticks fall in it).
-        self._span_day, self._lo, self._hi = 0, 0, 0
+        # The local day span of the current date, as far as its offset is constant (most
+        # ticks fall in it): a tick inside it is of the current date.
+        self._lo, self._hi = 0, 0
         self._arm()
 
     # -- the step ---------------------------------------------------------------------
 
     def update(self, us: int, price: float, volume: int, kind: str) -> list[DayMoveSignal] | None:
         """One accepted tick (epoch us, price, volume, kind) in arrival order: its signals."""
-        if self._lo <= us < self._hi:
-            day = self._span_day
-        else:
-            self._span_day, self._lo, self._hi = self.clock.day_span(us)
-            day = self._span_day
-        current = self.day
-        if day != current:
-            if current is not None and day < current:
-                self._late(day)
-                return None
-            self._new_date(day)
+        if not self._lo <= us < self._hi:
+            # Outside the current date's span: another date, or the first tick.
+            day, lo, hi = self.clock.day_span(us)
+            current = self.day
+            if day != current:
+                if current is not None and day < current:
+                    self._late(day)
+                    return None
+                self._new_date(day)
+            self._lo, self._hi = lo, hi
         if us >= self.close_us:
             self.close_us = us
             self.close = price
-        self.volume += volume
-        if self._quiet_lo < price < self._quiet_hi and self.volume < self._vol_next:
+        total = self.volume = self.volume + volume
+        if self._quiet_lo < price < self._quiet_hi and total < self._vol_next:
             return None  # most ticks: no level, limit or multiple within reach
         c = self.prev_close
         if c is None:

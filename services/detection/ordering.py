@@ -58,8 +58,8 @@ class EventOrder:
         """Take one accepted tick of `leg`; return the ticks to evaluate now, in order."""
         seen = self.seen
         seen[leg] = max(seen[leg], ts_us)
-        self.seq += 1
-        item: Held = (ts_us, leg, self.seq, price, now)
+        seq = self.seq = self.seq + 1
+        item: Held = (ts_us, leg, seq, price, now)
         buffer = self.buffer
         last_key = self.last_key
         out: list[Held]

@@ -181,6 +181,7 @@ class SymbolStage:
         # Without any armed level the per-tick cost is keeping p: two dict operations.
         crossed = book.crossed if len(book) else None
         received = datetime.fromtimestamp(now, UTC)  # stamped on dead letters
+        without_previous_close = 0
         loads, decode_error = orjson.loads, orjson.JSONDecodeError
         ticks: Sequence[ParsedTick]
         for rec in records:
@@ -239,7 +240,7 @@ class SymbolStage:
                     if moved:
                         out.add_signals(moved, rec.ingested_ms)
                     if moves.prev_close is None:
-                        out.without_previous_close += 1
+                        without_previous_close += 1
                 previous = lasts[symbol]
                 lasts[symbol] = price
                 if crossed is not None and previous is not None:
@@ -256,6 +257,7 @@ class SymbolStage:
                         out.forward_origins.append(rec.ingested_ms)
         if self.day_moves:
             out.day_move_ticks = out.evaluated
+            out.without_previous_close = without_previous_close
         for symbol, (tracker, moves) in trackers.items():
             if symbol in positions:
                 partition, offset, index = positions[symbol]
