@@ -152,11 +152,18 @@ class ProcessorMetrics:
             self.detector_seconds.labels(stage).observe(seconds / records)
         if evaluated:
             self.evaluated.labels(stage).inc(evaluated)
-        for signal in signals:
-            # Only record highs and divergences have a window: the others get an empty
-            # label, as Prometheus reads an absent one.
-            window = signal.window if isinstance(signal, RecordHigh | IndexDivergence) else ""
-            self.signals.labels(signal.kind, window).inc()
+        if signals:
+            # Counted first, then one increment per kind and window: `labels` takes a
+            # lock and a lookup, which per signal weighed on a batch of many firings.
+            counts: dict[tuple[str, str], int] = {}
+            for signal in signals:
+                # Only record highs and divergences have a window: the others get an
+                # empty label, as Prometheus reads an absent one.
+                window = signal.window if isinstance(signal, RecordHigh | IndexDivergence) else ""
+                key = (signal.kind, window)
+                counts[key] = counts.get(key, 0) + 1
+            for (kind, window), n in counts.items():
+                self.signals.labels(kind, window).inc(n)
         for letter in dead:
             self.dead_letters.labels(letter.reason).inc()
 
