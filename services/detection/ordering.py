@@ -76,13 +76,9 @@ class EventOrder:
         watermark = min(seen)
         if buffer and buffer[0][0] <= watermark:
             # every held tick of ts <= watermark: (watermark + 1,) sorts after them all
-            upto = bisect_right(buffer, (watermark + 1,)) if buffer[-1][0] > watermark else None
-            if upto is None:
-                out.extend(buffer)
-                buffer.clear()
-            else:
-                out.extend(buffer[:upto])
-                del buffer[:upto]
+            upto = bisect_right(buffer, (watermark + 1,))
+            out.extend(buffer[:upto])
+            del buffer[:upto]
             top = out[-1]
             self.last_key = (top[0], top[1])
         if now is not None and buffer:
