@@ -37,7 +37,17 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
-from bench.live.common import CACHE, PY, ROOT, cleanup, log, processor_group, read_topic, ticks_in
+from bench.live.common import (
+    CACHE,
+    PY,
+    ROOT,
+    alternated,
+    cleanup,
+    log,
+    processor_group,
+    read_topic,
+    ticks_in,
+)
 from bench.live.cost import KAFKA_PID, cpu_shares
 from bench.live.data import bench_rules, bench_rules_mix, bench_ticks
 from bench.live.drain import backtest, processor_drain
@@ -169,8 +179,7 @@ def measure(
     out = logs / "backtest.jsonl"
     backtest(bench_ticks(args.ticks), bench_rules(), out)
     highs = record_highs(out.read_text().splitlines())
-    order = list(deps)
-    turns = [name for r in range(args.runs) for name in (order[::-1] if r % 2 else order)]
+    turns = alternated(tuple(deps), args.runs)
     legs: dict[str, list[dict[str, Any]]] = {name: [] for name in deps}
     for kind in ("drain", "latency"):
         for name in turns:

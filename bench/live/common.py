@@ -43,6 +43,12 @@ def log(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
+def alternated(names: tuple[str, ...], rounds: int) -> list[str]:
+    """`names` `rounds` times, every other round reversed (ABC CBA ABC): a drift of the
+    shared machine falls on every contender alike, and none always runs first."""
+    return [name for r in range(rounds) for name in (names if r % 2 == 0 else names[::-1])]
+
+
 def env_for(namespace: str, rules: Path, **extra: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(

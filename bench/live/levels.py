@@ -44,6 +44,7 @@ from bench.live.common import (
     BOOTSTRAP,
     CACHE,
     REDIS_URL,
+    alternated,
     cleanup,
     env_for,
     log,
@@ -179,8 +180,7 @@ def drain(rules: Path, n: int, n_symbols: int, per_symbol: int, logs: Path) -> d
     )
     runs: dict[str, list[dict[str, Any]]] = {"none": [], "levels": [], "quiet": []}
     fired: list[str] = []
-    order = ["none", "levels", "quiet", "quiet", "levels", "none", "none", "levels", "quiet"]
-    for case in order:
+    for case in alternated(("none", "levels", "quiet"), 3):
         namespace = f"bench.lvl.{uuid.uuid4().hex[:8]}."
         try:
             ingest(namespace, rules, data, logs, bundles=True)

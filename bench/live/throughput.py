@@ -12,6 +12,7 @@ from typing import Any
 
 from bench.live.common import (
     CACHE,
+    alternated,
     cleanup,
     env_for,
     log,
@@ -145,10 +146,9 @@ def signal_mixes(step: Step, prefix: str) -> None:
     each, alternated; every drain's symbol kinds checked equal to the backtest's."""
     expected: dict[str, list[Any]] = {}
     backtests: dict[str, list[dict[str, Any]]] = {mix: [] for mix in MIXES}
-    for round_ in range(MIX_DRAINS):
-        for mix in MIXES if round_ % 2 == 0 else MIXES[::-1]:
-            out = step.logs / f"backtest-{mix}.jsonl"
-            backtests[mix].append(backtest(step.data, bench_rules_mix(mix), out))
+    for mix in alternated(MIXES, MIX_DRAINS):
+        out = step.logs / f"backtest-{mix}.jsonl"
+        backtests[mix].append(backtest(step.data, bench_rules_mix(mix), out))
     for mix in MIXES:
         step.tp[f"backtest_{mix}"] = median_run(backtests[mix])
         out = step.logs / f"backtest-{mix}.jsonl"
@@ -158,15 +158,14 @@ def signal_mixes(step: Step, prefix: str) -> None:
         )
         step.results["checks"][f"backtest_{mix}_signals"] = len(expected[mix])
     drains: dict[str, list[dict[str, Any]]] = {mix: [] for mix in MIXES}
-    for round_ in range(MIX_DRAINS):
-        for mix in MIXES if round_ % 2 == 0 else MIXES[::-1]:
-            drain, processed = signal_mix(step, f"{prefix}{mix}.{round_}.", mix)
-            drains[mix].append(drain)
-            equal = symbol_signals(processed) == symbol_signals(expected[mix])
-            checks = step.results["checks"]
-            key = f"processor_bundles_{mix}_equal_backtest"
-            checks[key] = checks.get(key, True) and equal
-            checks[f"processor_bundles_{mix}_signals"] = len(processed)
+    checks = step.results["checks"]
+    for mix in alternated(MIXES, MIX_DRAINS):
+        drain, processed = signal_mix(step, f"{prefix}{mix}.{len(drains[mix])}.", mix)
+        drains[mix].append(drain)
+        equal = symbol_signals(processed) == symbol_signals(expected[mix])
+        key = f"processor_bundles_{mix}_equal_backtest"
+        checks[key] = checks.get(key, True) and equal
+        checks[f"processor_bundles_{mix}_signals"] = len(processed)
     for mix, runs in drains.items():
         step.tp[f"processor_bundles_{mix}"] = median_run(runs)
 
