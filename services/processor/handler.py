@@ -9,8 +9,9 @@ state already holds. So outputs must be on the broker before the state that says
 were sent, and the state before the events are acknowledged (the caller acknowledges
 them once `handle` returns).
 
-Nothing here knows faust: `send` is its producer's `send`, `table` an adapter over its
-table (services/processor/tables.py), `now` the wall clock; tests pass fakes.
+Nothing here knows faust: `send` queues a topic's records on its producer
+(services/processor/sender.py), `table` is an adapter over its table
+(services/processor/tables.py), `now` the wall clock; tests pass fakes.
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from schemas.topics import DLQ_REASON_HEADER, INGESTED_AT_HEADER
 from services.processor.outputs import Outputs, Record
 
 Headers = list[tuple[str, bytes]] | None
-# faust's Producer.send(topic, key, value, partition, timestamp, headers): awaiting it
-# queues the record and returns the future of its acknowledgement.
-Send = Callable[
-    [str, bytes | None, bytes, int | None, float | None, Headers], Awaitable[Awaitable[Any]]
-]
+# One record to send: key, value, headers.
+OutRecord = tuple[bytes | None, bytes, Headers]
+# send(topic, records): awaiting it queues the records, in order, each to the partition
+# its key hashes to, and returns the future of every acknowledgement.
+Send = Callable[[str, list[OutRecord]], Awaitable[Awaitable[Any]]]
 Load = Callable[[str], dict[str, Any] | None]
 
 
@@ -95,21 +96,33 @@ class BatchHandler:
         """Send every output now and wait until the broker has acknowledged them all."""
         send, topics = self.send, self.topics
         pending: list[Awaitable[Any]] = []
-        for signal, origin in zip(out.signals, out.signal_origins, strict=True):
-            value = signal.model_dump_json().encode()
-            subject = signal.subject.encode()
-            headers = origin_headers(origin)
-            pending.append(await send(topics.signals, subject, value, None, None, headers))
+        if out.signals:
+            signals: list[OutRecord] = [
+                (
+                    signal.subject.encode(),
+                    signal.model_dump_json().encode(),
+                    origin_headers(origin),
+                )
+                for signal, origin in zip(out.signals, out.signal_origins, strict=True)
+            ]
+            pending.append(await send(topics.signals, signals))
         # A pair's ticks of the batch in one record (a bundle), as the ingestor's ticks.
-        for pair, value, origin in out.pair_records():
-            headers = origin_headers(origin)
-            pending.append(await send(topics.pair_feed, pair.encode(), value, None, None, headers))
-        for dead in out.dead:
-            symbol = dead.symbol.encode() if dead.symbol else None
-            reason: Headers = [(DLQ_REASON_HEADER, dead.reason.encode())]
-            pending.append(
-                await send(topics.dlq, symbol, dead.model_dump_json().encode(), None, None, reason)
-            )
+        forwards: list[OutRecord] = [
+            (pair.encode(), value, origin_headers(origin))
+            for pair, value, origin in out.pair_records()
+        ]
+        if forwards:
+            pending.append(await send(topics.pair_feed, forwards))
+        if out.dead:
+            dead: list[OutRecord] = [
+                (
+                    d.symbol.encode() if d.symbol else None,
+                    d.model_dump_json().encode(),
+                    [(DLQ_REASON_HEADER, d.reason.encode())],
+                )
+                for d in out.dead
+            ]
+            pending.append(await send(topics.dlq, dead))
         if pending:
             await asyncio.gather(*pending)
 

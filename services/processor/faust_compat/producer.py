@@ -1,7 +1,8 @@
 """aiokafka's producer inside faust's, for aiokafka's batch API.
 
 faust's `Producer.send` takes one record; aiokafka's `create_batch`/`send_batch` send
-a whole changelog partition's records as one batch with one future. Reaching the aiokafka
+a partition's records (a changelog's, a batch's signals) as one batch with one future,
+and `partition_for` names the partition `send` would have chosen. Reaching the aiokafka
 producer faust started keeps those batches on the same connection, queue and order as
 every other send.
 """
@@ -13,6 +14,12 @@ from typing import Any, cast
 
 import faust
 from faust.transport.drivers import aiokafka as faust_aiokafka
+
+
+def partition_for(producer: Any, topic: str, key: bytes | None) -> int:
+    """The partition aiokafka's `send` would give a record of `key` on `topic` (its
+    partitioner over the topic's partitions; the metadata must be known)."""
+    return cast(int, producer._partition(topic, None, key, None, key, None))
 
 
 def aiokafka_producer(app: faust.App) -> Any:

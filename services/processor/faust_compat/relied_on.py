@@ -149,6 +149,13 @@ RELIED_ON: tuple[Reliance, ...] = (
         "called: the aiokafka producer, for its batch API",
     ),
     Reliance(
+        "aiokafka.producer.producer:AIOKafkaProducer",
+        "_partition",
+        ("topic", "partition", "key", "value", "serialized_key", "serialized_value"),
+        "called: the partition send would choose for a key, for a batch's records",
+        "aiokafka.producer.producer:AIOKafkaProducer.send",
+    ),
+    Reliance(
         "faust.transport.drivers.aiokafka:Producer",
         "_settings_extra",
         (),

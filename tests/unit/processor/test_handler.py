@@ -16,7 +16,7 @@ from schemas.dead_letter import DeadLetter
 from schemas.tick import Tick
 from schemas.topics import DLQ_REASON_HEADER, INGESTED_AT_HEADER
 from services.detection.rules import DivergenceRule, Rules
-from services.processor.handler import BatchHandler, Headers, OutputTopics
+from services.processor.handler import BatchHandler, Headers, OutputTopics, OutRecord
 from services.processor.outputs import Record
 from services.processor.pair_stage import PairStage
 from services.processor.symbol_stage import SymbolStage
@@ -36,17 +36,11 @@ class Broker(PendingAcks):
         self.log: list[tuple[str, ...]] = []
         self.sent: list[tuple[str, bytes | None, bytes, Headers]] = []
 
-    async def send(
-        self,
-        topic: str,
-        key: bytes | None,
-        value: bytes,
-        partition: int | None,  # noqa: ARG002 - the producer's signature
-        timestamp: float | None,  # noqa: ARG002
-        headers: Headers,
-    ) -> asyncio.Future[None]:
-        self.log.append(("send", topic))
-        self.sent.append((topic, key, value, headers))
+    async def send(self, topic: str, records: list[OutRecord]) -> asyncio.Future[None]:
+        """One acknowledgement for the call, as the producer's batches give."""
+        for key, value, headers in records:
+            self.log.append(("send", topic))
+            self.sent.append((topic, key, value, headers))
         ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         ack.add_done_callback(lambda _f: self.log.append(("ack", topic)))
         self.acks.append(ack)
@@ -88,7 +82,8 @@ BATCH = [
 
 
 def sends_for(batch: list[Record]) -> list[str]:
-    """The topics the handler must send to for `batch` on empty state, in order."""
+    """The topics the handler must send to for `batch` on empty state, record by record,
+    in order (one call, one acknowledgement, per topic)."""
     out = SymbolStage(RULES, "ticks").process(batch, lambda _key: None, NOW)
     assert out.signals, "the scenario has signals"
     assert out.dead, "the scenario has dead letters"
@@ -120,7 +115,7 @@ def test_outputs_are_acknowledged_before_the_state_is_written() -> None:
         broker = Broker()
         table = Table(broker.log)
         task = asyncio.create_task(handler(broker, table).handle(BATCH))
-        await _until(lambda: len(broker.acks) == len(sends_for(BATCH)))
+        await _until(lambda: len(broker.acks) == len(set(sends_for(BATCH))))
         # Every output is out, none acknowledged: the state must wait.
         await asyncio.sleep(0.01)
         assert not task.done()
@@ -139,7 +134,7 @@ def test_what_goes_out_carries_keys_and_headers() -> None:
     async def scenario() -> Broker:
         broker = Broker()
         task = asyncio.create_task(handler(broker, Table(broker.log)).handle(BATCH))
-        await _until(lambda: len(broker.acks) == len(sends_for(BATCH)))
+        await _until(lambda: len(broker.acks) == len(set(sends_for(BATCH))))
         broker.acknowledge()
         await task
         return broker
@@ -168,7 +163,7 @@ def test_a_failed_send_writes_nothing_and_the_replay_sends_the_same_again() -> N
         broker = Broker()
         table.log = broker.log
         task = asyncio.create_task(handler(broker, table).handle(BATCH))
-        await _until(lambda: len(broker.acks) == len(sends_for(BATCH)))
+        await _until(lambda: len(broker.acks) == len(set(sends_for(BATCH))))
         broker.acknowledge(RuntimeError("broker gone") if fail else None)
         if fail:
             with pytest.raises(RuntimeError, match="broker gone"):
