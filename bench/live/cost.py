@@ -43,6 +43,7 @@ from bench.live.common import (
     PY,
     ROOT,
     cleanup,
+    cpu_seconds,
     env_for,
     group_lag,
     log,
@@ -61,16 +62,6 @@ from tests.support.services import free_port
 SERVICES = ROOT / "deploy" / "local" / "services.sh"
 KAFKA_PID = ROOT / ".local" / "run" / "kafka.pid"
 WARM_S = 5.0
-CLK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU of a process, every thread included."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-    return (int(fields[11]) + int(fields[12])) / CLK
 
 
 def cpu_shares(pids: dict[str, int], seconds: float) -> dict[str, float]:

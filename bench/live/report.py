@@ -17,6 +17,9 @@ from bench.live.cost import print_cost
 from bench.live.drain import QUIX_VENV
 from bench.live.levels import print_levels
 
+# record highs alone, every signal: the two drains issue 21's processor ratio compares
+MIX_PAIR = ("record_highs", "every_signal")
+
 
 def versions() -> dict[str, Any]:
     out: dict[str, Any] = {"python": platform.python_version()}
@@ -86,6 +89,11 @@ def ratios(tp: dict[str, Any]) -> dict[str, float]:
         out["every_signal_to_record_highs_backtest"] = (
             tp["backtest_every_signal"]["rate"] / tp["backtest_record_highs"]["rate"]
         )
+        cpu = [tp[f"processor_bundles_{m}"].get("cpu_us_per_tick_median") for m in MIX_PAIR]
+        if None not in cpu:
+            # The same ratio by the worker's CPU a tick (record highs' over every signal's):
+            # what the machine's waits and swings move least.
+            out["every_signal_to_record_highs_processor_cpu"] = cpu[0] / cpu[1]
     if "processor_bundles_day_moves" in tp and "processor_bundles_record_highs" in tp:
         out["day_moves_to_record_highs_processor_bundles"] = (
             tp["processor_bundles_day_moves"]["rate"] / tp["processor_bundles_record_highs"]["rate"]

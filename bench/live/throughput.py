@@ -21,7 +21,7 @@ from bench.live.common import (
     signal_key,
     ticks_in,
 )
-from bench.live.data import bench_rules_mix
+from bench.live.data import bench_rules_mix, bench_ticks
 from bench.live.drain import backtest, limits, processor_drain, quix_available, quix_peer
 from bench.live.ingest import ingest, ingest_producer_settings, raw_producer
 
@@ -138,6 +138,10 @@ MIXES = ("record_highs", "day_moves", "every_signal")
 # Drains per mix, alternated (ABC CBA ABC): one drain swings by a fifth between runs on
 # this machine, so the ratios are of medians.
 MIX_DRAINS = 3
+# Each mix drains this many times the bench file's ticks (the same generator, longer): a
+# drain of the 400,000 lasted under 2 s, whose first and last 50 ms samples and the
+# worker's first batches moved a ratio by several hundredths from run to run.
+MIX_SCALE = 3
 
 
 def signal_mixes(step: Step, prefix: str) -> None:
@@ -157,10 +161,19 @@ def signal_mixes(step: Step, prefix: str) -> None:
             sorted({s["kind"] for s in expected[mix]})
         )
         step.results["checks"][f"backtest_{mix}_signals"] = len(expected[mix])
+    # The longer file's own backtests, once each: what every drain's signals must equal.
+    n = step.n * MIX_SCALE
+    data = bench_ticks(n)
+    for mix in MIXES:
+        out = step.logs / f"backtest-{mix}-{n}.jsonl"
+        backtest(data, bench_rules_mix(mix), out)
+        expected[mix] = [json.loads(line) for line in out.read_text().splitlines()]
+    step.results["checks"]["mix_drain_ticks"] = n
     drains: dict[str, list[dict[str, Any]]] = {mix: [] for mix in MIXES}
     checks = step.results["checks"]
     for mix in alternated(MIXES, MIX_DRAINS):
-        drain, processed = signal_mix(step, f"{prefix}{mix}.{len(drains[mix])}.", mix)
+        namespace = f"{prefix}{mix}.{len(drains[mix])}."
+        drain, processed = signal_mix(step, namespace, mix, data, n)
         drains[mix].append(drain)
         equal = symbol_signals(processed) == symbol_signals(expected[mix])
         key = f"processor_bundles_{mix}_equal_backtest"
@@ -171,22 +184,30 @@ def signal_mixes(step: Step, prefix: str) -> None:
 
 
 def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """The run of median rate, with every run's rate beside it."""
+    """The run of median rate, with every run's rate (and CPU a tick, for drains) beside it."""
     ranked = sorted(runs, key=lambda d: float(d["rate"]))
-    return {**ranked[len(ranked) // 2], "runs": [d["rate"] for d in runs]}
+    out = {**ranked[len(ranked) // 2], "runs": [d["rate"] for d in runs]}
+    if all("cpu_us_per_tick" in d for d in runs):
+        cpu = sorted(float(d["cpu_us_per_tick"]) for d in runs)
+        out["cpu_us_per_tick_runs"] = [d["cpu_us_per_tick"] for d in runs]
+        out["cpu_us_per_tick_median"] = cpu[len(cpu) // 2]
+    return out
 
 
-def signal_mix(step: Step, namespace: str, mix: str) -> tuple[dict[str, Any], list[Any]]:
-    """One drain of the bundles with the `mix` rules: its figures and its signals."""
+def signal_mix(
+    step: Step, namespace: str, mix: str, data: Path, n: int
+) -> tuple[dict[str, Any], list[Any]]:
+    """One drain of `data`'s `n` ticks in bundles with the `mix` rules: its figures and
+    its signals."""
     rules = bench_rules_mix(mix)
-    log(f"marketsignal process: backlog drain of the bundles with {mix.replace('_', ' ')}")
+    log(f"marketsignal process: backlog drain of {n:,} ticks in bundles, {mix.replace('_', ' ')}")
     try:
-        ingest(namespace, rules, step.data, step.logs, bundles=True)
-        drain = processor_drain(namespace, rules, step.n, step.logs)
+        ingest(namespace, rules, data, step.logs, bundles=True)
+        drain = processor_drain(namespace, rules, n, step.logs)
         processed = [json.loads(r.value) for r in read_topic(namespace + "signals")]
     finally:
         cleanup(namespace)
-    log(f"  {drain['rate']:,.0f} ticks/s")
+    log(f"  {drain['rate']:,.0f} ticks/s, {drain['cpu_us_per_tick']:.2f} us of CPU a tick")
     return drain, processed
 
 

@@ -5,7 +5,9 @@ loop is doing (a blocking kafka-python poll, Faust's event loop, a batch replay)
 registry is created by the service's `run` and passed in: there is no global registry,
 so two services in one test process never share or clash on metric names.
 
-- `/metrics`: the registry in the Prometheus text format.
+- `/metrics`: the registry in the Prometheus text format; `?name[]=...` (repeatable) only
+  the samples of those names, as prometheus_client's own handler answers (a poller of one
+  counter, such as the benchmarks, then costs the service little).
 - `/healthz`: 200 while the process serves HTTP at all (liveness: restart me if not).
 - `/readyz`: 200 when the readiness callback says the service is connected and able to
   work (for the processor: table recovery finished), else 503 with the reason.
@@ -18,6 +20,7 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
@@ -70,10 +73,12 @@ def all_of(*checks: Readiness) -> Readiness:
 def _handler(registry: CollectorRegistry, ready: Readiness) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            path = self.path.split("?", 1)[0]
+            path, _, query = self.path.partition("?")
             if path == "/metrics":
                 encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-                self._send(200, encoder(registry), content_type)
+                names = parse_qs(query).get("name[]")
+                chosen = registry.restricted_registry(names) if names else registry
+                self._send(200, encoder(chosen), content_type)
             elif path == "/healthz":
                 self._send(200, b"alive\n")
             elif path == "/readyz":
