@@ -168,6 +168,8 @@ def signal_mixes(step: Step, prefix: str) -> None:
         out = step.logs / f"backtest-{mix}-{n}.jsonl"
         backtest(data, bench_rules_mix(mix), out)
         expected[mix] = [json.loads(line) for line in out.read_text().splitlines()]
+        # beside processor_bundles_{mix}_signals, which counts the same ticks' drain
+        step.results["checks"][f"backtest_{mix}_mix_drain_signals"] = len(expected[mix])
     step.results["checks"]["mix_drain_ticks"] = n
     drains: dict[str, list[dict[str, Any]]] = {mix: [] for mix in MIXES}
     checks = step.results["checks"]
