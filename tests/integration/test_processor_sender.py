@@ -7,56 +7,28 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
+from collections.abc import Callable
 from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.admin import NewTopic
 
 from services.processor.handler import OutRecord
 from services.processor.sender import Sender
+from services.runtime.kafka_admin import ensure_topics
 from services.runtime.settings import Settings
 
 pytestmark = pytest.mark.integration
 PARTITIONS = 6
 
 
-def create_topics(settings: Settings, *names: str) -> None:
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    try:
-        admin.create_topics(
-            [NewTopic(name, num_partitions=PARTITIONS, replication_factor=1) for name in names]
-        )
-    finally:
-        admin.close()
-
-
-def read_all(settings: Settings, topic: str, n: int) -> dict[int, list[Any]]:
-    """The topic's records by partition, in offset order (`n` in all)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, enable_auto_commit=False)
-    parts = [TopicPartition(topic, p) for p in range(PARTITIONS)]
-    consumer.assign(parts)
-    consumer.seek_to_beginning(*parts)
-    out: dict[int, list[Any]] = defaultdict(list)
-    try:
-        for _ in range(100):
-            for tp, recs in consumer.poll(timeout_ms=200).items():
-                out[tp.partition].extend(recs)
-            if sum(len(v) for v in out.values()) >= n:
-                break
-    finally:
-        consumer.close()
-    return out
-
-
 def test_records_go_in_batches_to_the_partitions_send_would_choose(
-    settings: Any, namespace: str
+    settings: Any, namespace: str, read_topic: Callable[..., list[Any]]
 ) -> None:
     config: Settings = settings()
     batched, single = f"{namespace}sender.batched", f"{namespace}sender.single"
-    create_topics(config, batched, single)
+    ensure_topics(config, [batched, single], PARTITIONS)
     # Three records per key, interleaved; a few without a key; values large enough that a
     # partition's records overflow the producer's (small) batch and need a second one.
     keys = [f"S{i}.HK".encode() for i in range(40)]
@@ -90,7 +62,9 @@ def test_records_go_in_batches_to_the_partitions_send_would_choose(
 
     chosen = asyncio.run(scenario())
     assert len(set(chosen.values())) > 1  # the keys spread: the test can tell partitions apart
-    got = read_all(config, batched, len(records))
+    got: dict[int, list[Any]] = defaultdict(list)
+    for rec in read_topic(batched, expect=len(records)):  # in (partition, offset) order
+        got[rec.partition].append(rec)
     assert sum(len(v) for v in got.values()) == len(records)
     seen: dict[bytes, list[bytes]] = defaultdict(list)
     for partition, recs in got.items():
