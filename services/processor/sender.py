@@ -48,13 +48,7 @@ class Sender:
             by_partition.setdefault(at, []).append(record)
         acks: list[Awaitable[Any]] = []
         for partition, queued in by_partition.items():
-            batch = producer.create_batch()
-            for key, value, headers in queued:
-                if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
-                    acks.append(await producer.send_batch(batch, topic, partition=partition))
-                    batch = producer.create_batch()  # full: an empty one takes any record
-                    batch.append(key=key, value=value, timestamp=None, headers=headers)
-            acks.append(await producer.send_batch(batch, topic, partition=partition))
+            acks += await _send_partition(producer, topic, partition, queued)
         return asyncio.gather(*acks)
 
     async def send_batch(
@@ -62,12 +56,20 @@ class Sender:
     ) -> Awaitable[Any]:
         """The state tables' `SendBatch`: one future per changelog partition, not per key."""
         producer = aiokafka_producer(self.app)
-        acks: list[Awaitable[Any]] = []
-        batch = producer.create_batch()
-        for key, value in records:
-            if batch.append(key=key, value=value, timestamp=None) is None:  # batch full
-                acks.append(await producer.send_batch(batch, topic, partition=partition))
-                batch = producer.create_batch()
-                batch.append(key=key, value=value, timestamp=None)  # an empty one takes any
-        acks.append(await producer.send_batch(batch, topic, partition=partition))
-        return asyncio.gather(*acks)
+        queued: list[OutRecord] = [(key, value, None) for key, value in records]
+        return asyncio.gather(*await _send_partition(producer, topic, partition, queued))
+
+
+async def _send_partition(
+    producer: Any, topic: str, partition: int, records: list[OutRecord]
+) -> list[Awaitable[Any]]:
+    """`records` to one partition in as few producer batches as fit: their futures."""
+    acks: list[Awaitable[Any]] = []
+    batch = producer.create_batch()
+    for key, value, headers in records:
+        if batch.append(key=key, value=value, timestamp=None, headers=headers) is None:
+            acks.append(await producer.send_batch(batch, topic, partition=partition))
+            batch = producer.create_batch()  # full: an empty one takes any record
+            batch.append(key=key, value=value, timestamp=None, headers=headers)
+    acks.append(await producer.send_batch(batch, topic, partition=partition))
+    return acks
